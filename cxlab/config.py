@@ -1,0 +1,636 @@
+"""Metric catalog and experiment configs (CONTRACT §2-3) as frozen, typed models.
+
+One loader reads YAML with PyYAML, keeps each key's line number, and rejects unknown
+keys, unknown types and inconsistent values with ``file:line``. The models are
+hashable, so the app can cache on them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+
+from cxlab.errors import ConfigError
+
+MetricType = Literal["proportion", "mean", "ratio", "nps"]
+Aggregate = Literal["sum", "count", "max", "last"]
+Direction = Literal["increase", "decrease"]
+Decision = Literal["sequential", "fixed", "bayesian"]
+Status = Literal["planned", "running", "stopped", "shipped", "rolled_back"]
+SequentialMethod = Literal["mixture", "group"]
+Correction = Literal["holm", "bh", "none"]
+Format = Literal["percent", "number", "currency"]
+Role = Literal["primary", "secondary", "guardrail"]
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_SEQUENTIAL_TUNING = 5000
+CANONICAL_COLUMNS = (
+    "timestamp",
+    "user_id",
+    "event",
+    "experiment_id",
+    "variant",
+    "value",
+)
+CATALOG_FILE = "metrics.yaml"
+WEIGHT_TOLERANCE = 1e-6
+
+FilterValue = str | int | float | bool
+Filter = tuple[tuple[str, FilterValue], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One side of a ratio metric: which events, aggregated how per user."""
+
+    event: str
+    aggregate: Aggregate = "count"
+    filter: Filter = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    """A metric of the catalog (CONTRACT §2)."""
+
+    id: str
+    type: MetricType
+    direction: Direction
+    event: str | None = None
+    aggregate: Aggregate = "sum"
+    numerator: EventSpec | None = None
+    denominator: EventSpec | None = None
+    name: str = ""
+    description: str = ""
+    window_days: int | None = None
+    filter: Filter = ()
+    format: Format | None = None
+
+    @property
+    def label(self) -> str:
+        """Display name: ``name`` or the id."""
+        return self.name or self.id
+
+    @property
+    def value_format(self) -> Format:
+        """How to show values: the configured format or the type's natural one."""
+        if self.format is not None:
+            return self.format
+        return "percent" if self.type == "proportion" else "number"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """An arm of an experiment and its planned share of users."""
+
+    id: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class BayesPrior:
+    """Normal prior on the relative lift."""
+
+    mean: float
+    sd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An experiment config (CONTRACT §3), with its metrics resolved by id."""
+
+    id: str
+    variants: tuple[Variant, ...]
+    control: str
+    start: dt.date
+    primary_metrics: tuple[str, ...]
+    name: str = ""
+    hypothesis: str = ""
+    owner: str = ""
+    end: dt.date | None = None
+    secondary_metrics: tuple[str, ...] = ()
+    guardrail_metrics: tuple[str, ...] = ()
+    alpha: float = DEFAULT_ALPHA
+    decision: Decision = "sequential"
+    dimensions: tuple[str, ...] = ()
+    status: Status | None = None
+    decision_note: str = ""
+    planned_users: int | None = None
+    sequential_tuning: int = DEFAULT_SEQUENTIAL_TUNING
+    sequential_method: SequentialMethod = "mixture"
+    bayes_prior: BayesPrior | None = None
+    correction: Correction = "holm"
+    cuped_days: int = 0
+    tags: tuple[str, ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()
+    source: str = field(default="", compare=False)
+    content_hash: str = ""
+
+    @property
+    def label(self) -> str:
+        """Display name: ``name`` or the id."""
+        return self.name or self.id
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        """Variant ids other than the control, in config order."""
+        return tuple(v.id for v in self.variants if v.id != self.control)
+
+    @property
+    def variant_ids(self) -> tuple[str, ...]:
+        """All variant ids, in config order."""
+        return tuple(v.id for v in self.variants)
+
+    @property
+    def metric_roles(self) -> tuple[tuple[str, Role], ...]:
+        """Every metric with its role, primary first, each metric once."""
+        seen: set[str] = set()
+        out: list[tuple[str, Role]] = []
+        for ids, role in (
+            (self.primary_metrics, "primary"),
+            (self.secondary_metrics, "secondary"),
+            (self.guardrail_metrics, "guardrail"),
+        ):
+            for metric_id in ids:
+                if metric_id not in seen:
+                    seen.add(metric_id)
+                    out.append((metric_id, role))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The metric catalog: metric id → definition."""
+
+    metrics: tuple[MetricDef, ...]
+    source: str = field(default="", compare=False)
+
+    def __getitem__(self, metric_id: str) -> MetricDef:
+        for metric in self.metrics:
+            if metric.id == metric_id:
+                return metric
+        raise KeyError(metric_id)
+
+    def __contains__(self, metric_id: object) -> bool:
+        return any(m.id == metric_id for m in self.metrics)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Metric ids in file order."""
+        return tuple(m.id for m in self.metrics)
+
+
+# --- YAML with line numbers -------------------------------------------------------
+
+
+class _LineDict(dict):
+    """A dict that remembers the 1-based line of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings carry line numbers."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)
+    mapping = _LineDict()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def _read_yaml(path: Path) -> tuple[Any, str]:
+    """Parse a YAML file into line-aware data; return it and the text's hash."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read file: {exc.strerror}") from exc
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, line, f"invalid YAML: {problem}") from exc
+    return data, hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Fields:
+    """Typed access to one YAML mapping, raising ConfigError with file:line."""
+
+    def __init__(self, path: Path, data: Any, what: str, line: int | None = None):
+        if not isinstance(data, dict):
+            raise ConfigError(path, line, f"{what} must be a mapping")
+        self.path = path
+        self.data = data
+        self.what = what
+        self.line = getattr(data, "line", line)
+
+    def line_of(self, key: str) -> int | None:
+        lines = getattr(self.data, "key_lines", {})
+        return lines.get(key, self.line)
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        line = self.line_of(key) if key is not None else self.line
+        return ConfigError(self.path, line, message)
+
+    def reject_unknown(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.error(
+                    key, f"unknown key '{key}' in {self.what} (allowed: {known})"
+                )
+
+    def has(self, key: str) -> bool:
+        return key in self.data and self.data[key] is not None
+
+    def text(self, key: str, default: str | None = None) -> str:
+        if not self.has(key):
+            if default is None:
+                raise self.error(None, f"{self.what} needs '{key}'")
+            return default
+        value = self.data[key]
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise self.error(key, f"'{key}' must be text, got {value!r}")
+        return str(value)
+
+    def choice(self, key: str, options: Any, default: str | None = None) -> Any:
+        allowed = get_args(options)
+        value = self.text(key, default)
+        if value not in allowed:
+            raise self.error(
+                key,
+                f"'{key}' must be one of {' | '.join(allowed)}, got '{value}'",
+            )
+        return value
+
+    def integer(self, key: str, default: int | None, *, minimum: int) -> int | None:
+        if not self.has(key):
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"'{key}' must be an integer ≥ {minimum}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        if not self.has(key):
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"'{key}' must be a number, got {value!r}")
+        return float(value)
+
+    def date(self, key: str, *, required: bool) -> dt.date | None:
+        if not self.has(key):
+            if required:
+                raise self.error(None, f"{self.what} needs '{key}'")
+            return None
+        value = self.data[key]
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise self.error(
+                key, f"'{key}' must be a date YYYY-MM-DD, got {value!r}"
+            ) from None
+
+    def text_list(self, key: str) -> tuple[str, ...]:
+        if not self.has(key):
+            return ()
+        value = self.data[key]
+        if isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"'{key}' must be a list of names")
+        return tuple(value)
+
+
+# --- metric catalog ----------------------------------------------------------------
+
+_METRIC_COMMON = {"type", "direction", "name", "description", "window_days", "filter"}
+_METRIC_KEYS: dict[str, set[str]] = {
+    "proportion": _METRIC_COMMON | {"event", "format"},
+    "mean": _METRIC_COMMON | {"event", "aggregate", "format"},
+    "nps": _METRIC_COMMON | {"event", "format"},
+    "ratio": _METRIC_COMMON | {"numerator", "denominator", "format"},
+}
+
+
+def _parse_filter(fields: _Fields, key: str = "filter") -> Filter:
+    if not fields.has(key):
+        return ()
+    raw = fields.data[key]
+    if not isinstance(raw, dict) or not raw:
+        raise fields.error(key, f"'{key}' must be a mapping of column: value")
+    pairs: list[tuple[str, FilterValue]] = []
+    for column, value in raw.items():
+        if not isinstance(column, str) or column in CANONICAL_COLUMNS:
+            raise fields.error(
+                key, f"'{key}' can only test dimension columns, not {column!r}"
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise fields.error(key, f"'{key}.{column}' must be a single value")
+        pairs.append((column, value))
+    return tuple(sorted(pairs, key=lambda pair: pair[0]))
+
+
+def _parse_event_spec(path: Path, data: Any, what: str, line: int | None) -> EventSpec:
+    fields = _Fields(path, data, what, line)
+    fields.reject_unknown({"event", "aggregate", "filter"})
+    return EventSpec(
+        event=fields.text("event"),
+        aggregate=fields.choice("aggregate", Aggregate, "count"),
+        filter=_parse_filter(fields),
+    )
+
+
+def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> MetricDef:
+    fields = _Fields(path, data, f"metric '{metric_id}'", line)
+    metric_type = fields.choice("type", MetricType)
+    fields.reject_unknown(_METRIC_KEYS[metric_type])
+    window_days = fields.integer("window_days", None, minimum=1)
+    common: dict[str, Any] = {
+        "id": metric_id,
+        "type": metric_type,
+        "direction": fields.choice("direction", Direction),
+        "name": fields.text("name", ""),
+        "description": fields.text("description", ""),
+        "window_days": window_days,
+        "filter": _parse_filter(fields),
+        "format": fields.choice("format", Format) if fields.has("format") else None,
+    }
+    if metric_type == "ratio":
+        for key in ("numerator", "denominator"):
+            if not fields.has(key):
+                raise fields.error(None, f"ratio metric '{metric_id}' needs '{key}'")
+        return MetricDef(
+            **common,
+            numerator=_parse_event_spec(
+                path,
+                data["numerator"],
+                f"{metric_id}.numerator",
+                fields.line_of("numerator"),
+            ),
+            denominator=_parse_event_spec(
+                path,
+                data["denominator"],
+                f"{metric_id}.denominator",
+                fields.line_of("denominator"),
+            ),
+        )
+    aggregate = (
+        fields.choice("aggregate", Aggregate, "sum") if metric_type == "mean" else "sum"
+    )
+    return MetricDef(**common, event=fields.text("event"), aggregate=aggregate)
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    """Load and validate the metric catalog (CONTRACT §2).
+
+    Args:
+        path: the ``metrics.yaml`` file.
+
+    Returns:
+        The catalog, metrics in file order.
+
+    Raises:
+        ConfigError: unknown keys or types, missing fields, naming ``file:line``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, "metric catalog not found")
+    data, _ = _read_yaml(path)
+    fields = _Fields(path, data, "metric catalog", 1)
+    metrics = []
+    for metric_id, spec in data.items():
+        if not isinstance(metric_id, str) or not metric_id:
+            raise fields.error(None, f"metric ids must be text, got {metric_id!r}")
+        metrics.append(_parse_metric(path, metric_id, spec, fields.line_of(metric_id)))
+    if not metrics:
+        raise ConfigError(path, 1, "the metric catalog defines no metrics")
+    return Catalog(tuple(metrics), source=str(path))
+
+
+# --- experiments -------------------------------------------------------------------
+
+_EXPERIMENT_KEYS = {
+    "id", "name", "hypothesis", "owner", "start", "end", "variants", "control",
+    "primary_metric", "secondary_metrics", "guardrail_metrics", "alpha", "decision",
+    "dimensions", "status", "decision_note", "planned_users", "sequential_tuning",
+    "sequential_method", "bayes_prior", "correction", "cuped_days", "tags", "columns",
+}  # fmt: skip
+
+
+def _parse_variants(fields: _Fields) -> tuple[Variant, ...]:
+    raw = fields.data.get("variants")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise fields.error("variants", "'variants' must list at least two arms")
+    parsed: list[tuple[str, float | None]] = []
+    for item in raw:
+        if isinstance(item, str):
+            parsed.append((item, None))
+            continue
+        arm = _Fields(fields.path, item, "a variant", fields.line_of("variants"))
+        arm.reject_unknown({"id", "weight"})
+        weight = arm.number("weight", math.nan) if arm.has("weight") else None
+        if weight is not None and not 0 < weight < 1:
+            raise arm.error("weight", "a variant's weight must be between 0 and 1")
+        parsed.append((arm.text("id"), weight))
+    ids = [variant_id for variant_id, _ in parsed]
+    duplicates = sorted({v for v in ids if ids.count(v) > 1})
+    if duplicates:
+        raise fields.error(
+            "variants", f"duplicate variant id(s): {', '.join(duplicates)}"
+        )
+    weights = [w for _, w in parsed]
+    if all(w is None for w in weights):
+        weights = [1 / len(parsed)] * len(parsed)
+    elif any(w is None for w in weights):
+        raise fields.error("variants", "give a weight for every variant or for none")
+    total = math.fsum(w for w in weights if w is not None)
+    if abs(total - 1) > WEIGHT_TOLERANCE:
+        raise fields.error("variants", f"variant weights must sum to 1, got {total:g}")
+    return tuple(Variant(v, float(w)) for v, w in zip(ids, weights, strict=True))  # type: ignore[arg-type]
+
+
+def _parse_prior(fields: _Fields) -> BayesPrior | None:
+    if not fields.has("bayes_prior"):
+        return None
+    prior = _Fields(
+        fields.path,
+        fields.data["bayes_prior"],
+        "bayes_prior",
+        fields.line_of("bayes_prior"),
+    )
+    prior.reject_unknown({"mean", "sd"})
+    sd = prior.number("sd", math.nan)
+    if not sd > 0:
+        raise prior.error("sd", "bayes_prior needs a positive 'sd'")
+    return BayesPrior(mean=prior.number("mean", 0.0), sd=sd)
+
+
+def _parse_columns(fields: _Fields) -> tuple[tuple[str, str], ...]:
+    if not fields.has("columns"):
+        return ()
+    raw = fields.data["columns"]
+    if not isinstance(raw, dict):
+        raise fields.error(
+            "columns", "'columns' must map contract names to log columns"
+        )
+    for canonical, source in raw.items():
+        if canonical not in CANONICAL_COLUMNS:
+            raise fields.error(
+                "columns",
+                f"'columns' maps unknown column '{canonical}' "
+                f"(allowed: {', '.join(CANONICAL_COLUMNS)})",
+            )
+        if not isinstance(source, str) or not source:
+            raise fields.error(
+                "columns", f"'columns.{canonical}' must be a column name"
+            )
+    return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
+
+
+def parse_experiment(
+    path: Path, data: Any, catalog: Catalog, digest: str = ""
+) -> Experiment:
+    """Validate one experiment's YAML data against CONTRACT §3 and the catalog."""
+    fields = _Fields(path, data, "experiment", 1)
+    fields.reject_unknown(_EXPERIMENT_KEYS)
+    experiment_id = fields.text("id", path.stem)
+    if (
+        not experiment_id
+        or any(ch in experiment_id for ch in "/\\")
+        or experiment_id.startswith(".")
+    ):
+        raise fields.error("id", f"invalid experiment id {experiment_id!r}")
+    variants = _parse_variants(fields)
+    variant_ids = [v.id for v in variants]
+    control = fields.text("control", variants[0].id)
+    if control not in variant_ids:
+        raise fields.error("control", f"control '{control}' is not one of the variants")
+    start = fields.date("start", required=True)
+    end = fields.date("end", required=False)
+    assert start is not None
+    if end is not None and end < start:
+        raise fields.error("end", f"end {end} is before start {start}")
+    primary = fields.text_list("primary_metric")
+    if not primary:
+        raise fields.error(None, "experiment needs 'primary_metric'")
+    for key in ("primary_metric", "secondary_metrics", "guardrail_metrics"):
+        for metric_id in fields.text_list(key):
+            if metric_id not in catalog:
+                raise fields.error(
+                    key,
+                    f"metric '{metric_id}' is not in the catalog {catalog.source}",
+                )
+    alpha = fields.number("alpha", DEFAULT_ALPHA)
+    if not 0 < alpha < 0.5:
+        raise fields.error("alpha", f"'alpha' must be between 0 and 0.5, got {alpha:g}")
+    tuning = fields.integer("sequential_tuning", DEFAULT_SEQUENTIAL_TUNING, minimum=2)
+    return Experiment(
+        id=experiment_id,
+        name=fields.text("name", ""),
+        hypothesis=fields.text("hypothesis", ""),
+        owner=fields.text("owner", ""),
+        start=start,
+        end=end,
+        variants=variants,
+        control=control,
+        primary_metrics=primary,
+        secondary_metrics=fields.text_list("secondary_metrics"),
+        guardrail_metrics=fields.text_list("guardrail_metrics"),
+        alpha=alpha,
+        decision=fields.choice("decision", Decision, "sequential"),
+        dimensions=fields.text_list("dimensions"),
+        status=fields.choice("status", Status) if fields.has("status") else None,
+        decision_note=fields.text("decision_note", ""),
+        planned_users=fields.integer("planned_users", None, minimum=2),
+        sequential_tuning=tuning if tuning is not None else DEFAULT_SEQUENTIAL_TUNING,
+        sequential_method=fields.choice(
+            "sequential_method", SequentialMethod, "mixture"
+        ),
+        bayes_prior=_parse_prior(fields),
+        correction=fields.choice("correction", Correction, "holm"),
+        cuped_days=fields.integer("cuped_days", 0, minimum=0) or 0,
+        tags=fields.text_list("tags"),
+        columns=_parse_columns(fields),
+        source=str(path),
+        content_hash=digest,
+    )
+
+
+def load_experiment(path: Path | str, catalog: Catalog) -> Experiment:
+    """Load and validate one experiment YAML file.
+
+    Raises:
+        ConfigError: naming ``file:line`` of the first problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, None, "experiment config not found")
+    data, digest = _read_yaml(path)
+    return parse_experiment(path, data, catalog, digest)
+
+
+def experiment_files(folder: Path | str) -> list[Path]:
+    """Experiment YAML files in a folder (every *.yaml / *.yml but the catalog)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(folder, None, "experiments folder not found")
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return [f for f in files if f.name not in (CATALOG_FILE, "metrics.yml")]
+
+
+def load_experiments(folder: Path | str, catalog: Catalog) -> list[Experiment]:
+    """Load every experiment of a folder, sorted by id; ids must be unique."""
+    experiments = [load_experiment(f, catalog) for f in experiment_files(folder)]
+    seen: dict[str, str] = {}
+    for exp in experiments:
+        if exp.id in seen:
+            raise ConfigError(
+                exp.source,
+                1,
+                f"experiment id '{exp.id}' is also used by {seen[exp.id]}",
+            )
+        seen[exp.id] = exp.source
+    return sorted(experiments, key=lambda e: e.id)
+
+
+def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:
+    """Resolve a CLI reference: a config file's path or an experiment id in the folder."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return load_experiment(path, catalog)
+    for exp in load_experiments(folder, catalog):
+        if exp.id == ref:
+            return exp
+    raise ConfigError(folder, None, f"no experiment with id or file '{ref}'")
+
+
+def as_yaml_mapping(data: Mapping[str, Any]) -> str:
+    """Dump plain data as block YAML in key order (for the config studio)."""
+    return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,51 @@
+"""The one family of user-facing errors: bad input, named precisely.
+
+The CLI maps every :class:`InputError` to exit code 2 and prints its message; the app
+shows it in an error box. Anything else is an internal fault (exit code 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(Exception):
+    """Bad input from the user: a log, a config or an argument.
+
+    The message always names where the problem is: the file, and the line (configs)
+    or the column and the first offending rows (event logs).
+    """
+
+
+class ConfigError(InputError):
+    """A metric catalog or experiment YAML that breaks CONTRACT §2-3."""
+
+    def __init__(self, file: Path | str, line: int | None, message: str) -> None:
+        self.file = str(file)
+        self.line = line
+        self.detail = message
+        where = f"{self.file}:{line}" if line is not None else self.file
+        super().__init__(f"{where}: {message}")
+
+
+class EventLogError(InputError):
+    """An event log that breaks CONTRACT §1."""
+
+    def __init__(
+        self,
+        file: Path | str,
+        message: str,
+        *,
+        column: str | None = None,
+        rows: str | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.column = column
+        self.rows = rows
+        self.detail = message
+        text = f"{self.file}: {message}"
+        if column is not None:
+            text += f" (column '{column}')"
+        if rows:
+            text += f"\nFirst offending rows:\n{rows}"
+        super().__init__(text)
