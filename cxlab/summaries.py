@@ -27,8 +27,6 @@ import polars as pl
 
 from cxlab.attribution import (
     DIM_PREFIX,
-    KEYS,
-    analysis_cutoff,
     attribute_exposures,
     experiment_windows,
     exposure_rows,
@@ -37,13 +35,13 @@ from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
 from cxlab.events import (
     EXPOSURE,
+    FILE_COL,
     EventSource,
+    format_rows,
+    offending_rows,
     raise_for_violations,
     rule_counts_exprs,
     scan_events,
-    offending_rows,
-    format_rows,
-    FILE_COL,
 )
 
 SUM_COLUMNS = (
@@ -149,9 +147,9 @@ class _Component:
         return expr.alias(self.name)
 
     def cumulative(self) -> pl.Expr:
-        """The user's value as of each row (rows sorted by user and day)."""
+        """The user's value as of each row (rows sorted by user key ``uk`` and day)."""
         col = pl.col(self.name)
-        by_user = KEYS
+        by_user = "uk"
         if self.aggregate in ("count", "sum"):
             return col.fill_null(0).cum_sum().over(by_user)
         if self.aggregate == "max":
@@ -253,7 +251,11 @@ def summarize(
     *,
     as_of: dt.date | None = None,
 ) -> Summaries:
-    """Reduce a log to the summaries of a set of experiments in one lazy plan.
+    """Reduce a log to the summaries of a set of experiments.
+
+    Stage 1 scans the log once (``pl.collect_all`` over plans that share the scan):
+    the rule counts and log health, one row per exposed (experiment, user), and the
+    projected outcome events the metrics need. Stage 2 works on those in memory.
 
     Args:
         source: the event log's files.
@@ -273,313 +275,67 @@ def summarize(
     dims = _needed_dimensions(experiments, schema, source.label)
     metric_users = _metrics_by_experiment(experiments, catalog)
     _check_filter_columns(catalog, list(metric_users), schema, source.label)
-    if as_of is not None:
-        events = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
-
-    windows = experiment_windows(experiments, as_of)
-    exposures = exposure_rows(events, windows)
-    assignments = attribute_exposures(exposures, dims)
-
-    # Log-level health and rule counts.
-    log_stats = events.select(
-        pl.len().alias("rows"),
-        pl.col("user_id").n_unique().alias("users"),
-        pl.col("timestamp").min().alias("first_event"),
-        pl.col("timestamp").max().alias("last_event"),
-        *rule_counts_exprs(),
-        (
-            (pl.col("event") == EXPOSURE)
-            & ~pl.col("experiment_id").is_in([e.id for e in experiments])
-        )
-        .sum()
-        .alias("exposure_rows_of_other_experiments"),
-    )
-    events_by_type = (
-        events.group_by("event")
-        .agg(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
-        .sort("rows", descending=True)
-    )
-    exposures_by_variant = (
-        exposures.group_by("experiment_id", "variant")
-        .agg(
-            pl.len().alias("exposure_rows"),
-            pl.col("in_window").sum().alias("in_window_rows"),
-            pl.col("user_id").filter(pl.col("in_window")).n_unique().alias("users"),
-        )
-        .sort("experiment_id", "variant")
-    )
-
-    # Outcome events of every analysed user: one join of the needed events.
-    needed_events = sorted(
-        {c.event for m in metric_users for c in metric_components(catalog[m])}
-        - {EXPOSURE}
-    )
-    dim_cols = [DIM_PREFIX + d for d in dims]
-    user_cols = [
-        *KEYS,
-        "variant",
-        "first_exposure",
-        "window_end",
-        "cuped_days",
-        "conflict_day",
-        *dim_cols,
-    ]
-    outcomes = (
-        events.filter(pl.col("event").is_in(needed_events))
-        .select(
-            "timestamp",
-            "user_id",
-            "event",
-            "value",
-            *{
-                c
-                for m in metric_users
-                for comp in metric_components(catalog[m])
-                for c, _ in comp.filter
-            },
-        )
-        .join(assignments.select(user_cols), on="user_id", how="inner")
-    )
-    after_start = pl.col("timestamp") >= pl.col("first_exposure")
-    before_end = pl.col("timestamp") < pl.col("window_end")
-    pre_start = pl.col("first_exposure") - pl.duration(days=pl.col("cuped_days"))
-
     components = list(
         dict.fromkeys(c for m in metric_users for c in metric_components(catalog[m]))
     )
-    per_user_day = (
-        outcomes.filter(after_start & before_end)
-        .with_columns(pl.col("timestamp").dt.date().alias("day"))
-        .group_by([*KEYS, "day"])
-        .agg(*[c.daily_agg() for c in components])
-    )
-    # A conflict day gets a row of its own, so the user's values can be retired then.
-    conflict_rows = assignments.filter(pl.col("conflict_day").is_not_null()).select(
-        *KEYS,
-        pl.col("conflict_day").alias("day"),
-        *[pl.lit(None, pl.Float64).alias(c.name) for c in components],
-    )
-    per_user = assignments.select(
-        *[c for c in user_cols if c not in ("user_id", "experiment_id")],
-        *KEYS,
-        "exposure_day",
-    )
-    user_days = (
-        pl.concat([per_user_day, conflict_rows], how="vertical_relaxed")
-        .join(per_user, on=KEYS, how="inner")
-        .sort([*KEYS, "day"])
-        .with_columns(*[c.cumulative() for c in components])
-    )
+    needed_events = sorted({c.event for c in components} - {EXPOSURE})
+    filter_columns = sorted({col for c in components for col, _ in c.filter})
 
-    cuped_metrics = [
-        m
-        for m in metric_users
-        if catalog[m].type in ("proportion", "mean")
-        and any(e.cuped_days > 0 for e in experiments if e.id in metric_users[m])
-    ]
-    pre_components = list(
-        dict.fromkeys(c for m in cuped_metrics for c in metric_components(catalog[m]))
-    )
-    pre_values = (
-        outcomes.filter(
-            (pl.col("cuped_days") > 0)
-            & (pl.col("timestamp") < pl.col("first_exposure"))
-            & (pl.col("timestamp") >= pre_start)
-        )
-        .group_by(KEYS)
-        .agg(*[c.daily_agg() for c in pre_components])
-    )
-    pre_cols = {m: f"pre_{m}" for m in cuped_metrics}
-
-    def pre_value(metric_id: str) -> pl.Expr:
-        comp = metric_components(catalog[metric_id])[0]
-        col = pl.col(comp.name).fill_null(0.0)
-        if catalog[metric_id].type == "proportion":
-            col = (col > 0).cast(pl.Float64)
-        return col.alias(pre_cols[metric_id])
-
-    if cuped_metrics:
-        pre_per_user = pre_values.select(*KEYS, *[pre_value(m) for m in cuped_metrics])
-        user_days = user_days.join(pre_per_user, on=KEYS, how="left")
-        users_with_pre = assignments.join(pre_per_user, on=KEYS, how="left")
-    else:
-        users_with_pre = assignments
-
-    # Per metric: the change of each user's contribution on each of their days.
-    active = pl.col("conflict_day").is_null() | (pl.col("day") < pl.col("conflict_day"))
-    deltas = []
-    for metric_id, exp_ids in metric_users.items():
-        metric = catalog[metric_id]
-        x, y, pop = _user_value(metric)
-        x, y, pop = (pl.when(active).then(e).otherwise(0.0) for e in (x, y, pop))
-        pre = (
-            pl.col(pre_cols[metric_id]).fill_null(0.0)
-            if metric_id in pre_cols
-            else pl.lit(0.0)
-        )
-        frame = (
-            user_days.filter(pl.col("experiment_id").is_in(exp_ids))
-            .with_columns(x.alias("x"), y.alias("y"), pop.alias("pop"))
-            .with_columns(
-                (pl.col("x") * pl.col("x")).alias("xx"),
-                (pl.col("y") * pl.col("y")).alias("yy"),
-                (pl.col("x") * pl.col("y")).alias("xy"),
-                (pl.col("x") * pre).alias("xpre"),
+    analysed = events
+    if as_of is not None:
+        analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
+    exposures = exposure_rows(analysed, experiment_windows(experiments, as_of))
+    stage1 = pl.collect_all(
+        [
+            _log_stats(events, [e.id for e in experiments]),
+            events.group_by("event")
+            .agg(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
+            .sort("rows", descending=True),
+            exposures.group_by("experiment_id", "variant")
+            .agg(
+                pl.len().alias("exposure_rows"),
+                pl.col("in_window").sum().alias("in_window_rows"),
+                pl.col("user_id").filter(pl.col("in_window")).n_unique().alias("users"),
             )
-        )
-        prev = {
-            c: pl.col(c).shift(1).over(KEYS).fill_null(0.0)
-            for c in ("x", "xx", "y", "yy", "xy", "pop", "xpre")
-        }
-        deltas.append(
-            frame.select(
-                "experiment_id",
-                "variant",
-                "day",
-                *dim_cols,
-                pl.lit(metric_id).alias("metric"),
-                (pl.col("pop") - prev["pop"]).alias("d_pop"),
-                (pl.col("x") - prev["x"]).alias("sum_x"),
-                (pl.col("xx") - prev["xx"]).alias("sum_xx"),
-                (pl.col("y") - prev["y"]).alias("sum_y"),
-                (pl.col("yy") - prev["yy"]).alias("sum_yy"),
-                (pl.col("xy") - prev["xy"]).alias("sum_xy"),
-                (pl.col("xpre") - prev["xpre"]).alias("pre_xy"),
-            )
-        )
-    empty_delta = pl.LazyFrame(
-        schema={
-            "experiment_id": pl.String,
-            "variant": pl.String,
-            "day": pl.Date,
-            **{DIM_PREFIX + d: schema[d] for d in dims},
-            "metric": pl.String,
-            "d_pop": pl.Float64,
-            "sum_x": pl.Float64,
-            "sum_xx": pl.Float64,
-            "sum_y": pl.Float64,
-            "sum_yy": pl.Float64,
-            "sum_xy": pl.Float64,
-            "pre_xy": pl.Float64,
-        }
+            .sort("experiment_id", "variant"),
+            exposures.group_by("experiment_id").agg(
+                pl.len().alias("exposure_rows"),
+                (~pl.col("in_window")).sum().alias("exposures_outside_window"),
+            ),
+            attribute_exposures(exposures, dims),
+            analysed.filter(pl.col("event").is_in(needed_events)).select(
+                "timestamp", "user_id", "event", "value", *filter_columns
+            ),
+            events.group_by("user_id").agg(pl.len().alias("rows")),
+        ]
     )
-    all_deltas = pl.concat(deltas, how="vertical_relaxed") if deltas else empty_delta
-    delta_cols = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
-    daily_deltas = all_deltas.group_by("experiment_id", "metric", "variant", "day").agg(
-        pl.col(delta_cols).sum()
-    )
-
-    # New and retired users per day, with their pre-period sums.
-    joined_day = users_with_pre.select(
-        "experiment_id",
-        "variant",
-        "exposure_day",
-        "conflict_day",
-        *dim_cols,
-        *[pl.col(c).fill_null(0.0) for c in pre_cols.values()],
-    )
-    entering = joined_day.select(
-        "experiment_id",
-        "variant",
-        pl.col("exposure_day").alias("day"),
-        pl.lit(1).alias("d_users"),
-        pl.lit(0).alias("d_conflicts"),
-        *[pl.col(c) for c in pre_cols.values()],
-        *[(pl.col(c) ** 2).alias(f"{c}__sq") for c in pre_cols.values()],
-    )
-    leaving = joined_day.filter(pl.col("conflict_day").is_not_null()).select(
-        "experiment_id",
-        "variant",
-        pl.col("conflict_day").alias("day"),
-        pl.lit(-1).alias("d_users"),
-        pl.lit(1).alias("d_conflicts"),
-        *[-pl.col(c) for c in pre_cols.values()],
-        *[-(pl.col(c) ** 2).alias(f"{c}__sq") for c in pre_cols.values()],
-    )
-    pre_sum_cols = [*pre_cols.values(), *[f"{c}__sq" for c in pre_cols.values()]]
-    user_flow = (
-        pl.concat([entering, leaving], how="vertical_relaxed")
-        .group_by("experiment_id", "variant", "day")
-        .agg(pl.col(["d_users", "d_conflicts", *pre_sum_cols]).sum())
-    )
-
-    # Per dimension value, as of the last day (the deltas telescope to final values).
-    dim_frames = []
-    for d in dims:
-        exp_ids = [e.id for e in experiments if d in e.dimensions]
-        sums = (
-            all_deltas.filter(pl.col("experiment_id").is_in(exp_ids))
-            .group_by(
-                "experiment_id",
-                "metric",
-                "variant",
-                pl.col(DIM_PREFIX + d).cast(pl.String).alias("segment"),
-            )
-            .agg(pl.col(delta_cols).sum())
-        )
-        counts = (
-            joined_day.filter(
-                pl.col("experiment_id").is_in(exp_ids)
-                & pl.col("conflict_day").is_null()
-            )
-            .group_by(
-                "experiment_id",
-                "variant",
-                pl.col(DIM_PREFIX + d).cast(pl.String).alias("segment"),
-            )
-            .agg(pl.len().alias("users"))
-        )
-        dim_frames.append((d, sums, counts))
-
-    # Set-aside bookkeeping per experiment.
-    exposure_health = exposures.group_by("experiment_id").agg(
-        pl.len().alias("exposure_rows"),
-        (~pl.col("in_window")).sum().alias("exposures_outside_window"),
-    )
-    user_health = assignments.group_by("experiment_id").agg(
-        pl.len().alias("exposed_users"),
-        pl.col("conflict_at").is_not_null().sum().alias("multiple_exposures"),
-    )
-    pre_events = (
-        outcomes.filter(~after_start & pl.col("conflict_day").is_null())
-        .group_by("experiment_id")
-        .agg(pl.len().alias("pre_exposure_events"))
-    )
-
-    never_exposed = events.join(
-        assignments.select("user_id").unique(), on="user_id", how="anti"
-    ).select(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
-    plans = [
-        never_exposed,
-        log_stats,
-        events_by_type,
-        exposures_by_variant,
-        daily_deltas,
-        user_flow,
-        exposure_health,
-        user_health,
-        pre_events,
-    ]
-    for _, sums, counts in dim_frames:
-        plans += [sums, counts]
-    try:
-        collected = pl.collect_all(plans)
-    except pl.exceptions.PolarsError as exc:
-        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
-    never_row = collected.pop(0).row(0, named=True)
-    log_row = collected[0].row(0, named=True)
+    log_row, events_by_type, by_variant, exposure_health = stage1[:4]
+    assignments, outcomes, rows_per_user = stage1[4:]
+    log_row = log_row.row(0, named=True)
     raise_for_violations(events, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
-    _check_declared_variants(events, collected[2], experiments, source.label)
+    _check_declared_variants(events, by_variant, experiments, source.label)
 
+    tables = _reduce(
+        assignments.with_row_index("uk"),
+        outcomes,
+        experiments,
+        catalog,
+        metric_users,
+        components,
+        dims,
+    )
     last_day = log_row["last_event"].date() if log_row["last_event"] else None
     as_of_by_exp = {e.id: _as_of_day(e, as_of, last_day) for e in experiments}
-    daily = _cumulate(
-        collected[3], collected[4], experiments, catalog, as_of_by_exp, pre_cols
+    daily = _cumulate(tables.deltas, tables.flow, experiments, catalog, as_of_by_exp)
+    by_dimension = _dimension_table(tables.dimensions, experiments, catalog)
+    health = _health(
+        experiments, exposure_health, tables.user_health, tables.pre_events
     )
-    by_dimension = _dimension_table(dim_frames, collected[8:], experiments, catalog)
-    health = _health(experiments, collected[5], collected[6], collected[7])
+    in_no_experiment = rows_per_user.join(
+        assignments.select("user_id").unique(), on="user_id", how="anti"
+    )["rows"].sum()
     set_aside = {
         "exposure_rows_of_other_experiments": int(
             log_row["exposure_rows_of_other_experiments"]
@@ -587,7 +343,7 @@ def summarize(
         "exposure_rows_outside_window": sum(
             h.exposures_outside_window for h in health.values()
         ),
-        "events_of_users_in_no_analysed_experiment": int(never_row["rows"]),
+        "events_of_users_in_no_analysed_experiment": int(in_no_experiment or 0),
         "events_before_first_exposure": sum(
             h.pre_exposure_events for h in health.values()
         ),
@@ -597,15 +353,13 @@ def summarize(
         users=log_row["users"],
         first_event=log_row["first_event"],
         last_event=log_row["last_event"],
-        events_by_type=collected[1],
-        exposures_by_variant=collected[2],
+        events_by_type=events_by_type,
+        exposures_by_variant=by_variant,
         set_aside=set_aside,
     )
-    exposures_daily = (
-        collected[4]
-        .select("experiment_id", "variant", "day", "d_users", "d_conflicts")
-        .sort("experiment_id", "variant", "day")
-    )
+    exposures_daily = tables.flow.select(
+        "experiment_id", "variant", "day", "d_users", "d_conflicts"
+    ).sort("experiment_id", "variant", "day")
     return Summaries(
         daily,
         by_dimension,
@@ -615,6 +369,237 @@ def summarize(
         log,
         source.fingerprint,
     )
+
+
+def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFrame:
+    """Rows, users, time span, rule counts and exposures of unconfigured experiments."""
+    other_experiment = (pl.col("event") == EXPOSURE) & ~pl.col("experiment_id").is_in(
+        experiment_ids
+    )
+    return events.select(
+        pl.len().alias("rows"),
+        pl.col("user_id").n_unique().alias("users"),
+        pl.col("timestamp").min().alias("first_event"),
+        pl.col("timestamp").max().alias("last_event"),
+        *rule_counts_exprs(),
+        other_experiment.sum().alias("exposure_rows_of_other_experiments"),
+    )
+
+
+@dataclass(frozen=True)
+class _Tables:
+    deltas: pl.DataFrame  # per (experiment, metric, variant, day): summed changes
+    flow: pl.DataFrame  # per (experiment, variant, day): users in/out, pre sums
+    dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]
+    user_health: pl.DataFrame
+    pre_events: pl.DataFrame
+
+
+DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
+
+
+def _previous(column: str) -> pl.Expr:
+    """The value on the same user's previous row (rows sorted by uk, day), else 0."""
+    same_user = pl.col("uk") == pl.col("uk").shift(1)
+    return pl.when(same_user).then(pl.col(column).shift(1)).otherwise(0.0)
+
+
+def _reduce(
+    assignments: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    metric_users: dict[str, list[str]],
+    components: list[_Component],
+    dims: list[str],
+) -> _Tables:
+    """Stage 2: per-user values by day → summed changes per variant and day."""
+    dim_cols = [DIM_PREFIX + d for d in dims]
+    users = assignments.lazy()
+    joined = outcomes.lazy().join(
+        users.select(
+            "uk",
+            "user_id",
+            "first_exposure",
+            "window_end",
+            "cuped_days",
+            "conflict_day",
+        ),
+        on="user_id",
+        how="inner",
+    )
+    after_start = pl.col("timestamp") >= pl.col("first_exposure")
+    in_window = after_start & (pl.col("timestamp") < pl.col("window_end"))
+    per_user_day = (
+        joined.filter(in_window)
+        .group_by("uk", pl.col("timestamp").dt.date().alias("day"))
+        .agg(*[c.daily_agg() for c in components])
+    )
+    # A conflict day gets a row of its own, so the user's values retire that day.
+    conflict_rows = users.filter(pl.col("conflict_day").is_not_null()).select(
+        "uk",
+        pl.col("conflict_day").alias("day"),
+        *[pl.lit(None, pl.Float64).alias(c.name) for c in components],
+    )
+    user_info = users.select(
+        "uk", "experiment_id", "variant", "conflict_day", *dim_cols
+    )
+    user_days = (
+        pl.concat([per_user_day, conflict_rows], how="vertical_relaxed")
+        .sort("uk", "day")
+        .with_columns(*[c.cumulative() for c in components])
+        .join(user_info, on="uk", how="left", maintain_order="left")
+    )
+
+    cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
+    pre_cols = {
+        m: f"pre_{m}"
+        for m, exp_ids in metric_users.items()
+        if catalog[m].type in ("proportion", "mean") and cuped_ids & set(exp_ids)
+    }
+    pre_components = list(
+        dict.fromkeys(metric_components(catalog[m])[0] for m in pre_cols)
+    )
+    pre_start = pl.col("first_exposure") - pl.duration(days=pl.col("cuped_days"))
+    pre_window = (
+        (pl.col("cuped_days") > 0)
+        & (pl.col("timestamp") < pl.col("first_exposure"))
+        & (pl.col("timestamp") >= pre_start)
+    )
+    if pre_cols:
+        pre_per_user = (
+            joined.filter(pre_window)
+            .group_by("uk")
+            .agg(*[c.daily_agg() for c in pre_components])
+            .select(
+                "uk", *[_pre_value(catalog[m]).alias(c) for m, c in pre_cols.items()]
+            )
+        )
+        user_days = user_days.join(
+            pre_per_user, on="uk", how="left", maintain_order="left"
+        )
+        users = users.join(pre_per_user, on="uk", how="left")
+
+    active = pl.col("conflict_day").is_null() | (pl.col("day") < pl.col("conflict_day"))
+    deltas = []
+    for metric_id, exp_ids in metric_users.items():
+        x, y, pop = _user_value(catalog[metric_id])
+        pre = (
+            pl.col(pre_cols[metric_id]).fill_null(0.0) if metric_id in pre_cols else 0.0
+        )
+        values = {
+            "x": x, "y": y, "pop": pop,
+        }  # fmt: skip
+        frame = (
+            user_days.filter(pl.col("experiment_id").is_in(exp_ids))
+            .with_columns(
+                *[
+                    pl.when(active).then(e).otherwise(0.0).alias(k)
+                    for k, e in values.items()
+                ]
+            )
+            .with_columns(
+                (pl.col("x") ** 2).alias("xx"),
+                (pl.col("y") ** 2).alias("yy"),
+                (pl.col("x") * pl.col("y")).alias("xy"),
+                (pl.col("x") * pre).alias("xpre"),
+            )
+        )
+        changes = {
+            "d_pop": "pop", "sum_x": "x", "sum_xx": "xx", "sum_y": "y",
+            "sum_yy": "yy", "sum_xy": "xy", "pre_xy": "xpre",
+        }  # fmt: skip
+        deltas.append(
+            frame.select(
+                "experiment_id",
+                "variant",
+                "day",
+                *dim_cols,
+                pl.lit(metric_id).alias("metric"),
+                *[(pl.col(v) - _previous(v)).alias(k) for k, v in changes.items()],
+            )
+        )
+    all_deltas = pl.concat(deltas, how="vertical_relaxed")
+    daily_deltas = all_deltas.group_by("experiment_id", "metric", "variant", "day").agg(
+        pl.col(DELTA_COLUMNS).sum()
+    )
+
+    pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
+    entering = users.select(
+        "experiment_id",
+        "variant",
+        pl.col("exposure_day").alias("day"),
+        pl.lit(1).alias("d_users"),
+        pl.lit(0).alias("d_conflicts"),
+        *[v.alias(f"{m}:pre_x") for m, v in zip(pre_cols, pre_values, strict=True)],
+        *[
+            (v**2).alias(f"{m}:pre_xx")
+            for m, v in zip(pre_cols, pre_values, strict=True)
+        ],
+    )
+    leaving = users.filter(pl.col("conflict_day").is_not_null()).select(
+        "experiment_id",
+        "variant",
+        pl.col("conflict_day").alias("day"),
+        pl.lit(-1).alias("d_users"),
+        pl.lit(1).alias("d_conflicts"),
+        *[(-v).alias(f"{m}:pre_x") for m, v in zip(pre_cols, pre_values, strict=True)],
+        *[
+            (-(v**2)).alias(f"{m}:pre_xx")
+            for m, v in zip(pre_cols, pre_values, strict=True)
+        ],
+    )
+    flow = (
+        pl.concat([entering, leaving], how="vertical_relaxed")
+        .group_by("experiment_id", "variant", "day")
+        .agg(pl.exclude("experiment_id", "variant", "day").sum())
+    )
+
+    plans = [
+        daily_deltas,
+        flow,
+        users.group_by("experiment_id").agg(
+            pl.len().alias("exposed_users"),
+            pl.col("conflict_at").is_not_null().sum().alias("multiple_exposures"),
+        ),
+        joined.filter(~after_start & pl.col("conflict_day").is_null())
+        .group_by(pl.col("uk"))
+        .agg(pl.len().alias("rows"))
+        .join(users.select("uk", "experiment_id"), on="uk")
+        .group_by("experiment_id")
+        .agg(pl.col("rows").sum().alias("pre_exposure_events")),
+    ]
+    dim_specs = []
+    for d in dims:
+        exp_ids = [e.id for e in experiments if d in e.dimensions]
+        segment = pl.col(DIM_PREFIX + d).cast(pl.String).alias("segment")
+        plans.append(
+            all_deltas.filter(pl.col("experiment_id").is_in(exp_ids))
+            .group_by("experiment_id", "metric", "variant", segment)
+            .agg(pl.col(DELTA_COLUMNS).sum())
+        )
+        plans.append(
+            users.filter(
+                pl.col("experiment_id").is_in(exp_ids)
+                & pl.col("conflict_day").is_null()
+            )
+            .group_by("experiment_id", "variant", segment)
+            .agg(pl.len().alias("users"))
+        )
+        dim_specs.append(d)
+    collected = pl.collect_all(plans)
+    dimensions = [
+        (d, collected[4 + 2 * i], collected[5 + 2 * i]) for i, d in enumerate(dim_specs)
+    ]
+    return _Tables(collected[0], collected[1], dimensions, collected[2], collected[3])
+
+
+def _pre_value(metric: MetricDef) -> pl.Expr:
+    """A user's pre-period value of a proportion or mean metric."""
+    value = pl.col(metric_components(metric)[0].name).fill_null(0.0)
+    if metric.type == "proportion":
+        return (value > 0).cast(pl.Float64)
+    return value
 
 
 def analysis_cutoff_of_day(day: dt.date) -> dt.datetime:
@@ -664,9 +649,7 @@ def _check_declared_variants(
 
 
 def _grid(
-    experiments: Sequence[Experiment],
-    as_of_by_exp: dict[str, dt.date],
-    catalog: Catalog,
+    experiments: Sequence[Experiment], as_of_by_exp: dict[str, dt.date]
 ) -> pl.DataFrame:
     """Every (experiment, metric, variant, day) from the start to the as-of day."""
     frames = []
@@ -694,140 +677,129 @@ def _grid(
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
+def _metric_types(catalog: Catalog) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"metric": list(catalog.ids), "type": [m.type for m in catalog.metrics]}
+    )
+
+
+def _population(users: str) -> pl.Expr:
+    """n: responders for NPS (``d_pop``), exposed users for every other type."""
+    n = pl.when(pl.col("type") == "nps").then(pl.col("d_pop")).otherwise(pl.col(users))
+    return n.round(0).cast(pl.Int64).alias("n")
+
+
 def _cumulate(
     deltas: pl.DataFrame,
     flow: pl.DataFrame,
     experiments: Sequence[Experiment],
     catalog: Catalog,
     as_of_by_exp: dict[str, dt.date],
-    pre_cols: dict[str, str],
 ) -> pl.DataFrame:
-    grid = _grid(experiments, as_of_by_exp, catalog)
+    """Cumulative statistics for every (experiment, metric, variant, day)."""
     keys = ["experiment_id", "metric", "variant", "day"]
-    metric_pre = pl.DataFrame(
-        {"metric": list(pre_cols), "pre_col": list(pre_cols.values())},
-        schema={"metric": pl.String, "pre_col": pl.String},
+    pre_metrics = sorted({c.split(":")[0] for c in flow.columns if ":pre_" in c})
+    pre_long = pl.concat(
+        [
+            flow.select(
+                "experiment_id",
+                "variant",
+                "day",
+                pl.lit(m).alias("metric"),
+                pl.col(f"{m}:pre_x").alias("pre_x"),
+                pl.col(f"{m}:pre_xx").alias("pre_xx"),
+            )
+            for m in pre_metrics
+        ]
+        or [
+            pl.DataFrame(
+                schema={
+                    **dict.fromkeys(keys, pl.String),
+                    "day": pl.Date,
+                    "pre_x": pl.Float64,
+                    "pre_xx": pl.Float64,
+                }
+            ).select("experiment_id", "variant", "day", "metric", "pre_x", "pre_xx")
+        ],
+        how="vertical_relaxed",
     )
-    # Per-metric pre-period sums, moved from wide to long.
-    pre_long = (
-        pl.concat(
-            [
-                flow.select(
-                    "experiment_id",
-                    "variant",
-                    "day",
-                    pl.lit(m).alias("metric"),
-                    pl.col(c).alias("pre_x"),
-                    pl.col(f"{c}__sq").alias("pre_xx"),
-                )
-                for m, c in pre_cols.items()
-            ],
-            how="vertical_relaxed",
-        )
-        if pre_cols
-        else pl.DataFrame(
-            schema={
-                "experiment_id": pl.String,
-                "variant": pl.String,
-                "day": pl.Date,
-                "metric": pl.String,
-                "pre_x": pl.Float64,
-                "pre_xx": pl.Float64,
-            }
-        )
-    )
-    del metric_pre
-    types = pl.DataFrame(
-        {"metric": list(catalog.ids), "type": [m.type for m in catalog.metrics]}
-    )
+    changes = [*DELTA_COLUMNS, "d_users", "pre_x", "pre_xx"]
     table = (
-        grid.join(deltas, on=keys, how="left")
+        _grid(experiments, as_of_by_exp)
+        .join(deltas, on=keys, how="left")
         .join(
             flow.select("experiment_id", "variant", "day", "d_users"),
             on=["experiment_id", "variant", "day"],
             how="left",
         )
         .join(pre_long, on=keys, how="left")
-        .join(types, on="metric", how="left")
-        .with_columns(pl.exclude(keys + ["type"]).fill_null(0))
+        .join(_metric_types(catalog), on="metric", how="left")
+        .with_columns(pl.col(changes).fill_null(0).cast(pl.Float64))
         .sort(keys)
-    )
-    cumulated = table.with_columns(
-        pl.col(
-            "d_pop",
-            "d_users",
-            "sum_x",
-            "sum_xx",
-            "sum_y",
-            "sum_yy",
-            "sum_xy",
-            "pre_xy",
-            "pre_x",
-            "pre_xx",
+        .with_columns(
+            pl.col(changes).cum_sum().over(["experiment_id", "metric", "variant"])
         )
-        .cum_sum()
-        .over(["experiment_id", "metric", "variant"])
     )
-    # Experiments without CUPED: the pre-period is empty by definition.
-    cuped_ids = [e.id for e in experiments if e.cuped_days > 0]
-    return cumulated.select(
+    return table.select(
         *keys,
-        pl.when(pl.col("type") == "nps").then(pl.col("d_pop")).otherwise(pl.col("d_users")).round(0).cast(pl.Int64).alias("n"),
-        "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy",
-        *[pl.when(pl.col("experiment_id").is_in(cuped_ids)).then(pl.col(c)).otherwise(0.0).alias(c) for c in ("pre_x", "pre_xx", "pre_xy")],
-    )  # fmt: skip
+        _population("d_users"),
+        "sum_x",
+        "sum_xx",
+        "sum_y",
+        "sum_yy",
+        "sum_xy",
+        "pre_x",
+        "pre_xx",
+        "pre_xy",
+    )
 
 
 def _dimension_table(
-    dim_frames: list,
-    collected: list[pl.DataFrame],
+    dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]],
     experiments: Sequence[Experiment],
     catalog: Catalog,
 ) -> pl.DataFrame:
+    """Statistics as of the as-of day per (experiment, metric, variant, segment)."""
+    sums_cols = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
     frames = []
-    types = pl.DataFrame(
-        {"metric": list(catalog.ids), "type": [m.type for m in catalog.metrics]}
-    )
-    for i, (dim, _, _) in enumerate(dim_frames):
-        sums, counts = collected[2 * i], collected[2 * i + 1]
-        exp_ids = [e.id for e in experiments if dim in e.dimensions]
-        metrics = pl.DataFrame(
-            [
-                (e.id, m)
-                for e in experiments
-                if e.id in exp_ids
-                for m, _ in e.metric_roles
-            ],
-            schema=["experiment_id", "metric"],
-            orient="row",
-        )
-        table = (
+    for dim, sums, counts in dimensions:
+        pairs = [
+            (e.id, m)
+            for e in experiments
+            if dim in e.dimensions
+            for m, _ in e.metric_roles
+        ]
+        metrics = pl.DataFrame(pairs, schema=["experiment_id", "metric"], orient="row")
+        frames.append(
             counts.join(metrics, on="experiment_id", how="inner")
-            .join(sums, on=["experiment_id", "metric", "variant", "segment"], how="left")
-            .join(types, on="metric", how="left")
-            .with_columns(pl.col("d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy").fill_null(0.0))
-            .select(
-                "experiment_id", "metric", "variant", pl.lit(dim).alias("dimension"), pl.col("segment").fill_null("(missing)"),
-                pl.when(pl.col("type") == "nps").then(pl.col("d_pop")).otherwise(pl.col("users")).round(0).cast(pl.Int64).alias("n"),
-                "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy",
+            .join(
+                sums, on=["experiment_id", "metric", "variant", "segment"], how="left"
             )
-        )  # fmt: skip
-        frames.append(table)
-    schema = {
-        "experiment_id": pl.String,
-        "metric": pl.String,
-        "variant": pl.String,
-        "dimension": pl.String,
-        "segment": pl.String,
-        "n": pl.Int64,
-        **{c: pl.Float64 for c in ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")},
-    }
-    return (
-        pl.concat(frames, how="vertical_relaxed").sort(
-            "experiment_id", "metric", "dimension", "segment", "variant"
+            .join(_metric_types(catalog), on="metric", how="left")
+            .with_columns(pl.col("d_pop", *sums_cols).fill_null(0.0))
+            .select(
+                "experiment_id",
+                "metric",
+                "variant",
+                pl.lit(dim).alias("dimension"),
+                pl.col("segment").fill_null("(missing)"),
+                _population("users"),
+                *sums_cols,
+            )
         )
-        if frames
-        else pl.DataFrame(schema=schema)
+    if not frames:
+        schema = {
+            "experiment_id": pl.String,
+            "metric": pl.String,
+            "variant": pl.String,
+            "dimension": pl.String,
+            "segment": pl.String,
+            "n": pl.Int64,
+            **dict.fromkeys(sums_cols, pl.Float64),
+        }
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames, how="vertical_relaxed").sort(
+        "experiment_id", "metric", "dimension", "segment", "variant"
     )
 
 

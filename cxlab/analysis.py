@@ -1,0 +1,618 @@
+"""An experiment's results from its summaries: scorecard rows, health, verdicts.
+
+Everything here works on the small daily summary tables; the statistics come from
+``stats/``. For each metric and treatment the day-by-day timeline is computed once:
+the sequential test is reported as of each day with its running minimum p-value and
+running intersection of intervals (valid for confidence sequences), and the
+experiment as of the as-of day is the timeline's last entry, so ``analyze`` and the
+last object of ``analyze --history`` always agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+from cxlab.config import Catalog, Experiment, MetricDef, Role
+from cxlab.summaries import ExperimentHealth, Summaries
+from stats.aggregates import (
+    ArmStats,
+    CovariateStats,
+    NpsStats,
+    ProportionStats,
+    RatioStats,
+    SampleStats,
+)
+from stats.bayesian import BayesianResult, bayesian_test
+from stats.corrections import adjust_p_values
+from stats.cuped import cuped_adjust
+from stats.fixed import FixedResult, fixed_test
+from stats.sequential import (
+    SequentialResult,
+    group_sequential_test,
+    running_sequential,
+    sequential_test,
+)
+from stats.srm import SrmResult, sequential_srm, srm_test
+
+Verdict = Literal["win", "loss", "inconclusive"]
+Action = Literal["ship", "roll_back", "review", "keep_running"]
+
+MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
+MIN_USERS_PER_ARM = 100
+NPS_SCALE = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """One arm of one metric: the metric's own value and its population."""
+
+    n: int
+    value: float
+    stats: ArmStats
+
+
+@dataclass(frozen=True, slots=True)
+class CupedInfo:
+    """What CUPED did to one result (None fields when it could not apply)."""
+
+    variance_reduction: float
+    theta: float
+    abs_delta: float
+    rel_delta: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    """One row of the scorecard: a metric, a treatment, all three tests."""
+
+    metric: MetricDef
+    variant: str
+    role: Role
+    control: Arm
+    treatment: Arm
+    abs_delta: float
+    rel_delta: float
+    fixed: FixedResult
+    adjusted_p_value: float
+    sequential: SequentialResult
+    bayesian: BayesianResult
+    significant: bool
+    verdict: Verdict
+    summary: str
+    cuped: CupedInfo | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """What to do with the experiment, and why, in one sentence."""
+
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialSrm:
+    """The always-valid SRM check over the daily looks so far."""
+
+    p_value: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """An experiment analysed as of one day."""
+
+    experiment: Experiment
+    as_of: dt.date
+    users: dict[str, int]
+    multiple_exposures: int
+    srm: SrmResult
+    sequential_srm: SequentialSrm
+    results: tuple[MetricResult, ...]
+    recommendation: Recommendation
+    health: ExperimentHealth
+    warnings: tuple[str, ...]
+    finished: bool
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def result(self, metric_id: str, variant: str | None = None) -> MetricResult:
+        """The scorecard row of a metric (and treatment, default the first)."""
+        for row in self.results:
+            if row.metric.id == metric_id and variant in (None, row.variant):
+                return row
+        raise KeyError((metric_id, variant))
+
+
+# --- from summary rows to arm statistics -----------------------------------------
+
+
+def arm_stats(metric: MetricDef, row: dict[str, float]) -> ArmStats:
+    """The sufficient statistics of one arm from a summary row."""
+    n = int(row["n"])
+    if metric.type == "proportion":
+        return ProportionStats(n, row["sum_x"])
+    if metric.type == "ratio":
+        return RatioStats(
+            n, row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"], row["sum_xy"]
+        )
+    if metric.type == "nps":
+        # Scores are +100/0/−100: Σx = 100(P − D) and Σx² = 100²(P + D).
+        both = row["sum_xx"] / NPS_SCALE**2
+        diff = row["sum_x"] / NPS_SCALE
+        promoters = round((both + diff) / 2)
+        detractors = round((both - diff) / 2)
+        return NpsStats(promoters, n - promoters - detractors, detractors)
+    return SampleStats(n, row["sum_x"], row["sum_xx"])
+
+
+def covariate_stats(row: dict[str, float]) -> CovariateStats:
+    """Outcome y and pre-period covariate x of one arm, for CUPED."""
+    return CovariateStats(
+        int(row["n"]),
+        row["sum_x"],
+        row["sum_xx"],
+        row["pre_x"],
+        row["pre_xx"],
+        row["pre_xy"],
+    )
+
+
+# --- verdicts and words ------------------------------------------------------------
+
+
+def _good(metric: MetricDef, delta: float) -> bool:
+    return delta > 0 if metric.direction == "increase" else delta < 0
+
+
+def verdict_of(metric: MetricDef, significant: bool, delta: float) -> Verdict:
+    """Win or loss in the metric's good direction when significant."""
+    if not significant or math.isnan(delta) or delta == 0:
+        return "inconclusive"
+    return "win" if _good(metric, delta) else "loss"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}%".replace("-", "−")
+
+
+def _points(x: float) -> str:
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def summarize_result(
+    metric: MetricDef,
+    variant: str,
+    rel_delta: float,
+    abs_delta: float,
+    rel_ci: tuple[float, float],
+    abs_ci: tuple[float, float],
+    verdict: Verdict,
+    alpha: float,
+) -> str:
+    """One plain sentence: what the treatment did to the metric, with its interval."""
+    level = f"{(1 - alpha) * 100:g}% CI"
+    if metric.type == "nps":
+        if math.isnan(abs_delta):
+            return f"{variant}: not enough NPS responses to compare yet."
+        verb = "raised" if abs_delta > 0 else "lowered"
+        text = (
+            f"{variant} {verb} {metric.label} by {abs(abs_delta):.1f} points "
+            f"({level} {_points(abs_ci[0])} to {_points(abs_ci[1])})"
+        )
+    else:
+        if math.isnan(rel_delta):
+            return f"{variant}: not enough data to compare {metric.label} yet."
+        verb = "raised" if rel_delta > 0 else "cut"
+        text = (
+            f"{variant} {verb} {metric.label} by {abs(rel_delta) * 100:.1f}% "
+            f"({level} {_pct(rel_ci[0])} to {_pct(rel_ci[1])})"
+        )
+    tail = {
+        "win": " — a win.",
+        "loss": " — a loss.",
+        "inconclusive": "; not significant yet.",
+    }[verdict]
+    return text + tail
+
+
+# --- the timeline of one metric and treatment ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    control: Arm
+    treatment: Arm
+    fixed: FixedResult
+    sequential: SequentialResult
+    bayesian: BayesianResult
+    cuped: CupedInfo | None
+
+
+def _cuped_arms(
+    control: dict[str, float], treatment: dict[str, float]
+) -> tuple[ArmStats, ArmStats, CupedInfo]:
+    adjusted = cuped_adjust(covariate_stats(control), covariate_stats(treatment))
+    c, t = adjusted.control, adjusted.treatment
+    rel = t.mean / c.mean - 1 if c.mean else math.nan
+    info = CupedInfo(
+        variance_reduction=adjusted.variance_reduction,
+        theta=adjusted.theta,
+        abs_delta=t.mean - c.mean,
+        rel_delta=rel,
+        reason=getattr(adjusted, "reason", None),
+    )
+    return c, t, info
+
+
+def _timeline(
+    exp: Experiment,
+    metric: MetricDef,
+    control_rows: list[dict[str, float]],
+    treatment_rows: list[dict[str, float]],
+) -> list[_Look]:
+    """Every day's look for one metric and treatment (sequential tests running)."""
+    use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
+    prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
+    prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
+    looks: list[_Look] = []
+    raw_sequential: list[SequentialResult] = []
+    group_history: list[tuple[ArmStats, ArmStats]] = []
+    for c_row, t_row in zip(control_rows, treatment_rows, strict=True):
+        c_stats, t_stats = arm_stats(metric, c_row), arm_stats(metric, t_row)
+        control = Arm(c_stats.n, c_stats.mean, c_stats)
+        treatment = Arm(t_stats.n, t_stats.mean, t_stats)
+        cuped = None
+        test_c, test_t = c_stats, t_stats
+        if use_cuped:
+            test_c, test_t, cuped = _cuped_arms(c_row, t_row)
+        elif exp.cuped_days > 0:
+            cuped = CupedInfo(
+                math.nan,
+                math.nan,
+                math.nan,
+                math.nan,
+                reason=f"CUPED applies to proportion and mean metrics, not {metric.type}",
+            )
+        fixed = fixed_test(test_c, test_t, alpha=exp.alpha)
+        if exp.sequential_method == "group":
+            group_history.append((test_c, test_t))
+            planned = exp.planned_users or exp.sequential_tuning
+            sequential = group_sequential_test(
+                group_history, alpha=exp.alpha, planned_users=planned
+            )
+        else:
+            sequential = sequential_test(
+                test_c, test_t, alpha=exp.alpha, tuning=exp.sequential_tuning
+            )
+        raw_sequential.append(sequential)
+        bayesian = bayesian_test(
+            test_c,
+            test_t,
+            alpha=exp.alpha,
+            direction=metric.direction,
+            prior_mean=prior_mean,
+            prior_sd=prior_sd,
+        )
+        looks.append(_Look(control, treatment, fixed, sequential, bayesian, cuped))
+    if exp.sequential_method == "mixture":
+        running = running_sequential(raw_sequential)
+        looks = [
+            _Look(lk.control, lk.treatment, lk.fixed, seq, lk.bayesian, lk.cuped)
+            for lk, seq in zip(looks, running, strict=True)
+        ]
+    return looks
+
+
+# --- the experiment -----------------------------------------------------------------
+
+
+def _is_significant(
+    exp: Experiment, look: _Look, adjusted_p: float, family_size: int, role: Role
+) -> bool:
+    """Significance under the experiment's decision method (family-corrected)."""
+    alpha = exp.alpha
+    if exp.decision == "fixed":
+        return adjusted_p < alpha
+    if exp.decision == "sequential":
+        # Bonferroni across the family for always-valid p-values.
+        split = alpha if role == "guardrail" else alpha / max(family_size, 1)
+        return look.sequential.p_value < split
+    prob = look.bayesian.prob_beat_control
+    if math.isnan(prob):
+        return False
+    return prob >= 1 - alpha / 2 or prob <= alpha / 2
+
+
+def _effective_delta(exp: Experiment, look: _Look) -> tuple[float, float]:
+    """The (abs, rel) delta the tests used: CUPED-adjusted when it applied."""
+    if look.cuped is not None and not math.isnan(look.cuped.abs_delta):
+        return look.cuped.abs_delta, look.cuped.rel_delta
+    return look.fixed.abs_delta, look.fixed.rel_delta
+
+
+def _method_cis(
+    exp: Experiment, look: _Look
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    if exp.decision == "sequential":
+        return look.sequential.rel_ci, look.sequential.abs_ci
+    if exp.decision == "bayesian":
+        return look.bayesian.rel_ci, look.fixed.abs_ci
+    return look.fixed.rel_ci, look.fixed.abs_ci
+
+
+def _finished(exp: Experiment, as_of: dt.date, total_users: int) -> bool:
+    if exp.end is not None and as_of >= exp.end:
+        return True
+    return exp.planned_users is not None and total_users >= exp.planned_users
+
+
+def recommend(
+    exp: Experiment,
+    results: Sequence[MetricResult],
+    srm_ok: bool,
+    finished: bool,
+) -> Recommendation:
+    """Ship, roll back, review or keep running, from primaries and guardrails."""
+    if not srm_ok:
+        return Recommendation(
+            "review",
+            "The traffic split does not match the configured weights (sample-ratio "
+            "mismatch), so no result can be trusted until the assignment is fixed.",
+        )
+    if exp.decision == "fixed" and not finished:
+        return Recommendation(
+            "keep_running",
+            "A fixed-horizon test is read once, at its planned end; "
+            "keep it running until then.",
+        )
+    by_arm = {v: [r for r in results if r.variant == v] for v in exp.treatments}
+    losses = [
+        r for r in results if r.verdict == "loss" and r.role in ("primary", "guardrail")
+    ]
+    shippable = [
+        v
+        for v, rows in by_arm.items()
+        if all(r.verdict == "win" for r in rows if r.role == "primary")
+        and not any(r.verdict == "loss" for r in rows if r.role == "guardrail")
+        and any(r.role == "primary" for r in rows)
+    ]
+    if shippable:
+        best = shippable[0]
+        wins = ", ".join(r.metric.label for r in by_arm[best] if r.role == "primary")
+        return Recommendation(
+            "ship",
+            f"{best} wins on {wins} with no guardrail harmed.",
+        )
+    if losses:
+        worst = losses[0]
+        kind = "guardrail" if worst.role == "guardrail" else "primary metric"
+        return Recommendation(
+            "roll_back",
+            f"{worst.variant} significantly hurts the {kind} "
+            f"{worst.metric.label}; roll it back.",
+        )
+    if not finished:
+        return Recommendation(
+            "keep_running",
+            "No primary metric has reached significance yet; "
+            "the test can still decide, keep it running.",
+        )
+    return Recommendation(
+        "review",
+        "The test ran its course without a significant change in the primary "
+        "metric; review whether to ship on other grounds.",
+    )
+
+
+def _warnings(
+    exp: Experiment,
+    users: dict[str, int],
+    multiple: int,
+    health: ExperimentHealth,
+    srm: SrmResult,
+    results: Sequence[MetricResult],
+) -> tuple[str, ...]:
+    out = []
+    if not srm.ok:
+        out.append(
+            f"Sample-ratio mismatch: p = {srm.p_value:.2g} < 0.001 "
+            f"(observed {', '.join(f'{k} {v:,}' for k, v in users.items())})."
+        )
+    exposed = sum(users.values()) + multiple
+    if exposed and multiple / exposed >= MULTIPLE_EXPOSURE_WARN_SHARE:
+        out.append(
+            f"{multiple:,} users ({multiple / exposed:.1%}) saw more than one variant "
+            "and were excluded."
+        )
+    small = [v for v, n in users.items() if n < MIN_USERS_PER_ARM]
+    if small:
+        out.append(
+            f"Too few users so far in {', '.join(small)} "
+            f"(fewer than {MIN_USERS_PER_ARM} per arm)."
+        )
+    if any(r.sequential.planned_size_exceeded for r in results):
+        out.append("The group-sequential test has passed its planned sample size.")
+    return tuple(out)
+
+
+def _rows_by_arm(
+    daily: pl.DataFrame, metric_id: str, variant: str
+) -> list[dict[str, float]]:
+    return (
+        daily.filter((pl.col("metric") == metric_id) & (pl.col("variant") == variant))
+        .sort("day")
+        .to_dicts()
+    )
+
+
+def _srm_looks(
+    exp: Experiment, daily: pl.DataFrame
+) -> tuple[list[dt.date], list[list[int]]]:
+    """Analysed users per variant as of every day (from the first metric's n)."""
+    metric_id = exp.metric_roles[0][0]
+    first = daily.filter(pl.col("metric") == metric_id)
+    days = sorted(set(first["day"].to_list()))
+    counts = []
+    for variant in exp.variant_ids:
+        rows = first.filter(pl.col("variant") == variant).sort("day")
+        counts.append(rows["n"].to_list())
+    return days, [list(day) for day in zip(*counts, strict=True)] if counts else []
+
+
+def analyze_history(
+    exp: Experiment, catalog: Catalog, summaries: Summaries, *, last_only: bool = False
+) -> list[ExperimentResult]:
+    """The experiment as it stood at the end of each day from its start to as-of.
+
+    Args:
+        exp: the experiment config.
+        catalog: the metric catalog.
+        summaries: the log's summaries (must include this experiment).
+        last_only: build only the as-of day's result (the timelines are computed
+            in full either way, for the running sequential tests).
+
+    Returns:
+        One result per day, oldest first (empty when as-of is before the start).
+    """
+    daily = summaries.daily.filter(pl.col("experiment_id") == exp.id)
+    # The n used for SRM is that of exposure-based metrics (NPS counts responders).
+    exposure_daily = daily.join(
+        pl.DataFrame(
+            {
+                "metric": list(catalog.ids),
+                "type": [m.type for m in catalog.metrics],
+            }
+        ),
+        on="metric",
+    ).filter(pl.col("type") != "nps")
+    if exposure_daily.is_empty():
+        exposure_daily = daily
+    days, srm_counts = _srm_looks(exp, exposure_daily)
+    if not days:
+        return []
+    weights = [v.weight for v in exp.variants]
+    roles = dict(exp.metric_roles)
+    timelines: dict[tuple[str, str], list[_Look]] = {}
+    for metric_id, _ in exp.metric_roles:
+        metric = catalog[metric_id]
+        control_rows = _rows_by_arm(daily, metric_id, exp.control)
+        for variant in exp.treatments:
+            timelines[metric_id, variant] = _timeline(
+                exp, metric, control_rows, _rows_by_arm(daily, metric_id, variant)
+            )
+    family = [key for key in timelines if roles[key[0]] != "guardrail"]
+    health = summaries.health[exp.id]
+    multiple_by_day = _multiple_exposures_by_day(summaries, exp, days)
+    provenance = {
+        "config_hash": exp.content_hash,
+        "log_fingerprint": _fingerprint_text(summaries.fingerprint),
+    }
+    indices = [len(days) - 1] if last_only else range(len(days))
+    out = []
+    for k in indices:
+        day = days[k]
+        users = dict(zip(exp.variant_ids, srm_counts[k], strict=True))
+        srm = srm_test(srm_counts[k], weights)
+        seq_srm = sequential_srm(srm_counts[: k + 1], weights)
+        raw_p = [timelines[key][k].fixed.p_value for key in family]
+        adjusted = dict(
+            zip(family, adjust_p_values(raw_p, exp.correction), strict=True)
+        )
+        results = []
+        for (metric_id, variant), looks in timelines.items():
+            look = looks[k]
+            metric = catalog[metric_id]
+            role = roles[metric_id]
+            adj_p = adjusted.get((metric_id, variant), look.fixed.p_value)
+            significant = _is_significant(exp, look, adj_p, len(family), role)
+            abs_d, rel_d = _effective_delta(exp, look)
+            verdict = verdict_of(
+                metric, significant, rel_d if not math.isnan(rel_d) else abs_d
+            )
+            rel_ci, abs_ci = _method_cis(exp, look)
+            results.append(
+                MetricResult(
+                    metric=metric,
+                    variant=variant,
+                    role=role,
+                    control=look.control,
+                    treatment=look.treatment,
+                    abs_delta=look.treatment.value - look.control.value,
+                    rel_delta=_rel(look.control.value, look.treatment.value),
+                    fixed=look.fixed,
+                    adjusted_p_value=adj_p,
+                    sequential=look.sequential,
+                    bayesian=look.bayesian,
+                    significant=significant,
+                    verdict=verdict,
+                    summary=summarize_result(
+                        metric,
+                        variant,
+                        rel_d,
+                        abs_d,
+                        rel_ci,
+                        abs_ci,
+                        verdict,
+                        exp.alpha,
+                    ),
+                    cuped=look.cuped,
+                    reason=look.fixed.reason,
+                )
+            )
+        finished = _finished(exp, day, sum(users.values()))
+        multiple = multiple_by_day[k]
+        out.append(
+            ExperimentResult(
+                experiment=exp,
+                as_of=day,
+                users=users,
+                multiple_exposures=multiple,
+                srm=srm,
+                sequential_srm=SequentialSrm(seq_srm.p_value, seq_srm.ok),
+                results=tuple(results),
+                recommendation=recommend(exp, results, srm.ok, finished),
+                health=health,
+                warnings=_warnings(exp, users, multiple, health, srm, results),
+                finished=finished,
+                provenance=provenance,
+            )
+        )
+    return out
+
+
+def _rel(control: float, treatment: float) -> float:
+    if math.isnan(control) or control == 0:
+        return math.nan
+    return treatment / control - 1
+
+
+def _multiple_exposures_by_day(
+    summaries: Summaries, exp: Experiment, days: Sequence[dt.date]
+) -> list[int]:
+    flow = summaries.exposures.filter(pl.col("experiment_id") == exp.id)
+    out = []
+    for day in days:
+        out.append(int(flow.filter(pl.col("day") <= day)["d_conflicts"].sum() or 0))
+    return out
+
+
+def _fingerprint_text(fingerprint: tuple) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(fingerprint).encode()).hexdigest()[:16]
+
+
+def analyze(
+    exp: Experiment, catalog: Catalog, summaries: Summaries
+) -> ExperimentResult | None:
+    """The experiment as of its as-of day (None when as-of is before its start)."""
+    history = analyze_history(exp, catalog, summaries, last_only=True)
+    return history[-1] if history else None

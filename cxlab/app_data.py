@@ -1,0 +1,151 @@
+"""Cached access to the engine for the Streamlit pages (the only Streamlit import in cxlab).
+
+Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
+content hashes, never on frames or bare paths: a widget change reruns the page on
+cached summaries and never rescans the log; editing a config or the log invalidates
+exactly what depends on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from cxlab.analysis import ExperimentResult, analyze_history
+from cxlab.api import results_for, summarize_all
+from cxlab.config import (
+    CATALOG_FILE,
+    Catalog,
+    Experiment,
+    load_catalog,
+    load_experiments,
+)
+from cxlab.events import EventSource, resolve_source
+from cxlab.health import HealthReport, health_report
+from cxlab.summaries import Summaries
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_EVENTS = ROOT / "data" / "events.parquet"
+EXPERIMENTS_DIR = ROOT / "experiments"
+
+# Session-state keys shared by app.py and every page.
+EVENTS_KEY = "events_path"
+AS_OF_KEY = "as_of"
+EXPERIMENT_KEY = "experiment_id"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the pages analyse: a log, the configs and an optional as-of day."""
+
+    events: str
+    fingerprint: tuple
+    experiments_dir: str
+    configs: tuple[tuple[str, str], ...]  # (file, content hash) of every config
+    as_of: dt.date | None
+
+
+def ensure_sample() -> Path:
+    """The bundled sample log, generated (seeded) on first use."""
+    if not SAMPLE_EVENTS.is_file():
+        from cxlab.sample import write_sample
+
+        with st.spinner("Generating the sample event log (first run only)…"):
+            write_sample(SAMPLE_EVENTS)
+    return SAMPLE_EVENTS
+
+
+def _config_hashes(folder: Path) -> tuple[tuple[str, str], ...]:
+    import hashlib
+
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return tuple(
+        (f.name, hashlib.sha256(f.read_bytes()).hexdigest()[:16]) for f in files
+    )
+
+
+def workspace() -> Workspace:
+    """The current workspace from session state (sample log by default).
+
+    Raises:
+        InputError: the chosen log or the configs are unusable.
+    """
+    events = st.session_state.get(EVENTS_KEY) or str(ensure_sample())
+    source = resolve_source(events)
+    folder = Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR)
+    return Workspace(
+        events=events,
+        fingerprint=source.fingerprint,
+        experiments_dir=str(folder),
+        configs=_config_hashes(folder),
+        as_of=st.session_state.get(AS_OF_KEY),
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_configs(
+    experiments_dir: str, configs: tuple[tuple[str, str], ...]
+) -> tuple[Catalog, list[Experiment]]:
+    """Catalog and experiments of a folder (``configs`` only keys the cache)."""
+    catalog = load_catalog(Path(experiments_dir) / CATALOG_FILE)
+    return catalog, load_experiments(experiments_dir, catalog)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the event log…")
+def load_summaries(
+    events: str,
+    fingerprint: tuple,
+    experiments_dir: str,
+    configs: tuple[tuple[str, str], ...],
+    as_of: dt.date | None,
+) -> dict[str, Summaries]:
+    """Summaries of every experiment: the one scan of the log."""
+    catalog, experiments = load_configs(experiments_dir, configs)
+    return summarize_all(resolve_source(events), experiments, catalog, as_of=as_of)
+
+
+def _summaries(ws: Workspace) -> dict[str, Summaries]:
+    return load_summaries(
+        ws.events, ws.fingerprint, ws.experiments_dir, ws.configs, ws.as_of
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner="Analysing…")
+def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
+    """Every experiment as of its as-of day."""
+    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
+    summaries = _summaries(ws)
+    return [
+        results_for(e, catalog, summaries[e.id], history=False)[0] for e in experiments
+    ]
+
+
+@st.cache_data(max_entries=32, show_spinner="Analysing…")
+def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
+    """One experiment as it stood at the end of each day (oldest first)."""
+    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
+    exp = next(e for e in experiments if e.id == experiment_id)
+    history = analyze_history(exp, catalog, _summaries(ws)[experiment_id])
+    return history or results_for(
+        exp, catalog, _summaries(ws)[experiment_id], history=False
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def load_health(ws: Workspace) -> HealthReport:
+    """The data-health report of the log against the configs."""
+    _, experiments = load_configs(ws.experiments_dir, ws.configs)
+    return health_report(resolve_source(ws.events), experiments, _summaries(ws))
+
+
+def summaries_for(ws: Workspace, experiment_id: str) -> Summaries:
+    """The cached summaries that hold one experiment (dimension tables, exposures)."""
+    return _summaries(ws)[experiment_id]
+
+
+def source_of(ws: Workspace) -> EventSource:
+    """The resolved files of the workspace's log."""
+    return resolve_source(ws.events)

@@ -1,0 +1,261 @@
+"""The one serializer: results → CONTRACT §4 JSON, CSV rows and a text table.
+
+The contract's field names are spelled here and nowhere else. NaN (a test that could
+not run) is written as ``null``, because NaN is not JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from cxlab.analysis import Arm, ExperimentResult, MetricResult
+from stats.aggregates import NpsStats
+
+ROUND = 10  # significant digits kept in JSON numbers
+
+
+def clean(value: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf → None, tuples → lists, floats rounded."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return float(f"{value:.{ROUND}g}")
+    if isinstance(value, tuple | list):
+        return [clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return clean(value.item())
+    return value
+
+
+def _arm(arm: Arm) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": arm.n, "value": arm.value}
+    if isinstance(arm.stats, NpsStats):
+        out |= {
+            "promoters": arm.stats.promoters,
+            "passives": arm.stats.passives,
+            "detractors": arm.stats.detractors,
+        }
+    return out
+
+
+def result_to_dict(row: MetricResult) -> dict[str, Any]:
+    """One scorecard row as a CONTRACT §4 ``results`` entry."""
+    seq = row.sequential
+    sequential: dict[str, Any] = {
+        "p_value": seq.p_value,
+        "abs_ci": seq.abs_ci,
+        "rel_ci": seq.rel_ci,
+    }
+    if seq.method == "group":
+        sequential |= {
+            "method": "group",
+            "information_fraction": seq.information_fraction,
+            "boundary_z": seq.boundary_z,
+            "planned_size_exceeded": seq.planned_size_exceeded,
+        }
+    if seq.reason:
+        sequential["reason"] = seq.reason
+    out: dict[str, Any] = {
+        "metric": row.metric.id,
+        "variant": row.variant,
+        "role": row.role,
+        "control": _arm(row.control),
+        "treatment": _arm(row.treatment),
+        "abs_delta": row.abs_delta,
+        "rel_delta": row.rel_delta,
+        "fixed": {
+            "p_value": row.fixed.p_value,
+            "adjusted_p_value": row.adjusted_p_value,
+            "abs_ci": row.fixed.abs_ci,
+            "rel_ci": row.fixed.rel_ci,
+        },
+        "sequential": sequential,
+        "bayesian": {
+            "prob_beat_control": row.bayesian.prob_beat_control,
+            "expected_loss": row.bayesian.expected_loss,
+            "rel_ci": row.bayesian.rel_ci,
+        },
+        "significant": row.significant,
+        "verdict": row.verdict,
+        "summary": row.summary,
+    }
+    if row.cuped is not None:
+        cuped: dict[str, Any] = {"variance_reduction": row.cuped.variance_reduction}
+        if row.cuped.reason:
+            cuped["reason"] = row.cuped.reason
+        else:
+            cuped |= {
+                "theta": row.cuped.theta,
+                "abs_delta": row.cuped.abs_delta,
+                "rel_delta": row.cuped.rel_delta,
+            }
+        out["cuped"] = cuped
+    if row.reason:
+        out["reason"] = row.reason
+    return clean(out)
+
+
+def experiment_to_dict(result: ExperimentResult) -> dict[str, Any]:
+    """An analysed experiment as the CONTRACT §4 JSON object."""
+    exp = result.experiment
+    health = result.health
+    return clean(
+        {
+            "experiment": exp.id,
+            "name": exp.label,
+            "as_of": result.as_of.isoformat(),
+            "decision": exp.decision,
+            "alpha": exp.alpha,
+            "correction": exp.correction,
+            "users": result.users,
+            "multiple_exposures": result.multiple_exposures,
+            "srm": {
+                "p_value": result.srm.p_value,
+                "ok": result.srm.ok,
+                "expected": dict(zip(result.users, result.srm.expected, strict=False)),
+                "sequential_p_value": result.sequential_srm.p_value,
+                "sequential_ok": result.sequential_srm.ok,
+            },
+            "results": [result_to_dict(r) for r in result.results],
+            "recommendation": {
+                "action": result.recommendation.action,
+                "reason": result.recommendation.reason,
+            },
+            "health": {
+                "exposure_rows": health.exposure_rows,
+                "exposures_outside_window": health.exposures_outside_window,
+                "pre_exposure_events": health.pre_exposure_events,
+                "finished": result.finished,
+            },
+            "warnings": list(result.warnings),
+            "provenance": result.provenance,
+        }
+    )
+
+
+def to_json(payload: Any) -> str:
+    """Pretty JSON text of already-clean data."""
+    return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+CSV_COLUMNS = [
+    "experiment", "as_of", "metric", "variant", "role",
+    "control_n", "control_value", "treatment_n", "treatment_value",
+    "abs_delta", "rel_delta",
+    "fixed_p_value", "fixed_adjusted_p_value",
+    "fixed_abs_ci_low", "fixed_abs_ci_high", "fixed_rel_ci_low", "fixed_rel_ci_high",
+    "sequential_p_value",
+    "sequential_abs_ci_low", "sequential_abs_ci_high",
+    "sequential_rel_ci_low", "sequential_rel_ci_high",
+    "bayesian_prob_beat_control", "bayesian_expected_loss",
+    "bayesian_rel_ci_low", "bayesian_rel_ci_high",
+    "significant", "verdict", "summary",
+]  # fmt: skip
+
+
+def csv_rows(experiments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flatten experiment JSON objects to one CSV row per result."""
+    rows = []
+    for exp in experiments:
+        for r in exp["results"]:
+            f, s, b = r["fixed"], r["sequential"], r["bayesian"]
+            rows.append(
+                {
+                    "experiment": exp["experiment"],
+                    "as_of": exp["as_of"],
+                    "metric": r["metric"],
+                    "variant": r["variant"],
+                    "role": r["role"],
+                    "control_n": r["control"]["n"],
+                    "control_value": r["control"]["value"],
+                    "treatment_n": r["treatment"]["n"],
+                    "treatment_value": r["treatment"]["value"],
+                    "abs_delta": r["abs_delta"],
+                    "rel_delta": r["rel_delta"],
+                    "fixed_p_value": f["p_value"],
+                    "fixed_adjusted_p_value": f["adjusted_p_value"],
+                    "fixed_abs_ci_low": f["abs_ci"][0],
+                    "fixed_abs_ci_high": f["abs_ci"][1],
+                    "fixed_rel_ci_low": f["rel_ci"][0],
+                    "fixed_rel_ci_high": f["rel_ci"][1],
+                    "sequential_p_value": s["p_value"],
+                    "sequential_abs_ci_low": s["abs_ci"][0],
+                    "sequential_abs_ci_high": s["abs_ci"][1],
+                    "sequential_rel_ci_low": s["rel_ci"][0],
+                    "sequential_rel_ci_high": s["rel_ci"][1],
+                    "bayesian_prob_beat_control": b["prob_beat_control"],
+                    "bayesian_expected_loss": b["expected_loss"],
+                    "bayesian_rel_ci_low": b["rel_ci"][0],
+                    "bayesian_rel_ci_high": b["rel_ci"][1],
+                    "significant": r["significant"],
+                    "verdict": r["verdict"],
+                    "summary": r["summary"],
+                }
+            )
+    return rows
+
+
+def to_csv(experiments: Sequence[dict[str, Any]]) -> str:
+    """CSV text, one row per (experiment, as-of, metric, treatment)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(experiments))
+    return buffer.getvalue()
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _ci(pair: list[Any] | None) -> str:
+    if not pair or pair[0] is None:
+        return "—"
+    return f"[{pair[0] * 100:+.1f}%, {pair[1] * 100:+.1f}%]"
+
+
+def to_table(experiments: Sequence[dict[str, Any]]) -> str:
+    """A plain-text report for a terminal."""
+    lines: list[str] = []
+    for exp in experiments:
+        users = ", ".join(f"{k} {v:,}" for k, v in exp["users"].items())
+        srm = exp["srm"]
+        lines += [
+            f"{exp['name']} ({exp['experiment']}) as of {exp['as_of']}",
+            f"  users: {users}; multiple exposures: {exp['multiple_exposures']:,}; "
+            f"SRM p = {_fmt(srm['p_value'], 3)} ({'ok' if srm['ok'] else 'MISMATCH'})",
+            f"  recommendation: {exp['recommendation']['action']} — "
+            f"{exp['recommendation']['reason']}",
+        ]
+        header = (
+            f"  {'metric':<24} {'variant':<18} {'role':<10} {'control':>10} "
+            f"{'treatment':>10} {'rel Δ':>8} {'fixed p':>8} {'seq p':>8} "
+            f"{'P(better)':>9} {'rel CI (seq)':>18}  verdict"
+        )
+        lines += [header, "  " + "-" * (len(header) - 2)]
+        for r in exp["results"]:
+            rel = r["rel_delta"]
+            lines.append(
+                f"  {r['metric']:<24} {r['variant']:<18} {r['role']:<10} "
+                f"{_fmt(r['control']['value']):>10} {_fmt(r['treatment']['value']):>10} "
+                f"{(f'{rel * 100:+.1f}%' if rel is not None else '—'):>8} "
+                f"{_fmt(r['fixed']['p_value'], 3):>8} "
+                f"{_fmt(r['sequential']['p_value'], 3):>8} "
+                f"{_fmt(r['bayesian']['prob_beat_control'], 3):>9} "
+                f"{_ci(r['sequential']['rel_ci']):>18}  {r['verdict']}"
+            )
+        for warning in exp.get("warnings", []):
+            lines.append(f"  ! {warning}")
+        lines.append("")
+    return "\n".join(lines)
