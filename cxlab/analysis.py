@@ -457,7 +457,7 @@ def _srm_looks(
     exp: Experiment, daily: pl.DataFrame
 ) -> tuple[list[dt.date], list[list[int]]]:
     """Analysed users per variant as of every day (from the first metric's n)."""
-    metric_id = exp.metric_roles[0][0]
+    metric_id = daily["metric"].min() if daily.height else None
     first = daily.filter(pl.col("metric") == metric_id)
     days = sorted(set(first["day"].to_list()))
     counts = []
