@@ -279,7 +279,8 @@ def _timeline(
                 math.nan,
                 math.nan,
                 math.nan,
-                reason=f"CUPED applies to proportion and mean metrics, not {metric.type}",
+                reason="CUPED applies to proportion and mean metrics, "
+                f"not to {metric.type} metrics",
             )
         fixed = fixed_test(test_c, test_t, alpha=exp.alpha)
         if exp.sequential_method == "group":
@@ -598,10 +599,9 @@ def _multiple_exposures_by_day(
     summaries: Summaries, exp: Experiment, days: Sequence[dt.date]
 ) -> list[int]:
     flow = summaries.exposures.filter(pl.col("experiment_id") == exp.id)
-    out = []
-    for day in days:
-        out.append(int(flow.filter(pl.col("day") <= day)["d_conflicts"].sum() or 0))
-    return out
+    return [
+        int(flow.filter(pl.col("day") <= day)["d_conflicts"].sum() or 0) for day in days
+    ]
 
 
 def _fingerprint_text(fingerprint: tuple) -> str:

@@ -1,4 +1,4 @@
-"""Cached access to the engine for the Streamlit pages (the only Streamlit import in cxlab).
+"""Cached access to the engine for the pages (cxlab's only Streamlit import).
 
 Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
 content hashes, never on frames or bare paths: a widget change reruns the page on

@@ -225,7 +225,7 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read file: {exc.strerror}") from exc
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -621,7 +621,7 @@ def load_experiments(folder: Path | str, catalog: Catalog) -> list[Experiment]:
 
 
 def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:
-    """Resolve a CLI reference: a config file's path or an experiment id in the folder."""
+    """Resolve a CLI reference: a config file's path or an experiment id."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_experiment(path, catalog)

@@ -18,7 +18,14 @@ import polars as pl
 
 from cxlab.errors import EventLogError
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}  # fmt: skip
+FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+}
 REQUIRED = ("timestamp", "user_id", "event")
 EXPOSURE = "exposure"
 FILE_COL = "_file"
@@ -126,7 +133,8 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
     if missing:
         raise EventLogError(
             label,
-            f"missing required column(s): {', '.join(missing)}; found: {', '.join(c for c in schema if c != FILE_COL)}",
+            f"missing required column(s): {', '.join(missing)}; "
+            f"found: {', '.join(c for c in schema if c != FILE_COL)}",
             column=missing[0],
         )
     exprs: list[pl.Expr] = [
@@ -135,12 +143,12 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
         pl.col("user_id").cast(pl.String).str.strip_chars().alias("user_id"),
         pl.col("event").cast(pl.String).alias("event"),
     ]
-    for name in ("experiment_id", "variant"):
-        exprs.append(
-            pl.col(name).cast(pl.String).alias(name)
-            if name in schema
-            else pl.lit(None, pl.String).alias(name)
-        )
+    exprs += [
+        pl.col(name).cast(pl.String).alias(name)
+        if name in schema
+        else pl.lit(None, pl.String).alias(name)
+        for name in ("experiment_id", "variant")
+    ]
     if "value" in schema:
         value_dtype = schema["value"]
         raw = pl.col("value").cast(pl.String)
@@ -171,7 +179,8 @@ def scan_events(
     Returns:
         A LazyFrame with ``timestamp`` (UTC), ``user_id`` (text), ``event``,
         ``experiment_id``, ``variant``, ``value`` (Float64), every other column as a
-        dimension, and bookkeeping columns ``_file``, ``_raw_timestamp``, ``_raw_value``.
+        dimension, and bookkeeping columns ``_file``, ``_raw_timestamp`` and
+        ``_raw_value``.
 
     Raises:
         EventLogError: a required column is missing or a file cannot be scanned.

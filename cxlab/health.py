@@ -19,10 +19,10 @@ from cxlab.events import EventSource
 from cxlab.summaries import Summaries
 
 SET_ASIDE_LABELS = {
-    "exposure_rows_of_other_experiments": "exposure rows of experiments without a config",
-    "exposure_rows_outside_window": "exposure rows outside their experiment's start..end",
-    "events_of_users_in_no_analysed_experiment": "rows of users in no analysed experiment",
-    "events_before_first_exposure": "outcome events before the user's first exposure",
+    "exposure_rows_of_other_experiments": "exposure rows of unconfigured experiments",
+    "exposure_rows_outside_window": "exposure rows outside their experiment's window",
+    "events_of_users_in_no_analysed_experiment": "rows of users in no experiment",
+    "events_before_first_exposure": "outcome events before first exposure",
 }
 
 
@@ -60,15 +60,15 @@ class HealthReport:
             else "—"
         )
         lines = [
-            f"Event log: {self.source} ({self.files} file{'s' if self.files != 1 else ''})",
+            f"Event log: {self.source} ({self.files} file(s))",
             f"  rows: {self.rows:,}   users: {self.users:,}   span: {span}",
             "",
             "Events by type:",
         ]
-        for row in self.events_by_type.iter_rows(named=True):
-            lines.append(
-                f"  {row['event']:<20} {row['rows']:>12,} rows {row['users']:>10,} users"
-            )
+        lines += [
+            f"  {row['event']:<20} {row['rows']:>12,} rows {row['users']:>10,} users"
+            for row in self.events_by_type.iter_rows(named=True)
+        ]
         lines += ["", "Exposures per experiment and variant:"]
         for exp in self.experiments:
             lines.append(

@@ -248,7 +248,8 @@ def to_table(experiments: Sequence[dict[str, Any]]) -> str:
             rel = r["rel_delta"]
             lines.append(
                 f"  {r['metric']:<24} {r['variant']:<18} {r['role']:<10} "
-                f"{_fmt(r['control']['value']):>10} {_fmt(r['treatment']['value']):>10} "
+                f"{_fmt(r['control']['value']):>10} "
+                f"{_fmt(r['treatment']['value']):>10} "
                 f"{(f'{rel * 100:+.1f}%' if rel is not None else '—'):>8} "
                 f"{_fmt(r['fixed']['p_value'], 3):>8} "
                 f"{_fmt(r['sequential']['p_value'], 3):>8} "

@@ -213,7 +213,8 @@ def _needed_dimensions(
             users = [e.id for e in experiments if d in e.dimensions]
             raise EventLogError(
                 label,
-                f"dimension '{d}' of experiment {', '.join(users)} is not a column of the log",
+                f"dimension '{d}' of experiment {', '.join(users)} "
+                "is not a column of the log",
                 column=d,
             )
     return dims
@@ -239,7 +240,8 @@ def _check_filter_columns(
                 if column not in schema:
                     raise EventLogError(
                         label,
-                        f"metric '{metric_id}' filters on '{column}', which is not a column of the log",
+                        f"metric '{metric_id}' filters on '{column}', "
+                        "which is not a column of the log",
                         column=column,
                     )
 
@@ -642,7 +644,9 @@ def _check_declared_variants(
             files = sorted(set(rows[FILE_COL].to_list())) or [label]
             raise EventLogError(
                 ", ".join(files),
-                f"variant(s) {', '.join(repr(v) for v in unknown)} of experiment '{exp.id}' are not declared in {exp.source or 'its config'} (declared: {', '.join(exp.variant_ids)})",
+                f"variant(s) {', '.join(repr(v) for v in unknown)} of experiment "
+                f"'{exp.id}' are not declared in {exp.source or 'its config'} "
+                f"(declared: {', '.join(exp.variant_ids)})",
                 column="variant",
                 rows=format_rows(rows),
             )
