@@ -121,7 +121,8 @@ def _parse_timestamp(dtype: pl.DataType) -> pl.Expr:
         return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     if isinstance(dtype, pl.Date):
         return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    text = col.cast(pl.String).str.strip_chars()
+    # A trailing "Z" means UTC; spelled as an offset it parses with every format.
+    text = col.cast(pl.String).str.strip_chars().str.replace(r"[Zz]$", "+00:00")
     candidates = [text.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)]
     candidates += [text.str.strptime(UTC, fmt, strict=False) for fmt in ISO_FORMATS]
     return pl.coalesce(candidates)
