@@ -1,0 +1,184 @@
+"""Bayesian comparison of two arms on the relative lift."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import integrate, special
+from scipy import stats as sps
+
+from stats.aggregates import ArmStats, ProportionStats
+from stats.delta import as_output, check_alpha, compare_arms
+from stats.fixed import _interval
+
+Direction = Literal["increase", "decrease"]
+
+
+@dataclass(frozen=True, slots=True)
+class BayesianResult:
+    """Result of :func:`bayesian_test`; field names follow the JSON contract.
+
+    Attributes:
+        prob_beat_control: posterior probability that the treatment is better in the
+            metric's good direction.
+        expected_loss: expected relative loss of shipping the treatment.
+        rel_ci: equal-tailed 1 − alpha credible interval of the relative lift.
+        posterior_mean: posterior mean of the relative lift.
+        posterior_sd: posterior standard deviation of the relative lift.
+        reason: why fields are NaN, else None.
+    """
+
+    prob_beat_control: float
+    expected_loss: float
+    rel_ci: tuple[float, float]
+    posterior_mean: float
+    posterior_sd: float
+    reason: str | None = None
+
+
+def bayesian_test(
+    control: ArmStats,
+    treatment: ArmStats,
+    *,
+    alpha: float = 0.05,
+    direction: Direction = "increase",
+    prior_mean: float = 0.0,
+    prior_sd: float | None = None,
+) -> BayesianResult:
+    """Gaussian posterior of the relative lift L = mean_t / mean_c − 1.
+
+    The likelihood is N(rel_delta, rel_se²) with the delta-method rel_se. With
+    ``prior_sd`` None the prior is flat and the posterior is N(rel_delta, rel_se²)
+    (its credible interval equals the fixed test's rel_ci); otherwise the prior
+    N(prior_mean, prior_sd²) is conjugate. Arms may hold numpy arrays
+    (elementwise, ``reason`` None).
+
+    Args:
+        control: the control arm.
+        treatment: the treatment arm.
+        alpha: the credible interval has probability 1 − alpha.
+        direction: ``"increase"`` if larger is better, ``"decrease"`` otherwise.
+        prior_mean: prior mean of the relative lift.
+        prior_sd: prior standard deviation of the relative lift; None for flat.
+
+    Returns:
+        prob_beat_control = P(L > 0) (increase) or P(L < 0) (decrease);
+        expected_loss = E[max(0, −L)] (increase) or E[max(0, L)] (decrease)
+        = σφ(μ'/σ) − μ'Φ(−μ'/σ), μ' = ±μ.
+
+    Raises:
+        ValueError: alpha outside (0, 1), an unknown direction or prior_sd ≤ 0.
+
+    References:
+        Gelman, A., Carlin, J. B., Stern, H. S., Dunson, D. B., Vehtari, A. &
+        Rubin, D. B. (2013). Bayesian Data Analysis, 3rd ed., section 2.5 (normal
+        mean with known variance, conjugate prior: precisions add).
+        Stucchio, C. (2015). Bayesian A/B Testing at VWO (expected loss criterion).
+        Deng, Knoblich & Lu (2018), arXiv:1803.06336 (delta method for the
+        percent change).
+    """
+    if direction not in ("increase", "decrease"):
+        raise ValueError(
+            f"direction must be 'increase' or 'decrease', not {direction!r}"
+        )
+    check_alpha(alpha)
+    d = compare_arms(control, treatment)
+    mu_l = np.asarray(d.rel_delta, dtype=float)
+    sd_l = np.asarray(d.rel_se, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if prior_sd is None:
+            mu, sd = mu_l, sd_l
+        else:
+            if not prior_sd > 0:
+                raise ValueError("prior_sd must be positive")
+            # BDA3 §2.5: precision-weighted mean, precisions add
+            prec = 1.0 / prior_sd**2 + 1.0 / sd_l**2
+            mu = (prior_mean / prior_sd**2 + mu_l / sd_l**2) / prec
+            sd = np.sqrt(1.0 / prec)
+        sign = 1.0 if direction == "increase" else -1.0
+        m = sign * mu  # lift in the good direction
+        prob = special.ndtr(m / sd)  # P(sign·L > 0) = Φ(μ'/σ)
+        # E[max(0, −X)], X ~ N(μ', σ²): σφ(μ'/σ) − μ'Φ(−μ'/σ)
+        loss = sd * sps.norm.pdf(m / sd) - m * special.ndtr(-m / sd)
+        half = sps.norm.isf(alpha / 2) * sd
+    bad = ~(np.isfinite(mu) & np.isfinite(sd))
+    return BayesianResult(
+        prob_beat_control=as_output(np.where(bad, np.nan, prob)),
+        expected_loss=as_output(np.where(bad, np.nan, loss)),
+        rel_ci=_interval(np.where(bad, np.nan, mu), half),
+        posterior_mean=as_output(np.where(bad, np.nan, mu)),
+        posterior_sd=as_output(np.where(bad, np.nan, sd)),
+        reason=d.rel_reason,
+    )
+
+
+def beta_binomial_prob_better(
+    control: ProportionStats,
+    treatment: ProportionStats,
+    *,
+    direction: Direction = "increase",
+) -> tuple[float, float]:
+    """Exact Beta-Binomial probability to beat control and relative expected loss.
+
+    With Beta(1, 1) priors the posteriors are p_c ~ Beta(1 + s_c, 1 + n_c − s_c)
+    and p_t ~ Beta(1 + s_t, 1 + n_t − s_t). Both quantities are one-dimensional
+    integrals over p_c of closed-form conditional expectations under p_t
+    (regularised incomplete beta functions), done by adaptive quadrature.
+
+    Args:
+        control: control conversions.
+        treatment: treatment conversions.
+        direction: ``"increase"`` if a higher rate is better.
+
+    Returns:
+        (prob_beat_control, expected_loss) with the loss on the relative scale,
+        E[max(0, −(p_t/p_c − 1))] for increase, E[max(0, p_t/p_c − 1)] for decrease.
+        NaN for an empty arm.
+
+    References:
+        Miller, E. (2015). Formulas for Bayesian A/B Testing (evanmiller.org):
+        P(p_t > p_c) = ∫ f_c(x) (1 − I_x(a_t, b_t)) dx.
+        Stucchio, C. (2015). Bayesian A/B Testing at VWO (expected loss).
+    """
+    if direction not in ("increase", "decrease"):
+        raise ValueError(
+            f"direction must be 'increase' or 'decrease', not {direction!r}"
+        )
+    if control.n <= 0 or treatment.n <= 0:
+        return math.nan, math.nan
+    a_c, b_c = 1.0 + control.successes, 1.0 + control.n - control.successes
+    a_t, b_t = 1.0 + treatment.successes, 1.0 + treatment.n - treatment.successes
+    mean_t = a_t / (a_t + b_t)
+    post_c = sps.beta(a_c, b_c)
+    lo, hi = float(post_c.ppf(1e-12)), float(post_c.isf(1e-12))
+
+    def p_t_above(x: float) -> float:  # P(p_t > x) = 1 − I_x(a_t, b_t)
+        return float(special.betaincc(a_t, b_t, x))
+
+    def shortfall(x: float) -> float:  # E[max(0, x − p_t)] / x
+        # E[(x − p_t)⁺] = x I_x(a_t, b_t) − E[p_t] I_x(a_t + 1, b_t)
+        return (
+            float(special.betainc(a_t, b_t, x))
+            - mean_t * float(special.betainc(a_t + 1, b_t, x)) / x
+        )
+
+    def excess(x: float) -> float:  # E[max(0, p_t − x)] / x
+        # E[(p_t − x)⁺] = E[p_t](1 − I_x(a_t + 1, b_t)) − x (1 − I_x(a_t, b_t))
+        return mean_t * float(special.betaincc(a_t + 1, b_t, x)) / x - float(
+            special.betaincc(a_t, b_t, x)
+        )
+
+    def expect(g: Any) -> float:
+        # Miller (2015): ∫ f_c(x) g(x) dx over the control posterior's mass
+        val, _ = integrate.quad(
+            lambda x: post_c.pdf(x) * g(x), lo, hi, limit=200, epsabs=1e-12
+        )
+        return float(val)
+
+    prob_increase = expect(p_t_above)
+    if direction == "increase":
+        return prob_increase, expect(shortfall)
+    return 1.0 - prob_increase, expect(excess)

@@ -1,0 +1,351 @@
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+from stats_strategies import proportion_arms
+
+from stats.aggregates import ProportionStats, SampleStats
+from stats.fixed import fixed_test
+from stats.sequential import (
+    SequentialResult,
+    group_sequential_boundaries,
+    group_sequential_test,
+    mixture_multiplier,
+    mixture_p_value,
+    mixture_rho_squared,
+    obf_spending,
+    running_sequential,
+    sequential_test,
+)
+
+CONTROL = ProportionStats(10_012, 1_202)
+TREATMENT = ProportionStats(9_987, 1_252)
+
+
+def test_contract_example_golden_values() -> None:
+    # CONTRACT §4 example ("sequential" block, N* = 5000): abs_ci [-0.00921, 0.01981],
+    # p 1.0, rel_ci [-0.0794, 0.1676]. The contract's rel_ci is centred on its
+    # rounded rel_delta 0.0441 (ours 0.04420), hence abs=2e-4 on rel_ci.
+    res = sequential_test(CONTROL, TREATMENT, alpha=0.05)
+    assert res.abs_ci == pytest.approx((-0.009203, 0.019817), abs=1e-6)
+    assert res.p_value == 1.0
+    assert res.rel_ci == pytest.approx((-0.0794, 0.1676), abs=2e-4)
+    assert res.method == "mixture"
+    assert res.reason is None
+
+
+def test_rho_and_multiplier_follow_waudby_smith_formulas() -> None:
+    # arXiv:2103.06476 eq. 161 and eq. 9, written out by hand for alpha 0.05, t 10^4
+    rho2 = (-2 * math.log(0.05) + math.log(-2 * math.log(0.05) + 1)) / 5_000
+    assert mixture_rho_squared(0.05, 5_000) == pytest.approx(rho2, rel=1e-14)
+    tr = 10_000 * rho2
+    c = math.sqrt((tr + 1) / tr * 2 * math.log(math.sqrt(tr + 1) / 0.05))
+    assert mixture_multiplier(10_000, alpha=0.05) == pytest.approx(c, rel=1e-14)
+
+
+def test_p_value_equals_alpha_exactly_on_the_sequence_boundary() -> None:
+    for t in (100, 5_000, 1e6):
+        c = mixture_multiplier(t, alpha=0.05)
+        assert mixture_p_value(c, t, alpha=0.05) == pytest.approx(0.05, rel=1e-10)
+
+
+def test_multiplier_is_smallest_near_the_tuning_size_relative_to_width() -> None:
+    # The half-width c(t)/sqrt(t) is optimised at t = N*: c(t) sqrt(N*/t) is
+    # minimal at N* among nearby t
+    t = np.array([2_500.0, 5_000.0, 10_000.0])
+    width = np.asarray(mixture_multiplier(t, alpha=0.05, tuning=5_000)) / np.sqrt(t)
+    ratio = width * np.sqrt(t) / np.sqrt(5_000)
+    assert ratio[1] < ratio[0]
+    assert ratio[1] < ratio[2]
+
+
+@settings(max_examples=80, deadline=None)
+@given(proportion_arms(), proportion_arms(), st.sampled_from([0.01, 0.05, 0.1]))
+def test_p_below_alpha_iff_abs_ci_excludes_zero(control, treatment, alpha) -> None:
+    res = sequential_test(control, treatment, alpha=alpha)
+    if math.isnan(res.p_value):
+        assert res.reason is not None
+        return
+    assert (res.p_value < alpha) == (res.abs_ci[0] > 0 or res.abs_ci[1] < 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    proportion_arms(),
+    proportion_arms(),
+    st.sampled_from([0.01, 0.05, 0.1]),
+    st.sampled_from([100, 5_000, 1_000_000]),
+)
+def test_sequential_ci_contains_fixed_ci(control, treatment, alpha, tuning) -> None:
+    seq = sequential_test(control, treatment, alpha=alpha, tuning=tuning)
+    fix = fixed_test(control, treatment, alpha=alpha)
+    if math.isnan(seq.abs_ci[0]):
+        return
+    assert seq.abs_ci[0] <= fix.abs_ci[0] + 1e-15
+    assert seq.abs_ci[1] >= fix.abs_ci[1] - 1e-15
+    assert seq.p_value >= fix.p_value
+    if not math.isnan(seq.rel_ci[0]):
+        assert seq.rel_ci[0] <= fix.rel_ci[0] + 1e-15
+        assert seq.rel_ci[1] >= fix.rel_ci[1] - 1e-15
+
+
+@settings(max_examples=50, deadline=None)
+@given(proportion_arms(), proportion_arms())
+def test_swapping_arms_flips_delta_and_keeps_p(control, treatment) -> None:
+    a = sequential_test(control, treatment, alpha=0.05)
+    b = sequential_test(treatment, control, alpha=0.05)
+    if math.isnan(a.p_value):
+        assert math.isnan(b.p_value)
+        return
+    assert b.abs_delta == pytest.approx(-a.abs_delta, abs=1e-15)
+    assert b.p_value == pytest.approx(a.p_value, rel=1e-9)
+
+
+def test_degenerate_input_gives_nan_and_reason() -> None:
+    res = sequential_test(ProportionStats(1, 0), ProportionStats(50, 5), alpha=0.05)
+    assert math.isnan(res.p_value)
+    assert math.isnan(res.abs_ci[0])
+    assert "fewer than 2" in res.reason
+
+
+def _look(p: float, lo: float, hi: float) -> SequentialResult:
+    return SequentialResult(p, (lo, hi), (lo * 10, hi * 10))
+
+
+def test_running_results_take_min_p_and_intersect_intervals() -> None:
+    looks = [
+        _look(0.8, -2.0, 3.0),
+        _look(0.9, -1.0, 4.0),
+        _look(math.nan, math.nan, math.nan),
+        _look(0.5, -3.0, 2.0),
+    ]
+    out = running_sequential(looks)
+    assert [r.p_value for r in out] == [0.8, 0.8, 0.8, 0.5]
+    assert out[1].abs_ci == (-1.0, 3.0)
+    assert out[2] == out[1]  # NaN look carries the previous running result
+    assert out[3].abs_ci == (-1.0, 2.0)
+    assert out[3].rel_ci == (-10.0, 20.0)
+
+
+def test_running_intervals_that_become_disjoint_collapse_and_keep_duality() -> None:
+    out = running_sequential([_look(0.5, -1.0, 0.1), _look(0.01, 0.2, 1.0)])
+    assert out[1].abs_ci == (0.2, 0.2)
+    assert out[1].p_value < 0.05
+    assert "disjoint" in out[1].reason
+
+
+def test_running_sequential_over_daily_history_keeps_duality() -> None:
+    rng = np.random.default_rng(7)
+    c = t = ProportionStats(0, 0)
+    daily = []
+    for _ in range(28):
+        c = c + ProportionStats(400, int(rng.binomial(400, 0.1)))
+        t = t + ProportionStats(400, int(rng.binomial(400, 0.13)))
+        daily.append(sequential_test(c, t, alpha=0.05))
+    out = running_sequential(daily)
+    for r in out:
+        assert (r.p_value < 0.05) == (r.abs_ci[0] > 0 or r.abs_ci[1] < 0)
+    assert all(b.p_value <= a.p_value for a, b in itertools.pairwise(out))
+
+
+# --- group sequential ---------------------------------------------------------
+
+
+def _rectangle_probability(bounds: list[float], fractions: list[float]) -> float:
+    """P(|Z_k| < b_k for all k) by scipy's multivariate normal CDF."""
+    k = len(bounds)
+    cov = np.array(
+        [[math.sqrt(min(a, b) / max(a, b)) for b in fractions] for a in fractions]
+    )
+    mvn = sps.multivariate_normal(mean=np.zeros(k), cov=cov)
+    return float(mvn.cdf(np.array(bounds), lower_limit=-np.array(bounds)))
+
+
+@pytest.mark.parametrize(
+    "fractions", [[0.5, 1.0], [0.3, 0.7, 1.0], [0.2, 0.4, 0.6, 0.8]]
+)
+def test_boundaries_spend_alpha_as_planned_by_multivariate_normal(fractions) -> None:
+    # Independent check of the recursive integration: scipy's Genz algorithm for
+    # P(|Z_1| < b_1, ..., |Z_k| < b_k) must equal 1 − α(τ_k) (Lan & DeMets 1983).
+    bounds = group_sequential_boundaries(fractions, 0.05)
+    spent = 0.05 if fractions[-1] == 1.0 else obf_spending(fractions[-1], 0.05)
+    for k in range(1, len(fractions) + 1):
+        target = (
+            0.05 if fractions[k - 1] == 1.0 else obf_spending(fractions[k - 1], 0.05)
+        )
+        prob = _rectangle_probability(list(bounds[:k]), fractions[:k])
+        assert 1 - prob == pytest.approx(target, abs=2e-5)
+    assert 1 - _rectangle_probability(list(bounds), fractions) == pytest.approx(
+        spent, abs=2e-5
+    )
+
+
+def test_first_boundary_is_the_obf_spending_quantile() -> None:
+    # α(0.25) = 2 − 2Φ(1.959964 / 0.5) ⇒ b_1 = 3.919928 (Lan & DeMets 1983)
+    assert group_sequential_boundaries([0.25, 1.0], 0.05)[0] == pytest.approx(
+        2 * sps.norm.isf(0.025), rel=1e-9
+    )
+
+
+def test_single_final_look_equals_the_fixed_test() -> None:
+    res = group_sequential_test(
+        [(CONTROL, TREATMENT)], alpha=0.05, planned_users=19_999
+    )
+    fix = fixed_test(CONTROL, TREATMENT, alpha=0.05)
+    assert res.method == "group"
+    assert res.boundary_z == pytest.approx(sps.norm.isf(0.025), rel=1e-12)
+    assert res.abs_ci == pytest.approx(fix.abs_ci, rel=1e-12)
+    assert res.p_value == pytest.approx(fix.p_value, rel=1e-5)
+    assert res.information_fraction == 1.0
+    assert res.planned_size_exceeded is False
+
+
+def _history(rate_t: float, days: int, seed: int) -> list[tuple[ProportionStats, ...]]:
+    rng = np.random.default_rng(seed)
+    c = t = ProportionStats(0, 0)
+    looks = []
+    for _ in range(days):
+        c = c + ProportionStats(500, int(rng.binomial(500, 0.10)))
+        t = t + ProportionStats(500, int(rng.binomial(500, rate_t)))
+        looks.append((c, t))
+    return looks
+
+
+@pytest.mark.parametrize(("rate_t", "seed"), [(0.10, 1), (0.12, 2), (0.108, 3)])
+def test_group_p_below_alpha_iff_crossed_iff_ci_excludes_zero(rate_t, seed) -> None:
+    looks = _history(rate_t, 14, seed)
+    res = group_sequential_test(looks, alpha=0.05, planned_users=28_000)
+    fractions = [(k + 1) / 28 for k in range(14)]
+    bounds = group_sequential_boundaries(fractions, 0.05)
+    z = [fixed_test(c, t, alpha=0.05) for c, t in looks]
+    crossed = any(abs(r.abs_delta / r.se) >= b for r, b in zip(z, bounds, strict=True))
+    assert (res.p_value < 0.05) == crossed
+    assert (res.abs_ci[0] > 0 or res.abs_ci[1] < 0) == crossed
+    assert res.information_fraction == pytest.approx(0.5)
+    assert res.boundary_z == pytest.approx(bounds[-1])
+
+
+def test_group_p_value_is_the_level_at_which_a_boundary_is_just_crossed() -> None:
+    looks = _history(0.11, 10, 4)
+    res = group_sequential_test(looks, alpha=0.05, planned_users=28_000)
+    fractions = [(k + 1) / 28 for k in range(10)]
+    z = np.array([r.abs_delta / r.se for r in (fixed_test(*lk) for lk in looks)])
+    at_p = group_sequential_boundaries(fractions, res.p_value * 1.001)
+    below_p = group_sequential_boundaries(fractions, res.p_value * 0.999)
+    assert np.any(np.abs(z) >= at_p)
+    assert not np.any(np.abs(z) >= below_p)
+
+
+def test_planned_size_exceeded_spends_all_alpha_at_current_look() -> None:
+    looks = _history(0.10, 10, 5)  # 10,000 users in total
+    res = group_sequential_test(looks, alpha=0.05, planned_users=6_000)
+    assert res.planned_size_exceeded is True
+    assert res.information_fraction == 1.0
+    assert "planned size exceeded" in res.reason
+    # looks at τ < 1 (days 1-5) plus the current one as the final analysis
+    used = [k / 6 for k in range(1, 6)] + [1.0]
+    assert res.boundary_z == pytest.approx(group_sequential_boundaries(used, 0.05)[-1])
+
+
+def test_looks_without_new_information_are_skipped() -> None:
+    looks = _history(0.10, 4, 6)
+    repeated = [looks[0], looks[0], looks[1], looks[2], looks[2], looks[3]]
+    a = group_sequential_test(looks, alpha=0.05, planned_users=10_000)
+    b = group_sequential_test(repeated, alpha=0.05, planned_users=10_000)
+    assert b.p_value == pytest.approx(a.p_value)
+    assert b.abs_ci == pytest.approx(a.abs_ci)
+
+
+def test_group_result_is_json_serialisable() -> None:
+    res = group_sequential_test(_history(0.11, 5, 7), alpha=0.05, planned_users=28_000)
+    text = json.dumps(asdict(res))
+    assert json.loads(text)["method"] == "group"
+
+
+def test_group_degenerate_current_look_gives_nan_and_reason() -> None:
+    looks = [(ProportionStats(1, 0), ProportionStats(1, 1))]
+    res = group_sequential_test(looks, alpha=0.05, planned_users=1_000)
+    assert math.isnan(res.p_value)
+    assert res.reason is not None
+    assert math.isnan(group_sequential_test([], alpha=0.05, planned_users=10).p_value)
+
+
+def test_group_works_for_mean_metrics() -> None:
+    rng = np.random.default_rng(8)
+    looks, c, t = [], SampleStats(0, 0.0, 0.0), SampleStats(0, 0.0, 0.0)
+    for _ in range(5):
+        x, y = rng.normal(10, 3, 300), rng.normal(10.5, 3, 300)
+        c = c + SampleStats(300, x.sum(), (x**2).sum())
+        t = t + SampleStats(300, y.sum(), (y**2).sum())
+        looks.append((c, t))
+    res = group_sequential_test(looks, alpha=0.05, planned_users=6_000)
+    assert res.p_value < 0.05
+    assert res.abs_ci[0] > 0
+    assert replace(res, reason=None).method == "group"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(2, 50_000),
+    st.floats(0.5, 500.0),
+    st.floats(0.5, 500.0),
+    st.floats(0.1, 100.0),
+    st.floats(1e-3, 1e3),
+)
+def test_relative_results_invariant_to_scaling_values(n, mean_c, mean_t, sd, c) -> None:
+    def arm(mean: float, scale: float) -> SampleStats:
+        total = scale * mean * n
+        return SampleStats(n, total, (scale * sd) ** 2 * (n - 1) + total**2 / n)
+
+    a = sequential_test(arm(mean_c, 1.0), arm(mean_t, 1.0), alpha=0.05)
+    b = sequential_test(arm(mean_c, c), arm(mean_t, c), alpha=0.05)
+    assert b.rel_delta == pytest.approx(a.rel_delta, rel=1e-6, abs=1e-9)
+    assert b.rel_ci == pytest.approx(a.rel_ci, rel=1e-6, abs=1e-9)
+    assert b.p_value == pytest.approx(a.p_value, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: sequential_test(CONTROL, TREATMENT, alpha=0.0),
+        lambda: sequential_test(CONTROL, TREATMENT, alpha=0.05, tuning=0),
+        lambda: fixed_test(CONTROL, TREATMENT, alpha=1.0),
+        lambda: group_sequential_test([(CONTROL, TREATMENT)], planned_users=0),
+        lambda: group_sequential_test([(CONTROL, TREATMENT)], alpha=2, planned_users=9),
+    ],
+)
+def test_invalid_options_are_rejected(call) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        call()
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(50, 3_000), min_size=1, max_size=8),
+    st.floats(0.08, 0.14),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([5_000, 20_000, 60_000]),
+)
+def test_group_duality_holds_for_random_histories(days, rate_t, seed, planned) -> None:
+    rng = np.random.default_rng(seed)
+    c = t = ProportionStats(0, 0)
+    looks = []
+    for users in days:
+        c = c + ProportionStats(users, int(rng.binomial(users, 0.1)))
+        t = t + ProportionStats(users, int(rng.binomial(users, rate_t)))
+        looks.append((c, t))
+    res = group_sequential_test(looks, alpha=0.05, planned_users=planned)
+    if math.isnan(res.p_value):
+        assert res.reason is not None
+        return
+    assert 0 < res.p_value <= 1
+    assert (res.p_value < 0.05) == (res.abs_ci[0] > 0 or res.abs_ci[1] < 0)
+    assert res.planned_size_exceeded == (2 * sum(days) > planned)
