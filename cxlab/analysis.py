@@ -28,7 +28,11 @@ from stats.aggregates import (
     RatioStats,
     SampleStats,
 )
-from stats.bayesian import BayesianResult, bayesian_test
+from stats.bayesian import (
+    BayesianResult,
+    bayesian_test,
+    beta_binomial_prob_better,
+)
 from stats.corrections import adjust_p_values
 from stats.cuped import cuped_adjust
 from stats.fixed import FixedResult, fixed_test
@@ -88,6 +92,7 @@ class MetricResult:
     summary: str
     cuped: CupedInfo | None = None
     reason: str | None = None
+    beta_binomial: tuple[float, float] | None = None  # (P(better), expected loss)
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,6 +571,9 @@ def analyze_history(
                     ),
                     cuped=look.cuped,
                     reason=look.fixed.reason,
+                    beta_binomial=_beta_binomial(metric, look)
+                    if k == len(days) - 1
+                    else None,
                 )
             )
         finished = _finished(exp, day, sum(users.values()))
@@ -587,6 +595,16 @@ def analyze_history(
             )
         )
     return out
+
+
+def _beta_binomial(metric: MetricDef, look: _Look) -> tuple[float, float] | None:
+    """Exact Beta(1,1)-binomial P(better) and expected loss, for proportions."""
+    c, t = look.control.stats, look.treatment.stats
+    if not isinstance(c, ProportionStats) or not isinstance(t, ProportionStats):
+        return None
+    if c.n == 0 or t.n == 0:
+        return None
+    return beta_binomial_prob_better(c, t, direction=metric.direction)
 
 
 def _rel(control: float, treatment: float) -> float:

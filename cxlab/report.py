@@ -86,6 +86,12 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
         "verdict": row.verdict,
         "summary": row.summary,
     }
+    if row.beta_binomial is not None:
+        prob, loss = row.beta_binomial
+        out["bayesian"]["beta_binomial"] = {
+            "prob_beat_control": prob,
+            "expected_loss": loss,
+        }
     if row.cuped is not None:
         cuped: dict[str, Any] = {"variance_reduction": row.cuped.variance_reduction}
         if row.cuped.reason:
