@@ -49,6 +49,7 @@ Action = Literal["ship", "roll_back", "review", "keep_running"]
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
+MAX_MEAN_CV = 0.05
 NPS_SCALE = 100.0
 
 
@@ -309,12 +310,35 @@ def _timeline(
         )
         looks.append(_Look(control, treatment, fixed, sequential, bayesian, cuped))
     if exp.sequential_method == "mixture":
-        running = running_sequential(raw_sequential)
+        # The intervals are asymptotic: carry them only from the first look where
+        # the normal approximation holds, so a noisy first day cannot pin them.
+        burn_in = next(
+            (i for i, lk in enumerate(looks) if _normal_enough(lk)), len(looks)
+        )
+        running = raw_sequential[:burn_in] + running_sequential(
+            raw_sequential[burn_in:]
+        )
         looks = [
             _Look(lk.control, lk.treatment, lk.fixed, seq, lk.bayesian, lk.cuped)
             for lk, seq in zip(looks, running, strict=True)
         ]
     return looks
+
+
+def _normal_enough(look: _Look) -> bool:
+    """Both arms large enough for the delta method: CV of each mean ≤ 5%.
+
+    The first-order (delta-method) relative interval is reliable only when the
+    coefficient of variation of the denominator mean is small (Kohavi, Tang & Xu
+    2020, *Trustworthy Online Controlled Experiments*, ch. 18).
+    """
+    for arm in (look.control, look.treatment):
+        stats = arm.stats
+        if arm.n < MIN_USERS_PER_ARM or not stats.mean or math.isnan(stats.var):
+            return False
+        if math.sqrt(stats.var / arm.n) / abs(stats.mean) > MAX_MEAN_CV:
+            return False
+    return True
 
 
 # --- the experiment -----------------------------------------------------------------
