@@ -435,6 +435,14 @@ def recommend(
             "No primary metric has reached significance yet; "
             "the test can still decide, keep it running.",
         )
+    harmed = [r for r in results if r.verdict == "loss"]
+    if harmed:
+        worst = harmed[0]
+        return Recommendation(
+            "review",
+            f"No primary metric moved significantly, but {worst.variant} worsens "
+            f"{worst.metric.label} ({worst.rel_delta:+.1%}); review before deciding.",
+        )
     return Recommendation(
         "review",
         "The test ran its course without a significant change in the primary "

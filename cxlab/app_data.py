@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import streamlit as st
 
 from cxlab.analysis import ExperimentResult, analyze_history
@@ -149,3 +150,36 @@ def summaries_for(ws: Workspace, experiment_id: str) -> Summaries:
 def source_of(ws: Workspace) -> EventSource:
     """The resolved files of the workspace's log."""
     return resolve_source(ws.events)
+
+
+# --- part B: config studio, data page, planner ------------------------------------
+# Added for pages/configs.py, pages/data.py and pages/planner.py; keyed like the rest
+# on the log's fingerprint and the configs' hashes.
+
+
+def experiments_folder() -> Path:
+    """The experiments folder of the session (``experiments/`` by default)."""
+    return Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR)
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the preview on the log…")
+def load_preview(
+    events: str,
+    fingerprint: tuple,
+    experiment: Experiment,
+    catalog: Catalog,
+    as_of: dt.date | None,
+) -> ExperimentResult:
+    """An unsaved experiment analysed on the log (``fingerprint`` keys the cache)."""
+    summaries = summarize_all(
+        resolve_source(events), [experiment], catalog, as_of=as_of
+    )
+    return results_for(experiment, catalog, summaries[experiment.id], history=False)[0]
+
+
+@st.cache_data(max_entries=8, show_spinner="Counting events per day…")
+def load_events_per_day(events: str, fingerprint: tuple) -> pl.DataFrame:
+    """Rows per day and event type (``fingerprint`` keys the cache)."""
+    from cxlab.studio import events_per_day
+
+    return events_per_day(resolve_source(events))
