@@ -76,23 +76,31 @@ def attribute_exposures(
         the experiment's window columns. Dimension columns are named
         ``dim:<name>`` so they never clash with the event rows' own columns.
     """
-    by_time = pl.col("timestamp")
-    first_variant = pl.col("variant").sort_by(by_time).first()
-    return (
+    # First per (experiment, user, variant), then per (experiment, user): the
+    # second-earliest variant start is the moment a conflicting variant appeared.
+    per_variant = (
         exposures.filter(pl.col("in_window"))
-        .group_by(KEYS)
+        .group_by(*KEYS, "variant")
         .agg(
-            by_time.min().alias("first_exposure"),
-            first_variant.alias("variant"),
-            by_time.filter(pl.col("variant") != first_variant)
-            .min()
-            .alias("conflict_at"),
+            pl.col("timestamp").min().alias("since"),
             pl.col("window_end").first(),
             pl.col("cuped_days").first(),
             *[
-                pl.col(d).sort_by(by_time).first().alias(DIM_PREFIX + d)
+                pl.col(d).sort_by("timestamp").first().alias(DIM_PREFIX + d)
                 for d in dimensions
             ],
+        )
+    )
+    earliest = pl.col("since").arg_min()
+    return (
+        per_variant.group_by(KEYS)
+        .agg(
+            pl.col("since").min().alias("first_exposure"),
+            pl.col("variant").get(earliest),
+            pl.col("since").sort().get(1, null_on_oob=True).alias("conflict_at"),
+            pl.col("window_end").first(),
+            pl.col("cuped_days").first(),
+            *[pl.col(DIM_PREFIX + d).get(earliest) for d in dimensions],
         )
         .with_columns(
             pl.col("first_exposure").dt.date().alias("exposure_day"),

@@ -135,14 +135,19 @@ class _Component:
             cond &= pl.col("timestamp") < limit
         return cond
 
-    def daily_agg(self) -> pl.Expr:
-        cond = self.condition()
-        value = pl.col("value").filter(cond)
+    def row_value(self) -> pl.Expr:
+        """Per event row: its contribution (1 or the value), or null."""
+        contribution = pl.lit(1.0) if self.aggregate == "count" else pl.col("value")
+        return pl.when(self.condition()).then(contribution).alias(self.name)
+
+    def group_agg(self) -> pl.Expr:
+        """Aggregate the row values of a group (rows sorted by time for ``last``)."""
+        col = pl.col(self.name)
         expr = {
-            "count": cond.sum().cast(pl.Float64),
-            "sum": value.sum(),
-            "max": value.max(),
-            "last": value.sort_by(pl.col("timestamp").filter(cond)).last(),
+            "count": col.sum(),
+            "sum": col.sum(),
+            "max": col.max(),
+            "last": col.drop_nulls().last(),
         }[self.aggregate]
         return expr.alias(self.name)
 
@@ -434,8 +439,14 @@ def _reduce(
     in_window = after_start & (pl.col("timestamp") < pl.col("window_end"))
     per_user_day = (
         joined.filter(in_window)
-        .group_by("uk", pl.col("timestamp").dt.date().alias("day"))
-        .agg(*[c.daily_agg() for c in components])
+        .sort("timestamp")
+        .select(
+            "uk",
+            pl.col("timestamp").dt.date().alias("day"),
+            *[c.row_value() for c in components],
+        )
+        .group_by("uk", "day")
+        .agg(*[c.group_agg() for c in components])
     )
     # A conflict day gets a row of its own, so the user's values retire that day.
     conflict_rows = users.filter(pl.col("conflict_day").is_not_null()).select(
@@ -471,8 +482,10 @@ def _reduce(
     if pre_cols:
         pre_per_user = (
             joined.filter(pre_window)
+            .sort("timestamp")
+            .select("uk", *[c.row_value() for c in pre_components])
             .group_by("uk")
-            .agg(*[c.daily_agg() for c in pre_components])
+            .agg(*[c.group_agg() for c in pre_components])
             .select(
                 "uk", *[_pre_value(catalog[m]).alias(c) for m, c in pre_cols.items()]
             )
