@@ -49,6 +49,9 @@ Action = Literal["ship", "roll_back", "review", "keep_running"]
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
+NOT_COMPUTED = SequentialResult(
+    math.nan, (math.nan, math.nan), (math.nan, math.nan), "group", reason="not computed"
+)
 MAX_MEAN_CV = 0.05
 NPS_SCALE = 100.0
 
@@ -263,15 +266,22 @@ def _timeline(
     metric: MetricDef,
     control_rows: list[dict[str, float]],
     treatment_rows: list[dict[str, float]],
+    *,
+    last_only: bool = False,
 ) -> list[_Look]:
-    """Every day's look for one metric and treatment (sequential tests running)."""
+    """Every day's look for one metric and treatment (sequential tests running).
+
+    The group-sequential test at a look depends only on the looks up to it, so
+    with ``last_only`` it is computed at the last look alone (it is costly).
+    """
     use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     looks: list[_Look] = []
     raw_sequential: list[SequentialResult] = []
     group_history: list[tuple[ArmStats, ArmStats]] = []
-    for c_row, t_row in zip(control_rows, treatment_rows, strict=True):
+    last = len(control_rows) - 1
+    for k, (c_row, t_row) in enumerate(zip(control_rows, treatment_rows, strict=True)):
         c_stats, t_stats = arm_stats(metric, c_row), arm_stats(metric, t_row)
         control = Arm(c_stats.n, c_stats.mean, c_stats)
         treatment = Arm(t_stats.n, t_stats.mean, t_stats)
@@ -292,8 +302,12 @@ def _timeline(
         if exp.sequential_method == "group":
             group_history.append((test_c, test_t))
             planned = exp.planned_users or exp.sequential_tuning
-            sequential = group_sequential_test(
-                group_history, alpha=exp.alpha, planned_users=planned
+            sequential = (
+                group_sequential_test(
+                    group_history, alpha=exp.alpha, planned_users=planned
+                )
+                if k == last or not last_only
+                else NOT_COMPUTED
             )
         else:
             sequential = sequential_test(
@@ -544,7 +558,11 @@ def analyze_history(
         control_rows = _rows_by_arm(daily, metric_id, exp.control)
         for variant in exp.treatments:
             timelines[metric_id, variant] = _timeline(
-                exp, metric, control_rows, _rows_by_arm(daily, metric_id, variant)
+                exp,
+                metric,
+                control_rows,
+                _rows_by_arm(daily, metric_id, variant),
+                last_only=last_only,
             )
     family = [key for key in timelines if roles[key[0]] != "guardrail"]
     health = summaries.health[exp.id]

@@ -435,6 +435,8 @@ def _reduce(
         on="user_id",
         how="inner",
     )
+    # Intermediate tables are materialised once: each feeds several reductions.
+    joined = joined.collect().lazy()
     after_start = pl.col("timestamp") >= pl.col("first_exposure")
     in_window = after_start & (pl.col("timestamp") < pl.col("window_end"))
     per_user_day = (
@@ -462,6 +464,8 @@ def _reduce(
         .sort("uk", "day")
         .with_columns(*[c.cumulative() for c in components])
         .join(user_info, on="uk", how="left", maintain_order="left")
+        .collect()
+        .lazy()
     )
 
     cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
@@ -534,7 +538,7 @@ def _reduce(
                 *[(pl.col(v) - _previous(v)).alias(k) for k, v in changes.items()],
             )
         )
-    all_deltas = pl.concat(deltas, how="vertical_relaxed")
+    all_deltas = pl.concat(deltas, how="vertical_relaxed").collect().lazy()
     daily_deltas = all_deltas.group_by("experiment_id", "metric", "variant", "day").agg(
         pl.col(DELTA_COLUMNS).sum()
     )
