@@ -495,14 +495,10 @@ def _warnings(
     return tuple(out)
 
 
-def _rows_by_arm(
-    daily: pl.DataFrame, metric_id: str, variant: str
-) -> list[dict[str, float]]:
-    return (
-        daily.filter((pl.col("metric") == metric_id) & (pl.col("variant") == variant))
-        .sort("day")
-        .to_dicts()
-    )
+def _rows_by_arm(daily: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """Daily summary rows of each (metric, variant), oldest first."""
+    parts = daily.sort("day").partition_by("metric", "variant", as_dict=True)
+    return {(str(m), str(v)): part.to_dicts() for (m, v), part in parts.items()}
 
 
 def _srm_looks(
@@ -553,15 +549,16 @@ def analyze_history(
     weights = [v.weight for v in exp.variants]
     roles = dict(exp.metric_roles)
     timelines: dict[tuple[str, str], list[_Look]] = {}
+    rows = _rows_by_arm(daily)
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
-        control_rows = _rows_by_arm(daily, metric_id, exp.control)
+        control_rows = rows[metric_id, exp.control]
         for variant in exp.treatments:
             timelines[metric_id, variant] = _timeline(
                 exp,
                 metric,
                 control_rows,
-                _rows_by_arm(daily, metric_id, variant),
+                rows[metric_id, variant],
                 last_only=last_only,
             )
     family = [key for key in timelines if roles[key[0]] != "guardrail"]
@@ -667,9 +664,15 @@ def _multiple_exposures_by_day(
     summaries: Summaries, exp: Experiment, days: Sequence[dt.date]
 ) -> list[int]:
     flow = summaries.exposures.filter(pl.col("experiment_id") == exp.id)
-    return [
-        int(flow.filter(pl.col("day") <= day)["d_conflicts"].sum() or 0) for day in days
-    ]
+    per_day = flow.group_by("day").agg(pl.col("d_conflicts").sum())
+    cumulative = (
+        pl.DataFrame({"day": list(days)}, schema={"day": pl.Date})
+        .join(per_day, on="day", how="full", coalesce=True)
+        .sort("day")
+        .with_columns(pl.col("d_conflicts").fill_null(0).cum_sum())
+    )
+    by_day = dict(zip(cumulative["day"], cumulative["d_conflicts"], strict=True))
+    return [int(by_day[day]) for day in days]
 
 
 def _fingerprint_text(fingerprint: tuple) -> str:
