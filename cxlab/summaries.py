@@ -292,30 +292,32 @@ def summarize(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     exposures = exposure_rows(analysed, experiment_windows(experiments, as_of))
-    stage1 = pl.collect_all(
-        [
-            _log_stats(events, [e.id for e in experiments]),
-            events.group_by("event")
-            .agg(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
-            .sort("rows", descending=True),
-            exposures.group_by("experiment_id", "variant")
-            .agg(
-                pl.len().alias("exposure_rows"),
-                pl.col("in_window").sum().alias("in_window_rows"),
-                pl.col("user_id").filter(pl.col("in_window")).n_unique().alias("users"),
-            )
-            .sort("experiment_id", "variant"),
-            exposures.group_by("experiment_id").agg(
-                pl.len().alias("exposure_rows"),
-                (~pl.col("in_window")).sum().alias("exposures_outside_window"),
-            ),
-            attribute_exposures(exposures, dims),
-            analysed.filter(pl.col("event").is_in(needed_events)).select(
-                "timestamp", "user_id", "event", "value", *filter_columns
-            ),
-            events.group_by("user_id").agg(pl.len().alias("rows")),
-        ]
-    )
+    plans = [
+        _log_stats(events, [e.id for e in experiments]),
+        events.group_by("event")
+        .agg(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
+        .sort("rows", descending=True),
+        exposures.group_by("experiment_id", "variant")
+        .agg(
+            pl.len().alias("exposure_rows"),
+            pl.col("in_window").sum().alias("in_window_rows"),
+            pl.col("user_id").filter(pl.col("in_window")).n_unique().alias("users"),
+        )
+        .sort("experiment_id", "variant"),
+        exposures.group_by("experiment_id").agg(
+            pl.len().alias("exposure_rows"),
+            (~pl.col("in_window")).sum().alias("exposures_outside_window"),
+        ),
+        attribute_exposures(exposures, dims),
+        analysed.filter(pl.col("event").is_in(needed_events)).select(
+            "timestamp", "user_id", "event", "value", *filter_columns
+        ),
+        events.group_by("user_id").agg(pl.len().alias("rows")),
+    ]
+    try:
+        stage1 = pl.collect_all(plans)
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
     log_row, events_by_type, by_variant, exposure_health = stage1[:4]
     assignments, outcomes, rows_per_user = stage1[4:]
     log_row = log_row.row(0, named=True)
