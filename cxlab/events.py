@@ -138,10 +138,12 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
             f"found: {', '.join(c for c in schema if c != FILE_COL)}",
             column=missing[0],
         )
+    # The raw columns keep the file's own values (no per-row formatting): the rules
+    # compare them with the parsed ones, and error messages show them.
     exprs: list[pl.Expr] = [
-        pl.col("timestamp").cast(pl.String).alias(RAW_TS),
+        pl.col("timestamp").alias(RAW_TS),
         _parse_timestamp(schema["timestamp"]).alias("timestamp"),
-        pl.col("user_id").cast(pl.String).str.strip_chars().alias("user_id"),
+        pl.col("user_id").cast(pl.String).alias("user_id"),
         pl.col("event").cast(pl.String).alias("event"),
     ]
     exprs += [
@@ -151,9 +153,8 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
         for name in ("experiment_id", "variant")
     ]
     if "value" in schema:
-        value_dtype = schema["value"]
-        raw = pl.col("value").cast(pl.String)
-        if value_dtype == pl.String:
+        raw = pl.col("value")
+        if schema["value"] == pl.String:
             raw = raw.str.strip_chars()
             raw = pl.when(raw == "").then(None).otherwise(raw)
         exprs += [

@@ -66,7 +66,7 @@ class HealthReport:
             "Events by type:",
         ]
         lines += [
-            f"  {row['event']:<20} {row['rows']:>12,} rows {row['users']:>10,} users"
+            f"  {row['event']:<20} {row['rows']:>12,} rows"
             for row in self.events_by_type.iter_rows(named=True)
         ]
         lines += ["", "Exposures per experiment and variant:"]

@@ -295,7 +295,7 @@ def summarize(
     plans = [
         _log_stats(events, [e.id for e in experiments]),
         events.group_by("event")
-        .agg(pl.len().alias("rows"), pl.col("user_id").n_unique().alias("users"))
+        .agg(pl.len().alias("rows"))
         .sort("rows", descending=True),
         exposures.group_by("experiment_id", "variant")
         .agg(
@@ -359,7 +359,7 @@ def summarize(
     }
     log = LogHealth(
         rows=log_row["rows"],
-        users=log_row["users"],
+        users=rows_per_user.height,
         first_event=log_row["first_event"],
         last_event=log_row["last_event"],
         events_by_type=events_by_type,
@@ -387,7 +387,6 @@ def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFr
     )
     return events.select(
         pl.len().alias("rows"),
-        pl.col("user_id").n_unique().alias("users"),
         pl.col("timestamp").min().alias("first_event"),
         pl.col("timestamp").max().alias("last_event"),
         *rule_counts_exprs(),
