@@ -1,0 +1,257 @@
+"""Analysis on hand-built summaries: contract numbers, verdicts, recommendations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import polars as pl
+import pytest
+
+from cxlab.analysis import analyze_history, recommend, summarize_result, verdict_of
+from cxlab.config import Catalog, Experiment, MetricDef, Variant
+from cxlab.report import experiment_to_dict
+from cxlab.summaries import ExperimentHealth, LogHealth, Summaries
+from stats.aggregates import SampleStats
+from stats.fixed import fixed_test
+
+CONVERSION = MetricDef("conversion", "proportion", "increase", event="order")
+CONTACTS = MetricDef("contact_rate", "proportion", "decrease", event="contact")
+REVENUE = MetricDef("revenue_per_user", "mean", "increase", event="order")
+CATALOG = Catalog((CONVERSION, CONTACTS, REVENUE))
+START = dt.date(2026, 10, 1)
+END = dt.date(2026, 10, 28)
+
+EXPERIMENT = Experiment(
+    id="proactive-shipping-email",
+    variants=(Variant("control", 0.5), Variant("proactive_email", 0.5)),
+    control="control",
+    start=START,
+    end=END,
+    primary_metrics=("conversion",),
+)
+
+
+def _summaries(
+    rows: list[dict], exp: Experiment = EXPERIMENT, days: int = 1
+) -> Summaries:
+    """Summaries whose daily table holds `rows` on the as-of day (zeros before)."""
+    as_of = exp.start + dt.timedelta(days=days - 1)
+    full = []
+    for k in range(days):
+        day = exp.start + dt.timedelta(days=k)
+        for row in rows:
+            scale = 1.0 if day == as_of else 0.0
+            full.append(
+                {
+                    "experiment_id": exp.id,
+                    "metric": row["metric"],
+                    "variant": row["variant"],
+                    "day": day,
+                    "n": int(row["n"] * scale),
+                    **{
+                        c: row.get(c, 0.0) * scale
+                        for c in (
+                            "sum_x",
+                            "sum_xx",
+                            "sum_y",
+                            "sum_yy",
+                            "sum_xy",
+                            "pre_x",
+                            "pre_xx",
+                            "pre_xy",
+                        )
+                    },
+                }
+            )
+    daily = pl.DataFrame(full)
+    health = ExperimentHealth(0, 0, 0, 0, 0)
+    log = LogHealth(0, 0, None, None, pl.DataFrame(), pl.DataFrame(), {})
+    exposures = pl.DataFrame(
+        schema={
+            "experiment_id": pl.String,
+            "variant": pl.String,
+            "day": pl.Date,
+            "d_users": pl.Int64,
+            "d_conflicts": pl.Int64,
+        }
+    )
+    return Summaries(
+        daily, pl.DataFrame(), exposures, {exp.id: health}, {exp.id: as_of}, log
+    )
+
+
+def _proportion_rows(metric: str, control: tuple, treatment: tuple) -> list[dict]:
+    (n_c, x_c), (n_t, x_t) = control, treatment
+    return [
+        {"metric": metric, "variant": "control", "n": n_c, "sum_x": x_c, "sum_xx": x_c},
+        {
+            "metric": metric,
+            "variant": "proactive_email",
+            "n": n_t,
+            "sum_x": x_t,
+            "sum_xx": x_t,
+        },
+    ]
+
+
+def test_contract_example_numbers_are_reproduced_through_the_json():
+    # CONTRACT §4: 1202/10012 vs 1252/9987 conversions, alpha 0.05, N* = 5000, flat
+    # prior. Values recomputed by hand: p1 = 0.120056, p2 = 0.125363; unpooled
+    # se = sqrt(p1 q1/n1 + p2 q2/n2) = 0.0046402; z = 1.14372.
+    rows = _proportion_rows("conversion", (10012, 1202), (9987, 1252))
+    result = analyze_history(EXPERIMENT, CATALOG, _summaries(rows), last_only=True)[0]
+    out = experiment_to_dict(result)["results"][0]
+    assert out["control"] == {"n": 10012, "value": pytest.approx(0.120056, abs=1e-6)}
+    assert out["treatment"]["value"] == pytest.approx(0.125363, abs=1e-6)
+    assert out["abs_delta"] == pytest.approx(0.005307, abs=1e-6)
+    assert out["rel_delta"] == pytest.approx(0.044205, abs=1e-6)
+    assert out["fixed"]["p_value"] == pytest.approx(0.25273, abs=1e-4)
+    assert out["fixed"]["abs_ci"] == pytest.approx([-0.00379, 0.01440], abs=1e-5)
+    assert out["fixed"]["rel_ci"] == pytest.approx([-0.0332, 0.1216], abs=1e-4)
+    assert out["sequential"]["p_value"] == 1.0
+    assert out["sequential"]["abs_ci"] == pytest.approx([-0.00920, 0.01982], abs=2e-5)
+    assert out["sequential"]["rel_ci"] == pytest.approx([-0.0794, 0.1676], abs=5e-4)
+    assert out["bayesian"]["prob_beat_control"] == pytest.approx(0.868, abs=1e-3)
+    assert out["bayesian"]["expected_loss"] == pytest.approx(0.0026, abs=1e-4)
+    assert out["bayesian"]["rel_ci"] == pytest.approx(out["fixed"]["rel_ci"])
+    assert out["significant"] is False
+    assert out["verdict"] == "inconclusive"
+
+
+def test_sequential_significance_is_bonferroni_split_across_the_family():
+    # Two non-guardrail metrics: the sequential p must beat alpha / 2 = 0.025.
+    exp = replace(EXPERIMENT, secondary_metrics=("contact_rate",))
+    rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_330))
+    rows += _proportion_rows("contact_rate", (50_000, 3_000), (50_000, 3_000))
+    result = analyze_history(exp, CATALOG, _summaries(rows), last_only=True)[0]
+    conversion = result.result("conversion")
+    p_seq = conversion.sequential.p_value
+    assert conversion.significant == (p_seq < 0.025)
+    assert conversion.verdict == ("win" if p_seq < 0.025 else "inconclusive")
+
+
+def test_fixed_decision_uses_holm_adjusted_p_values():
+    exp = replace(
+        EXPERIMENT, decision="fixed", secondary_metrics=("contact_rate",), end=START
+    )
+    rows = _proportion_rows("conversion", (20_000, 2_000), (20_000, 2_130))
+    rows += _proportion_rows("contact_rate", (20_000, 1_000), (20_000, 1_000))
+    result = analyze_history(exp, CATALOG, _summaries(rows), last_only=True)[0]
+    conversion, contacts = result.result("conversion"), result.result("contact_rate")
+    # Holm with two p-values: the smaller is multiplied by 2.
+    assert contacts.fixed.p_value == pytest.approx(1.0)
+    assert conversion.adjusted_p_value == pytest.approx(
+        min(1.0, 2 * conversion.fixed.p_value)
+    )
+    assert conversion.significant == (conversion.adjusted_p_value < 0.05)
+
+
+def test_lower_contact_rate_is_a_win_and_higher_is_a_loss():
+    assert verdict_of(CONTACTS, True, -0.1) == "win"
+    assert verdict_of(CONTACTS, True, 0.1) == "loss"
+    assert verdict_of(CONVERSION, True, 0.1) == "win"
+    assert verdict_of(CONVERSION, False, 0.1) == "inconclusive"
+
+
+def test_summary_sentence_states_direction_size_and_interval():
+    text = summarize_result(
+        CONTACTS,
+        "proactive_email",
+        -0.118,
+        -0.01,
+        (-0.151, -0.084),
+        (0, 0),
+        "win",
+        0.05,
+    )
+    assert text == (
+        "proactive_email cut contact_rate by 11.8% (95% CI −15.1% to −8.4%) — a win."
+    )
+
+
+def _one_day_result(exp: Experiment, rows: list[dict]):
+    return analyze_history(exp, CATALOG, _summaries(rows, exp), last_only=True)[0]
+
+
+def test_guardrail_loss_means_roll_back_even_with_a_primary_win():
+    exp = replace(
+        EXPERIMENT, decision="fixed", guardrail_metrics=("contact_rate",), end=START
+    )
+    rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_600))
+    rows += _proportion_rows("contact_rate", (50_000, 2_000), (50_000, 2_400))
+    result = _one_day_result(exp, rows)
+    assert result.result("conversion").verdict == "win"
+    assert result.result("contact_rate").verdict == "loss"
+    assert result.recommendation.action == "roll_back"
+    assert "contact_rate" in result.recommendation.reason
+
+
+def test_primary_win_without_guardrail_harm_ships():
+    exp = replace(EXPERIMENT, decision="fixed", end=START)
+    rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_600))
+    assert _one_day_result(exp, rows).recommendation.action == "ship"
+
+
+def test_fixed_horizon_test_keeps_running_before_its_end():
+    exp = replace(EXPERIMENT, decision="fixed", end=END)
+    rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_600))
+    result = _one_day_result(exp, rows)
+    assert result.finished is False
+    assert result.recommendation.action == "keep_running"
+
+
+def test_sample_ratio_mismatch_sends_to_review_whatever_the_metrics_say():
+    exp = replace(EXPERIMENT, decision="fixed", end=START)
+    rows = _proportion_rows("conversion", (52_000, 5_200), (48_000, 5_400))
+    result = _one_day_result(exp, rows)
+    assert result.srm.ok is False
+    assert result.recommendation.action == "review"
+    assert any("Sample-ratio mismatch" in w for w in result.warnings)
+
+
+def test_recommend_keeps_running_while_unfinished_and_inconclusive():
+    exp = replace(EXPERIMENT, end=END)
+    rows = _proportion_rows("conversion", (5_000, 500), (5_000, 505))
+    result = _one_day_result(exp, rows)
+    assert recommend(exp, result.results, True, False).action == "keep_running"
+    assert recommend(exp, result.results, True, True).action == "review"
+
+
+def test_cuped_reports_variance_reduction_and_adjusted_delta():
+    # Pre-period covariate perfectly aligned with the outcome in both arms removes
+    # most variance; the result gains a `cuped` block.
+    exp = replace(EXPERIMENT, primary_metrics=("revenue_per_user",), cuped_days=14)
+    rows = [
+        {"metric": "revenue_per_user", "variant": v, "n": 1000, "sum_x": s,
+         "sum_xx": ss, "pre_x": s * 0.9, "pre_xx": ss * 0.81 * 0.98,
+         "pre_xy": ss * 0.9 * 0.97}
+        for v, s, ss in (("control", 10_000.0, 250_000.0),
+                         ("proactive_email", 10_500.0, 262_000.0))
+    ]  # fmt: skip
+    result = _one_day_result(exp, rows)
+    row = result.result("revenue_per_user")
+    assert row.cuped is not None
+    assert 0.5 < row.cuped.variance_reduction < 1.0
+    unadjusted = fixed_test(
+        SampleStats(1000, 10_000.0, 250_000.0),
+        SampleStats(1000, 10_500.0, 262_000.0),
+        alpha=0.05,
+    )
+    assert row.fixed.se**2 == pytest.approx(
+        unadjusted.se**2 * (1 - row.cuped.variance_reduction), rel=1e-6
+    )
+    assert experiment_to_dict(result)["results"][0]["cuped"][
+        "variance_reduction"
+    ] == pytest.approx(row.cuped.variance_reduction)
+
+
+def test_history_has_one_result_per_day_and_the_last_equals_the_as_of_result():
+    rows = _proportion_rows("conversion", (10012, 1202), (9987, 1252))
+    summaries = _summaries(rows, days=5)
+    history = analyze_history(EXPERIMENT, CATALOG, summaries)
+    assert [r.as_of for r in history] == [
+        START + dt.timedelta(days=k) for k in range(5)
+    ]
+    last = analyze_history(EXPERIMENT, CATALOG, summaries, last_only=True)[0]
+    assert experiment_to_dict(history[-1]) == experiment_to_dict(last)
