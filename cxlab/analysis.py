@@ -392,8 +392,12 @@ def _method_cis(
     return look.fixed.rel_ci, look.fixed.abs_ci
 
 
-def _finished(exp: Experiment, as_of: dt.date, total_users: int) -> bool:
-    if exp.end is not None and as_of >= exp.end:
+def _finished(
+    exp: Experiment, as_of: dt.date, total_users: int, last_data: dt.date | None
+) -> bool:
+    """Past its end (with data through the end day) or at its planned size."""
+    seen_until = min(as_of, last_data) if last_data is not None else as_of
+    if exp.end is not None and seen_until >= exp.end:
         return True
     return exp.planned_users is not None and total_users >= exp.planned_users
 
@@ -501,20 +505,6 @@ def _rows_by_arm(daily: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
     return {(str(m), str(v)): part.to_dicts() for (m, v), part in parts.items()}
 
 
-def _srm_looks(
-    exp: Experiment, daily: pl.DataFrame
-) -> tuple[list[dt.date], list[list[int]]]:
-    """Analysed users per variant as of every day (from the first metric's n)."""
-    metric_id = daily["metric"].min() if daily.height else None
-    first = daily.filter(pl.col("metric") == metric_id)
-    days = sorted(set(first["day"].to_list()))
-    counts = []
-    for variant in exp.variant_ids:
-        rows = first.filter(pl.col("variant") == variant).sort("day")
-        counts.append(rows["n"].to_list())
-    return days, [list(day) for day in zip(*counts, strict=True)] if counts else []
-
-
 def analyze_history(
     exp: Experiment, catalog: Catalog, summaries: Summaries, *, last_only: bool = False
 ) -> list[ExperimentResult]:
@@ -531,21 +521,12 @@ def analyze_history(
         One result per day, oldest first (empty when as-of is before the start).
     """
     daily = summaries.daily.filter(pl.col("experiment_id") == exp.id)
-    # The n used for SRM is that of exposure-based metrics (NPS counts responders).
-    exposure_daily = daily.join(
-        pl.DataFrame(
-            {
-                "metric": list(catalog.ids),
-                "type": [m.type for m in catalog.metrics],
-            }
-        ),
-        on="metric",
-    ).filter(pl.col("type") != "nps")
-    if exposure_daily.is_empty():
-        exposure_daily = daily
-    days, srm_counts = _srm_looks(exp, exposure_daily)
+    days = sorted(set(daily["day"].to_list()))
     if not days:
         return []
+    srm_counts, multiple_by_day = _exposure_counts(summaries, exp, days)
+    last_event = summaries.log.last_event
+    last_data = last_event.date() if last_event is not None else None
     weights = [v.weight for v in exp.variants]
     roles = dict(exp.metric_roles)
     timelines: dict[tuple[str, str], list[_Look]] = {}
@@ -563,7 +544,6 @@ def analyze_history(
             )
     family = [key for key in timelines if roles[key[0]] != "guardrail"]
     health = summaries.health[exp.id]
-    multiple_by_day = _multiple_exposures_by_day(summaries, exp, days)
     provenance = {
         "config_hash": exp.content_hash,
         "log_fingerprint": _fingerprint_text(summaries.fingerprint),
@@ -623,7 +603,7 @@ def analyze_history(
                     else None,
                 )
             )
-        finished = _finished(exp, day, sum(users.values()))
+        finished = _finished(exp, day, sum(users.values()), last_data)
         multiple = multiple_by_day[k]
         out.append(
             ExperimentResult(
@@ -660,19 +640,31 @@ def _rel(control: float, treatment: float) -> float:
     return treatment / control - 1
 
 
-def _multiple_exposures_by_day(
+def _exposure_counts(
     summaries: Summaries, exp: Experiment, days: Sequence[dt.date]
-) -> list[int]:
+) -> tuple[list[list[int]], list[int]]:
+    """Analysed users per variant, and excluded users, as of every day.
+
+    Counted from the exposures themselves (not a metric's population), so SRM is
+    computed on the analysed users whatever the metrics are.
+    """
     flow = summaries.exposures.filter(pl.col("experiment_id") == exp.id)
-    per_day = flow.group_by("day").agg(pl.col("d_conflicts").sum())
-    cumulative = (
-        pl.DataFrame({"day": list(days)}, schema={"day": pl.Date})
-        .join(per_day, on="day", how="full", coalesce=True)
-        .sort("day")
-        .with_columns(pl.col("d_conflicts").fill_null(0).cum_sum())
+    grid = pl.DataFrame({"day": list(days)}, schema={"day": pl.Date}).join(
+        pl.DataFrame({"variant": list(exp.variant_ids)}), how="cross"
     )
-    by_day = dict(zip(cumulative["day"], cumulative["d_conflicts"], strict=True))
-    return [int(by_day[day]) for day in days]
+    table = (
+        grid.join(flow, on=["variant", "day"], how="left")
+        .with_columns(pl.col("d_users", "d_conflicts").fill_null(0))
+        .sort("variant", "day")
+        .with_columns(pl.col("d_users", "d_conflicts").cum_sum().over("variant"))
+    )
+    users = {
+        v: table.filter(pl.col("variant") == v)["d_users"].to_list()
+        for v in exp.variant_ids
+    }
+    per_day = table.group_by("day").agg(pl.col("d_conflicts").sum()).sort("day")
+    counts = [[int(users[v][k]) for v in exp.variant_ids] for k in range(len(days))]
+    return counts, [int(c) for c in per_day["d_conflicts"]]
 
 
 def _fingerprint_text(fingerprint: tuple) -> str:

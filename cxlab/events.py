@@ -242,7 +242,9 @@ RULES: dict[str, tuple[str, str, pl.Expr]] = {
     "value_not_numeric": (
         "value",
         "value is not a number",
-        pl.col("value").is_null() & pl.col(RAW_VALUE).is_not_null(),
+        (pl.col("value").is_null() & pl.col(RAW_VALUE).is_not_null())
+        | pl.col("value").is_nan()
+        | pl.col("value").is_infinite(),
     ),
     "exposure_missing_experiment": (
         "experiment_id",

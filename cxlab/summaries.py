@@ -56,6 +56,7 @@ SUM_COLUMNS = (
 )
 STAT_COLUMNS = ("n", *SUM_COLUMNS)
 NPS_PROMOTER_MIN = 9
+MISSING = "(missing)"
 NPS_PASSIVE_MIN = 7
 
 
@@ -309,9 +310,9 @@ def summarize(
             (~pl.col("in_window")).sum().alias("exposures_outside_window"),
         ),
         attribute_exposures(exposures, dims),
-        analysed.filter(pl.col("event").is_in(needed_events)).select(
-            "timestamp", "user_id", "event", "value", *filter_columns
-        ),
+        analysed.filter(pl.col("event").is_in(needed_events))
+        .select("timestamp", "user_id", "event", "value", *filter_columns)
+        .with_row_index("row"),
         events.group_by("user_id").agg(pl.len().alias("rows")),
     ]
     try:
@@ -353,9 +354,7 @@ def summarize(
             h.exposures_outside_window for h in health.values()
         ),
         "events_of_users_in_no_analysed_experiment": int(in_no_experiment or 0),
-        "events_before_first_exposure": sum(
-            h.pre_exposure_events for h in health.values()
-        ),
+        "events_before_first_exposure": tables.pre_event_rows,
     }
     log = LogHealth(
         rows=log_row["rows"],
@@ -401,6 +400,7 @@ class _Tables:
     dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]
     user_health: pl.DataFrame
     pre_events: pl.DataFrame
+    pre_event_rows: int  # distinct log rows before a first exposure
 
 
 DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
@@ -539,6 +539,17 @@ def _reduce(
                 *[(pl.col(v) - _previous(v)).alias(k) for k, v in changes.items()],
             )
         )
+    if not deltas:  # no experiments to analyse: keep the shape, no rows
+        deltas.append(
+            user_days.select(
+                "experiment_id",
+                "variant",
+                "day",
+                *dim_cols,
+                pl.lit("").alias("metric"),
+                *[pl.lit(0.0).alias(c) for c in DELTA_COLUMNS],
+            ).clear()
+        )
     all_deltas = pl.concat(deltas, how="vertical_relaxed").collect().lazy()
     daily_deltas = all_deltas.group_by("experiment_id", "metric", "variant", "day").agg(
         pl.col(DELTA_COLUMNS).sum()
@@ -575,6 +586,7 @@ def _reduce(
         .agg(pl.exclude("experiment_id", "variant", "day").sum())
     )
 
+    before_exposure = joined.filter(~after_start & pl.col("conflict_day").is_null())
     plans = [
         daily_deltas,
         flow,
@@ -582,17 +594,17 @@ def _reduce(
             pl.len().alias("exposed_users"),
             pl.col("conflict_at").is_not_null().sum().alias("multiple_exposures"),
         ),
-        joined.filter(~after_start & pl.col("conflict_day").is_null())
-        .group_by(pl.col("uk"))
-        .agg(pl.len().alias("rows"))
-        .join(users.select("uk", "experiment_id"), on="uk")
+        before_exposure.join(users.select("uk", "experiment_id"), on="uk")
         .group_by("experiment_id")
-        .agg(pl.col("rows").sum().alias("pre_exposure_events")),
+        .agg(pl.len().alias("pre_exposure_events")),
+        before_exposure.select(pl.col("row").n_unique().alias("rows")),
     ]
     dim_specs = []
     for d in dims:
         exp_ids = [e.id for e in experiments if d in e.dimensions]
-        segment = pl.col(DIM_PREFIX + d).cast(pl.String).alias("segment")
+        segment = (
+            pl.col(DIM_PREFIX + d).cast(pl.String).fill_null(MISSING).alias("segment")
+        )
         plans.append(
             all_deltas.filter(pl.col("experiment_id").is_in(exp_ids))
             .group_by("experiment_id", "metric", "variant", segment)
@@ -609,9 +621,16 @@ def _reduce(
         dim_specs.append(d)
     collected = pl.collect_all(plans)
     dimensions = [
-        (d, collected[4 + 2 * i], collected[5 + 2 * i]) for i, d in enumerate(dim_specs)
+        (d, collected[5 + 2 * i], collected[6 + 2 * i]) for i, d in enumerate(dim_specs)
     ]
-    return _Tables(collected[0], collected[1], dimensions, collected[2], collected[3])
+    return _Tables(
+        collected[0],
+        collected[1],
+        dimensions,
+        collected[2],
+        collected[3],
+        int(collected[4]["rows"][0]),
+    )
 
 
 def _pre_value(metric: MetricDef) -> pl.Expr:
@@ -634,9 +653,7 @@ def _as_of_day(
 ) -> dt.date:
     if as_of is not None:
         return as_of
-    if exp.end is not None:
-        return exp.end
-    return last_day or exp.start
+    return exp.end or last_day or exp.start
 
 
 def _check_declared_variants(
@@ -804,7 +821,7 @@ def _dimension_table(
                 "metric",
                 "variant",
                 pl.lit(dim).alias("dimension"),
-                pl.col("segment").fill_null("(missing)"),
+                "segment",
                 _population("users"),
                 *sums_cols,
             )

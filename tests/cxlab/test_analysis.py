@@ -67,14 +67,20 @@ def _summaries(
     daily = pl.DataFrame(full)
     health = ExperimentHealth(0, 0, 0, 0, 0)
     log = LogHealth(0, 0, None, None, pl.DataFrame(), pl.DataFrame(), {})
+    # Users enter on the as-of day: as many as the first metric's n per variant.
+    first_metric = rows[0]["metric"]
     exposures = pl.DataFrame(
-        schema={
-            "experiment_id": pl.String,
-            "variant": pl.String,
-            "day": pl.Date,
-            "d_users": pl.Int64,
-            "d_conflicts": pl.Int64,
-        }
+        [
+            {
+                "experiment_id": exp.id,
+                "variant": row["variant"],
+                "day": as_of,
+                "d_users": row["n"],
+                "d_conflicts": 0,
+            }
+            for row in rows
+            if row["metric"] == first_metric
+        ]
     )
     return Summaries(
         daily, pl.DataFrame(), exposures, {exp.id: health}, {exp.id: as_of}, log
