@@ -1,0 +1,727 @@
+"""Power and planning for a catalog metric: users, days and detectable effects.
+
+The engine side of the Planner page and of ``python -m cxlab plan``. The statistics
+come from :mod:`stats.power` (statsmodels ``NormalIndPower`` for the fixed-horizon
+test, the normal-mixture confidence sequence for the sequential inflation); this
+module adds what needs the engine: the baseline mean and variance taken from the
+control arm of the latest experiment that used the metric, the observed daily
+traffic, the weekly MDE table, a plain sentence and a chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from scipy import optimize
+
+from cxlab.analysis import arm_stats
+from cxlab.config import Catalog, Experiment, MetricDef
+from cxlab.errors import InputError
+from cxlab.summaries import Summaries
+from stats.power import (
+    comparison_alpha,
+    days_needed,
+    mde_by_week,
+    required_users,
+    sequential_inflation,
+    sequential_power,
+)
+from stats.sequential import DEFAULT_TUNING
+
+DEFAULT_MDE = 0.05
+DEFAULT_POWER = 0.8
+DEFAULT_ALPHA = 0.05
+MIN_WEEKS = 4
+MAX_WEEKS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A metric's control-arm mean and per-unit variance, taken from a log.
+
+    Attributes:
+        metric_id: the catalog metric.
+        mean: control mean (a share, a mean, a ratio or an NPS).
+        var: per-unit variance (delta method for ratios, multinomial for NPS).
+        n: units in the control arm (NPS: responders).
+        experiment_id: the experiment whose control arm supplied the numbers.
+        as_of: the day the numbers stand at.
+        daily_users: analysed users entering that experiment per day, all arms.
+        population_share: metric units per exposed user (NPS: the response
+            rate; 1 for every other type).
+    """
+
+    metric_id: str
+    mean: float
+    var: float
+    n: int
+    experiment_id: str | None = None
+    as_of: dt.date | None = None
+    daily_users: float | None = None
+    population_share: float = 1.0
+
+    @property
+    def sd(self) -> float:
+        """Per-unit standard deviation."""
+        return math.sqrt(self.var)
+
+    @property
+    def source(self) -> str:
+        """Where the numbers come from, in words."""
+        if self.experiment_id is None:
+            return "given"
+        return (
+            f"control arm of {self.experiment_id} as of {self.as_of} ({self.n:,} units)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WeekRow:
+    """What the experiment can detect after a number of weeks.
+
+    Attributes:
+        week: weeks since the start.
+        users_per_arm: metric units per arm by then.
+        relative_mde: fixed-horizon relative MDE at that point.
+        sequential_mde: the mixture sequential test's relative MDE, analysed then.
+    """
+
+    week: int
+    users_per_arm: int
+    relative_mde: float
+    sequential_mde: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Sample size, duration and detectable effects for one metric.
+
+    Attributes:
+        metric: the catalog metric.
+        baseline_mean: control mean.
+        baseline_var: per-unit variance.
+        relative_mde: relative effect to detect (0.05 = 5 %).
+        alpha: family-wise two-sided level (Bonferroni over treatment arms).
+        power: probability to detect the effect.
+        variants: arms including control.
+        sequential: whether the sequential test drives the decision.
+        tuning: N* of the sequential test.
+        users_per_arm: fixed-horizon units per arm.
+        sequential_users_per_arm: units per arm for the sequential test's power.
+        inflation: sequential_users_per_arm / users_per_arm.
+        daily_users: users entering per day, all arms (None: duration unknown).
+        population_share: metric units per user (NPS: response rate).
+        fixed_days: days for the fixed-horizon test.
+        sequential_days: days for the sequential test.
+        weeks: the MDE reached after each week.
+        baseline_source: where the baseline comes from.
+    """
+
+    metric: MetricDef
+    baseline_mean: float
+    baseline_var: float
+    relative_mde: float
+    alpha: float
+    power: float
+    variants: int
+    sequential: bool
+    tuning: int
+    users_per_arm: int
+    sequential_users_per_arm: int
+    inflation: float
+    daily_users: float | None
+    population_share: float
+    fixed_days: int | None
+    sequential_days: int | None
+    weeks: tuple[WeekRow, ...]
+    baseline_source: str = "given"
+
+    @property
+    def total_users(self) -> int:
+        """Fixed-horizon units over all arms."""
+        return self.users_per_arm * self.variants
+
+    @property
+    def sequential_total_users(self) -> int:
+        """Sequential-test units over all arms."""
+        return self.sequential_users_per_arm * self.variants
+
+    @property
+    def planned_users_per_arm(self) -> int:
+        """Units per arm for the method in force."""
+        return self.sequential_users_per_arm if self.sequential else self.users_per_arm
+
+    @property
+    def days(self) -> int | None:
+        """Days needed with the method in force."""
+        return self.sequential_days if self.sequential else self.fixed_days
+
+
+# --- baselines from the log ------------------------------------------------------
+
+
+def experiments_using(
+    metric_id: str, experiments: Sequence[Experiment]
+) -> list[Experiment]:
+    """Experiments that use a metric in any role, latest start first."""
+    users = [e for e in experiments if metric_id in dict(e.metric_roles)]
+    return sorted(users, key=lambda e: (e.start, e.id), reverse=True)
+
+
+def pick_experiment(
+    metric_id: str, experiments: Sequence[Experiment], experiment_id: str | None = None
+) -> Experiment:
+    """The experiment whose control arm supplies a metric's baseline.
+
+    Args:
+        metric_id: the catalog metric.
+        experiments: candidate experiments.
+        experiment_id: a specific experiment, or None for the latest that uses
+            the metric.
+
+    Returns:
+        The experiment.
+
+    Raises:
+        InputError: no (such) experiment uses the metric.
+    """
+    candidates = experiments_using(metric_id, experiments)
+    if experiment_id is not None:
+        named = [e for e in experiments if e.id == experiment_id]
+        if not named:
+            raise InputError(f"no experiment with id '{experiment_id}'")
+        if named[0] not in candidates:
+            raise InputError(
+                f"experiment '{experiment_id}' does not use metric '{metric_id}'"
+            )
+        return named[0]
+    if not candidates:
+        raise InputError(
+            f"no experiment uses metric '{metric_id}', so the log gives no baseline: "
+            "give --baseline and --sd"
+        )
+    return candidates[0]
+
+
+def baseline_from_summaries(
+    metric: MetricDef, experiment: Experiment, summaries: Summaries
+) -> Baseline:
+    """Baseline mean, variance and daily traffic from an experiment's control arm.
+
+    Args:
+        metric: the catalog metric.
+        experiment: an experiment that uses the metric.
+        summaries: summaries that hold the experiment.
+
+    Returns:
+        The control arm's mean and per-unit variance as of the summaries' as-of
+        day, and the analysed users per day over all arms.
+
+    Raises:
+        InputError: the control arm has fewer than two units or no variance.
+    """
+    day = summaries.as_of[experiment.id]
+    rows = summaries.daily.filter(
+        (pl.col("experiment_id") == experiment.id)
+        & (pl.col("metric") == metric.id)
+        & (pl.col("variant") == experiment.control)
+        & (pl.col("day") == day)
+    ).to_dicts()
+    stats = arm_stats(metric, rows[0]) if rows else None
+    if stats is None or not stats.n >= 2 or not stats.var > 0 or not stats.mean:
+        raise InputError(
+            f"no baseline for '{metric.id}': the control arm of {experiment.id} "
+            f"has too few units or no variance as of {day}"
+        )
+    flow = summaries.exposures.filter(
+        (pl.col("experiment_id") == experiment.id) & (pl.col("day") <= day)
+    )
+    users = int(flow["d_users"].sum() or 0)
+    n_days = flow["day"].n_unique()
+    control_users = int(
+        flow.filter(pl.col("variant") == experiment.control)["d_users"].sum() or 0
+    )
+    share = 1.0
+    if metric.type == "nps" and control_users:
+        share = min(1.0, stats.n / control_users)  # responders per exposed user
+    return Baseline(
+        metric_id=metric.id,
+        mean=float(stats.mean),
+        var=float(stats.var),
+        n=int(stats.n),
+        experiment_id=experiment.id,
+        as_of=day,
+        daily_users=users / n_days if n_days and users else None,
+        population_share=share,
+    )
+
+
+# --- the plan ----------------------------------------------------------------------
+
+
+def _check_inputs(
+    relative_mde: float, alpha: float, power: float, variants: int, tuning: int
+) -> None:
+    if not 0 < relative_mde < 10:
+        raise InputError(f"the relative MDE must be positive, got {relative_mde:g}")
+    if not 0 < alpha < 0.5:
+        raise InputError(f"alpha must be between 0 and 0.5, got {alpha:g}")
+    if not 0 < power < 1:
+        raise InputError(f"power must be between 0 and 1, got {power:g}")
+    if variants < 2:
+        raise InputError(f"variants must be at least 2, got {variants}")
+    if tuning < 2:
+        raise InputError(f"the sequential tuning N* must be at least 2, got {tuning}")
+
+
+def sequential_mde(
+    baseline_mean: float,
+    baseline_var: float,
+    users_per_arm: float,
+    *,
+    alpha: float,
+    power: float,
+    variants: int,
+    tuning: float,
+) -> float:
+    """Relative MDE of the mixture sequential test analysed at ``users_per_arm``.
+
+    Solves :func:`stats.power.sequential_power` (δ/σ) = power for δ/σ.
+
+    Args:
+        baseline_mean: control mean.
+        baseline_var: per-unit variance.
+        users_per_arm: units per arm at the analysis.
+        alpha: family-wise level (Bonferroni over treatment arms).
+        power: target power.
+        variants: arms including control.
+        tuning: N* of the sequential test.
+
+    Returns:
+        The relative MDE, NaN below two units per arm.
+
+    References:
+        Waudby-Smith et al. (2023), arXiv:2103.06476, eq. 9 (half-width c(t)).
+    """
+    if not users_per_arm >= 2:
+        return math.nan
+    a = comparison_alpha(alpha, variants)
+
+    def gap(effect: float) -> float:
+        return sequential_power(effect, users_per_arm, alpha=a, tuning=tuning) - power
+
+    hi = 1.0
+    while gap(hi) < 0:
+        hi *= 2.0
+    effect = optimize.brentq(gap, 1e-12, hi, xtol=1e-12)
+    return effect * math.sqrt(baseline_var) / abs(baseline_mean)  # δ = effect · σ
+
+
+def make_plan(
+    metric: MetricDef,
+    baseline_mean: float,
+    baseline_var: float,
+    *,
+    relative_mde: float = DEFAULT_MDE,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
+    variants: int = 2,
+    daily_users: float | None = None,
+    sequential: bool = False,
+    tuning: int = DEFAULT_TUNING,
+    population_share: float = 1.0,
+    weeks: int | None = None,
+    baseline_source: str = "given",
+) -> Plan:
+    """Users per arm, days and the weekly MDE for one metric.
+
+    Args:
+        metric: the catalog metric.
+        baseline_mean: control mean.
+        baseline_var: per-unit variance.
+        relative_mde: relative effect to detect.
+        alpha: family-wise two-sided level.
+        power: probability to detect the effect.
+        variants: arms including control.
+        daily_users: users entering per day over all arms; None leaves the
+            duration open.
+        sequential: whether the mixture sequential test drives the decision.
+        tuning: N* of the sequential test.
+        population_share: metric units per user (NPS: the response rate).
+        weeks: rows of the weekly MDE table (default: enough to cover the plan,
+            4 to 12).
+        baseline_source: where the baseline comes from, for the output.
+
+    Returns:
+        The plan.
+
+    Raises:
+        InputError: an input out of range or a baseline without variance.
+    """
+    _check_inputs(relative_mde, alpha, power, variants, tuning)
+    if not baseline_mean or not math.isfinite(baseline_mean):
+        raise InputError("the baseline must be a non-zero number")
+    if not baseline_var > 0 or not math.isfinite(baseline_var):
+        raise InputError("the standard deviation must be positive")
+    if daily_users is not None and not daily_users > 0:
+        raise InputError(f"daily users must be positive, got {daily_users:g}")
+    fixed = required_users(
+        baseline_mean,
+        baseline_var,
+        relative_mde,
+        alpha=alpha,
+        power=power,
+        variants=variants,
+    )
+    seq = sequential_inflation(
+        baseline_mean,
+        baseline_var,
+        relative_mde,
+        alpha=alpha,
+        power=power,
+        tuning=tuning,
+        variants=variants,
+    )
+    units_per_day = daily_users * population_share if daily_users else None
+    fixed_days = seq_days = None
+    if units_per_day:
+        fixed_days = days_needed(fixed.users_per_arm, units_per_day, variants=variants)
+        seq_days = days_needed(
+            seq.sequential_users_per_arm, units_per_day, variants=variants
+        )
+    rows: tuple[WeekRow, ...] = ()
+    if units_per_day:
+        longest = seq_days if sequential else fixed_days
+        n_weeks = weeks or min(MAX_WEEKS, max(MIN_WEEKS, math.ceil(longest / 7) + 1))
+        rows = tuple(
+            WeekRow(
+                w.week,
+                w.users_per_arm,
+                w.relative_mde,
+                sequential_mde(
+                    baseline_mean,
+                    baseline_var,
+                    w.users_per_arm,
+                    alpha=alpha,
+                    power=power,
+                    variants=variants,
+                    tuning=tuning,
+                ),
+            )
+            for w in mde_by_week(
+                baseline_mean,
+                baseline_var,
+                units_per_day,
+                weeks=n_weeks,
+                alpha=alpha,
+                power=power,
+                variants=variants,
+            )
+        )
+    return Plan(
+        metric=metric,
+        baseline_mean=baseline_mean,
+        baseline_var=baseline_var,
+        relative_mde=relative_mde,
+        alpha=alpha,
+        power=power,
+        variants=variants,
+        sequential=sequential,
+        tuning=tuning,
+        users_per_arm=fixed.users_per_arm,
+        sequential_users_per_arm=seq.sequential_users_per_arm,
+        inflation=seq.inflation,
+        daily_users=daily_users,
+        population_share=population_share,
+        fixed_days=fixed_days,
+        sequential_days=seq_days,
+        weeks=rows,
+        baseline_source=baseline_source,
+    )
+
+
+# --- words, tables, charts ---------------------------------------------------------
+
+
+def _percent(x: float) -> str:
+    return f"{x * 100:.3g}%"
+
+
+def _metric_words(metric: MetricDef) -> str:
+    label = metric.label
+    if len(label) > 1 and label[:2].isupper():
+        return label  # an acronym such as NPS
+    return label[:1].lower() + label[1:]
+
+
+def plan_sentence(plan: Plan) -> str:
+    """The plan in one plain sentence.
+
+    Args:
+        plan: the plan.
+
+    Returns:
+        E.g. "With 9,000 users a day you need 21 days to detect a 5% drop in
+        contacts per order with 80% power."
+    """
+    change = "drop" if plan.metric.direction == "decrease" else "rise"
+    effect = (
+        f"a {_percent(plan.relative_mde)} {change} in {_metric_words(plan.metric)} "
+        f"with {_percent(plan.power)} power"
+    )
+    arms = f" split over {plan.variants} variants" if plan.variants > 2 else ""
+    method = " using the sequential test" if plan.sequential else ""
+    if plan.days is None or plan.daily_users is None:
+        return (
+            f"You need {plan.planned_users_per_arm:,} users per arm "
+            f"({plan.planned_users_per_arm * plan.variants:,} in total) to detect "
+            f"{effect}{method}."
+        )
+    who = ""
+    if plan.population_share < 1:
+        who = (
+            f" (about {_percent(plan.population_share)} of whom count for this metric)"
+        )
+    days = f"{plan.days:,} day{'s' if plan.days != 1 else ''}"
+    text = (
+        f"With {plan.daily_users:,.0f} users a day{arms}{who} you need {days} "
+        f"to detect {effect}{method}."
+    )
+    if plan.sequential and plan.fixed_days is not None:
+        text = text[:-1] + f" ({plan.fixed_days:,} with a fixed-horizon test)."
+    return text
+
+
+def weeks_table(plan: Plan) -> pl.DataFrame:
+    """The MDE reached after each week, one row per week.
+
+    Args:
+        plan: the plan.
+
+    Returns:
+        Columns week, day, users_per_arm, fixed_mde, sequential_mde (relative).
+    """
+    return pl.DataFrame(
+        {
+            "week": [w.week for w in plan.weeks],
+            "day": [7 * w.week for w in plan.weeks],
+            "users_per_arm": [w.users_per_arm for w in plan.weeks],
+            "fixed_mde": [w.relative_mde for w in plan.weeks],
+            "sequential_mde": [w.sequential_mde for w in plan.weeks],
+        },
+        schema={
+            "week": pl.Int64,
+            "day": pl.Int64,
+            "users_per_arm": pl.Int64,
+            "fixed_mde": pl.Float64,
+            "sequential_mde": pl.Float64,
+        },
+    )
+
+
+def mde_chart(plan: Plan) -> go.Figure:
+    """The relative MDE after each week (fixed and sequential) against the target.
+
+    Args:
+        plan: the plan.
+
+    Returns:
+        A Plotly figure: one line per method, a dashed line at the target MDE.
+    """
+    weeks = [w.week for w in plan.weeks]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=[w.relative_mde for w in plan.weeks],
+            mode="lines+markers",
+            name="fixed horizon",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=[w.sequential_mde for w in plan.weeks],
+            mode="lines+markers",
+            name=f"sequential (N* = {plan.tuning:,})",
+        )
+    )
+    fig.add_hline(
+        y=plan.relative_mde,
+        line_dash="dash",
+        annotation_text=f"target {_percent(plan.relative_mde)}",
+    )
+    fig.update_layout(
+        xaxis_title="weeks running",
+        yaxis_title="minimum detectable effect (relative)",
+        yaxis_tickformat=".1%",
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": 1.1},
+        height=360,
+    )
+    return fig
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data (NaN written as null)."""
+    return {
+        "metric": plan.metric.id,
+        "baseline": {
+            "mean": plan.baseline_mean,
+            "sd": math.sqrt(plan.baseline_var),
+            "source": plan.baseline_source,
+        },
+        "relative_mde": plan.relative_mde,
+        "alpha": plan.alpha,
+        "power": plan.power,
+        "variants": plan.variants,
+        "daily_users": plan.daily_users,
+        "population_share": plan.population_share,
+        "fixed": {
+            "users_per_arm": plan.users_per_arm,
+            "total_users": plan.total_users,
+            "days": plan.fixed_days,
+        },
+        "sequential": {
+            "tuning": plan.tuning,
+            "users_per_arm": plan.sequential_users_per_arm,
+            "total_users": plan.sequential_total_users,
+            "inflation": plan.inflation,
+            "days": plan.sequential_days,
+        },
+        "method": "sequential" if plan.sequential else "fixed",
+        "days": plan.days,
+        "weeks": [
+            {k: _clean(v) for k, v in dataclasses.asdict(w).items()} for w in plan.weeks
+        ],
+        "sentence": plan_sentence(plan),
+    }
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as readable text for a terminal."""
+    days = lambda d: "—" if d is None else f"{d:,}"  # noqa: E731
+    lines = [
+        plan_sentence(plan),
+        "",
+        f"metric:     {plan.metric.id} ({plan.metric.type}, {plan.metric.direction})",
+        f"baseline:   mean {plan.baseline_mean:.6g}, sd "
+        f"{math.sqrt(plan.baseline_var):.6g} ({plan.baseline_source})",
+        f"inputs:     MDE {_percent(plan.relative_mde)}, alpha {plan.alpha:g}, "
+        f"power {plan.power:g}, {plan.variants} variants, daily users "
+        f"{'—' if plan.daily_users is None else f'{plan.daily_users:,.0f}'}",
+        f"fixed:      {plan.users_per_arm:,} per arm, {plan.total_users:,} total, "
+        f"{days(plan.fixed_days)} days",
+        f"sequential: {plan.sequential_users_per_arm:,} per arm, "
+        f"{plan.sequential_total_users:,} total, {days(plan.sequential_days)} days "
+        f"(inflation x{plan.inflation:.3f}, N* = {plan.tuning:,})",
+    ]
+    if plan.weeks:
+        lines += ["", "week  users/arm   fixed MDE  sequential MDE"]
+        lines += [
+            f"{w.week:>4}  {w.users_per_arm:>9,}  {w.relative_mde:>9.2%}  "
+            f"{w.sequential_mde:>14.2%}"
+            for w in plan.weeks
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def _baseline_from_log(
+    args: argparse.Namespace, metric: MetricDef, catalog: Catalog
+) -> Baseline:
+    from cxlab.api import summarize_all
+    from cxlab.config import load_experiments
+    from cxlab.events import resolve_source
+
+    experiments = load_experiments(args.experiments, catalog)
+    chosen = pick_experiment(metric.id, experiments, args.experiment)
+    summaries = summarize_all(resolve_source(args.events), [chosen], catalog)
+    return baseline_from_summaries(metric, chosen, summaries[chosen.id])
+
+
+def plan_from_args(args: argparse.Namespace) -> str:
+    """Run ``python -m cxlab plan`` on parsed arguments; return its output.
+
+    Args:
+        args: the ``plan`` sub-command's arguments (see ``cxlab.cli.build_parser``).
+
+    Returns:
+        The plan as text or JSON.
+
+    Raises:
+        InputError: unknown metric, no baseline available, or inputs out of range.
+    """
+    from cxlab.api import catalog_path
+    from cxlab.config import load_catalog
+
+    catalog = load_catalog(catalog_path(args.experiments, args.metrics))
+    if args.metric not in catalog:
+        raise InputError(
+            f"unknown metric '{args.metric}' (the catalog {catalog.source} has: "
+            f"{', '.join(catalog.ids)})"
+        )
+    metric = catalog[args.metric]
+    if args.experiment is not None and args.events is None:
+        raise InputError("--experiment needs --events to read its control arm")
+    if args.sd is not None and not args.sd > 0:
+        raise InputError(f"--sd must be positive, got {args.sd:g}")
+    baseline = _baseline_from_log(args, metric, catalog) if args.events else None
+    mean = args.baseline if args.baseline is not None else None
+    if mean is None and baseline is not None:
+        mean = baseline.mean
+    if args.sd is not None:
+        var = args.sd**2
+    elif args.baseline is not None and metric.type == "proportion":
+        var = args.baseline * (1 - args.baseline)  # Bernoulli p(1 − p)
+    elif baseline is not None:
+        var = baseline.var
+    else:
+        var = None
+    if mean is None or var is None:
+        raise InputError(
+            f"no baseline for '{metric.id}': give --baseline and --sd, or --events "
+            "to take them from the control arm of an experiment"
+        )
+    daily = args.daily_users
+    if daily is None and baseline is not None:
+        daily = baseline.daily_users
+    source = (
+        baseline.source
+        if baseline is not None and args.baseline is None and args.sd is None
+        else "given"
+    )
+    plan = make_plan(
+        metric,
+        mean,
+        var,
+        relative_mde=args.mde,
+        alpha=args.alpha,
+        power=args.power,
+        variants=args.variants,
+        daily_users=daily,
+        sequential=False,
+        tuning=args.tuning,
+        population_share=baseline.population_share if baseline else 1.0,
+        baseline_source=source,
+    )
+    if args.format == "json":
+        return json.dumps(plan_to_dict(plan), indent=2, allow_nan=False) + "\n"
+    return plan_text(plan)

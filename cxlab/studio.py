@@ -1,0 +1,772 @@
+"""The config studio and the data source: file logic behind the Configs and Data pages.
+
+Configs: form values become YAML text (:func:`experiment_yaml`, :func:`metric_block`),
+the text is validated exactly as the loader reads files (written to a temporary
+folder and parsed by :mod:`cxlab.config`, errors renamed to the target file so they
+read ``experiments/<id>.yaml:LINE``), compared with the file on disk
+(:func:`config_diff`) and saved atomically (:func:`save_config`: a temporary file in
+the same folder, then :func:`os.replace`), never outside the folder and never over an
+existing file without ``overwrite=True``.
+
+Data: safe names for uploaded logs (:func:`save_upload`), the log's columns for the
+column mapping, and the events per day for the data-health chart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import yaml
+
+from cxlab.analysis import ExperimentResult
+from cxlab.config import (
+    CANONICAL_COLUMNS,
+    CATALOG_FILE,
+    DEFAULT_ALPHA,
+    DEFAULT_SEQUENTIAL_TUNING,
+    Catalog,
+    Experiment,
+    MetricDef,
+    _LineLoader,
+    as_yaml_mapping,
+    experiment_files,
+    load_catalog,
+    load_experiment,
+)
+from cxlab.errors import ConfigError, EventLogError, InputError
+from cxlab.events import FORMATS, EventSource, scan_events
+
+SAFE_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
+SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9_-]*\.ya?ml")
+RESERVED_IDS = frozenset({"metrics"})
+MAX_UPLOAD_MB = 200
+UPLOAD_TYPES = ("csv", "parquet", "ndjson", "jsonl", "json")
+NEW_FILE = "new-experiment.yaml"
+
+
+# --- ids and files -----------------------------------------------------------------
+
+
+def check_id(experiment_id: str) -> str:
+    """Accept an experiment id that is safe as a file name.
+
+    Args:
+        experiment_id: the id typed by the analyst.
+
+    Returns:
+        The id unchanged.
+
+    Raises:
+        InputError: anything but lower-case letters, digits, ``-`` and ``_``
+            (so no path separators and no ``..``), or the reserved ``metrics``.
+    """
+    if not SAFE_ID.fullmatch(experiment_id or ""):
+        raise InputError(
+            f"invalid experiment id {experiment_id!r}: use lower-case letters, "
+            "digits, '-' and '_' only (it becomes the file name)"
+        )
+    if experiment_id in RESERVED_IDS:
+        raise InputError(f"'{experiment_id}' is reserved for the metric catalog")
+    return experiment_id
+
+
+def experiment_file_name(experiment_id: str) -> str:
+    """The file an experiment is saved to: ``<id>.yaml`` (id checked)."""
+    return f"{check_id(experiment_id)}.yaml"
+
+
+def target_path(folder: Path | str, file_name: str) -> Path:
+    """The path of a config file inside the experiments folder, checked.
+
+    Raises:
+        InputError: a name with separators or other characters, or a path that
+            would land outside the folder.
+    """
+    if not SAFE_FILE.fullmatch(file_name or ""):
+        raise InputError(f"invalid config file name {file_name!r}")
+    root = Path(folder).resolve()
+    path = (root / file_name).resolve()
+    if path.parent != root:
+        raise InputError(f"{file_name!r} would be written outside {root}")
+    return path
+
+
+def save_config(
+    folder: Path | str, file_name: str, text: str, *, overwrite: bool
+) -> Path:
+    """Write a config file into the experiments folder atomically.
+
+    The text goes to a temporary file in the same folder (same file system), is
+    flushed to disk and then moved over the target with :func:`os.replace`, so
+    readers see the old file or the new one, never half of one.
+
+    Args:
+        folder: the experiments folder (must exist).
+        file_name: ``<id>.yaml`` or ``metrics.yaml``.
+        text: the YAML text.
+        overwrite: replace an existing file (the analyst confirmed it).
+
+    Returns:
+        The path written.
+
+    Raises:
+        InputError: an unsafe name, a missing folder, or an existing file
+            without ``overwrite``.
+    """
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: experiments folder not found")
+    path = target_path(folder, file_name)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists: confirm the overwrite to replace it")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{file_name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def config_diff(old: str, new: str, file_name: str = "config.yaml") -> str:
+    """A unified diff of a config file before and after an edit ('' if equal)."""
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{file_name}",
+            tofile=f"b/{file_name}",
+        )
+    )
+
+
+def read_text(folder: Path | str, file_name: str) -> str:
+    """The current text of a config file, '' when it does not exist."""
+    path = target_path(folder, file_name)
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+# --- experiments: form values <-> YAML -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExperimentForm:
+    """The experiment form's values (CONTRACT §3), as typed by an analyst.
+
+    Lists typed as text (``variants``, ``dimensions``, ``tags``) stay text here and
+    are split by :func:`experiment_yaml`; the loader then validates them with
+    ``file:line``. Empty or zero optional values are left out of the YAML.
+    """
+
+    id: str
+    start: dt.date | None
+    variants: str = "control: 0.5, treatment: 0.5"
+    primary_metric: tuple[str, ...] = ()
+    name: str = ""
+    hypothesis: str = ""
+    owner: str = ""
+    end: dt.date | None = None
+    control: str = ""
+    secondary_metrics: tuple[str, ...] = ()
+    guardrail_metrics: tuple[str, ...] = ()
+    alpha: float = DEFAULT_ALPHA
+    decision: str = "sequential"
+    dimensions: str = ""
+    status: str = ""
+    decision_note: str = ""
+    planned_users: int = 0
+    sequential_tuning: int = DEFAULT_SEQUENTIAL_TUNING
+    sequential_method: str = "mixture"
+    bayes_prior_sd: float = 0.0
+    bayes_prior_mean: float = 0.0
+    correction: str = "holm"
+    cuped_days: int = 0
+    tags: str = ""
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _scalar(text: str) -> Any:
+    """A typed YAML scalar from text ('0.5' → 0.5, 'phone' → 'phone')."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, str | int | float | bool) else text
+
+
+def parse_variants(text: str) -> list[Any]:
+    """Variants typed as ``id: weight, id: weight`` (or ids only, equal split).
+
+    Returns:
+        Items for the YAML ``variants`` list: ``{"id", "weight"}`` mappings, or bare
+        ids when no weight is given. Bad weights stay text so that the loader
+        names them with ``file:line``.
+    """
+    out: list[Any] = []
+    for part in _names(text):
+        variant, sep, weight = part.partition(":")
+        if sep:
+            out.append({"id": variant.strip(), "weight": _scalar(weight.strip())})
+        else:
+            out.append(variant.strip())
+    return out
+
+
+def experiment_yaml(form: ExperimentForm) -> str:
+    """The YAML text of an experiment config from the form's values.
+
+    Args:
+        form: the form's values.
+
+    Returns:
+        Block YAML in the contract's key order, optional keys only when set.
+    """
+    data: dict[str, Any] = {"id": form.id.strip()}
+    for key in ("name", "hypothesis", "owner"):
+        if getattr(form, key).strip():
+            data[key] = getattr(form, key).strip()
+    if form.start is not None:
+        data["start"] = form.start
+    if form.end is not None:
+        data["end"] = form.end
+    data["variants"] = parse_variants(form.variants)
+    if form.control.strip():
+        data["control"] = form.control.strip()
+    primary = list(form.primary_metric)
+    data["primary_metric"] = primary[0] if len(primary) == 1 else primary
+    for key in ("secondary_metrics", "guardrail_metrics"):
+        if getattr(form, key):
+            data[key] = list(getattr(form, key))
+    data["alpha"] = form.alpha
+    data["decision"] = form.decision
+    for key in ("dimensions", "tags"):
+        if _names(getattr(form, key)):
+            data[key] = _names(getattr(form, key))
+    if form.status:
+        data["status"] = form.status
+    if form.decision_note.strip():
+        data["decision_note"] = form.decision_note.strip()
+    if form.planned_users:
+        data["planned_users"] = int(form.planned_users)
+    if form.sequential_tuning != DEFAULT_SEQUENTIAL_TUNING:
+        data["sequential_tuning"] = int(form.sequential_tuning)
+    if form.sequential_method != "mixture":
+        data["sequential_method"] = form.sequential_method
+    if form.bayes_prior_sd > 0:
+        data["bayes_prior"] = {
+            "mean": float(form.bayes_prior_mean),
+            "sd": float(form.bayes_prior_sd),
+        }
+    if form.correction != "holm":
+        data["correction"] = form.correction
+    if form.cuped_days:
+        data["cuped_days"] = int(form.cuped_days)
+    columns = {
+        k: v.strip() for k, v in sorted(form.columns) if v.strip() and v.strip() != k
+    }
+    if columns:
+        data["columns"] = columns
+    return as_yaml_mapping(data)
+
+
+def form_from_experiment(exp: Experiment) -> ExperimentForm:
+    """The form's values for an existing experiment (for editing)."""
+    weights = {v.weight for v in exp.variants}
+    if len(weights) == 1:
+        variants = ", ".join(v.id for v in exp.variants)  # equal split
+    else:
+        variants = ", ".join(f"{v.id}: {v.weight!r}" for v in exp.variants)
+    prior = exp.bayes_prior
+    return ExperimentForm(
+        id=exp.id,
+        start=exp.start,
+        variants=variants,
+        primary_metric=exp.primary_metrics,
+        name=exp.name,
+        hypothesis=exp.hypothesis,
+        owner=exp.owner,
+        end=exp.end,
+        control=exp.control if exp.control != exp.variants[0].id else "",
+        secondary_metrics=exp.secondary_metrics,
+        guardrail_metrics=exp.guardrail_metrics,
+        alpha=exp.alpha,
+        decision=exp.decision,
+        dimensions=", ".join(exp.dimensions),
+        status=exp.status or "",
+        decision_note=exp.decision_note,
+        planned_users=exp.planned_users or 0,
+        sequential_tuning=exp.sequential_tuning,
+        sequential_method=exp.sequential_method,
+        bayes_prior_sd=prior.sd if prior else 0.0,
+        bayes_prior_mean=prior.mean if prior else 0.0,
+        correction=exp.correction,
+        cuped_days=exp.cuped_days,
+        tags=", ".join(exp.tags),
+        columns=exp.columns,
+    )
+
+
+def _key_line(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return number
+    return None
+
+
+def validate_experiment_text(
+    text: str, folder: Path | str, catalog: Catalog, file_name: str = NEW_FILE
+) -> Experiment | ConfigError:
+    """Validate experiment YAML exactly as the loader reads a file.
+
+    The text is written to a temporary folder and loaded with
+    :func:`cxlab.config.load_experiment`; an error is renamed to the target file
+    (``<folder>/<file_name>:LINE``), so it reads as the CLI would report the saved
+    file. The id must also be safe as a file name and unique in the folder.
+
+    Args:
+        text: the YAML text.
+        folder: the experiments folder the file is meant for.
+        catalog: the metric catalog.
+        file_name: the target file's name.
+
+    Returns:
+        The parsed experiment, or the first :class:`ConfigError` (returned, not
+        raised, for live validation).
+    """
+    target = Path(folder) / file_name
+    try:
+        target_path(folder, file_name)
+    except InputError as exc:
+        return ConfigError(target, None, str(exc))
+    with tempfile.TemporaryDirectory(prefix="cxlab-studio-") as tmp:
+        path = Path(tmp) / file_name
+        path.write_text(text, encoding="utf-8")
+        try:
+            exp = load_experiment(path, catalog)
+        except ConfigError as exc:
+            return ConfigError(target, exc.line, exc.detail)
+    try:
+        check_id(exp.id)
+    except InputError as exc:
+        return ConfigError(target, _key_line(text, "id"), str(exc))
+    for other in experiment_files(folder):
+        if other.name == file_name:
+            continue
+        try:
+            other_id = load_experiment(other, catalog).id
+        except ConfigError:
+            continue  # a broken neighbour is reported where it is browsed
+        if other_id == exp.id:
+            return ConfigError(
+                target,
+                _key_line(text, "id"),
+                f"experiment id '{exp.id}' is already used by {other}",
+            )
+    return dataclasses.replace(exp, source=str(target))
+
+
+@dataclass(frozen=True)
+class Folder:
+    """What an experiments folder holds, read file by file so one error stays local."""
+
+    catalog: Catalog | None
+    experiments: tuple[Experiment, ...]
+    errors: tuple[str, ...]
+
+
+def read_folder(folder: Path | str) -> Folder:
+    """Load the catalog and every experiment, collecting errors instead of failing."""
+    errors: list[str] = []
+    try:
+        catalog = load_catalog(Path(folder) / CATALOG_FILE)
+    except ConfigError as exc:
+        return Folder(None, (), (str(exc),))
+    experiments = []
+    try:
+        files = experiment_files(folder)
+    except ConfigError as exc:
+        return Folder(catalog, (), (str(exc),))
+    for path in files:
+        try:
+            experiments.append(load_experiment(path, catalog))
+        except ConfigError as exc:
+            errors.append(str(exc))
+    experiments.sort(key=lambda e: e.id)
+    return Folder(catalog, tuple(experiments), tuple(errors))
+
+
+def experiments_table(experiments: Sequence[Experiment]) -> pl.DataFrame:
+    """One row per experiment for browsing."""
+    return pl.DataFrame(
+        {
+            "id": [e.id for e in experiments],
+            "name": [e.name for e in experiments],
+            "status": [e.status or "" for e in experiments],
+            "owner": [e.owner for e in experiments],
+            "start": [e.start for e in experiments],
+            "end": [e.end for e in experiments],
+            "variants": [
+                ", ".join(f"{v.id} {v.weight:.0%}" for v in e.variants)
+                for e in experiments
+            ],
+            "primary": [", ".join(e.primary_metrics) for e in experiments],
+            "decision": [e.decision for e in experiments],
+            "file": [Path(e.source).name for e in experiments],
+        },
+        schema_overrides={"start": pl.Date, "end": pl.Date},
+    )
+
+
+def _spec_text(metric: MetricDef) -> str:
+    if metric.type == "ratio" and metric.numerator and metric.denominator:
+        num, den = metric.numerator, metric.denominator
+        return f"{num.aggregate}({num.event}) / {den.aggregate}({den.event})"
+    if metric.type == "mean":
+        return f"{metric.aggregate}({metric.event}) per user"
+    return metric.event or ""
+
+
+def catalog_table(catalog: Catalog) -> pl.DataFrame:
+    """One row per metric of the catalog for browsing."""
+    metrics = catalog.metrics
+    return pl.DataFrame(
+        {
+            "id": [m.id for m in metrics],
+            "name": [m.name for m in metrics],
+            "type": [m.type for m in metrics],
+            "direction": [m.direction for m in metrics],
+            "computed from": [_spec_text(m) for m in metrics],
+            "window_days": [m.window_days for m in metrics],
+            "filter": [", ".join(f"{k}={v}" for k, v in m.filter) for m in metrics],
+            "description": [m.description for m in metrics],
+        },
+        schema_overrides={"window_days": pl.Int64},
+    )
+
+
+def preview_table(result: ExperimentResult) -> pl.DataFrame:
+    """The preview's small results table: one row per metric and treatment.
+
+    The last statistic is the one of the decision method in force: the p-value
+    (fixed or sequential) or the probability to beat control (Bayesian).
+    """
+    method = result.experiment.decision
+    rows = []
+    for r in result.results:
+        if method == "bayesian":
+            statistic = ("prob_beat_control", r.bayesian.prob_beat_control)
+        elif method == "fixed":
+            statistic = ("p_value", r.fixed.p_value)
+        else:
+            statistic = ("p_value", r.sequential.p_value)
+        rows.append(
+            {
+                "metric": r.metric.label,
+                "role": r.role,
+                "variant": r.variant,
+                "control": r.control.value,
+                "treatment": r.treatment.value,
+                "rel_delta": r.rel_delta,
+                statistic[0]: statistic[1],
+                "verdict": r.verdict,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+# --- metrics: form values <-> a catalog block ----------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricForm:
+    """The metric form's values (CONTRACT §2)."""
+
+    id: str
+    type: str = "proportion"
+    direction: str = "increase"
+    name: str = ""
+    description: str = ""
+    event: str = ""
+    aggregate: str = "sum"
+    numerator_event: str = ""
+    numerator_aggregate: str = "count"
+    denominator_event: str = ""
+    denominator_aggregate: str = "count"
+    window_days: int = 0
+    filter: str = ""
+    format: str = ""
+
+
+def parse_filter(text: str) -> dict[str, Any]:
+    """A filter typed as ``column=value, column=value``."""
+    out: dict[str, Any] = {}
+    for part in _names(text):
+        column, _, value = part.partition("=")
+        out[column.strip()] = _scalar(value.strip())
+    return out
+
+
+def metric_block(form: MetricForm) -> str:
+    """The catalog block (``id:`` and its keys) of one metric from the form."""
+    spec: dict[str, Any] = {}
+    if form.name.strip():
+        spec["name"] = form.name.strip()
+    if form.description.strip():
+        spec["description"] = form.description.strip()
+    spec["type"] = form.type
+    if form.type == "ratio":
+        spec["numerator"] = {
+            "event": form.numerator_event.strip(),
+            "aggregate": form.numerator_aggregate,
+        }
+        spec["denominator"] = {
+            "event": form.denominator_event.strip(),
+            "aggregate": form.denominator_aggregate,
+        }
+    else:
+        spec["event"] = form.event.strip()
+        if form.type == "mean":
+            spec["aggregate"] = form.aggregate
+    if form.window_days:
+        spec["window_days"] = int(form.window_days)
+    if parse_filter(form.filter):
+        spec["filter"] = parse_filter(form.filter)
+    spec["direction"] = form.direction
+    if form.format:
+        spec["format"] = form.format
+    return as_yaml_mapping({form.id.strip(): spec})
+
+
+def form_from_metric(metric: MetricDef) -> MetricForm:
+    """The form's values for an existing metric (for editing)."""
+    num, den = metric.numerator, metric.denominator
+    return MetricForm(
+        id=metric.id,
+        type=metric.type,
+        direction=metric.direction,
+        name=metric.name,
+        description=metric.description,
+        event=metric.event or "",
+        aggregate=metric.aggregate,
+        numerator_event=num.event if num else "",
+        numerator_aggregate=num.aggregate if num else "count",
+        denominator_event=den.event if den else "",
+        denominator_aggregate=den.aggregate if den else "count",
+        window_days=metric.window_days or 0,
+        filter=", ".join(f"{k}={v}" for k, v in metric.filter),
+        format=metric.format or "",
+    )
+
+
+def catalog_with_metric(catalog_text: str, metric_id: str, block: str) -> str:
+    """The catalog text with one metric's block replaced or appended.
+
+    Other metrics, comments and blank lines are kept as they are: an existing
+    metric's lines (from its key to the next top-level key, minus trailing
+    comments and blank lines) are swapped for the new block; a new metric is
+    appended at the end.
+
+    Raises:
+        InputError: the metric id is not a safe id, or the catalog is not YAML.
+    """
+    if not SAFE_ID.fullmatch(metric_id or ""):
+        raise InputError(
+            f"invalid metric id {metric_id!r}: use lower-case letters, digits, "
+            "'-' and '_' only"
+        )
+    try:
+        data = yaml.load(catalog_text, Loader=_LineLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise InputError(f"the metric catalog is not valid YAML: {exc}") from exc
+    lines = catalog_text.splitlines(keepends=True)
+    key_lines = getattr(data, "key_lines", {}) if isinstance(data, dict) else {}
+    if metric_id not in key_lines:
+        text = catalog_text if catalog_text.endswith("\n") else catalog_text + "\n"
+        return text + ("\n" if text.strip() else "") + block
+    start = key_lines[metric_id] - 1
+    later = sorted(line - 1 for line in key_lines.values() if line - 1 > start)
+    end = later[0] if later else len(lines)
+    while end > start + 1 and (
+        not lines[end - 1].strip() or lines[end - 1].startswith("#")
+    ):
+        end -= 1
+    return "".join(lines[:start]) + block + "".join(lines[end:])
+
+
+def validate_catalog_text(text: str, folder: Path | str) -> Catalog | ConfigError:
+    """Validate a whole catalog text as the loader would, with every experiment.
+
+    The text is written to a temporary folder as ``metrics.yaml`` and loaded with
+    :func:`cxlab.config.load_catalog`; every experiment of ``folder`` must still
+    load against it. Catalog errors are renamed to ``<folder>/metrics.yaml``.
+
+    Returns:
+        The catalog, or the first :class:`ConfigError` (returned, not raised).
+    """
+    target = Path(folder) / CATALOG_FILE
+    with tempfile.TemporaryDirectory(prefix="cxlab-studio-") as tmp:
+        path = Path(tmp) / CATALOG_FILE
+        path.write_text(text, encoding="utf-8")
+        try:
+            catalog = load_catalog(path)
+        except ConfigError as exc:
+            return ConfigError(target, exc.line, exc.detail)
+    catalog = dataclasses.replace(catalog, source=str(target))
+    for path in experiment_files(folder):
+        try:
+            load_experiment(path, catalog)
+        except ConfigError as exc:
+            return exc
+    return catalog
+
+
+# --- the data source ---------------------------------------------------------------
+
+
+def safe_upload_name(name: str, data: bytes) -> str:
+    """A safe file name for an uploaded log: cleaned stem, content hash, extension.
+
+    Raises:
+        InputError: an extension other than CSV, Parquet or NDJSON.
+    """
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in UPLOAD_TYPES:
+        raise InputError(
+            f"{name}: unsupported file type '.{suffix}' (use .csv, .parquet or .ndjson)"
+        )
+    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(name).stem.lower()).strip("-_")[:60]
+    digest = hashlib.sha256(data).hexdigest()[:10]
+    return f"{stem or 'upload'}-{digest}.{suffix}"
+
+
+def save_upload(
+    folder: Path | str, name: str, data: bytes, *, max_mb: int = MAX_UPLOAD_MB
+) -> Path:
+    """Save an uploaded log under ``folder`` with a safe name, atomically.
+
+    Args:
+        folder: the uploads folder (created if needed).
+        name: the file name the browser sent.
+        data: the file's bytes.
+        max_mb: the size limit in megabytes.
+
+    Returns:
+        The saved file (the same content is saved once).
+
+    Raises:
+        InputError: an unsupported type, an empty file or one over the limit.
+    """
+    if not data:
+        raise InputError(f"{name}: the uploaded file is empty")
+    if len(data) > max_mb * 1024 * 1024:
+        raise InputError(f"{name}: larger than the {max_mb} MB upload limit")
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / safe_upload_name(name, data)
+    if path.is_file() and path.stat().st_size == len(data):
+        return path
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def log_columns(source: EventSource) -> list[tuple[str, str]]:
+    """The columns of a log's first file and their types (nothing else is read).
+
+    Raises:
+        EventLogError: the file cannot be read.
+    """
+    first = source.files[0]
+    fmt = FORMATS[first.suffix.lower()]
+    try:
+        if fmt == "parquet":
+            schema = pl.read_parquet_schema(first)
+        elif fmt == "csv":
+            schema = dict(pl.scan_csv(first, infer_schema=False).collect_schema())
+        else:
+            schema = dict(pl.scan_ndjson(first).collect_schema())
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(first, f"cannot read the log: {exc}") from exc
+    return [(name, str(dtype)) for name, dtype in schema.items()]
+
+
+def default_mapping(columns: Sequence[str]) -> dict[str, str]:
+    """Contract name → log column: the same name where the log has it, else ''."""
+    return {c: (c if c in columns else "") for c in CANONICAL_COLUMNS}
+
+
+def columns_yaml(mapping: Mapping[str, str]) -> str:
+    """The ``columns:`` key for an experiment config (renamed columns only)."""
+    renamed = {k: v for k, v in mapping.items() if v and v != k}
+    return as_yaml_mapping({"columns": renamed}) if renamed else ""
+
+
+def events_per_day(source: EventSource) -> pl.DataFrame:
+    """Rows per UTC day and event type (one lazy scan of two columns).
+
+    Raises:
+        EventLogError: the log breaks CONTRACT §1.
+    """
+    return (
+        scan_events(source)
+        .filter(pl.col("timestamp").is_not_null())
+        .group_by(pl.col("timestamp").dt.date().alias("day"), "event")
+        .agg(pl.len().alias("rows"))
+        .sort("day", "event")
+        .collect()
+    )
+
+
+def events_per_day_chart(per_day: pl.DataFrame) -> go.Figure:
+    """Stacked daily bars of rows by event type."""
+    fig = go.Figure()
+    for event in sorted(set(per_day["event"].to_list()), key=str):
+        part = per_day.filter(pl.col("event") == event)
+        fig.add_trace(
+            go.Bar(x=part["day"].to_list(), y=part["rows"].to_list(), name=str(event))
+        )
+    fig.update_layout(
+        barmode="stack",
+        xaxis_title="day (UTC)",
+        yaxis_title="rows",
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": 1.12},
+        height=340,
+    )
+    return fig
+
+
+def error_parts(exc: InputError) -> tuple[str, str | None]:
+    """An error's headline and, for a log, its first offending rows."""
+    rows = getattr(exc, "rows", None)
+    text = str(exc)
+    if rows:
+        text = text.split("\nFirst offending rows:")[0]
+    return text, rows

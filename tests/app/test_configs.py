@@ -1,0 +1,170 @@
+"""The Configs page: browse, validate with file:line, preview, save only when safe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cxlab import app_data
+from cxlab.config import load_catalog, load_experiment
+from cxlab.sample import write_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "pages" / "configs.py")
+NEW = "configs_exp_new_"
+VALIDATE = f"FormSubmitter:{NEW}form-Validate"
+TIMEOUT = 90
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of the bundled experiments folder the page is pointed at."""
+    target = tmp_path / "experiments"
+    shutil.copytree(ROOT / "experiments", target)
+    return target
+
+
+def page(folder: Path, events: Path | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["experiments_dir"] = str(folder)
+    if events is not None:
+        at.session_state[app_data.EVENTS_KEY] = str(events)
+    return at.run()
+
+
+def fill_new(at: AppTest, exp_id: str, variants: str) -> AppTest:
+    at.text_input(key=f"{NEW}id").input(exp_id)
+    at.text_input(key=f"{NEW}name").input("Faster checkout")
+    at.text_input(key=f"{NEW}variants").input(variants)
+    at.date_input(key=f"{NEW}start").set_value(dt.date(2026, 9, 1))
+    at.multiselect(key=f"{NEW}primary_metric").set_value(["conversion"])
+    at.multiselect(key=f"{NEW}guardrail_metrics").set_value(["contacts_per_order"])
+    at.selectbox(key=f"{NEW}decision").set_value("fixed")
+    return at.button(key=VALIDATE).click().run()
+
+
+def test_page_lists_the_catalog_and_the_experiments(folder: Path) -> None:
+    at = page(folder)
+    assert not at.exception
+    experiments, metrics = at.dataframe[0].value, at.dataframe[1].value
+    assert len(experiments) == len(list(folder.glob("*.yaml"))) - 1  # not metrics
+    catalog = load_catalog(folder / "metrics.yaml")
+    assert list(metrics["id"]) == list(catalog.ids)
+
+
+def test_saving_a_new_valid_config_through_the_form_creates_the_file(
+    folder: Path,
+) -> None:
+    at = fill_new(page(folder), "faster-checkout", "control: 0.5, one_click: 0.5")
+    assert not at.exception
+    assert not at.error
+    assert "faster-checkout.yaml" in at.success[0].value
+    assert "primary_metric: conversion" in at.code[0].value
+    assert not (folder / "faster-checkout.yaml").exists()  # validated, not saved
+    at.button(key="configs_exp_save").click().run()
+    assert not at.exception
+    saved = folder / "faster-checkout.yaml"
+    assert saved.is_file()
+    assert at.success[0].value == f"Saved {saved.resolve()}"
+    exp = load_experiment(saved, load_catalog(folder / "metrics.yaml"))
+    assert exp.variant_ids == ("control", "one_click")
+    assert (exp.decision, exp.start) == ("fixed", dt.date(2026, 9, 1))
+    assert exp.guardrail_metrics == ("contacts_per_order",)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_invalid_config_shows_the_named_error_and_creates_nothing(
+    folder: Path,
+) -> None:
+    before = sorted(p.name for p in folder.iterdir())
+    at = fill_new(page(folder), "faster-checkout", "control: 0.7, one_click: 0.5")
+    assert not at.exception
+    text = at.code[0].value
+    line = text.splitlines().index("variants:") + 1
+    assert at.error[0].value == (
+        f"{folder / 'faster-checkout.yaml'}:{line}: "
+        "variant weights must sum to 1, got 1.2"
+    )
+    assert [b.key for b in at.button if b.key == "configs_exp_save"] == []
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_path_traversal_id_is_refused_and_nothing_is_written(
+    folder: Path,
+) -> None:
+    before = sorted(p.name for p in folder.parent.rglob("*"))
+    at = fill_new(page(folder), "../evil", "control, one_click")
+    assert not at.exception
+    assert "invalid experiment id '../evil'" in at.error[0].value
+    assert [b.key for b in at.button if b.key == "configs_exp_save"] == []
+    assert sorted(p.name for p in folder.parent.rglob("*")) == before
+
+
+def test_editing_an_existing_config_needs_the_overwrite_confirmation(
+    folder: Path,
+) -> None:
+    path = folder / "checkout-aa-test.yaml"
+    original = path.read_text()
+    at = page(folder)
+    at.selectbox(key="configs_exp_base").set_value("checkout-aa-test").run()
+    prefix = "configs_exp_checkout-aa-test_"
+    at.text_input(key=f"{prefix}owner").input("new-owner")
+    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    assert not at.exception
+    assert "+owner: new-owner" in at.code[1].value  # the diff
+    assert at.button(key="configs_exp_save").disabled
+    assert path.read_text() == original
+    at.checkbox(key="configs_exp_confirm").check().run()
+    at.button(key="configs_exp_save").click().run()
+    assert not at.exception
+    assert "owner: new-owner" in path.read_text()
+
+
+def test_a_new_metric_is_added_to_the_catalog_after_confirmation(
+    folder: Path,
+) -> None:
+    at = page(folder)
+    prefix = "configs_metric_new_"
+    at.text_input(key=f"{prefix}id").input("refund_rate")
+    at.text_input(key=f"{prefix}event").input("refund")
+    at.selectbox(key=f"{prefix}direction").set_value("decrease")
+    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    assert not at.exception
+    assert not at.error
+    at.checkbox(key="configs_metric_confirm").check().run()
+    at.button(key="configs_metric_save").click().run()
+    catalog = load_catalog(folder / "metrics.yaml")
+    assert catalog["refund_rate"].direction == "decrease"
+    assert (folder / "metrics.yaml").read_text().startswith("# Metric catalog")
+
+
+def test_preview_runs_the_unsaved_experiment_on_the_current_log(
+    folder: Path, tmp_path: Path
+) -> None:
+    events = write_sample(tmp_path / "small.parquet", n_users=4000)
+    at = page(folder, events)
+    at.selectbox(key="configs_exp_base").set_value("proactive-shipping-email").run()
+    prefix = "configs_exp_proactive-shipping-email_"
+    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    at.button(key="configs_preview").click().run()
+    assert not at.exception
+    assert not at.error
+    preview = at.dataframe[-1].value
+    assert set(preview["metric"]) >= {"Contacts per order", "NPS"}
+    assert set(preview["variant"]) == {"proactive_email"}
+
+
+def test_a_broken_config_in_the_folder_is_named_and_the_rest_still_works(
+    folder: Path,
+) -> None:
+    (folder / "broken.yaml").write_text("id: broken\nstart: 2026-09-01\nvariant: []\n")
+    at = page(folder)
+    assert not at.exception
+    assert at.error[0].value.startswith(f"{folder / 'broken.yaml'}:3: unknown key")
+    ids = list(at.dataframe[0].value["id"])
+    assert "broken" not in ids
+    assert "proactive-shipping-email" in ids

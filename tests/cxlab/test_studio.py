@@ -1,0 +1,320 @@
+"""The config studio: YAML from forms, validation as the loader, guarded saves."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cxlab import studio
+from cxlab.config import (
+    Experiment,
+    load_catalog,
+    load_experiment,
+    load_experiments,
+)
+from cxlab.errors import ConfigError, InputError
+from cxlab.events import resolve_source
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = load_catalog(ROOT / "experiments" / "metrics.yaml")
+EXPERIMENTS = load_experiments(ROOT / "experiments", CATALOG)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of the bundled experiments folder."""
+    target = tmp_path / "experiments"
+    shutil.copytree(ROOT / "experiments", target)
+    return target
+
+
+def _same(a: Experiment, b: Experiment) -> bool:
+    return dataclasses.replace(a, content_hash="") == dataclasses.replace(
+        b, content_hash=""
+    )
+
+
+def full_form() -> studio.ExperimentForm:
+    return studio.ExperimentForm(
+        id="faster-refunds",
+        start=dt.date(2026, 11, 2),
+        end=dt.date(2026, 11, 30),
+        variants="instant: 0.25, control: 0.25, two_day: 0.5",
+        control="control",
+        primary_metric=("contacts_per_order",),
+        secondary_metrics=("nps", "conversion"),
+        guardrail_metrics=("revenue_per_user",),
+        name="Faster refunds",
+        hypothesis='Refunding at once cuts "where is my refund" contacts.',
+        owner="returns",
+        alpha=0.1,
+        decision="bayesian",
+        dimensions="platform, country",
+        status="planned",
+        decision_note="waiting for legal",
+        planned_users=80_000,
+        sequential_tuning=60_000,
+        sequential_method="group",
+        bayes_prior_sd=0.2,
+        bayes_prior_mean=0.01,
+        correction="bh",
+        cuped_days=14,
+        tags="returns, refunds",
+        columns=(("user_id", "customer"), ("timestamp", "ts"), ("event", "")),
+    )
+
+
+# --- YAML round trip -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("exp", EXPERIMENTS, ids=lambda e: e.id)
+def test_yaml_of_an_edited_bundled_experiment_parses_to_the_same_experiment(
+    exp: Experiment, folder: Path
+) -> None:
+    text = studio.experiment_yaml(studio.form_from_experiment(exp))
+    parsed = studio.validate_experiment_text(text, folder, CATALOG, f"{exp.id}.yaml")
+    assert not isinstance(parsed, ConfigError), parsed
+    assert _same(parsed, exp)
+
+
+def test_yaml_of_a_form_with_every_option_round_trips(folder: Path) -> None:
+    form = full_form()
+    text = studio.experiment_yaml(form)
+    parsed = studio.validate_experiment_text(
+        text, folder, CATALOG, "faster-refunds.yaml"
+    )
+    assert not isinstance(parsed, ConfigError), parsed
+    assert parsed.control == "control"
+    assert [v.weight for v in parsed.variants] == [0.25, 0.25, 0.5]
+    assert parsed.columns == (("timestamp", "ts"), ("user_id", "customer"))
+    assert parsed.bayes_prior is not None
+    assert parsed.bayes_prior.sd == 0.2
+    assert parsed.dimensions == ("platform", "country")
+    assert (parsed.sequential_method, parsed.correction) == ("group", "bh")
+    assert (parsed.cuped_days, parsed.planned_users) == (14, 80_000)
+    again = studio.experiment_yaml(studio.form_from_experiment(parsed))
+    assert again == text
+
+
+def test_equal_weights_are_written_as_bare_variant_ids() -> None:
+    exp = next(e for e in EXPERIMENTS if len({v.weight for v in e.variants}) == 1)
+    form = studio.form_from_experiment(exp)
+    assert form.variants == ", ".join(exp.variant_ids)
+
+
+# --- validation ------------------------------------------------------------------
+
+
+def test_invalid_config_gives_config_error_with_file_and_line_and_writes_nothing(
+    folder: Path,
+) -> None:
+    before = sorted(p.name for p in folder.iterdir())
+    text = studio.experiment_yaml(dataclasses.replace(full_form(), alpha=0.7))
+    line = text.splitlines().index("alpha: 0.7") + 1
+    error = studio.validate_experiment_text(
+        text, folder, CATALOG, "faster-refunds.yaml"
+    )
+    assert isinstance(error, ConfigError)
+    assert str(error) == (
+        f"{folder / 'faster-refunds.yaml'}:{line}: "
+        "'alpha' must be between 0 and 0.5, got 0.7"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_error_is_the_one_the_loader_gives_for_the_saved_file(
+    folder: Path, tmp_path: Path
+) -> None:
+    text = studio.experiment_yaml(
+        dataclasses.replace(full_form(), primary_metric=("no_such_metric",))
+    )
+    error = studio.validate_experiment_text(
+        text, folder, CATALOG, "faster-refunds.yaml"
+    )
+    on_disk = tmp_path / "faster-refunds.yaml"
+    on_disk.write_text(text)
+    with pytest.raises(ConfigError) as loader:
+        load_experiment(on_disk, CATALOG)
+    assert isinstance(error, ConfigError)
+    assert (error.line, error.detail) == (loader.value.line, loader.value.detail)
+    assert "metric 'no_such_metric' is not in the catalog" in error.detail
+
+
+def test_weights_not_summing_to_one_are_named_at_the_variants_line(
+    folder: Path,
+) -> None:
+    form = dataclasses.replace(full_form(), variants="control: 0.7, fast: 0.5")
+    text = studio.experiment_yaml(form)
+    error = studio.validate_experiment_text(text, folder, CATALOG, "x.yaml")
+    assert isinstance(error, ConfigError)
+    assert error.line == text.splitlines().index("variants:") + 1
+    assert "variant weights must sum to 1, got 1.2" in str(error)
+
+
+def test_an_id_already_used_by_another_file_is_refused(folder: Path) -> None:
+    exp = EXPERIMENTS[0]
+    text = studio.experiment_yaml(studio.form_from_experiment(exp))
+    error = studio.validate_experiment_text(text, folder, CATALOG, "copy.yaml")
+    assert isinstance(error, ConfigError)
+    assert f"experiment id '{exp.id}' is already used by" in str(error)
+    assert error.line == 1
+
+
+# --- ids, paths, saving ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", ["../evil", "a/b", "a\\b", "..", "", "Upper", "metrics", ".hidden", "x y"]
+)
+def test_path_traversal_and_unsafe_ids_are_rejected(bad: str) -> None:
+    with pytest.raises(InputError):
+        studio.experiment_file_name(bad)
+
+
+@pytest.mark.parametrize(
+    "name", ["../evil.yaml", "sub/x.yaml", "/etc/x.yaml", "x.txt", "..yaml"]
+)
+def test_save_refuses_names_outside_the_folder(folder: Path, name: str) -> None:
+    before = sorted(p.name for p in folder.parent.rglob("*"))
+    with pytest.raises(InputError):
+        studio.save_config(folder, name, "id: x\n", overwrite=True)
+    assert sorted(p.name for p in folder.parent.rglob("*")) == before
+
+
+def test_save_writes_the_text_and_the_loader_reads_it(folder: Path) -> None:
+    text = studio.experiment_yaml(full_form())
+    path = studio.save_config(folder, "faster-refunds.yaml", text, overwrite=False)
+    assert path == (folder / "faster-refunds.yaml").resolve()
+    assert path.read_text() == text
+    assert load_experiment(path, CATALOG).id == "faster-refunds"
+
+
+def test_overwrite_is_refused_without_confirmation(folder: Path) -> None:
+    path = folder / "proactive-shipping-email.yaml"
+    original = path.read_text()
+    with pytest.raises(InputError, match="already exists"):
+        studio.save_config(folder, path.name, "id: changed\n", overwrite=False)
+    assert path.read_text() == original
+    studio.save_config(folder, path.name, original + "# edited\n", overwrite=True)
+    assert path.read_text().endswith("# edited\n")
+
+
+def test_atomic_save_leaves_no_temp_files(folder: Path) -> None:
+    before = {p.name for p in folder.iterdir()}
+    studio.save_config(folder, "new-one.yaml", "id: new-one\n", overwrite=False)
+    assert {p.name for p in folder.iterdir()} == before | {"new-one.yaml"}
+
+
+def test_failed_save_keeps_the_old_file_and_removes_the_temp_file(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = folder / "checkout-aa-test.yaml"
+    original = path.read_text()
+    before = {p.name for p in folder.iterdir()}
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        studio.save_config(folder, path.name, "id: x\n", overwrite=True)
+    assert path.read_text() == original
+    assert {p.name for p in folder.iterdir()} == before
+
+
+def test_diff_shows_removed_and_added_lines() -> None:
+    diff = studio.config_diff("a: 1\nb: 2\n", "a: 1\nb: 3\n", "x.yaml")
+    assert diff.splitlines() == [
+        "--- a/x.yaml",
+        "+++ b/x.yaml",
+        "@@ -1,2 +1,2 @@",
+        " a: 1",
+        "-b: 2",
+        "+b: 3",
+    ]
+    assert studio.config_diff("same\n", "same\n") == ""
+
+
+# --- the metric catalog --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", CATALOG.metrics, ids=lambda m: m.id)
+def test_rewriting_a_metric_block_keeps_the_catalog_equal(
+    metric: object, folder: Path
+) -> None:
+    text = (folder / "metrics.yaml").read_text()
+    block = studio.metric_block(studio.form_from_metric(metric))  # type: ignore[arg-type]
+    new = studio.catalog_with_metric(text, metric.id, block)  # type: ignore[attr-defined]
+    catalog = studio.validate_catalog_text(new, folder)
+    assert not isinstance(catalog, ConfigError), catalog
+    assert catalog.metrics == CATALOG.metrics
+    assert new.startswith("# Metric catalog")  # the header comment survives
+
+
+def test_a_new_metric_is_appended_and_others_are_untouched(folder: Path) -> None:
+    text = (folder / "metrics.yaml").read_text()
+    form = studio.MetricForm(
+        id="refund_rate", type="proportion", event="refund", direction="decrease"
+    )
+    new = studio.catalog_with_metric(text, "refund_rate", studio.metric_block(form))
+    assert new.startswith(text)
+    catalog = studio.validate_catalog_text(new, folder)
+    assert not isinstance(catalog, ConfigError)
+    assert catalog.ids == (*CATALOG.ids, "refund_rate")
+
+
+def test_an_invalid_metric_is_named_with_catalog_file_and_line(folder: Path) -> None:
+    text = (folder / "metrics.yaml").read_text()
+    form = studio.MetricForm(id="bad", event="order", filter="event=order")
+    new = studio.catalog_with_metric(text, "bad", studio.metric_block(form))
+    error = studio.validate_catalog_text(new, folder)
+    assert isinstance(error, ConfigError)
+    assert error.file == str(folder / "metrics.yaml")
+    assert new.splitlines()[error.line - 1].startswith("  filter:")
+    assert "can only test dimension columns" in error.detail
+
+
+# --- the data source -----------------------------------------------------------------
+
+
+def test_upload_names_are_made_safe_and_keep_the_type() -> None:
+    name = studio.safe_upload_name("../../My Events (1).CSV", b"a,b\n")
+    assert name.startswith("my-events-1-")
+    assert name.endswith(".csv")
+    assert "/" not in name
+    with pytest.raises(InputError, match="unsupported file type"):
+        studio.safe_upload_name("log.exe", b"x")
+
+
+def test_upload_over_the_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="1 MB upload limit"):
+        studio.save_upload(tmp_path, "big.csv", b"x" * (1024 * 1024 + 1), max_mb=1)
+    assert not any(tmp_path.iterdir())
+
+
+def test_upload_is_saved_once_under_the_folder(tmp_path: Path) -> None:
+    first = studio.save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
+    again = studio.save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
+    assert first == again
+    assert first.parent == tmp_path / "uploads"
+    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [first.name]
+
+
+def test_column_mapping_yaml_lists_renamed_columns_only(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("ts,customer,event,variant\n")
+    names = [n for n, _ in studio.log_columns(resolve_source(log))]
+    assert names == ["ts", "customer", "event", "variant"]
+    mapping = studio.default_mapping(names)
+    assert mapping["event"] == "event"
+    assert mapping["user_id"] == ""
+    mapping |= {"user_id": "customer", "timestamp": "ts"}
+    assert (
+        studio.columns_yaml(mapping)
+        == "columns:\n  timestamp: ts\n  user_id: customer\n"
+    )
