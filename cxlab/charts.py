@@ -1,0 +1,880 @@
+"""Pure builders of what the pages show: Plotly figures and display tables.
+
+Every function takes engine results (:mod:`cxlab.analysis`, :mod:`cxlab.summaries`
+tables) and returns a ``go.Figure`` or a small Polars frame; nothing here imports
+Streamlit, so tests assert on ``fig.data`` directly. Colours follow the metric's good
+direction: a significant change in the good direction is green, in the bad direction
+red, anything else grey (and everything grey when the experiment's traffic split is
+broken, because then no result can be trusted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import plotly.graph_objects as go
+import polars as pl
+from scipy import stats as sps
+
+from cxlab.analysis import ExperimentResult, MetricResult, _is_significant, _Look
+from cxlab.config import MetricDef
+from stats.aggregates import NpsStats
+from stats.bayesian import BayesianResult
+
+Method = Literal["sequential", "fixed", "bayesian"]
+Scale = Literal["rel", "abs"]
+METHODS: tuple[Method, ...] = ("sequential", "fixed", "bayesian")
+
+GOOD = "#1a9850"
+BAD = "#d73027"
+NEUTRAL = "#8c8c8c"
+MUTED = "#c8c8c8"
+ARM_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756")
+SEQUENTIAL_BAND = "rgba(76, 120, 168, 0.15)"
+FIXED_BAND = "rgba(245, 133, 24, 0.25)"
+LAYOUT = {
+    "template": "plotly_white",
+    "margin": {"l": 10, "r": 10, "t": 86, "b": 10},
+    "font": {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+}
+# Plain Unicode (no emoji): every browser font has these; cell_style colours them.
+BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
+AMBER = "#b7791f"
+
+
+# --- one metric under one method ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MethodView:
+    """One scorecard row as one decision method sees it.
+
+    Attributes:
+        method: the method.
+        statistic: the p-value (fixed: Holm/BH-adjusted; sequential: always-valid),
+            or the posterior probability of beating control (Bayesian).
+        rel_ci: the relative-lift interval.
+        abs_ci: the absolute-delta interval (Bayesian: control value × rel_ci).
+        significant: whether this method calls the change significant.
+        verdict: win, loss or inconclusive under this method.
+    """
+
+    method: Method
+    statistic: float
+    rel_ci: tuple[float, float]
+    abs_ci: tuple[float, float]
+    significant: bool
+    verdict: str
+
+
+def method_view(
+    result: ExperimentResult, row: MetricResult, method: Method
+) -> MethodView:
+    """How one decision method reads one scorecard row.
+
+    The method in force (the config's ``decision``) returns the engine's own
+    ``significant`` and ``verdict``; another method re-applies the engine's rule
+    (:func:`cxlab.analysis._is_significant`, family-corrected as the engine does) as
+    if it had been chosen.
+
+    Args:
+        result: the analysed experiment.
+        row: one of its scorecard rows.
+        method: the method to read it with.
+
+    Returns:
+        The :class:`MethodView`.
+    """
+    exp = result.experiment
+    if method == "sequential":
+        statistic, rel_ci, abs_ci = (
+            row.sequential.p_value,
+            row.sequential.rel_ci,
+            row.sequential.abs_ci,
+        )
+    elif method == "bayesian":
+        statistic, rel_ci = row.bayesian.prob_beat_control, row.bayesian.rel_ci
+        base = row.control.value
+        abs_ci = (base * rel_ci[0], base * rel_ci[1])
+    else:
+        statistic, rel_ci, abs_ci = (
+            row.adjusted_p_value,
+            row.fixed.rel_ci,
+            row.fixed.abs_ci,
+        )
+    if method == exp.decision:
+        significant, verdict = row.significant, row.verdict
+    else:
+        family = sum(r.role != "guardrail" for r in result.results)
+        look = _Look(
+            row.control, row.treatment, row.fixed, row.sequential, row.bayesian, None
+        )
+        significant = _is_significant(
+            dataclasses.replace(exp, decision=method),
+            look,
+            row.adjusted_p_value,
+            family,
+            row.role,
+        )
+        delta = row.rel_delta if not math.isnan(row.rel_delta) else row.abs_delta
+        verdict = _verdict(row.metric, significant, delta)
+    return MethodView(method, statistic, rel_ci, abs_ci, significant, verdict)
+
+
+def _verdict(metric: MetricDef, significant: bool, delta: float) -> str:
+    if not significant or math.isnan(delta) or delta == 0:
+        return "inconclusive"
+    good = delta > 0 if metric.direction == "increase" else delta < 0
+    return "win" if good else "loss"
+
+
+def verdict_colour(verdict: str, *, greyed: bool = False) -> str:
+    """Green for a win, red for a loss, grey otherwise (all muted when greyed)."""
+    if greyed:
+        return MUTED
+    return {"win": GOOD, "loss": BAD}.get(verdict, NEUTRAL)
+
+
+def cell_style(text: object) -> str:
+    """CSS for a table cell from its badge text: green good, red bad, amber check."""
+    value = str(text)
+    if value in ("ship", "roll back"):
+        return f"color: {GOOD if value == 'ship' else BAD}; font-weight: 600"
+    if value.startswith(("◌", "○")):
+        return f"color: {NEUTRAL}"
+    if value.startswith("●"):
+        if " win" in value or value.endswith(" ok"):
+            return f"color: {GOOD}; font-weight: 600"
+        if " loss" in value or "SRM" in value:
+            return f"color: {BAD}; font-weight: 600"
+        return f"color: {AMBER}; font-weight: 600"
+    if value.startswith("harmed") or value.startswith("invalid"):
+        return f"color: {BAD}"
+    return ""
+
+
+def styled(frame: pl.DataFrame, columns: Sequence[str]) -> object:
+    """A pandas Styler colouring the badge ``columns`` with :func:`cell_style`."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.to_pandas().style.map(cell_style, subset=present)
+
+
+# --- formatting -----------------------------------------------------------------------
+
+
+def format_value(metric: MetricDef, value: float) -> str:
+    """A metric value on its own scale: 12.01%, €4.52, 31.5 (NPS), 0.1234."""
+    if value is None or math.isnan(value):
+        return "—"
+    if metric.type == "nps":
+        return f"{value:.1f}"
+    fmt = metric.value_format
+    if fmt == "percent":
+        return f"{value * 100:.2f}%"
+    if fmt == "currency":
+        return f"€{value:,.2f}"
+    return f"{value:.4g}"
+
+
+def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
+    """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if scale == "rel":
+        text = f"{value * 100:+.1f}%"
+    elif metric.type == "nps":
+        text = f"{value:+.1f} pts"
+    elif metric.value_format == "percent":
+        text = f"{value * 100:+.2f} pp"
+    elif metric.value_format == "currency":
+        text = f"{'+' if value >= 0 else '-'}€{abs(value):,.2f}"
+    else:
+        text = f"{value:+.4g}"
+    return text.replace("-", "−")
+
+
+def format_statistic(method: Method, value: float) -> str:
+    """A p-value (``p = 0.012``) or a probability (``P(better) = 96.8%``)."""
+    if value is None or math.isnan(value):
+        return "—"
+    if method == "bayesian":
+        return f"{value * 100:.1f}%"
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def statistic_label(method: Method) -> str:
+    """The column title of a method's statistic."""
+    return {
+        "sequential": "p (always-valid)",
+        "fixed": "p (adjusted)",
+        "bayesian": "P(better)",
+    }[method]
+
+
+# --- tables ---------------------------------------------------------------------------
+
+ROLE_TITLES = {"primary": "Primary", "secondary": "Secondary", "guardrail": "Guardrail"}
+
+
+def scorecard_frame(
+    result: ExperimentResult,
+    method: Method,
+    scale: Scale = "rel",
+    *,
+    greyed: bool | None = None,
+) -> pl.DataFrame:
+    """The scorecard as display text, Primary → Secondary → Guardrail.
+
+    Args:
+        result: the analysed experiment.
+        method: whose statistic, interval and verdict to show.
+        scale: relative (%) or absolute deltas and intervals.
+        greyed: show verdicts as untrusted; default when the SRM check fails.
+
+    Returns:
+        One row per (metric, treatment): role, metric, variant, both arms' values,
+        the delta, the method's interval, its statistic and the verdict badge.
+    """
+    if greyed is None:
+        greyed = not result.srm.ok
+    order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    rows = []
+    ci_title = f"{'relative' if scale == 'rel' else 'absolute'} CI ({method})"
+    for row in sorted(result.results, key=lambda r: order[r.role]):
+        view = method_view(result, row, method)
+        m = row.metric
+        delta = row.rel_delta if scale == "rel" else row.abs_delta
+        ci = view.rel_ci if scale == "rel" else view.abs_ci
+        lo, hi = format_delta(m, ci[0], scale), format_delta(m, ci[1], scale)
+        rows.append(
+            {
+                "role": ROLE_TITLES[row.role],
+                "metric": m.label,
+                "variant": row.variant,
+                "control": format_value(m, row.control.value),
+                "treatment": format_value(m, row.treatment.value),
+                "delta": format_delta(m, delta, scale),
+                ci_title: f"[{lo}, {hi}]",
+                statistic_label(method): format_statistic(method, view.statistic),
+                "verdict": (
+                    f"◌ untrusted ({view.verdict})" if greyed else BADGES[view.verdict]
+                ),
+                "good direction": "↑ higher"
+                if m.direction == "increase"
+                else "↓ lower",
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def details_frame(result: ExperimentResult) -> pl.DataFrame:
+    """All three methods side by side, with raw p-values and expected loss."""
+    rows = [
+        {
+            "metric": row.metric.label,
+            "variant": row.variant,
+            "fixed p (raw)": row.fixed.p_value,
+            "fixed p (adjusted)": row.adjusted_p_value,
+            "fixed rel CI low": row.fixed.rel_ci[0],
+            "fixed rel CI high": row.fixed.rel_ci[1],
+            "sequential p": row.sequential.p_value,
+            "sequential rel CI low": _finite(row.sequential.rel_ci[0]),
+            "sequential rel CI high": _finite(row.sequential.rel_ci[1]),
+            "P(better)": row.bayesian.prob_beat_control,
+            "expected loss": row.bayesian.expected_loss,
+            "bayesian rel CI low": row.bayesian.rel_ci[0],
+            "bayesian rel CI high": row.bayesian.rel_ci[1],
+            "CUPED variance reduction": (
+                row.cuped.variance_reduction if row.cuped else None
+            ),
+        }
+        for row in result.results
+    ]
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def nps_response_frame(result: ExperimentResult, metric_id: str) -> pl.DataFrame:
+    """Per arm: NPS responders, users, response rate, and the promoter split."""
+    arms = _nps_arms(result, metric_id)
+    rows = []
+    for arm, stats in arms:
+        users = result.users.get(arm, 0)
+        rows.append(
+            {
+                "arm": arm,
+                "responders": stats.n,
+                "users": users,
+                "response rate": stats.n / users if users else math.nan,
+                "promoters": stats.promoters,
+                "passives": stats.passives,
+                "detractors": stats.detractors,
+                "NPS": stats.mean,
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def _nps_arms(result: ExperimentResult, metric_id: str) -> list[tuple[str, NpsStats]]:
+    rows = [r for r in result.results if r.metric.id == metric_id]
+    if not rows or not isinstance(rows[0].control.stats, NpsStats):
+        return []
+    arms = [(result.experiment.control, rows[0].control.stats)]
+    arms += [(r.variant, r.treatment.stats) for r in rows]
+    return [(name, stats) for name, stats in arms if isinstance(stats, NpsStats)]
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def _finite(x: float) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _layout(fig: go.Figure, title: str, **extra: object) -> go.Figure:
+    fig.update_layout(
+        **LAYOUT,
+        title={
+            "text": title,
+            "x": 0,
+            "xref": "paper",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 12},
+            "font": {"size": 15},
+        },
+    )
+    fig.update_layout(**extra)
+    return fig
+
+
+def _row_label(result: ExperimentResult, row: MetricResult) -> str:
+    label = f"{row.metric.label} ({row.role})"
+    if len(result.experiment.treatments) > 1:
+        label = f"{row.metric.label} · {row.variant} ({row.role})"
+    return label
+
+
+def delta_forest(
+    result: ExperimentResult, method: Method, *, greyed: bool | None = None
+) -> go.Figure:
+    """Every scorecard row's relative lift with the method's interval, one shared axis.
+
+    One scatter trace per verdict (win / loss / inconclusive), points at
+    ``rel_delta``, asymmetric error bars to the method's ``rel_ci``, rows in
+    scorecard order (Primary at the top).
+
+    Args:
+        result: the analysed experiment.
+        method: whose intervals and verdicts to draw.
+        greyed: draw everything muted; default when the SRM check fails.
+
+    Returns:
+        The figure.
+    """
+    if greyed is None:
+        greyed = not result.srm.ok
+    groups: dict[str, list[tuple[str, float, float, float]]] = {}
+    order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    rows = sorted(result.results, key=lambda r: order[r.role])
+    labels = [_row_label(result, r) for r in rows]
+    for row, label in zip(rows, labels, strict=True):
+        view = method_view(result, row, method)
+        groups.setdefault(view.verdict, []).append(
+            (label, row.rel_delta, view.rel_ci[0], view.rel_ci[1])
+        )
+    fig = go.Figure()
+    names = {
+        "win": "significant, good direction",
+        "loss": "significant, bad direction",
+        "inconclusive": "not significant",
+    }
+    for verdict in ("win", "loss", "inconclusive"):
+        points = groups.get(verdict)
+        if not points:
+            continue
+        colour = verdict_colour(verdict, greyed=greyed)
+        x = [p[1] for p in points]
+        plus = [
+            _finite(p[3] - p[1]) if _finite(p[3]) is not None else None for p in points
+        ]
+        minus = [
+            _finite(p[1] - p[2]) if _finite(p[2]) is not None else None for p in points
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[p[0] for p in points],
+                mode="markers",
+                name=f"untrusted: {names[verdict]}" if greyed else names[verdict],
+                marker={"color": colour, "size": 11, "symbol": "diamond"},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": plus,
+                    "arrayminus": minus,
+                    "color": colour,
+                    "thickness": 2.5,
+                    "width": 6,
+                },
+                customdata=[[p[2], p[3]] for p in points],
+                hovertemplate="%{y}<br>lift %{x:+.1%}"
+                "<br>CI [%{customdata[0]:+.1%}, %{customdata[1]:+.1%}]<extra></extra>",
+            )
+        )
+    fig.add_vline(x=0, line={"color": "#444", "width": 1})
+    level = f"{(1 - result.experiment.alpha) * 100:g}%"
+    return _layout(
+        fig,
+        f"Relative lift vs control with {level} {method} intervals",
+        xaxis={"tickformat": "+.0%", "zeroline": False, "title": "relative lift"},
+        yaxis={"categoryorder": "array", "categoryarray": labels[::-1]},
+        height=max(220, 60 + 44 * len(labels)),
+    )
+
+
+def cumulative_lift(
+    history: Sequence[ExperimentResult], metric_id: str, variant: str | None = None
+) -> go.Figure:
+    """The relative lift as of each day, with the sequential and fixed intervals.
+
+    Args:
+        history: the experiment as of each day, oldest first.
+        metric_id: the metric.
+        variant: the treatment (default the first).
+
+    Returns:
+        The figure: the sequential band (valid at every look), the fixed band (valid
+        only once, at the planned end) and the lift line.
+    """
+    days: list[dt.date] = []
+    lift, seq_lo, seq_hi, fix_lo, fix_hi = [], [], [], [], []
+    for res in history:
+        try:
+            row = res.result(metric_id, variant)
+        except KeyError:
+            continue
+        days.append(res.as_of)
+        lift.append(_finite(row.rel_delta))
+        seq_lo.append(_finite(row.sequential.rel_ci[0]))
+        seq_hi.append(_finite(row.sequential.rel_ci[1]))
+        fix_lo.append(_finite(row.fixed.rel_ci[0]))
+        fix_hi.append(_finite(row.fixed.rel_ci[1]))
+    fig = go.Figure()
+    for lo, hi, colour, name in (
+        (seq_lo, seq_hi, SEQUENTIAL_BAND, "sequential CI (valid at every look)"),
+        (fix_lo, fix_hi, FIXED_BAND, "fixed CI (valid once, at the end)"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=lo,
+                mode="lines",
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=hi,
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=colour,
+                name=name,
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=days,
+            y=lift,
+            mode="lines",
+            name="relative lift",
+            line={"color": "#1f2d3d", "width": 2.5},
+            hovertemplate="%{x|%b %d}: %{y:+.1%}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=0, line={"color": "#444", "width": 1})
+    return _layout(
+        fig,
+        "Cumulative relative lift",
+        yaxis={
+            "tickformat": "+.0%",
+            "title": "lift vs control",
+            "range": _settled_range(lift, fix_lo, fix_hi, seq_lo, seq_hi),
+        },
+        height=360,
+    )
+
+
+def _settled_range(
+    *series: Sequence[float | None], share: float = 0.2
+) -> list[float] | None:
+    """A range fitting every series after its first days (None when empty).
+
+    The first days' very wide intervals would otherwise flatten the rest.
+    """
+    n = max((len(s) for s in series), default=0)
+    skip = min(int(n * share), 7) if n > 10 else 0
+    values = [v for s in series for v in s[skip:] if v is not None]
+    if not values:
+        return None
+    lo, hi = min([*values, 0.0]), max([*values, 0.0])
+    pad = (hi - lo) * 0.08 or 0.01
+    return [lo - pad, hi + pad]
+
+
+def arm_values_over_time(
+    history: Sequence[ExperimentResult], metric_id: str
+) -> go.Figure:
+    """The metric's cumulative value per arm as of each day."""
+    series: dict[str, tuple[list[dt.date], list[float | None]]] = {}
+    metric: MetricDef | None = None
+    for res in history:
+        rows = [r for r in res.results if r.metric.id == metric_id]
+        if not rows:
+            continue
+        metric = rows[0].metric
+        arms = [(res.experiment.control, rows[0].control.value)]
+        arms += [(r.variant, r.treatment.value) for r in rows]
+        for name, value in arms:
+            days, values = series.setdefault(name, ([], []))
+            days.append(res.as_of)
+            values.append(_finite(value))
+    fig = go.Figure()
+    for i, (name, (days, values)) in enumerate(series.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=days,
+                y=values,
+                mode="lines",
+                name=name,
+                line={"color": ARM_COLOURS[i % len(ARM_COLOURS)], "width": 2},
+            )
+        )
+    tickformat = None
+    if metric is not None and metric.type != "nps" and metric.value_format == "percent":
+        tickformat = ".1%"
+    label = metric.label if metric else metric_id
+    return _layout(
+        fig,
+        f"{label} per arm (cumulative)",
+        yaxis={"tickformat": tickformat, "title": label},
+        height=340,
+    )
+
+
+def posterior(
+    bayesian: BayesianResult, direction: str, *, title: str = "Posterior of the lift"
+) -> go.Figure:
+    """The normal posterior of the relative lift with P(better) shaded.
+
+    Args:
+        bayesian: the Bayesian result (``posterior_mean``, ``posterior_sd`` on the
+            relative scale, ``prob_beat_control``).
+        direction: the metric's good direction, ``increase`` or ``decrease``.
+        title: the figure title.
+
+    Returns:
+        The figure; the shaded area is the posterior mass on the good side of 0.
+    """
+    fig = go.Figure()
+    mean, sd = bayesian.posterior_mean, bayesian.posterior_sd
+    if not (math.isfinite(mean) and math.isfinite(sd) and sd > 0):
+        fig.add_annotation(text="not enough data", showarrow=False)
+        return _layout(fig, title, height=300)
+    lo, hi = min(mean - 4 * sd, -sd), max(mean + 4 * sd, sd)
+    n = 201
+    xs = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+    if 0 not in xs:
+        xs = sorted([*xs, 0.0])
+    ys = sps.norm.pdf(xs, loc=mean, scale=sd).tolist()
+    increase = direction == "increase"
+    good = [
+        (x, y) for x, y in zip(xs, ys, strict=True) if (x >= 0 if increase else x <= 0)
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=[x for x, _ in good],
+            y=[y for _, y in good],
+            mode="lines",
+            line={"width": 0},
+            fill="tozeroy",
+            fillcolor="rgba(26, 152, 80, 0.35)",
+            name=f"P(better) = {bayesian.prob_beat_control:.1%}",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name="posterior density",
+            line={"color": "#1f2d3d", "width": 2},
+            hovertemplate="lift %{x:+.1%}<extra></extra>",
+        )
+    )
+    fig.add_vline(x=0, line={"color": "#444", "width": 1})
+    return _layout(
+        fig,
+        title,
+        xaxis={"tickformat": "+.0%", "title": "relative lift"},
+        yaxis={"showticklabels": False, "title": "density"},
+        height=300,
+    )
+
+
+def nps_split(result: ExperimentResult, metric_id: str = "nps") -> go.Figure:
+    """Promoter / passive / detractor shares per arm, as 100% stacked bars."""
+    arms = _nps_arms(result, metric_id)
+    fig = go.Figure()
+    parts = (
+        ("detractors", "detractors (0-6)", BAD),
+        ("passives", "passives (7-8)", "#bdbdbd"),
+        ("promoters", "promoters (9-10)", GOOD),
+    )
+    names = [name for name, _ in arms]
+    for field, label, colour in parts:
+        shares = [getattr(s, field) / s.n if s.n else 0.0 for _, s in arms]
+        fig.add_trace(
+            go.Bar(
+                x=shares,
+                y=names,
+                orientation="h",
+                name=label,
+                marker={"color": colour},
+                text=[f"{v:.0%}" for v in shares],
+                textposition="inside",
+                hovertemplate="%{y}: %{x:.1%}<extra>" + label + "</extra>",
+            )
+        )
+    return _layout(
+        fig,
+        "NPS answers per arm",
+        barmode="stack",
+        xaxis={"tickformat": ".0%", "range": [0, 1]},
+        yaxis={"autorange": "reversed"},
+        height=120 + 50 * len(names),
+    )
+
+
+def exposures_per_day(
+    frame: pl.DataFrame, experiment_id: str | None = None
+) -> go.Figure:
+    """New analysed users per day per arm (``Summaries.exposures`` ``d_users``).
+
+    Args:
+        frame: columns ``day``, ``variant``, ``d_users`` (and ``experiment_id``).
+        experiment_id: keep only this experiment's rows when given.
+
+    Returns:
+        A grouped bar chart, one colour per arm.
+    """
+    if experiment_id is not None and "experiment_id" in frame.columns:
+        frame = frame.filter(pl.col("experiment_id") == experiment_id)
+    fig = go.Figure()
+    variants = (
+        frame["variant"].unique(maintain_order=True).to_list() if frame.height else []
+    )
+    for i, variant in enumerate(variants):
+        rows = frame.filter(pl.col("variant") == variant).sort("day")
+        fig.add_trace(
+            go.Bar(
+                x=rows["day"].to_list(),
+                y=rows["d_users"].to_list(),
+                name=variant,
+                marker={"color": ARM_COLOURS[i % len(ARM_COLOURS)]},
+            )
+        )
+    return _layout(
+        fig, "New users per day", barmode="group", yaxis={"title": "users"}, height=300
+    )
+
+
+def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> go.Figure:
+    """Relative lift per segment with its fixed interval (:mod:`cxlab.segments`)."""
+    fig = go.Figure()
+    if frame.height:
+        labels = [
+            f"{d} = {s}"
+            for d, s in zip(frame["dimension"], frame["segment"], strict=True)
+        ]
+        rel = frame["rel_delta"].to_list()
+        lo = frame["rel_ci_low"].to_list()
+        hi = frame["rel_ci_high"].to_list()
+        fig.add_trace(
+            go.Scatter(
+                x=rel,
+                y=labels,
+                mode="markers",
+                name="segment lift",
+                marker={"color": ARM_COLOURS[0], "size": 10},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [_finite(h - r) for h, r in zip(hi, rel, strict=True)],
+                    "arrayminus": [
+                        _finite(r - low) for r, low in zip(rel, lo, strict=True)
+                    ],
+                    "color": ARM_COLOURS[0],
+                },
+            )
+        )
+        fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1])
+    fig.add_vline(x=0, line={"color": "#444", "width": 1})
+    bounds = [] if not frame.height else frame["rel_ci_low"].to_list()
+    bounds += [] if not frame.height else frame["rel_ci_high"].to_list()
+    return _layout(
+        fig,
+        f"Lift by segment ({(1 - alpha) * 100:g}% fixed CI, unadjusted)",
+        xaxis={"tickformat": "+.0%", "range": _settled_range(bounds, share=0)},
+        height=max(220, 60 + 36 * frame.height),
+    )
+
+
+def figure_html(fig: go.Figure) -> str:
+    """A self-contained HTML page of a figure (plotly.js inlined, works offline)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def figures_html(figures: Sequence[go.Figure], title: str) -> str:
+    """Several figures in one self-contained HTML page (plotly.js inlined once)."""
+    parts = [
+        fig.to_html(include_plotlyjs=(i == 0), full_html=False)
+        for i, fig in enumerate(figures)
+    ]
+    body = "\n".join(f"<section>{part}</section>" for part in parts)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+        f'</head><body style="font-family: sans-serif"><h1>{title}</h1>\n{body}\n'
+        "</body></html>"
+    )
+
+
+# --- header and health strip texts --------------------------------------------------
+
+
+def allocation_text(result: ExperimentResult) -> str:
+    """Variants with their planned shares, control first: ``control 50% · b 50%``."""
+    exp = result.experiment
+    return " · ".join(
+        f"{v.id}{' (control)' if v.id == exp.control else ''} {v.weight:.0%}"
+        for v in exp.variants
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthItem:
+    """One tile of the health strip.
+
+    Attributes:
+        label: what is checked.
+        value: the short finding.
+        ok: whether it passes.
+        detail: one sentence with the numbers.
+    """
+
+    label: str
+    value: str
+    ok: bool
+    detail: str
+
+
+def health_items(result: ExperimentResult) -> list[HealthItem]:
+    """The health strip: SRM, multiple exposures, sample size, time left.
+
+    Args:
+        result: the analysed experiment.
+
+    Returns:
+        Four :class:`HealthItem` tiles, in display order.
+    """
+    exp = result.experiment
+    total = sum(result.users.values())
+    observed = " / ".join(
+        f"{n / total:.1%}" if total else "—" for n in result.users.values()
+    )
+    expected = " / ".join(f"{v.weight:.1%}" for v in exp.variants)
+    srm = HealthItem(
+        "Traffic split (SRM)",
+        "ok" if result.srm.ok else "mismatch",
+        result.srm.ok,
+        f"observed {observed} vs expected {expected} "
+        f"({', '.join(f'{k} {v:,}' for k, v in result.users.items())}); "
+        f"χ² p = {result.srm.p_value:.3g}, flagged below 0.001.",
+    )
+    exposed = total + result.multiple_exposures
+    share = result.multiple_exposures / exposed if exposed else 0.0
+    multiple = HealthItem(
+        "Multiple exposures",
+        f"{result.multiple_exposures:,} ({share:.2%})",
+        share < 0.01,
+        "users who saw more than one variant; excluded from the analysis.",
+    )
+    smallest = min(result.users.values()) if result.users else 0
+    sample = HealthItem(
+        "Sample size",
+        f"{total:,} users",
+        smallest >= 100,
+        f"smallest arm {smallest:,} users (warning below 100 per arm).",
+    )
+    if result.finished or (exp.end is not None and result.as_of >= exp.end):
+        time_left = HealthItem(
+            "Time", "ended", True, f"ran {exp.start:%d %b} – {result.as_of:%d %b %Y}."
+        )
+    elif exp.end is not None:
+        days = (exp.end - result.as_of).days
+        time_left = HealthItem(
+            "Time", f"{days} days left", True, f"planned end {exp.end:%d %b %Y}."
+        )
+    else:
+        planned = f" of {exp.planned_users:,} planned" if exp.planned_users else ""
+        time_left = HealthItem(
+            "Time", "running", True, f"no end date; {total:,} users{planned}."
+        )
+    return [srm, multiple, sample, time_left]
+
+
+# --- PNG export (optional: kaleido plus a Chrome/Chromium on the server) ------------
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def png_export_available() -> bool:
+    """Whether :func:`figure_png` can work here: kaleido installed and a browser.
+
+    Kaleido 1.x renders through a local Chrome or Chromium (``BROWSER_PATH`` or one
+    on ``PATH``); it is never downloaded from here.
+    """
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("kaleido") is None:
+        return False
+    return bool(os.environ.get("BROWSER_PATH")) or any(map(shutil.which, BROWSERS))
+
+
+def figure_png(fig: go.Figure, *, width: int = 1100, scale: float = 2) -> bytes:
+    """A figure as PNG bytes (requires :func:`png_export_available`).
+
+    Args:
+        fig: the figure.
+        width: the image width in CSS pixels (the height is the figure's own).
+        scale: the pixel ratio (2 = sharp on high-DPI screens and in slides).
+
+    Returns:
+        The PNG file's bytes.
+    """
+    height = fig.layout.height or 400
+    return fig.to_image(format="png", width=width, height=height, scale=scale)

@@ -1,0 +1,229 @@
+"""Experiment results: one experiment in depth (for product managers)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cxlab import app_data, charts, segments
+from cxlab.errors import InputError
+from cxlab.report import experiment_to_dict, to_csv, to_json
+
+ACTIONS = {
+    "ship": (st.success, "Ship", ":material/rocket_launch:"),
+    "roll_back": (st.error, "Roll back", ":material/undo:"),
+    "review": (st.warning, "Review", ":material/search:"),
+    "keep_running": (st.info, "Keep running", ":material/hourglass_top:"),
+}
+
+try:
+    ws = app_data.workspace()
+    by_id = {r.experiment.id: r for r in app_data.load_portfolio(ws)}
+except InputError as exc:
+    st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
+    st.stop()
+if not by_id:
+    st.info("No experiments configured yet: add one on the Configs page.")
+    st.stop()
+
+
+def sync_query_params() -> None:
+    """Keep ``results?experiment=<id>`` in the URL: a shareable deep link."""
+    st.query_params["experiment"] = st.session_state["results_experiment"]
+
+
+wanted = st.query_params.get("experiment")
+if wanted in by_id:
+    st.session_state["results_experiment"] = wanted
+elif st.session_state.get(app_data.EXPERIMENT_KEY) in by_id:  # chosen elsewhere
+    st.session_state.setdefault(
+        "results_experiment", st.session_state[app_data.EXPERIMENT_KEY]
+    )
+experiment_id = st.selectbox(
+    "Experiment",
+    list(by_id),
+    key="results_experiment",
+    on_change=sync_query_params,
+    format_func=lambda i: f"{by_id[i].experiment.label} ({i})",
+)
+st.session_state[app_data.EXPERIMENT_KEY] = experiment_id
+st.query_params["experiment"] = experiment_id  # the URL always names what is shown
+result = by_id[experiment_id]
+exp = result.experiment
+history = app_data.load_history(ws, exp.id)
+summaries = app_data.summaries_for(ws, exp.id)
+
+# --- header -------------------------------------------------------------------------
+st.title(exp.label)
+if exp.hypothesis:
+    st.markdown(f"*{exp.hypothesis}*")
+meta = st.columns(4)
+meta[0].markdown(f"**Owner**  \n{exp.owner or '—'}")
+end = f"{exp.end:%d %b %Y}" if exp.end else "open"
+meta[1].markdown(
+    f"**Dates**  \n{exp.start:%d %b %Y} – {end}  \nas of {result.as_of:%d %b %Y}"
+)
+meta[2].markdown(f"**Variants & allocation**  \n{charts.allocation_text(result)}")
+meta[3].markdown(
+    f"**Decision method**  \n{exp.decision} (α = {exp.alpha:g}, "
+    f"correction {exp.correction})"
+)
+box, action, icon = ACTIONS[result.recommendation.action]
+box(f"**Recommendation: {action}.** {result.recommendation.reason}", icon=icon)
+if exp.decision_note:
+    st.caption(f"Decision note ({exp.status or 'no status'}): {exp.decision_note}")
+
+# --- health strip -------------------------------------------------------------------
+if not result.srm.ok:
+    st.error(
+        "**Sample-ratio mismatch: the results cannot be trusted.** The traffic split "
+        "does not match the configured weights, so verdicts are greyed out until the "
+        "assignment is fixed.",
+        icon=":material/block:",
+    )
+for col, item in zip(st.columns(4), charts.health_items(result), strict=True):
+    mark = ":green[:material/check_circle:]" if item.ok else ":red[:material/error:]"
+    col.markdown(f"{mark} **{item.label}**: {item.value}")
+    col.caption(item.detail)
+for warning in result.warnings:
+    if result.srm.ok or not warning.startswith("Sample-ratio mismatch"):
+        st.warning(warning, icon=":material/warning:")
+
+# --- scorecard ----------------------------------------------------------------------
+st.subheader("Scorecard")
+controls = st.columns([3, 2])
+method = controls[0].segmented_control(
+    "Method",
+    charts.METHODS,
+    default=exp.decision,
+    required=True,
+    format_func=str.capitalize,
+    key=f"results_method_{exp.id}",
+)
+scale = controls[1].segmented_control(
+    "Delta",
+    ["rel", "abs"],
+    default="rel",
+    required=True,
+    format_func={"rel": "Relative", "abs": "Absolute"}.get,
+    key="results_scale",
+)
+what_if = "" if method == exp.decision else " (what-if: not the method in force)"
+st.caption(
+    f"Showing the **{method}** test{what_if}; this experiment decides with "
+    f"**{exp.decision}**. Green = significant in the metric's good direction."
+)
+st.dataframe(
+    charts.styled(charts.scorecard_frame(result, method, scale), ["verdict"]),
+    hide_index=True,
+    key="scorecard",
+)
+forest = charts.delta_forest(result, method)
+st.plotly_chart(forest, key="forest")
+with st.expander("Details: every method, raw p-values and expected loss"):
+    st.dataframe(charts.details_frame(result), hide_index=True)
+    st.caption(
+        "Expected loss: the lift given up, on average, if the treatment is shipped "
+        "and is in fact worse (relative scale). Fixed p-values are adjusted with "
+        f"{exp.correction} across treatments and non-guardrail metrics."
+    )
+
+# --- one metric in depth --------------------------------------------------------------
+st.subheader("Metric in depth")
+metric_ids = list(dict.fromkeys(r.metric.id for r in result.results))
+labels = {r.metric.id: r.metric.label for r in result.results}
+picks = st.columns(2)
+metric_id = picks[0].selectbox(
+    "Metric", metric_ids, format_func=labels.get, key=f"results_metric_{exp.id}"
+)
+variant = picks[1].selectbox(
+    "Treatment", exp.treatments, key=f"results_variant_{exp.id}"
+)
+row = result.result(metric_id, variant)
+st.markdown(f"**{row.summary}**")
+lift = charts.cumulative_lift(history, metric_id, variant)
+per_arm = charts.arm_values_over_time(history, metric_id)
+post = charts.posterior(row.bayesian, row.metric.direction)
+figures = [forest, lift, per_arm, post]
+is_nps = row.metric.type == "nps"
+tabs = st.tabs(
+    ["Lift over time", "Per arm", "Posterior", *(["NPS answers"] if is_nps else [])]
+)
+tabs[0].plotly_chart(lift, key="lift")
+tabs[0].caption(
+    "The sequential band is valid at every look; the fixed band only once, at the "
+    "planned end: peeking at it inflates false positives."
+)
+tabs[1].plotly_chart(per_arm, key="per_arm")
+tabs[2].plotly_chart(post, key="posterior")
+tabs[2].caption(
+    f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
+    "posterior lies on the metric's good side of zero."
+)
+if is_nps:
+    split = charts.nps_split(result, metric_id)
+    figures.append(split)
+    tabs[3].plotly_chart(split, key="nps_split")
+    tabs[3].dataframe(
+        charts.nps_response_frame(result, metric_id),
+        hide_index=True,
+        column_config={
+            "response rate": st.column_config.NumberColumn(format="percent"),
+            "NPS": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+
+# --- segments and exposures ------------------------------------------------------
+if exp.dimensions:
+    st.subheader("Segments")
+    seg = segments.segment_results(summaries.by_dimension, exp, row.metric, variant)
+    st.caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
+    seg_fig = charts.segment_forest(seg, alpha=exp.alpha)
+    figures.append(seg_fig)
+    st.plotly_chart(seg_fig, key="segments")
+    with st.expander("Segment table"):
+        st.dataframe(seg, hide_index=True)
+
+st.subheader("Exposures")
+exposures = charts.exposures_per_day(summaries.exposures, exp.id)
+figures.append(exposures)
+st.plotly_chart(exposures, key="exposures")
+
+# --- downloads --------------------------------------------------------------------
+st.subheader("Download")
+payload = experiment_to_dict(result)
+files = st.columns(3)
+files[0].download_button(
+    "Results (CSV)", to_csv([payload]), file_name=f"{exp.id}.csv", mime="text/csv"
+)
+files[1].download_button(
+    "Results (JSON)",
+    to_json(payload),
+    file_name=f"{exp.id}.json",
+    mime="application/json",
+)
+files[2].download_button(
+    "Charts (HTML)",
+    charts.figures_html(figures, exp.label),
+    file_name=f"{exp.id}-charts.html",
+    mime="text/html",
+)
+if charts.png_export_available():
+    names = {
+        "Scorecard lifts": forest,
+        "Lift over time": lift,
+        "Per arm": per_arm,
+        "Posterior": post,
+    }
+    png = st.columns([2, 1], vertical_alignment="bottom")
+    chosen = png[0].selectbox("Chart as PNG", list(names), key="results_png_chart")
+    png[1].download_button(
+        "Chart (PNG)",
+        lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
+        file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
+        mime="image/png",
+    )
+else:
+    st.caption(
+        "PNG export needs kaleido and a Chrome or Chromium on the server; the HTML "
+        "download keeps the charts interactive and works offline."
+    )

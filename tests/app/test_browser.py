@@ -1,0 +1,257 @@
+"""The app in a real browser: headless Chromium against `streamlit run app.py`.
+
+What AppTest cannot see: Plotly charts actually drawn, query-parameter deep links,
+the layout a person sees. Full-page screenshots go to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cxlab import charts
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STARTUP_S = 120
+PAGE_TIMEOUT_MS = 240_000  # the first page scans the log; 2 shared cores
+ERROR_TEXTS = ("Traceback", "Something went wrong", "StreamlitAPIException", "Error:")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def missing(message: str) -> None:
+    """Under CI a missing browser is a failure; locally, a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    if path is None:
+        missing(f"{CHROMIUM} is missing (apt-get install chromium)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def server(sample_log: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port; its base URL."""
+    port = free_port()
+    log = (ROOT / ".pytest_cache" / f"streamlit-{port}.log").resolve()
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + STARTUP_S
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"streamlit exited: {log.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(
+                        f"{url}/_stcore/health", timeout=5
+                    ) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[object]:
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def wait_until_idle(page: object) -> None:
+    """Wait for the script run to finish (the status widget disappears)."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    page.wait_for_timeout(1500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+
+
+def main_text(page: object) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def assert_no_error_text(page: object) -> None:
+    text = page.locator('[data-testid="stApp"]').inner_text()
+    for bad in ERROR_TEXTS:
+        assert bad not in text, f"{bad!r} visible on {page.url}"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def screenshot(page: object, name: str) -> None:
+    """A full-page PNG: Streamlit scrolls inside its own container, so the window
+    is first made as tall as the content."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate(
+        """() => Math.max(...[
+            '[data-testid="stMain"]', '[data-testid="stAppViewContainer"]',
+            '[data-testid="stMainBlockContainer"]', 'section.main'
+        ].map(s => document.querySelector(s)).filter(Boolean)
+         .map(e => e.scrollHeight), document.body.scrollHeight)"""
+    )
+    width = page.viewport_size["width"]
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 16_000)})
+    page.wait_for_timeout(1500)  # Plotly relayouts on resize
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": width, "height": 900})
+
+
+def open_page(page: object, url: str, expected: str | None = None) -> None:
+    """Go to a page and wait until its script has drawn ``expected`` (or a title)."""
+    page.goto(url)
+    if expected is None:
+        page.wait_for_selector('[data-testid="stMain"] h1')
+    else:
+        page.wait_for_function(
+            "(t) => (document.querySelector('[data-testid=\"stMain\"]') || {})"
+            ".innerText?.includes(t)",
+            arg=expected,
+        )
+    wait_until_idle(page)
+
+
+def test_portfolio_is_the_home_page_with_links_to_results(
+    page: object, server: str
+) -> None:
+    open_page(page, server, "All experiments")
+    assert "Experiment portfolio" in main_text(page)
+    page.wait_for_selector('[data-testid="stDataFrame"]')
+    text = main_text(page)
+    for tile in ("Running now", "Decided this quarter", "Win rate", "Learning rate"):
+        assert tile in text
+    assert "shrunk toward zero" in text
+    assert_no_error_text(page)
+    screenshot(page, "portfolio")
+
+
+def test_results_deep_link_draws_charts_and_switches_method(
+    page: object, server: str
+) -> None:
+    open_page(page, f"{server}/results?experiment=proactive-shipping-email", "Download")
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    text = main_text(page)
+    assert "Proactive shipping e-mail" in text
+    assert "Recommendation: Ship." in text
+    assert "Showing the sequential test" in text  # the config's decision
+    assert page.locator(".js-plotly-plot").count() >= 3
+    assert_no_error_text(page)
+    screenshot(page, "results")
+
+    switch = page.locator('[data-testid="stButtonGroup"]').first
+    switch.get_by_text("Bayesian", exact=True).click(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stMain\"]')"
+        ".innerText.includes('what-if')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    wait_until_idle(page)
+    after = main_text(page)
+    assert "Showing the bayesian test" in after
+    if charts.png_export_available():  # the PNG is rendered on click
+        png = page.get_by_role("button", name="Chart (PNG)")
+        with page.expect_download(timeout=120_000) as download:
+            png.click()
+        path = download.value.path()
+        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert after != text
+    assert_no_error_text(page)
+
+
+def test_srm_experiment_shows_the_red_banner(page: object, server: str) -> None:
+    open_page(page, f"{server}/results?experiment=recommendations-carousel", "Download")
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    assert "Sample-ratio mismatch" in main_text(page)
+    assert_no_error_text(page)
+    screenshot(page, "results-srm")
+
+
+@pytest.mark.parametrize("name", ["configs", "data", "planner"])
+def test_other_pages_render_without_errors(
+    page: object, server: str, name: str
+) -> None:
+    if not (ROOT / "pages" / f"{name}.py").is_file():
+        pytest.skip(f"pages/{name}.py does not exist yet")
+    open_page(page, f"{server}/{name}")
+    assert main_text(page).strip()
+    assert_no_error_text(page)
+    screenshot(page, name)

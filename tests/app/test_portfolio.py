@@ -1,0 +1,163 @@
+"""The portfolio page shows what the engine computed, for every experiment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cxlab import portfolio
+from cxlab.analysis import ExperimentResult
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "portfolio.py")
+Results = dict[str, ExperimentResult]
+
+
+@pytest.fixture(scope="module")
+def page(timeout: int, sample_log: Path) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=timeout).run()
+    assert not at.exception
+    return at
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_every_configured_experiment_is_a_row_linking_to_its_results(
+    page: AppTest, engine_results: Results
+) -> None:
+    table = page.dataframe[0].value
+    assert len(engine_results) == 8
+    assert len(table) == len(engine_results)
+    assert set(table["link"]) == {
+        f"results?experiment={exp_id}" for exp_id in engine_results
+    }
+
+
+def test_each_row_shows_the_engine_verdict_lift_and_recommendation(
+    page: AppTest, engine_results: Results
+) -> None:
+    table = page.dataframe[0].value.set_index("link")
+    email = table.loc["results?experiment=proactive-shipping-email"]
+    expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
+    assert email["primary metric"] == "Contacts per order"
+    assert email["lift"] == f"{expected.rel_delta * 100:+.1f}%".replace("-", "−")
+    assert email["lift"].startswith("−")
+    assert expected.verdict == "win"
+    assert email["verdict"] == "● win"
+    assert email["recommendation"] == "ship"
+    assert email["health"] == "● ok"
+    carousel = table.loc["results?experiment=recommendations-carousel"]
+    assert carousel["health"] == "● SRM"
+    assert carousel["verdict"] == "invalid (SRM)"
+
+
+def test_tiles_count_what_the_engine_results_imply(
+    page: AppTest, engine_results: Results
+) -> None:
+    # Recomputed here from the configs and the engine's verdicts, independently of
+    # cxlab.portfolio.headline: the reference day is the latest as-of day.
+    today = max(r.as_of for r in engine_results.values())
+    quarter = (today.year, (today.month - 1) // 3)
+
+    def status(r: ExperimentResult) -> str:
+        return r.experiment.status or ("stopped" if r.finished else "running")
+
+    def in_quarter(day: dt.date) -> bool:
+        return (day.year, (day.month - 1) // 3) == quarter
+
+    decided = [
+        r
+        for r in engine_results.values()
+        if status(r) in ("shipped", "rolled_back", "stopped")
+        and in_quarter(r.experiment.end or r.as_of)
+    ]
+    primaries = [[x for x in r.results if x.role == "primary"] for r in decided]
+    wins = sum(
+        r.srm.ok and any(x.verdict == "win" for x in rows)
+        for r, rows in zip(decided, primaries, strict=True)
+    )
+    learnings = sum(
+        r.srm.ok
+        and any(
+            (x.role == "primary" and x.verdict != "inconclusive")
+            or (x.role == "guardrail" and x.verdict == "loss")
+            for x in r.results
+        )
+        for r in decided
+    )
+    running = sum(status(r) == "running" for r in engine_results.values())
+    assert metric_value(page, "Running now") == str(running) == "1"
+    assert metric_value(page, "Decided this quarter") == str(len(decided))
+    assert metric_value(page, "Win rate") == f"{wins / len(decided):.0%}"
+    assert metric_value(page, "Learning rate") == f"{learnings / len(decided):.0%}"
+
+
+def test_combined_effect_of_shipped_experiments_is_shrunk_not_summed(
+    page: AppTest, engine_results: Results
+) -> None:
+    effect = portfolio.shipped_impact(
+        list(engine_results.values()), "contacts_per_order"
+    )
+    assert effect is not None
+    value, _caption = portfolio.describe_impact(effect)
+    assert metric_value(page, "Contacts per order") == value
+    assert value.startswith("−")  # shipped experiments cut contacts
+    # Shrinkage pulls toward zero: less extreme than the raw sum of the lifts.
+    assert abs(effect.estimate) < abs(effect.raw_sum)
+    assert any("shrunk toward zero" in c.value for c in page.caption)
+    nps = metric_value(page, "NPS")
+    assert nps.endswith("pts")
+    assert nps.startswith("+")
+
+
+def test_status_filter_keeps_only_matching_rows(
+    timeout: int, engine_results: Results
+) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=timeout).run()
+    at.multiselect(key="portfolio_status").set_value(["shipped"])
+    at.button[0].click().run()
+    table = at.dataframe[0].value
+    shipped = {i for i, r in engine_results.items() if r.experiment.status == "shipped"}
+    assert set(table["status"]) == {"shipped"}
+    assert {link.split("=")[1] for link in table["link"]} == shipped
+
+
+def test_bad_events_path_shows_the_named_error_not_a_traceback(timeout: int) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state["events_path"] = "/nowhere/events.parquet"
+    at.run()
+    assert not at.exception
+    assert any("/nowhere/events.parquet" in e.value for e in at.error)
+
+
+def test_an_earlier_as_of_date_shows_the_portfolio_as_it_stood_then(
+    timeout: int,
+) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state["as_of"] = dt.date(2026, 10, 5)
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("link")
+    status = table["status"].to_dict()
+    # returns-portal-chat starts on 10-12; the shipping e-mail ran 09-07 to 10-18.
+    assert status["results?experiment=returns-portal-chat"] == "planned"
+    assert status["results?experiment=proactive-shipping-email"] == "running"
+    assert status["results?experiment=checkout-aa-test"] == "stopped"  # ended 09-27
+    assert table.loc["results?experiment=checkout-aa-test", "days"] == 27
+    assert table.loc["results?experiment=proactive-shipping-email", "days"] == 29
+    assert any("05 Oct 2026" in c.value for c in at.caption)
+
+
+def test_home_is_the_portfolio_with_the_shared_sidebar(timeout: int) -> None:
+    app = str(Path(PAGE).parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=timeout).run()
+    assert not at.exception
+    assert at.title[0].value == "Experiment portfolio"
+    sidebar = " ".join(m.value for m in at.sidebar.markdown)
+    assert "Sample log" in sidebar
+    assert at.sidebar.date_input[0].label == "As-of date"
+    assert at.sidebar.date_input[0].value is None  # each experiment's own as-of

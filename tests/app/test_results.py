@@ -1,0 +1,166 @@
+"""The results page: verdicts, colours, the method switch and the deep link."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cxlab import charts
+from cxlab.analysis import ExperimentResult
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
+Results = dict[str, ExperimentResult]
+
+
+def open_results(experiment_id: str, timeout: int) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.query_params["experiment"] = experiment_id
+    at.run()
+    assert not at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def email(timeout: int, sample_log: Path) -> AppTest:
+    return open_results("proactive-shipping-email", timeout)
+
+
+def scorecard(at: AppTest):
+    frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    return frame.set_index("metric")
+
+
+def figure(at: AppTest, key: str) -> dict:
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    return json.loads(chart.proto.spec)
+
+
+def test_deep_link_opens_the_experiment(email: AppTest) -> None:
+    assert email.title[0].value == "Proactive shipping e-mail"
+    assert email.selectbox(key="results_experiment").value == "proactive-shipping-email"
+
+
+def test_shipping_email_is_recommended_to_ship_with_its_reason(
+    email: AppTest, engine_results: Results
+) -> None:
+    reason = engine_results["proactive-shipping-email"].recommendation.reason
+    assert [s.value for s in email.success] == [f"**Recommendation: Ship.** {reason}"]
+    assert not email.error  # a healthy experiment: no red banner
+
+
+def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
+    email: AppTest, engine_results: Results
+) -> None:
+    expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
+    row = scorecard(email).loc["Contacts per order"]
+    assert row["role"] == "Primary"
+    assert row["verdict"] == "● win"
+    assert row["delta"] == f"{expected.rel_delta * 100:+.1f}%".replace("-", "−")
+    assert row["delta"].startswith("−")
+    forest = figure(email, "forest")
+    wins = [t for t in forest["data"] if t["name"] == "significant, good direction"]
+    assert len(wins) == 1
+    assert wins[0]["marker"]["color"] == charts.GOOD
+    assert "Contacts per order (primary)" in wins[0]["y"]
+    i = wins[0]["y"].index("Contacts per order (primary)")
+    assert wins[0]["x"][i] == pytest.approx(expected.rel_delta)
+
+
+def test_scorecard_lists_primary_then_secondary_then_guardrails(email: AppTest) -> None:
+    roles = list(scorecard(email)["role"])
+    assert roles == sorted(roles, key=["Primary", "Secondary", "Guardrail"].index)
+    assert roles[0] == "Primary"
+    assert roles[-1] == "Guardrail"
+
+
+def test_switching_the_method_changes_the_shown_column(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    before = scorecard(at)
+    assert "p (always-valid)" in before.columns  # the config's decision: sequential
+    at.segmented_control(key="results_method_proactive-shipping-email").set_value(
+        "bayesian"
+    ).run()
+    after = scorecard(at)
+    assert "P(better)" in after.columns
+    assert "p (always-valid)" not in after.columns
+    expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
+    prob = after.loc["Contacts per order", "P(better)"]
+    assert prob == f"{expected.bayesian.prob_beat_control * 100:.1f}%"
+    assert list(before["relative CI (sequential)"]) != list(
+        after["relative CI (bayesian)"]
+    )
+    assert any("what-if" in c.value for c in at.caption)
+
+
+def test_absolute_toggle_shows_deltas_in_the_metrics_units(timeout: int) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    at.segmented_control(key="results_scale").set_value("abs").run()
+    table = scorecard(at)
+    assert table.loc["Contact rate", "delta"].endswith(" pp")
+    assert table.loc["NPS", "delta"].endswith(" pts")
+    assert table.loc["Revenue per user", "delta"].lstrip("+−").startswith("€")
+
+
+def test_sample_ratio_mismatch_shows_a_red_banner_and_greys_verdicts(
+    timeout: int,
+) -> None:
+    at = open_results("recommendations-carousel", timeout)
+    assert any("Sample-ratio mismatch" in e.value for e in at.error)
+    assert all(v.startswith("◌ untrusted") for v in scorecard(at)["verdict"])
+    forest = figure(at, "forest")
+    assert {t["marker"]["color"] for t in forest["data"]} == {charts.MUTED}
+    assert any("Review" in w.value for w in at.warning)
+
+
+def test_nps_tab_shows_the_split_and_response_rate_per_arm(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    at.selectbox(key="results_metric_proactive-shipping-email").select("nps").run()
+    result = engine_results["proactive-shipping-email"]
+    nps = result.result("nps")
+    frame = next(d.value for d in at.dataframe if "response rate" in d.value.columns)
+    control = frame.set_index("arm").loc["control"]
+    assert control["responders"] == nps.control.n
+    assert control["response rate"] == pytest.approx(
+        nps.control.n / result.users["control"]
+    )
+    split = figure(at, "nps_split")
+    assert [t["name"] for t in split["data"]] == [
+        "detractors (0-6)",
+        "passives (7-8)",
+        "promoters (9-10)",
+    ]
+
+
+def test_choosing_another_experiment_updates_the_shareable_url(timeout: int) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    at.selectbox(key="results_experiment").select("click-to-call").run()
+    assert (
+        at.query_params["experiment"] == ["click-to-call"]
+        or at.query_params["experiment"] == "click-to-call"
+    )
+    assert at.title[0].value == "Click-to-call button in the app"
+
+
+def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
+    email: AppTest,
+) -> None:
+    assert any("segment tests" in c.value for c in email.caption)
+    labels = {b.label for b in email.get("download_button")}
+    assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)"} <= labels
+    assert ("Chart (PNG)" in labels) == charts.png_export_available()
+
+
+def test_unknown_experiment_in_the_url_falls_back_to_the_first(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("no-such-experiment", timeout)
+    first = sorted(engine_results)[0]
+    assert at.selectbox(key="results_experiment").value == first
+    assert at.query_params["experiment"] in (first, [first])
