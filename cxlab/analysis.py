@@ -236,7 +236,9 @@ def summarize_result(
 
 
 @dataclass(frozen=True, slots=True)
-class _Look:
+class Look:
+    """One day's look at one metric and treatment: arms and all three tests."""
+
     control: Arm
     treatment: Arm
     fixed: FixedResult
@@ -268,7 +270,7 @@ def _timeline(
     treatment_rows: list[dict[str, float]],
     *,
     last_only: bool = False,
-) -> list[_Look]:
+) -> list[Look]:
     """Every day's look for one metric and treatment (sequential tests running).
 
     The group-sequential test at a look depends only on the looks up to it, so
@@ -277,7 +279,7 @@ def _timeline(
     use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
-    looks: list[_Look] = []
+    looks: list[Look] = []
     raw_sequential: list[SequentialResult] = []
     group_history: list[tuple[ArmStats, ArmStats]] = []
     last = len(control_rows) - 1
@@ -322,7 +324,7 @@ def _timeline(
             prior_mean=prior_mean,
             prior_sd=prior_sd,
         )
-        looks.append(_Look(control, treatment, fixed, sequential, bayesian, cuped))
+        looks.append(Look(control, treatment, fixed, sequential, bayesian, cuped))
     if exp.sequential_method == "mixture":
         # The intervals are asymptotic: carry them only from the first look where
         # the normal approximation holds, so a noisy first day cannot pin them.
@@ -333,13 +335,13 @@ def _timeline(
             raw_sequential[burn_in:]
         )
         looks = [
-            _Look(lk.control, lk.treatment, lk.fixed, seq, lk.bayesian, lk.cuped)
+            Look(lk.control, lk.treatment, lk.fixed, seq, lk.bayesian, lk.cuped)
             for lk, seq in zip(looks, running, strict=True)
         ]
     return looks
 
 
-def _normal_enough(look: _Look) -> bool:
+def _normal_enough(look: Look) -> bool:
     """Both arms large enough for the delta method: CV of each mean ≤ 5%.
 
     The first-order (delta-method) relative interval is reliable only when the
@@ -358,8 +360,8 @@ def _normal_enough(look: _Look) -> bool:
 # --- the experiment -----------------------------------------------------------------
 
 
-def _is_significant(
-    exp: Experiment, look: _Look, adjusted_p: float, family_size: int, role: Role
+def is_significant(
+    exp: Experiment, look: Look, adjusted_p: float, family_size: int, role: Role
 ) -> bool:
     """Significance under the experiment's decision method (family-corrected)."""
     alpha = exp.alpha
@@ -375,7 +377,7 @@ def _is_significant(
     return prob >= 1 - alpha / 2 or prob <= alpha / 2
 
 
-def _effective_delta(exp: Experiment, look: _Look) -> tuple[float, float]:
+def _effective_delta(exp: Experiment, look: Look) -> tuple[float, float]:
     """The (abs, rel) delta the tests used: CUPED-adjusted when it applied."""
     if look.cuped is not None and not math.isnan(look.cuped.abs_delta):
         return look.cuped.abs_delta, look.cuped.rel_delta
@@ -383,7 +385,7 @@ def _effective_delta(exp: Experiment, look: _Look) -> tuple[float, float]:
 
 
 def _method_cis(
-    exp: Experiment, look: _Look
+    exp: Experiment, look: Look
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     if exp.decision == "sequential":
         return look.sequential.rel_ci, look.sequential.abs_ci
@@ -529,7 +531,7 @@ def analyze_history(
     last_data = last_event.date() if last_event is not None else None
     weights = [v.weight for v in exp.variants]
     roles = dict(exp.metric_roles)
-    timelines: dict[tuple[str, str], list[_Look]] = {}
+    timelines: dict[tuple[str, str], list[Look]] = {}
     rows = _rows_by_arm(daily)
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
@@ -565,7 +567,7 @@ def analyze_history(
             metric = catalog[metric_id]
             role = roles[metric_id]
             adj_p = adjusted.get((metric_id, variant), look.fixed.p_value)
-            significant = _is_significant(exp, look, adj_p, len(family), role)
+            significant = is_significant(exp, look, adj_p, len(family), role)
             abs_d, rel_d = _effective_delta(exp, look)
             verdict = verdict_of(
                 metric, significant, rel_d if not math.isnan(rel_d) else abs_d
@@ -624,7 +626,7 @@ def analyze_history(
     return out
 
 
-def _beta_binomial(metric: MetricDef, look: _Look) -> tuple[float, float] | None:
+def _beta_binomial(metric: MetricDef, look: Look) -> tuple[float, float] | None:
     """Exact Beta(1,1)-binomial P(better) and expected loss, for proportions."""
     c, t = look.control.stats, look.treatment.stats
     if not isinstance(c, ProportionStats) or not isinstance(t, ProportionStats):

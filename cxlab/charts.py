@@ -21,7 +21,13 @@ import plotly.graph_objects as go
 import polars as pl
 from scipy import stats as sps
 
-from cxlab.analysis import ExperimentResult, MetricResult, _is_significant, _Look
+from cxlab.analysis import (
+    ExperimentResult,
+    Look,
+    MetricResult,
+    is_significant,
+    verdict_of,
+)
 from cxlab.config import MetricDef
 from stats.aggregates import NpsStats
 from stats.bayesian import BayesianResult
@@ -80,7 +86,7 @@ def method_view(
 
     The method in force (the config's ``decision``) returns the engine's own
     ``significant`` and ``verdict``; another method re-applies the engine's rule
-    (:func:`cxlab.analysis._is_significant`, family-corrected as the engine does) as
+    (:func:`cxlab.analysis.is_significant`, family-corrected as the engine does) as
     if it had been chosen.
 
     Args:
@@ -112,10 +118,10 @@ def method_view(
         significant, verdict = row.significant, row.verdict
     else:
         family = sum(r.role != "guardrail" for r in result.results)
-        look = _Look(
+        look = Look(
             row.control, row.treatment, row.fixed, row.sequential, row.bayesian, None
         )
-        significant = _is_significant(
+        significant = is_significant(
             dataclasses.replace(exp, decision=method),
             look,
             row.adjusted_p_value,
@@ -123,15 +129,8 @@ def method_view(
             row.role,
         )
         delta = row.rel_delta if not math.isnan(row.rel_delta) else row.abs_delta
-        verdict = _verdict(row.metric, significant, delta)
+        verdict = verdict_of(row.metric, significant, delta)
     return MethodView(method, statistic, rel_ci, abs_ci, significant, verdict)
-
-
-def _verdict(metric: MetricDef, significant: bool, delta: float) -> str:
-    if not significant or math.isnan(delta) or delta == 0:
-        return "inconclusive"
-    good = delta > 0 if metric.direction == "increase" else delta < 0
-    return "win" if good else "loss"
 
 
 def verdict_colour(verdict: str, *, greyed: bool = False) -> str:
