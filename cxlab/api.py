@@ -25,7 +25,7 @@ from cxlab.config import (
     load_experiments,
 )
 from cxlab.events import EventSource, resolve_source
-from cxlab.summaries import Summaries, summarize
+from cxlab.summaries import SUM_COLUMNS, Summaries, summarize
 
 DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 
@@ -71,19 +71,7 @@ def _zero_summaries(
     ]
     zero = pl.DataFrame(rows).with_columns(
         pl.lit(0, pl.Int64).alias("n"),
-        *[
-            pl.lit(0.0).alias(c)
-            for c in (
-                "sum_x",
-                "sum_xx",
-                "sum_y",
-                "sum_yy",
-                "sum_xy",
-                "pre_x",
-                "pre_xx",
-                "pre_xy",
-            )
-        ],
+        *[pl.lit(0.0).alias(c) for c in SUM_COLUMNS],
     )
     return dataclasses.replace(summaries, daily=zero)
 

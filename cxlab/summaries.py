@@ -779,18 +779,7 @@ def _cumulate(
             pl.col(changes).cum_sum().over(["experiment_id", "metric", "variant"])
         )
     )
-    return table.select(
-        *keys,
-        _population("d_users"),
-        "sum_x",
-        "sum_xx",
-        "sum_y",
-        "sum_yy",
-        "sum_xy",
-        "pre_x",
-        "pre_xx",
-        "pre_xy",
-    )
+    return table.select(*keys, _population("d_users"), *SUM_COLUMNS)
 
 
 def _dimension_table(

@@ -11,7 +11,7 @@ import pytest
 from cxlab.analysis import analyze_history, recommend, summarize_result, verdict_of
 from cxlab.config import Catalog, Experiment, MetricDef, Variant
 from cxlab.report import experiment_to_dict
-from cxlab.summaries import ExperimentHealth, LogHealth, Summaries
+from cxlab.summaries import SUM_COLUMNS, ExperimentHealth, LogHealth, Summaries
 from stats.aggregates import SampleStats
 from stats.fixed import fixed_test
 
@@ -49,19 +49,7 @@ def _summaries(
                     "variant": row["variant"],
                     "day": day,
                     "n": int(row["n"] * scale),
-                    **{
-                        c: row.get(c, 0.0) * scale
-                        for c in (
-                            "sum_x",
-                            "sum_xx",
-                            "sum_y",
-                            "sum_yy",
-                            "sum_xy",
-                            "pre_x",
-                            "pre_xx",
-                            "pre_xy",
-                        )
-                    },
+                    **{c: row.get(c, 0.0) * scale for c in SUM_COLUMNS},
                 }
             )
     daily = pl.DataFrame(full)
