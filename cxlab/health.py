@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -51,6 +51,7 @@ class HealthReport:
     events_by_type: pl.DataFrame
     experiments: tuple[ExperimentExposure, ...]
     set_aside: Mapping[str, int]
+    set_aside_examples: Mapping[str, pl.DataFrame] = field(default_factory=dict)
 
     def as_text(self) -> str:
         """A readable report for a terminal."""
@@ -84,7 +85,14 @@ class HealthReport:
         lines += ["", "Rows set aside (not analysed), by reason:"]
         for key, count in self.set_aside.items():
             lines.append(f"  {SET_ASIDE_LABELS.get(key, key):<58} {count:>12,}")
+            examples = self.set_aside_examples.get(key)
+            if count and examples is not None and examples.height:
+                lines += [f"      e.g. {_example(row)}" for row in examples.to_dicts()]
         return "\n".join(lines) + "\n"
+
+
+def _example(row: dict[str, Any]) -> str:
+    return ", ".join(f"{k.lstrip('_')}={v}" for k, v in row.items())
 
 
 def _analysed_users(summaries: Summaries, exp: Experiment) -> pl.DataFrame:
@@ -135,6 +143,7 @@ def health_report(
         events_by_type=log.events_by_type,
         experiments=tuple(per_exp),
         set_aside=dict(log.set_aside),
+        set_aside_examples=dict(log.set_aside_examples),
     )
 
 
@@ -160,4 +169,15 @@ def health_to_dict(report: HealthReport) -> dict[str, Any]:
             for e in report.experiments
         ],
         "set_aside": dict(report.set_aside),
+        "set_aside_examples": {
+            key: [
+                {k.lstrip("_"): _json_value(v) for k, v in row.items()}
+                for row in frame.to_dicts()
+            ]
+            for key, frame in report.set_aside_examples.items()
+        },
     }
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value

@@ -34,6 +34,7 @@ from cxlab.attribution import (
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
 from cxlab.events import (
+    EXAMPLE_ROWS,
     EXPOSURE,
     FILE_COL,
     EventSource,
@@ -55,6 +56,7 @@ SUM_COLUMNS = (
     "pre_xy",
 )
 STAT_COLUMNS = ("n", *SUM_COLUMNS)
+EXAMPLE_COLUMNS = [FILE_COL, "timestamp", "user_id", "experiment_id", "variant"]
 NPS_PROMOTER_MIN = 9
 MISSING = "(missing)"
 NPS_PASSIVE_MIN = 7
@@ -71,6 +73,7 @@ class LogHealth:
     events_by_type: pl.DataFrame
     exposures_by_variant: pl.DataFrame
     set_aside: dict[str, int]
+    set_aside_examples: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,13 +317,23 @@ def summarize(
         .select("timestamp", "user_id", "event", "value", *filter_columns)
         .with_row_index("row"),
         events.group_by("user_id").agg(pl.len().alias("rows")),
+        # First examples of set-aside exposure rows, for the health report.
+        exposures.filter(~pl.col("in_window"))
+        .select(EXAMPLE_COLUMNS)
+        .head(EXAMPLE_ROWS),
+        events.filter(
+            (pl.col("event") == EXPOSURE)
+            & ~pl.col("experiment_id").is_in([e.id for e in experiments])
+        )
+        .select(EXAMPLE_COLUMNS)
+        .head(EXAMPLE_ROWS),
     ]
     try:
         stage1 = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
         raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
     log_row, events_by_type, by_variant, exposure_health = stage1[:4]
-    assignments, outcomes, rows_per_user = stage1[4:]
+    assignments, outcomes, rows_per_user, outside, other = stage1[4:]
     log_row = log_row.row(0, named=True)
     raise_for_violations(events, log_row, source.label)
     if not log_row["rows"]:
@@ -343,9 +356,18 @@ def summarize(
     health = _health(
         experiments, exposure_health, tables.user_health, tables.pre_events
     )
-    in_no_experiment = rows_per_user.join(
+    not_in_any = rows_per_user.join(
         assignments.select("user_id").unique(), on="user_id", how="anti"
-    )["rows"].sum()
+    )
+    in_no_experiment = not_in_any["rows"].sum()
+    examples = {
+        "exposure_rows_of_other_experiments": other,
+        "exposure_rows_outside_window": outside,
+        "events_of_users_in_no_analysed_experiment": not_in_any.sort("user_id").head(
+            EXAMPLE_ROWS
+        ),
+        "events_before_first_exposure": tables.pre_event_examples,
+    }
     set_aside = {
         "exposure_rows_of_other_experiments": int(
             log_row["exposure_rows_of_other_experiments"]
@@ -364,6 +386,7 @@ def summarize(
         events_by_type=events_by_type,
         exposures_by_variant=by_variant,
         set_aside=set_aside,
+        set_aside_examples=examples,
     )
     exposures_daily = tables.flow.select(
         "experiment_id", "variant", "day", "d_users", "d_conflicts"
@@ -401,6 +424,7 @@ class _Tables:
     user_health: pl.DataFrame
     pre_events: pl.DataFrame
     pre_event_rows: int  # distinct log rows before a first exposure
+    pre_event_examples: pl.DataFrame
 
 
 DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
@@ -598,6 +622,12 @@ def _reduce(
         .group_by("experiment_id")
         .agg(pl.len().alias("pre_exposure_events")),
         before_exposure.select(pl.col("row").n_unique().alias("rows")),
+        before_exposure.join(
+            users.select("uk", "experiment_id", "first_exposure"), on="uk"
+        )
+        .sort("timestamp")
+        .select("experiment_id", "user_id", "event", "timestamp", "first_exposure")
+        .head(EXAMPLE_ROWS),
     ]
     dim_specs = []
     for d in dims:
@@ -621,7 +651,7 @@ def _reduce(
         dim_specs.append(d)
     collected = pl.collect_all(plans)
     dimensions = [
-        (d, collected[5 + 2 * i], collected[6 + 2 * i]) for i, d in enumerate(dim_specs)
+        (d, collected[6 + 2 * i], collected[7 + 2 * i]) for i, d in enumerate(dim_specs)
     ]
     return _Tables(
         collected[0],
@@ -630,6 +660,7 @@ def _reduce(
         collected[2],
         collected[3],
         int(collected[4]["rows"][0]),
+        collected[5],
     )
 
 

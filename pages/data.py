@@ -154,3 +154,7 @@ set_aside = pl.DataFrame(
     schema={"reason": pl.String, "rows": pl.Int64},
 )
 st.dataframe(set_aside, hide_index=True)
+for key, examples in report.set_aside_examples.items():
+    if report.set_aside.get(key) and examples.height:
+        with st.expander(f"First examples: {SET_ASIDE_LABELS.get(key, key)}"):
+            st.dataframe(examples, hide_index=True)

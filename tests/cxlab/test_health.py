@@ -125,7 +125,10 @@ def test_check_text_report_shows_the_same_figures(capsys, health_lab) -> None:
     assert control.split()[1:2] == ["2"]  # exposure rows
     # four set-aside reasons, with counts 1, 1, 3, 1
     tail = out.split("by reason:")[1].strip().splitlines()
-    assert [int(line.split()[-1]) for line in tail] == [1, 1, 3, 1]
+    counts = [line for line in tail if not line.strip().startswith("e.g.")]
+    assert [int(line.split()[-1]) for line in counts] == [1, 1, 3, 1]
+    # each count is followed by its examples
+    assert sum(line.strip().startswith("e.g.") for line in tail) == 5
 
 
 def test_check_of_a_bad_log_exits_2_naming_the_problem(capsys, health_lab) -> None:
@@ -195,3 +198,21 @@ def test_check_with_no_experiment_configs_still_reports_the_log(capsys, lab) -> 
     assert code == 0
     report = json.loads(out)
     assert (report["rows"], report["users"], report["experiments"]) == (2, 1, [])
+
+
+def test_set_aside_rows_come_with_their_first_examples(capsys, health_lab):
+    code, out, _ = check(capsys, health_lab, "--format", "json")
+    assert code == 0
+    examples = json.loads(out)["set_aside_examples"]
+    # d's exposure on 10-07 is outside exp's window; e's exposure is to "ghost".
+    outside = examples["exposure_rows_outside_window"]
+    assert [(r["user_id"], r["variant"]) for r in outside] == [("d", "treatment")]
+    assert [
+        r["experiment_id"] for r in examples["exposure_rows_of_other_experiments"]
+    ] == ["ghost"]
+    # a's order on 09-30 precedes a's first exposure on 10-01.
+    before = examples["events_before_first_exposure"]
+    assert [(r["user_id"], r["event"]) for r in before] == [("a", "order")]
+    # d and e are in no analysed experiment: 1 and 2 rows.
+    no_experiment = examples["events_of_users_in_no_analysed_experiment"]
+    assert {r["user_id"]: r["rows"] for r in no_experiment} == {"d": 1, "e": 2}
