@@ -43,6 +43,7 @@ def summarize_all(
     catalog: Catalog,
     *,
     as_of: dt.date | None = None,
+    log_health: bool = True,
 ) -> dict[str, Summaries]:
     """Summaries for each experiment: one scan per distinct ``columns`` mapping."""
     groups: dict[tuple, list[Experiment]] = {}
@@ -52,7 +53,9 @@ def summarize_all(
         groups[()] = []
     out: dict[str, Summaries] = {}
     for members in groups.values():
-        summaries = summarize(source, members, catalog, as_of=as_of)
+        summaries = summarize(
+            source, members, catalog, as_of=as_of, log_health=log_health
+        )
         out |= {exp.id: summaries for exp in members}
         if not members:
             out[""] = summaries

@@ -64,21 +64,15 @@ def exposure_rows(events: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def attribute_exposures(
+def exposures_by_variant(
     exposures: pl.LazyFrame, dimensions: Sequence[str]
 ) -> pl.LazyFrame:
-    """First exposure per (experiment, user), with the moment of any conflict.
+    """One row per (experiment, user, variant) seen in the window: since when.
 
-    Returns:
-        One row per exposed user and experiment: ``first_exposure``, ``variant``
-        (of the first exposure), ``conflict_at`` (first exposure to another
-        variant, null if none), dimension values of the first exposure row, and
-        the experiment's window columns. Dimension columns are named
-        ``dim:<name>`` so they never clash with the event rows' own columns.
+    Dimension values are those of that variant's first exposure row, named
+    ``dim:<name>`` so they never clash with the event rows' own columns.
     """
-    # First per (experiment, user, variant), then per (experiment, user): the
-    # second-earliest variant start is the moment a conflicting variant appeared.
-    per_variant = (
+    return (
         exposures.filter(pl.col("in_window"))
         .group_by(*KEYS, "variant")
         .agg(
@@ -91,6 +85,23 @@ def attribute_exposures(
             ],
         )
     )
+
+
+def attribute_exposures(
+    per_variant: pl.LazyFrame, dimensions: Sequence[str]
+) -> pl.LazyFrame:
+    """First exposure per (experiment, user), with the moment of any conflict.
+
+    Args:
+        per_variant: the output of :func:`exposures_by_variant`.
+        dimensions: dimension names to carry.
+
+    Returns:
+        One row per exposed user and experiment: ``first_exposure``, ``variant``
+        (of the first exposure), ``conflict_at`` (first exposure to another
+        variant, null if none: the second-earliest variant start), dimension
+        values of the first exposure row, and the experiment's window columns.
+    """
     earliest = pl.col("since").arg_min()
     return (
         per_variant.group_by(KEYS)

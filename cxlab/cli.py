@@ -103,7 +103,7 @@ def _analyze(args: argparse.Namespace) -> str:
     else:
         experiments = [find_experiment(args.experiment, args.experiments, catalog)]
     summaries = summarize_all(
-        resolve_source(args.events), experiments, catalog, as_of=as_of
+        resolve_source(args.events), experiments, catalog, as_of=as_of, log_health=False
     )
     objects: list[dict[str, Any]] = []
     for exp in experiments:

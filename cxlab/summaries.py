@@ -30,6 +30,7 @@ from cxlab.attribution import (
     attribute_exposures,
     experiment_windows,
     exposure_rows,
+    exposures_by_variant,
 )
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
@@ -67,7 +68,7 @@ class LogHealth:
     """What the whole log looks like (the data-health report)."""
 
     rows: int
-    users: int
+    users: int | None  # None when not computed (log_health=False)
     first_event: dt.datetime | None
     last_event: dt.datetime | None
     events_by_type: pl.DataFrame
@@ -261,6 +262,7 @@ def summarize(
     catalog: Catalog,
     *,
     as_of: dt.date | None = None,
+    log_health: bool = True,
 ) -> Summaries:
     """Reduce a log to the summaries of a set of experiments.
 
@@ -273,6 +275,8 @@ def summarize(
         experiments: experiments to analyse (sharing one ``columns`` mapping).
         catalog: the metric catalog.
         as_of: analyse the data as it stood at the end of this UTC day.
+        log_health: also count users and rows per user over the whole log (for
+            the health report; ``analyze`` does without).
 
     Returns:
         The summaries (see module docstring).
@@ -296,27 +300,28 @@ def summarize(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     exposures = exposure_rows(analysed, experiment_windows(experiments, as_of))
+    per_variant = exposures_by_variant(exposures, dims)
     plans = [
         _log_stats(events, [e.id for e in experiments]),
         events.group_by("event")
         .agg(pl.len().alias("rows"))
         .sort("rows", descending=True),
-        exposures.group_by("experiment_id", "variant")
-        .agg(
+        exposures.group_by("experiment_id", "variant").agg(
             pl.len().alias("exposure_rows"),
             pl.col("in_window").sum().alias("in_window_rows"),
-            pl.col("user_id").filter(pl.col("in_window")).n_unique().alias("users"),
-        )
-        .sort("experiment_id", "variant"),
+        ),
+        per_variant.group_by("experiment_id", "variant").agg(pl.len().alias("users")),
         exposures.group_by("experiment_id").agg(
             pl.len().alias("exposure_rows"),
             (~pl.col("in_window")).sum().alias("exposures_outside_window"),
         ),
-        attribute_exposures(exposures, dims),
+        attribute_exposures(per_variant, dims),
         analysed.filter(pl.col("event").is_in(needed_events))
         .select("timestamp", "user_id", "event", "value", *filter_columns)
         .with_row_index("row"),
-        events.group_by("user_id").agg(pl.len().alias("rows")),
+        events.group_by("user_id").agg(pl.len().alias("rows"))
+        if log_health
+        else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
         # First examples of set-aside exposure rows, for the health report.
         exposures.filter(~pl.col("in_window"))
         .select(EXAMPLE_COLUMNS)
@@ -332,8 +337,13 @@ def summarize(
         stage1 = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
         raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
-    log_row, events_by_type, by_variant, exposure_health = stage1[:4]
-    assignments, outcomes, rows_per_user, outside, other = stage1[4:]
+    log_row, events_by_type, variant_rows, variant_users, exposure_health = stage1[:5]
+    assignments, outcomes, rows_per_user, outside, other = stage1[5:]
+    by_variant = (
+        variant_rows.join(variant_users, on=["experiment_id", "variant"], how="left")
+        .with_columns(pl.col("users").fill_null(0))
+        .sort("experiment_id", "variant")
+    )
     log_row = log_row.row(0, named=True)
     raise_for_violations(events, log_row, source.label)
     if not log_row["rows"]:
@@ -378,9 +388,12 @@ def summarize(
         "events_of_users_in_no_analysed_experiment": int(in_no_experiment or 0),
         "events_before_first_exposure": tables.pre_event_rows,
     }
+    if not log_health:  # not counted: say nothing rather than a false zero
+        del set_aside["events_of_users_in_no_analysed_experiment"]
+        del examples["events_of_users_in_no_analysed_experiment"]
     log = LogHealth(
         rows=log_row["rows"],
-        users=rows_per_user.height,
+        users=rows_per_user.height if log_health else None,
         first_event=log_row["first_event"],
         last_event=log_row["last_event"],
         events_by_type=events_by_type,
