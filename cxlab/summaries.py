@@ -443,10 +443,30 @@ class _Tables:
 DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
 
 
-def _previous(column: str) -> pl.Expr:
+def _previous_of(value: pl.Expr) -> pl.Expr:
     """The value on the same user's previous row (rows sorted by uk, day), else 0."""
     same_user = pl.col("uk") == pl.col("uk").shift(1)
-    return pl.when(same_user).then(pl.col(column).shift(1)).otherwise(0.0)
+    return pl.when(same_user).then(value.shift(1)).otherwise(0.0)
+
+
+def _to_long(
+    wide: pl.DataFrame, keys: Sequence[str], metric_users: dict[str, list[str]]
+) -> pl.DataFrame:
+    """Wide "<metric>|<sum>" columns to one row per metric (its experiments only)."""
+    frames = [
+        wide.filter(pl.col("experiment_id").is_in(exp_ids)).select(
+            *keys,
+            pl.lit(metric_id).alias("metric"),
+            *[pl.col(f"{metric_id}|{c}").alias(c) for c in DELTA_COLUMNS],
+        )
+        for metric_id, exp_ids in metric_users.items()
+    ]
+    if not frames:
+        schema = {**{k: wide.schema[k] for k in keys}, "metric": pl.String}
+        return pl.DataFrame(
+            schema={**schema, **dict.fromkeys(DELTA_COLUMNS, pl.Float64)}
+        )
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def _reduce(
@@ -537,60 +557,30 @@ def _reduce(
         )
         users = users.join(pre_per_user, on="uk", how="left")
 
+    # Per metric, the change of each user's contribution on each of their days,
+    # as wide columns "<metric>|<sum>" computed in one pass over the user-days.
     active = pl.col("conflict_day").is_null() | (pl.col("day") < pl.col("conflict_day"))
-    deltas = []
-    for metric_id, exp_ids in metric_users.items():
-        x, y, pop = _user_value(catalog[metric_id])
+    change_columns = []
+    for metric_id in metric_users:
+        x, y, pop = (
+            pl.when(active).then(e).otherwise(0.0)
+            for e in _user_value(catalog[metric_id])
+        )
         pre = (
             pl.col(pre_cols[metric_id]).fill_null(0.0) if metric_id in pre_cols else 0.0
         )
-        values = {
-            "x": x, "y": y, "pop": pop,
+        parts = {
+            "d_pop": pop, "sum_x": x, "sum_xx": x * x, "sum_y": y,
+            "sum_yy": y * y, "sum_xy": x * y, "pre_xy": x * pre,
         }  # fmt: skip
-        frame = (
-            user_days.filter(pl.col("experiment_id").is_in(exp_ids))
-            .with_columns(
-                *[
-                    pl.when(active).then(e).otherwise(0.0).alias(k)
-                    for k, e in values.items()
-                ]
-            )
-            .with_columns(
-                (pl.col("x") ** 2).alias("xx"),
-                (pl.col("y") ** 2).alias("yy"),
-                (pl.col("x") * pl.col("y")).alias("xy"),
-                (pl.col("x") * pre).alias("xpre"),
-            )
-        )
-        changes = {
-            "d_pop": "pop", "sum_x": "x", "sum_xx": "xx", "sum_y": "y",
-            "sum_yy": "yy", "sum_xy": "xy", "pre_xy": "xpre",
-        }  # fmt: skip
-        deltas.append(
-            frame.select(
-                "experiment_id",
-                "variant",
-                "day",
-                *dim_cols,
-                pl.lit(metric_id).alias("metric"),
-                *[(pl.col(v) - _previous(v)).alias(k) for k, v in changes.items()],
-            )
-        )
-    if not deltas:  # no experiments to analyse: keep the shape, no rows
-        deltas.append(
-            user_days.select(
-                "experiment_id",
-                "variant",
-                "day",
-                *dim_cols,
-                pl.lit("").alias("metric"),
-                *[pl.lit(0.0).alias(c) for c in DELTA_COLUMNS],
-            ).clear()
-        )
-    all_deltas = pl.concat(deltas, how="vertical_relaxed").collect().lazy()
-    daily_deltas = all_deltas.group_by("experiment_id", "metric", "variant", "day").agg(
-        pl.col(DELTA_COLUMNS).sum()
+        change_columns += [
+            (e - _previous_of(e)).alias(f"{metric_id}|{k}") for k, e in parts.items()
+        ]
+    changes = user_days.select(
+        "experiment_id", "variant", "day", *dim_cols, *change_columns
     )
+    wide_sums = pl.selectors.contains("|").sum()
+    daily_deltas = changes.group_by("experiment_id", "variant", "day").agg(wide_sums)
 
     pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
     entering = users.select(
@@ -643,15 +633,16 @@ def _reduce(
         .head(EXAMPLE_ROWS),
     ]
     dim_specs = []
+    dim_users = {d: {e.id for e in experiments if d in e.dimensions} for d in dims}
     for d in dims:
         exp_ids = [e.id for e in experiments if d in e.dimensions]
         segment = (
             pl.col(DIM_PREFIX + d).cast(pl.String).fill_null(MISSING).alias("segment")
         )
         plans.append(
-            all_deltas.filter(pl.col("experiment_id").is_in(exp_ids))
-            .group_by("experiment_id", "metric", "variant", segment)
-            .agg(pl.col(DELTA_COLUMNS).sum())
+            changes.filter(pl.col("experiment_id").is_in(exp_ids))
+            .group_by("experiment_id", "variant", segment)
+            .agg(wide_sums)
         )
         plans.append(
             users.filter(
@@ -664,10 +655,22 @@ def _reduce(
         dim_specs.append(d)
     collected = pl.collect_all(plans)
     dimensions = [
-        (d, collected[6 + 2 * i], collected[7 + 2 * i]) for i, d in enumerate(dim_specs)
+        (
+            d,
+            _to_long(
+                collected[6 + 2 * i],
+                ["experiment_id", "variant", "segment"],
+                {
+                    m: [e for e in exp_ids if e in dim_users[d]]
+                    for m, exp_ids in metric_users.items()
+                },
+            ),
+            collected[7 + 2 * i],
+        )
+        for i, d in enumerate(dim_specs)
     ]
     return _Tables(
-        collected[0],
+        _to_long(collected[0], ["experiment_id", "variant", "day"], metric_users),
         collected[1],
         dimensions,
         collected[2],
