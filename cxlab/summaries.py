@@ -57,7 +57,7 @@ SUM_COLUMNS = (
     "pre_xy",
 )
 STAT_COLUMNS = ("n", *SUM_COLUMNS)
-EXAMPLE_COLUMNS = [FILE_COL, "timestamp", "user_id", "experiment_id", "variant"]
+EXAMPLE_COLUMNS = ["timestamp", "user_id", "experiment_id", "variant"]
 NPS_PROMOTER_MIN = 9
 MISSING = "(missing)"
 NPS_PASSIVE_MIN = 7
