@@ -49,6 +49,13 @@ Action = Literal["ship", "roll_back", "review", "keep_running"]
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
+NAN_PAIR = (math.nan, math.nan)
+SKIPPED = FixedResult(
+    math.nan, math.nan, math.nan, NAN_PAIR, NAN_PAIR, math.nan, math.nan, "not computed"
+)
+SKIPPED_BAYESIAN = BayesianResult(
+    math.nan, math.nan, NAN_PAIR, math.nan, math.nan, "not computed"
+)
 NOT_COMPUTED = SequentialResult(
     math.nan, (math.nan, math.nan), (math.nan, math.nan), "group", reason="not computed"
 )
@@ -273,8 +280,10 @@ def _timeline(
 ) -> list[Look]:
     """Every day's look for one metric and treatment (sequential tests running).
 
-    The group-sequential test at a look depends only on the looks up to it, so
-    with ``last_only`` it is computed at the last look alone (it is costly).
+    With ``last_only`` only the last look is reported, so the fixed, Bayesian
+    and group-sequential tests (which depend only on the looks up to theirs) are
+    computed there alone; the mixture test runs on every look for its running
+    minimum and intersection.
     """
     use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
@@ -300,7 +309,8 @@ def _timeline(
                 reason="CUPED applies to proportion and mean metrics, "
                 f"not to {metric.type} metrics",
             )
-        fixed = fixed_test(test_c, test_t, alpha=exp.alpha)
+        reported = k == last or not last_only
+        fixed = fixed_test(test_c, test_t, alpha=exp.alpha) if reported else SKIPPED
         if exp.sequential_method == "group":
             group_history.append((test_c, test_t))
             planned = exp.planned_users or exp.sequential_tuning
@@ -308,7 +318,7 @@ def _timeline(
                 group_sequential_test(
                     group_history, alpha=exp.alpha, planned_users=planned
                 )
-                if k == last or not last_only
+                if reported
                 else NOT_COMPUTED
             )
         else:
@@ -316,13 +326,17 @@ def _timeline(
                 test_c, test_t, alpha=exp.alpha, tuning=exp.sequential_tuning
             )
         raw_sequential.append(sequential)
-        bayesian = bayesian_test(
-            test_c,
-            test_t,
-            alpha=exp.alpha,
-            direction=metric.direction,
-            prior_mean=prior_mean,
-            prior_sd=prior_sd,
+        bayesian = (
+            bayesian_test(
+                test_c,
+                test_t,
+                alpha=exp.alpha,
+                direction=metric.direction,
+                prior_mean=prior_mean,
+                prior_sd=prior_sd,
+            )
+            if reported
+            else SKIPPED_BAYESIAN
         )
         looks.append(Look(control, treatment, fixed, sequential, bayesian, cuped))
     if exp.sequential_method == "mixture":
