@@ -423,8 +423,8 @@ def experiments_table(experiments: Sequence[Experiment]) -> pl.DataFrame:
             "name": [e.name for e in experiments],
             "status": [e.status or "" for e in experiments],
             "owner": [e.owner for e in experiments],
-            "start": [e.start for e in experiments],
-            "end": [e.end for e in experiments],
+            "start": [e.start.isoformat() for e in experiments],
+            "end": [e.end.isoformat() if e.end else "open" for e in experiments],
             "variants": [
                 ", ".join(f"{v.id} {v.weight:.0%}" for v in e.variants)
                 for e in experiments
@@ -433,7 +433,6 @@ def experiments_table(experiments: Sequence[Experiment]) -> pl.DataFrame:
             "decision": [e.decision for e in experiments],
             "file": [Path(e.source).name for e in experiments],
         },
-        schema_overrides={"start": pl.Date, "end": pl.Date},
     )
 
 
