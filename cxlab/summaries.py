@@ -275,8 +275,8 @@ def summarize(
         experiments: experiments to analyse (sharing one ``columns`` mapping).
         catalog: the metric catalog.
         as_of: analyse the data as it stood at the end of this UTC day.
-        log_health: also count users and rows per user over the whole log (for
-            the health report; ``analyze`` does without).
+        log_health: also count users, rows per user and rows per event type over
+            the whole log (for the health report; ``analyze`` does without).
 
     Returns:
         The summaries (see module docstring).
@@ -305,7 +305,9 @@ def summarize(
         _log_stats(events, [e.id for e in experiments]),
         events.group_by("event")
         .agg(pl.len().alias("rows"))
-        .sort("rows", descending=True),
+        .sort("rows", descending=True)
+        if log_health
+        else pl.LazyFrame(schema={"event": pl.String, "rows": pl.UInt32}),
         exposures.group_by("experiment_id", "variant").agg(
             pl.len().alias("exposure_rows"),
             pl.col("in_window").sum().alias("in_window_rows"),
