@@ -113,7 +113,13 @@ def _scan_files(files: Sequence[Path], fmt: str) -> pl.LazyFrame:
     )
 
 
-def _parse_timestamp(dtype: pl.DataType) -> pl.Expr:
+def _parse_timestamp(dtype: pl.DataType, *, thorough: bool = False) -> pl.Expr:
+    """Timestamps to UTC datetimes.
+
+    Text is parsed fast with the one ISO-8601 format Polars infers from the first
+    value; ``thorough`` also tries every other ISO-8601 spelling row by row (for a
+    log that mixes formats: several times slower, so only used when needed).
+    """
     col = pl.col("timestamp")
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
@@ -121,6 +127,10 @@ def _parse_timestamp(dtype: pl.DataType) -> pl.Expr:
         return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     if isinstance(dtype, pl.Date):
         return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if not thorough:
+        return col.cast(pl.String).str.to_datetime(
+            time_zone="UTC", time_unit="us", strict=False
+        )
     # A trailing "Z" means UTC; spelled as an offset it parses with every format.
     text = col.cast(pl.String).str.strip_chars().str.replace(r"[Zz]$", "+00:00")
     candidates = [text.str.to_datetime(time_zone="UTC", time_unit="us", strict=False)]
@@ -128,7 +138,7 @@ def _parse_timestamp(dtype: pl.DataType) -> pl.Expr:
     return pl.coalesce(candidates)
 
 
-def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
+def _normalise(lf: pl.LazyFrame, label: str, *, thorough: bool) -> pl.LazyFrame:
     schema = lf.collect_schema()
     missing = [c for c in REQUIRED if c not in schema]
     if missing:
@@ -142,7 +152,7 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
     # compare them with the parsed ones, and error messages show them.
     exprs: list[pl.Expr] = [
         pl.col("timestamp").alias(RAW_TS),
-        _parse_timestamp(schema["timestamp"]).alias("timestamp"),
+        _parse_timestamp(schema["timestamp"], thorough=thorough).alias("timestamp"),
         pl.col("user_id").cast(pl.String).alias("user_id"),
         pl.col("event").cast(pl.String).alias("event"),
     ]
@@ -170,13 +180,18 @@ def _normalise(lf: pl.LazyFrame, label: str) -> pl.LazyFrame:
 
 
 def scan_events(
-    source: EventSource, columns: Mapping[str, str] | None = None
+    source: EventSource,
+    columns: Mapping[str, str] | None = None,
+    *,
+    thorough_timestamps: bool = False,
 ) -> pl.LazyFrame:
     """Scan a log lazily with contract column names and types (nothing is read yet).
 
     Args:
         source: the resolved files.
         columns: contract name → column name in the log (a config's ``columns:``).
+        thorough_timestamps: try every ISO-8601 spelling on each text timestamp
+            (for logs that mix formats), not just the one inferred.
 
     Returns:
         A LazyFrame with ``timestamp`` (UTC), ``user_id`` (text), ``event``,
@@ -209,7 +224,7 @@ def scan_events(
                 lf = lf.drop(
                     [c for c in renames.values() if c in present and c not in renames]
                 ).rename(renames)
-            frames.append(_normalise(lf, label))
+            frames.append(_normalise(lf, label, thorough=thorough_timestamps))
         except pl.exceptions.PolarsError as exc:
             raise EventLogError(label, f"cannot read the log: {exc}") from exc
     if len(frames) == 1:

@@ -263,6 +263,7 @@ def summarize(
     *,
     as_of: dt.date | None = None,
     log_health: bool = True,
+    thorough_timestamps: bool = False,
 ) -> Summaries:
     """Reduce a log to the summaries of a set of experiments.
 
@@ -277,6 +278,9 @@ def summarize(
         as_of: analyse the data as it stood at the end of this UTC day.
         log_health: also count users, rows per user and rows per event type over
             the whole log (for the health report; ``analyze`` does without).
+        thorough_timestamps: parse text timestamps with every ISO-8601 spelling;
+            set automatically (a second pass) when the fast parse leaves rows
+            unparsed, so a log mixing formats still works.
 
     Returns:
         The summaries (see module docstring).
@@ -285,7 +289,7 @@ def summarize(
         EventLogError: bad input, naming the file, the column and the first rows.
     """
     columns = dict(experiments[0].columns) if experiments else {}
-    events = scan_events(source, columns)
+    events = scan_events(source, columns, thorough_timestamps=thorough_timestamps)
     schema = events.collect_schema()
     dims = _needed_dimensions(experiments, schema, source.label)
     metric_users = _metrics_by_experiment(experiments, catalog)
@@ -347,6 +351,16 @@ def summarize(
         .sort("experiment_id", "variant")
     )
     log_row = log_row.row(0, named=True)
+    if log_row["timestamp_unparseable"] and not thorough_timestamps:
+        # Mixed ISO-8601 spellings: parse again, trying every format per row.
+        return summarize(
+            source,
+            experiments,
+            catalog,
+            as_of=as_of,
+            log_health=log_health,
+            thorough_timestamps=True,
+        )
     raise_for_violations(events, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")

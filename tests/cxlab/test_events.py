@@ -10,14 +10,15 @@ import pytest
 from cxlab.errors import EventLogError, InputError
 from cxlab.events import resolve_source, scan_events
 from cxlab.summaries import summarize
+from tests.conftest import last_row
 
 UTC = dt.UTC
 FORMATS = ["events.csv", "events.parquet", "events.ndjson"]
 
 
-def read(path, columns=None) -> pl.DataFrame:
+def read(path, columns=None, *, thorough: bool = False) -> pl.DataFrame:
     return (
-        scan_events(resolve_source(path), columns)
+        scan_events(resolve_source(path), columns, thorough_timestamps=thorough)
         .select("timestamp", "user_id", "event", "experiment_id", "variant", "value")
         .collect()
     )
@@ -131,13 +132,33 @@ def test_mixed_iso_forms_in_one_file_all_parse(lab) -> None:
         e("2026-10-01 11:00:00", "a", "order", value=1),
         e("2026-10-01T14:00:00+02:00", "a", "order", value=1),
     ]
-    stamps = read(lab.log(rows))["timestamp"].to_list()
+    path = lab.log(rows)
+    # The fast parse infers one format from the first value and leaves the others…
+    assert read(path)["timestamp"].null_count() > 0
+    # …the thorough parse tries every ISO-8601 spelling on each row.
+    stamps = read(path, thorough=True)["timestamp"].to_list()
     assert stamps == [
         dt.datetime(2026, 10, 1, 0, tzinfo=UTC),
         dt.datetime(2026, 10, 1, 10, tzinfo=UTC),
         dt.datetime(2026, 10, 1, 11, tzinfo=UTC),
         dt.datetime(2026, 10, 1, 12, tzinfo=UTC),
     ]
+
+
+def test_a_log_mixing_timestamp_formats_is_summarised_with_every_row(lab) -> None:
+    # summarize notices unparsed rows after the fast parse and parses again.
+    e = lab.event
+    rows = [
+        e("2026-10-01T09:00:00Z", "a", "exposure", "control"),
+        e("2026-10-01", "b", "exposure", "treatment"),
+        e("2026-10-02 10:00:00", "a", "order", value=5),
+        e("2026-10-02T14:00:00+02:00", "b", "order", value=7),
+    ]
+    summaries = lab.summarize(rows, secondary_metrics=["revenue"])
+    control = last_row(summaries, "revenue", "control")
+    treatment = last_row(summaries, "revenue", "treatment")
+    assert (control["n"], control["sum_x"]) == (1, 5.0)
+    assert (treatment["n"], treatment["sum_x"]) == (1, 7.0)
 
 
 def test_parquet_naive_and_zoned_datetimes_become_utc(lab) -> None:
