@@ -38,6 +38,8 @@ from cxlab.events import (
     EXAMPLE_ROWS,
     EXPOSURE,
     FILE_COL,
+    RAW_TS,
+    RAW_VALUE,
     EventSource,
     format_rows,
     offending_rows,
@@ -289,8 +291,8 @@ def summarize(
         EventLogError: bad input, naming the file, the column and the first rows.
     """
     columns = dict(experiments[0].columns) if experiments else {}
-    events = scan_events(source, columns, thorough_timestamps=thorough_timestamps)
-    schema = events.collect_schema()
+    scanned = scan_events(source, columns, thorough_timestamps=thorough_timestamps)
+    schema = scanned.collect_schema()
     dims = _needed_dimensions(experiments, schema, source.label)
     metric_users = _metrics_by_experiment(experiments, catalog)
     _check_filter_columns(catalog, list(metric_users), schema, source.label)
@@ -299,6 +301,7 @@ def summarize(
     )
     needed_events = sorted({c.event for c in components} - {EXPOSURE})
     filter_columns = sorted({col for c in components for col, _ in c.filter})
+    events = _parsed_once(scanned, source, [*dims, *filter_columns])
 
     analysed = events
     if as_of is not None:
@@ -361,10 +364,10 @@ def summarize(
             log_health=log_health,
             thorough_timestamps=True,
         )
-    raise_for_violations(events, log_row, source.label)
+    raise_for_violations(scanned, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
-    _check_declared_variants(events, by_variant, experiments, source.label)
+    _check_declared_variants(scanned, by_variant, experiments, source.label)
 
     tables = _reduce(
         assignments.with_row_index("uk"),
@@ -429,6 +432,40 @@ def summarize(
         log,
         source.fingerprint,
     )
+
+
+TEXT_FORMATS = {".csv", ".ndjson", ".jsonl", ".json"}
+
+
+def _parsed_once(
+    scanned: pl.LazyFrame, source: EventSource, extra: Sequence[str]
+) -> pl.LazyFrame:
+    """Parquet is rescanned by each plan; text is parsed once and kept in memory.
+
+    Every plan of stage 1 reads the log; re-reading Parquet costs little, but
+    re-parsing CSV or NDJSON (and its text timestamps) for each plan would cost
+    several times the whole analysis. The kept frame has only the columns the plans
+    use, with the raw columns reduced to "was there a value" flags for the rules.
+    """
+    if not any(f.suffix.lower() in TEXT_FORMATS for f in source.files):
+        return scanned
+    present = pl.when(pl.col(RAW_TS).is_not_null()).then(pl.lit(True))
+    value_present = pl.when(pl.col(RAW_VALUE).is_not_null()).then(pl.lit(True))
+    frame = scanned.select(
+        "timestamp",
+        "user_id",
+        "event",
+        "experiment_id",
+        "variant",
+        "value",
+        *dict.fromkeys(extra),
+        present.alias(RAW_TS),
+        value_present.alias(RAW_VALUE),
+    )
+    try:
+        return frame.collect().lazy()
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
 
 
 def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFrame:
