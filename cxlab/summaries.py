@@ -552,7 +552,8 @@ def _reduce(
     in_window = after_start & (pl.col("timestamp") < pl.col("window_end"))
     per_user_day = (
         joined.filter(in_window)
-        .sort("timestamp")
+        # Time order; simultaneous events in log order, so "last" is well defined.
+        .sort("timestamp", "row")
         .select(
             "uk",
             pl.col("timestamp").dt.date().alias("day"),
@@ -597,7 +598,7 @@ def _reduce(
     if pre_cols:
         pre_per_user = (
             joined.filter(pre_window)
-            .sort("timestamp")
+            .sort("timestamp", "row")
             .select("uk", *[c.row_value() for c in pre_components])
             .group_by("uk")
             .agg(*[c.group_agg() for c in pre_components])

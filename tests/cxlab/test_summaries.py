@@ -166,6 +166,27 @@ def test_ratio_sums_of_numerator_and_denominator(lab, row_of) -> None:
     assert sums(first, "sum_x", "sum_y", "sum_xy") == (1.0, 1.0, 0.0)
 
 
+def test_simultaneous_answers_resolve_to_the_later_row_of_the_log(lab, row_of) -> None:
+    # Two answers in the same second: "last" is the one written later in the log,
+    # whatever the order rows take inside the engine.
+    e = lab.event
+    rows = [
+        e("2026-10-01T09:00:00Z", "a", "exposure", "treatment"),
+        e("2026-10-02T10:00:00Z", "a", "nps_response", value=10),
+        e("2026-10-02T10:00:00Z", "a", "nps_response", value=3),  # later row: −100
+        e("2026-10-01T09:00:00Z", "b", "exposure", "treatment"),
+        e("2026-10-02T10:00:00Z", "b", "nps_response", value=2),
+        e("2026-10-02T10:00:00Z", "b", "nps_response", value=9),  # later row: +100
+    ]
+    s = lab.summarize(rows, primary_metric="nps")
+    row = row_of(s, "nps", "treatment", "2026-10-05")
+    assert sums(row, "n", "sum_x", "sum_xx") == (2, 0.0, 20_000.0)
+    # Swapping each pair swaps each user's answer, and the total again nets out:
+    # a +100, b −100 — so check a alone.
+    alone = lab.summarize(rows[:3], primary_metric="nps")
+    assert sums(row_of(alone, "nps", "treatment", "2026-10-05"), "sum_x") == (-100.0,)
+
+
 def test_nps_counts_responders_and_their_last_answer(lab, row_of) -> None:
     e = lab.event
     rows = [
