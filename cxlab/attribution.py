@@ -1,9 +1,15 @@
-"""Who is in which experiment, from when (CONTRACT §1, attribution).
+"""Who is in which experiment, from when, and which outcome rows count (CONTRACT §1).
 
 A user enters an experiment at their first in-window exposure. A user who is later
 exposed to a different variant is excluded from the moment that second variant
 appears (so a daily history shows them where they stood that day) and is counted in
 ``multiple_exposures``. Dimension values come from the first exposure row.
+
+Outcome rows are matched to assignments by position, not by a join: the outcome
+rows are sorted once by (user, time, log order), so the rows of one user that fall
+in an assignment's window are one contiguous slice ``[lo, hi)``. Finding every
+slice is a vectorised binary search; expanding them gives exactly the (assignment,
+row) pairs that count, without materialising the user × experiment join.
 """
 
 from __future__ import annotations
@@ -11,15 +17,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from cxlab.config import Experiment
-from cxlab.events import EXPOSURE
 
 UTC_DAY = dt.timedelta(days=1)
 OPEN_END = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-KEYS = ["experiment_id", "user_id"]
 DIM_PREFIX = "dim:"
+USER_CODE = "uid"
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
@@ -34,17 +40,19 @@ def analysis_cutoff(experiment: Experiment, as_of: dt.date | None) -> dt.datetim
 
 def experiment_windows(
     experiments: Sequence[Experiment], as_of: dt.date | None
-) -> pl.LazyFrame:
+) -> pl.DataFrame:
     """One row per experiment: its id, analysis window and CUPED pre-period."""
-    return pl.LazyFrame(
+    return pl.DataFrame(
         {
             "experiment_id": [e.id for e in experiments],
+            "experiment_index": list(range(len(experiments))),
             "window_start": [_utc_midnight(e.start) for e in experiments],
             "window_end": [analysis_cutoff(e, as_of) for e in experiments],
             "cuped_days": [e.cuped_days for e in experiments],
         },
         schema={
             "experiment_id": pl.String,
+            "experiment_index": pl.UInt32,
             "window_start": pl.Datetime("us", "UTC"),
             "window_end": pl.Datetime("us", "UTC"),
             "cuped_days": pl.Int64,
@@ -52,69 +60,138 @@ def experiment_windows(
     )
 
 
-def exposure_rows(events: pl.LazyFrame, windows: pl.LazyFrame) -> pl.LazyFrame:
-    """Exposure rows of the configured experiments, flagged in or out of window."""
+def flag_windows(exposures: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Exposure rows in log order, with their window and an ``in_window`` flag."""
     in_window = (pl.col("timestamp") >= pl.col("window_start")) & (
         pl.col("timestamp") < pl.col("window_end")
     )
-    return (
-        events.filter(pl.col("event") == EXPOSURE)
-        .join(windows, on="experiment_id", how="inner")
-        .with_columns(in_window.alias("in_window"))
-    )
-
-
-def exposures_by_variant(
-    exposures: pl.LazyFrame, dimensions: Sequence[str]
-) -> pl.LazyFrame:
-    """One row per (experiment, user, variant) seen in the window: since when.
-
-    Dimension values are those of that variant's first exposure row, named
-    ``dim:<name>`` so they never clash with the event rows' own columns.
-    """
-    return (
-        exposures.filter(pl.col("in_window"))
-        .group_by(*KEYS, "variant")
-        .agg(
-            pl.col("timestamp").min().alias("since"),
-            pl.col("window_end").first(),
-            pl.col("cuped_days").first(),
-            *[
-                pl.col(d).sort_by("timestamp").first().alias(DIM_PREFIX + d)
-                for d in dimensions
-            ],
-        )
-    )
+    return exposures.join(
+        windows, on="experiment_id", how="inner", maintain_order="left"
+    ).with_columns(in_window.alias("in_window"))
 
 
 def attribute_exposures(
-    per_variant: pl.LazyFrame, dimensions: Sequence[str]
-) -> pl.LazyFrame:
-    """First exposure per (experiment, user), with the moment of any conflict.
+    exposures: pl.DataFrame, dimensions: Sequence[str]
+) -> pl.DataFrame:
+    """First in-window exposure per (experiment, user), with the moment of any conflict.
+
+    The in-window rows are ordered by (experiment, user, time, log order) with two
+    stable sorts on integer keys; each run of one (experiment, user) then starts
+    with its first exposure, and its first row of another variant is the conflict.
 
     Args:
-        per_variant: the output of :func:`exposures_by_variant`.
+        exposures: exposure rows in log order, from :func:`flag_windows`, with
+            ``user_id`` as a categorical.
         dimensions: dimension names to carry.
 
     Returns:
-        One row per exposed user and experiment: ``first_exposure``, ``variant``
-        (of the first exposure), ``conflict_at`` (first exposure to another
-        variant, null if none: the second-earliest variant start), dimension
-        values of the first exposure row, and the experiment's window columns.
+        One row per exposed user and experiment: ``first_exposure``, ``variant`` (of
+        the first exposure; simultaneous exposures resolve in log order),
+        ``conflict_at`` (the first exposure to another variant, null if none),
+        dimension values of the first exposure row as ``dim:<name>``, and the
+        experiment's window columns.
     """
-    earliest = pl.col("since").arg_min()
+    key = pl.col("experiment_index").cast(pl.UInt64) * 2**32 + pl.col(
+        "user_id"
+    ).to_physical().cast(pl.UInt64)
+    runs = (
+        exposures.filter(pl.col("in_window"))
+        .with_columns(key.alias("key"))
+        .sort("timestamp", maintain_order=True)
+        .sort("key", maintain_order=True)
+    )
+    starts = (pl.col("key") != pl.col("key").shift(1)).fill_null(True)
+    first_variant = pl.when(starts).then(pl.col("variant")).forward_fill()
+    conflicts = (
+        runs.filter(pl.col("variant") != first_variant)
+        .unique("key", keep="first", maintain_order=True)
+        .select("key", pl.col("timestamp").alias("conflict_at"))
+    )
     return (
-        per_variant.group_by(KEYS)
-        .agg(
-            pl.col("since").min().alias("first_exposure"),
-            pl.col("variant").get(earliest),
-            pl.col("since").sort().get(1, null_on_oob=True).alias("conflict_at"),
-            pl.col("window_end").first(),
-            pl.col("cuped_days").first(),
-            *[pl.col(DIM_PREFIX + d).get(earliest) for d in dimensions],
+        runs.filter(starts)
+        .join(conflicts, on="key", how="left", maintain_order="left")
+        .select(
+            "experiment_id",
+            "user_id",
+            pl.col("timestamp").alias("first_exposure"),
+            "variant",
+            "conflict_at",
+            "window_end",
+            "cuped_days",
+            *[pl.col(d).alias(DIM_PREFIX + d) for d in dimensions],
         )
         .with_columns(
             pl.col("first_exposure").dt.date().alias("exposure_day"),
             pl.col("conflict_at").dt.date().alias("conflict_day"),
         )
     )
+
+
+# --- outcome rows by position --------------------------------------------------------
+
+
+def sort_outcomes(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Outcome rows by user code, then time, then log order (two stable sorts)."""
+    return (
+        outcomes.with_columns(pl.col("user_id").to_physical().alias(USER_CODE))
+        .sort("timestamp", maintain_order=True)
+        .sort(USER_CODE, maintain_order=True)
+    )
+
+
+def first_at_or_after(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """Per query, the first index i in [lo, hi) with values[i] >= target, else hi.
+
+    A vectorised binary search over sorted slices of ``values`` (one slice per
+    query): ⌈log2(longest slice)⌉ rounds of numpy operations, not a row loop.
+    """
+    lo, hi = lo.astype(np.int64), hi.astype(np.int64)
+    open_ = np.flatnonzero(lo < hi)
+    while open_.size:  # only the queries still open: most slices are short
+        mid = (lo[open_] + hi[open_]) // 2
+        below = values[mid] < targets[open_]
+        lo[open_[below]] = mid[below] + 1
+        hi[open_[~below]] = mid[~below]
+        open_ = open_[lo[open_] < hi[open_]]
+    return lo
+
+
+def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Each assignment's slices of the sorted outcome rows.
+
+    Adds ``seg_lo``/``seg_hi`` (all the user's rows), ``pre_lo`` (from the CUPED
+    pre-period's start), ``lo`` (from the first exposure) and ``hi`` (to the end
+    of the analysis window): [seg_lo, lo) is before the first exposure, [pre_lo, lo)
+    the pre-period, [lo, hi) the rows that count.
+    """
+    codes = assignments["user_id"].to_physical()
+    users = outcomes[USER_CODE]
+    seg_lo = users.search_sorted(codes, side="left").to_numpy()
+    seg_hi = users.search_sorted(codes, side="right").to_numpy()
+    times = outcomes["timestamp"].to_physical().to_numpy()
+
+    def search(instants: pl.Expr) -> np.ndarray:
+        targets = assignments.select(instants.dt.cast_time_unit("us").to_physical())
+        return first_at_or_after(times, seg_lo, seg_hi, targets.to_series().to_numpy())
+
+    first = pl.col("first_exposure")
+    pre_start = first - pl.duration(days=pl.col("cuped_days"))
+    return assignments.with_columns(
+        pl.Series("seg_lo", seg_lo),
+        pl.Series("seg_hi", seg_hi),
+        pl.Series("pre_lo", search(pre_start)),
+        pl.Series("lo", search(first)),
+        pl.Series("hi", search(pl.col("window_end"))),
+    )
+
+
+def rows_between(located: pl.DataFrame, start: str, end: str) -> pl.DataFrame:
+    """(uk, pos): every outcome row position in [start, end) of each assignment.
+
+    Rows come out ordered by assignment, then by time (the sorted outcome order).
+    """
+    return located.select(
+        "uk", pl.int_ranges(start, end, dtype=pl.Int64).alias("pos")
+    ).explode("pos")

@@ -27,10 +27,13 @@ import polars as pl
 
 from cxlab.attribution import (
     DIM_PREFIX,
+    USER_CODE,
     attribute_exposures,
     experiment_windows,
-    exposure_rows,
-    exposures_by_variant,
+    flag_windows,
+    locate,
+    rows_between,
+    sort_outcomes,
 )
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
@@ -62,6 +65,7 @@ STAT_COLUMNS = ("n", *SUM_COLUMNS)
 EXAMPLE_COLUMNS = ["timestamp", "user_id", "experiment_id", "variant"]
 NPS_PROMOTER_MIN = 9
 MISSING = "(missing)"
+SEGMENT_PREFIX = "segment:"
 NPS_PASSIVE_MIN = 7
 
 
@@ -159,14 +163,27 @@ class _Component:
         return expr.alias(self.name)
 
     def cumulative(self) -> pl.Expr:
-        """The user's value as of each row (rows sorted by user key ``uk`` and day)."""
+        """The user's value as of each row (rows sorted by user key ``uk``, time).
+
+        Counts are a running total less the total before the user's first row
+        (exact: whole numbers in float64); ``last`` carries the position of the
+        user's latest non-null row forward. Sums and maxima run per user.
+        """
         col = pl.col(self.name)
-        by_user = "uk"
-        if self.aggregate in ("count", "sum"):
-            return col.fill_null(0).cum_sum().over(by_user)
+        starts = (pl.col("uk") != pl.col("uk").shift(1)).fill_null(True)
+        if self.aggregate == "count":
+            total = col.fill_null(0).cum_sum()
+            before = pl.when(starts).then(total - col.fill_null(0)).forward_fill()
+            return (total - before).alias(self.name)
+        if self.aggregate == "sum":
+            return col.fill_null(0).cum_sum().over("uk")
         if self.aggregate == "max":
-            return col.cum_max().over(by_user).forward_fill().over(by_user)
-        return col.forward_fill().over(by_user)
+            return col.cum_max().over("uk").forward_fill().over("uk")
+        position = pl.int_range(pl.len(), dtype=pl.Int64)
+        user_start = pl.when(starts).then(position).forward_fill()
+        latest = pl.when(col.is_not_null()).then(position).forward_fill()
+        value = col.gather(latest.fill_null(0))
+        return pl.when(latest >= user_start).then(value).alias(self.name)
 
 
 def _side(
@@ -306,53 +323,66 @@ def summarize(
     analysed = events
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
-    exposures = exposure_rows(analysed, experiment_windows(experiments, as_of))
-    per_variant = exposures_by_variant(exposures, dims)
+    ids = [e.id for e in experiments]
+    user_code = pl.col("user_id").cast(pl.Categorical)
     plans = [
-        _log_stats(events, [e.id for e in experiments]),
+        _log_stats(events, ids),
         events.group_by("event")
         .agg(pl.len().alias("rows"))
         .sort("rows", descending=True)
         if log_health
         else pl.LazyFrame(schema={"event": pl.String, "rows": pl.UInt32}),
-        exposures.group_by("experiment_id", "variant").agg(
-            pl.len().alias("exposure_rows"),
-            pl.col("in_window").sum().alias("in_window_rows"),
+        analysed.filter(
+            (pl.col("event") == EXPOSURE) & pl.col("experiment_id").is_in(ids)
+        ).select("timestamp", user_code, "experiment_id", "variant", *dims),
+        analysed.filter(pl.col("event").is_in(needed_events)).select(
+            "timestamp", user_code, "event", "value", *filter_columns
         ),
-        per_variant.group_by("experiment_id", "variant").agg(pl.len().alias("users")),
-        exposures.group_by("experiment_id").agg(
-            pl.len().alias("exposure_rows"),
-            (~pl.col("in_window")).sum().alias("exposures_outside_window"),
-        ),
-        attribute_exposures(per_variant, dims),
-        analysed.filter(pl.col("event").is_in(needed_events))
-        .select("timestamp", "user_id", "event", "value", *filter_columns)
-        .with_row_index("row"),
         events.group_by("user_id").agg(pl.len().alias("rows"))
         if log_health
         else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
-        # First examples of set-aside exposure rows, for the health report.
-        exposures.filter(~pl.col("in_window"))
-        .select(EXAMPLE_COLUMNS)
-        .head(EXAMPLE_ROWS),
         events.filter(
-            (pl.col("event") == EXPOSURE)
-            & ~pl.col("experiment_id").is_in([e.id for e in experiments])
+            (pl.col("event") == EXPOSURE) & ~pl.col("experiment_id").is_in(ids)
         )
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
     ]
     try:
-        stage1 = pl.collect_all(plans)
+        log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
+            pl.collect_all(plans)
+        )
     except pl.exceptions.PolarsError as exc:
         raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
-    log_row, events_by_type, variant_rows, variant_users, exposure_health = stage1[:5]
-    assignments, outcomes, rows_per_user, outside, other = stage1[5:]
+    exposures = flag_windows(exposure_log, experiment_windows(experiments, as_of))
+    in_window = exposures.filter(pl.col("in_window"))
     by_variant = (
-        variant_rows.join(variant_users, on=["experiment_id", "variant"], how="left")
+        exposures.group_by("experiment_id", "variant")
+        .agg(
+            pl.len().alias("exposure_rows"),
+            pl.col("in_window").sum().alias("in_window_rows"),
+        )
+        .join(
+            in_window.select("experiment_id", "variant", "user_id")
+            .unique()
+            .group_by("experiment_id", "variant")
+            .agg(pl.len().alias("users")),
+            on=["experiment_id", "variant"],
+            how="left",
+        )
         .with_columns(pl.col("users").fill_null(0))
         .sort("experiment_id", "variant")
     )
+    exposure_health = exposures.group_by("experiment_id").agg(
+        pl.len().alias("exposure_rows"),
+        (~pl.col("in_window")).sum().alias("exposures_outside_window"),
+    )
+    outside = (
+        exposures.filter(~pl.col("in_window"))
+        .select(EXAMPLE_COLUMNS)
+        .head(EXAMPLE_ROWS)
+        .with_columns(pl.col("user_id").cast(pl.String))
+    )
+    assignments = attribute_exposures(exposures, dims)
     log_row = log_row.row(0, named=True)
     if log_row["timestamp_unparseable"] and not thorough_timestamps:
         # Mixed ISO-8601 spellings: parse again, trying every format per row.
@@ -371,7 +401,7 @@ def summarize(
 
     tables = _reduce(
         assignments.with_row_index("uk"),
-        outcomes,
+        sort_outcomes(outcomes),
         experiments,
         catalog,
         metric_users,
@@ -385,8 +415,14 @@ def summarize(
     health = _health(
         experiments, exposure_health, tables.user_health, tables.pre_events
     )
-    not_in_any = rows_per_user.join(
-        assignments.select("user_id").unique(), on="user_id", how="anti"
+    not_in_any = (
+        rows_per_user.join(
+            assignments.select(pl.col("user_id").cast(pl.String)).unique(),
+            on="user_id",
+            how="anti",
+        )
+        if log_health
+        else rows_per_user
     )
     in_no_experiment = not_in_any["rows"].sum()
     examples = {
@@ -510,7 +546,12 @@ def _to_long(
         wide.filter(pl.col("experiment_id").is_in(exp_ids)).select(
             *keys,
             pl.lit(metric_id).alias("metric"),
-            *[pl.col(f"{metric_id}|{c}").alias(c) for c in DELTA_COLUMNS],
+            *[
+                pl.col(f"{metric_id}|{c}").alias(c)
+                if f"{metric_id}|{c}" in wide.columns
+                else pl.lit(0.0).alias(c)
+                for c in DELTA_COLUMNS
+            ],
         )
         for metric_id, exp_ids in metric_users.items()
     ]
@@ -531,53 +572,69 @@ def _reduce(
     components: list[_Component],
     dims: list[str],
 ) -> _Tables:
-    """Stage 2: per-user values by day → summed changes per variant and day."""
-    dim_cols = [DIM_PREFIX + d for d in dims]
-    users = assignments.lazy()
-    joined = outcomes.lazy().join(
-        users.select(
-            "uk",
-            "user_id",
-            "first_exposure",
-            "window_end",
-            "cuped_days",
-            "conflict_day",
+    """Stage 2: per-user values by day → summed changes per variant and day.
+
+    Args:
+        assignments: one row per (experiment, user), ``uk`` = its row index.
+        outcomes: the outcome rows, sorted by :func:`sort_outcomes`.
+        experiments: the experiments.
+        catalog: the metric catalog.
+        metric_users: metric id → ids of the experiments that analyse it.
+        components: every per-user aggregate the metrics need.
+        dims: dimension names.
+    """
+    # Integer keys for the group-bys: an arm per (experiment, variant), and each
+    # dimension's segment as a categorical.
+    arms = pl.DataFrame(
+        [(e.id, v) for e in experiments for v in e.variant_ids],
+        schema={"experiment_id": pl.String, "variant": pl.String},
+        orient="row",
+    ).with_row_index("arm")
+    seg_cols = [SEGMENT_PREFIX + d for d in dims]
+    located = locate(
+        assignments.join(
+            arms, on=["experiment_id", "variant"], how="left", maintain_order="left"
+        ).with_columns(
+            pl.col(DIM_PREFIX + d)
+            .cast(pl.String)
+            .fill_null(MISSING)
+            .cast(pl.Categorical)
+            .alias(SEGMENT_PREFIX + d)
+            for d in dims
         ),
-        on="user_id",
-        how="inner",
+        outcomes,
     )
-    # Intermediate tables are materialised once: each feeds several reductions.
-    joined = joined.collect().lazy()
-    after_start = pl.col("timestamp") >= pl.col("first_exposure")
-    in_window = after_start & (pl.col("timestamp") < pl.col("window_end"))
-    per_user_day = (
-        joined.filter(in_window)
-        # Time order; simultaneous events in log order, so "last" is well defined.
-        .sort("timestamp", "row")
-        .select(
-            "uk",
-            pl.col("timestamp").dt.date().alias("day"),
-            *[c.row_value() for c in components],
+    users = located.drop("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
+    outcome_cols = [c for c in outcomes.columns if c not in ("user_id", USER_CODE)]
+
+    def counted_rows(of: pl.DataFrame, start: str, end: str) -> pl.DataFrame:
+        """The outcome rows in [start, end) of each assignment, by (uk, time)."""
+        pairs = rows_between(of, start, end)
+        return pairs.hstack(
+            [
+                *outcomes.select(pl.col(outcome_cols).gather(pairs["pos"])),
+                users["first_exposure"].gather(pairs["uk"]),
+            ]
         )
-        .group_by("uk", "day")
-        .agg(*[c.group_agg() for c in components])
+
+    def of_user(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+        """Attach the user's own columns to rows keyed by ``uk``."""
+        return frame.hstack(list(users.select(pl.col(columns).gather(frame["uk"]))))
+
+    # Each user's cumulative values after each counted row; the last row of each
+    # (user, day) is their value at the end of that day.
+    rows = counted_rows(located, "lo", "hi").with_columns(
+        pl.col("timestamp").dt.date().alias("day"),
+        *[c.row_value() for c in components],
     )
-    # A conflict day gets a row of its own, so the user's values retire that day.
-    conflict_rows = users.filter(pl.col("conflict_day").is_not_null()).select(
-        "uk",
-        pl.col("conflict_day").alias("day"),
-        *[pl.lit(None, pl.Float64).alias(c.name) for c in components],
+    next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
+        pl.col("day") != pl.col("day").shift(-1)
     )
-    user_info = users.select(
-        "uk", "experiment_id", "variant", "conflict_day", *dim_cols
-    )
-    user_days = (
-        pl.concat([per_user_day, conflict_rows], how="vertical_relaxed")
-        .sort("uk", "day")
-        .with_columns(*[c.cumulative() for c in components])
-        .join(user_info, on="uk", how="left", maintain_order="left")
-        .collect()
-        .lazy()
+    user_days = of_user(
+        rows.select("uk", "day", *[c.cumulative() for c in components]).filter(
+            next_differs.fill_null(True)
+        ),
+        ["arm", "conflict_day", *seg_cols],
     )
 
     cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
@@ -586,19 +643,12 @@ def _reduce(
         for m, exp_ids in metric_users.items()
         if catalog[m].type in ("proportion", "mean") and cuped_ids & set(exp_ids)
     }
-    pre_components = list(
-        dict.fromkeys(metric_components(catalog[m])[0] for m in pre_cols)
-    )
-    pre_start = pl.col("first_exposure") - pl.duration(days=pl.col("cuped_days"))
-    pre_window = (
-        (pl.col("cuped_days") > 0)
-        & (pl.col("timestamp") < pl.col("first_exposure"))
-        & (pl.col("timestamp") >= pre_start)
-    )
     if pre_cols:
+        pre_components = list(
+            dict.fromkeys(metric_components(catalog[m])[0] for m in pre_cols)
+        )
         pre_per_user = (
-            joined.filter(pre_window)
-            .sort("timestamp", "row")
+            counted_rows(located.filter(pl.col("cuped_days") > 0), "pre_lo", "lo")
             .select("uk", *[c.row_value() for c in pre_components])
             .group_by("uk")
             .agg(*[c.group_agg() for c in pre_components])
@@ -609,37 +659,45 @@ def _reduce(
         user_days = user_days.join(
             pre_per_user, on="uk", how="left", maintain_order="left"
         )
-        users = users.join(pre_per_user, on="uk", how="left")
+        users = users.join(pre_per_user, on="uk", how="left", maintain_order="left")
 
     # Per metric, the change of each user's contribution on each of their days,
-    # as wide columns "<metric>|<sum>" computed in one pass over the user-days.
-    active = pl.col("conflict_day").is_null() | (pl.col("day") < pl.col("conflict_day"))
-    change_columns = []
+    # as wide columns "<metric>|<sum>". A user who meets a second variant retires
+    # on that day: their last contribution is taken back.
+    parts = {}
     for metric_id in metric_users:
-        x, y, pop = (
-            pl.when(active).then(e).otherwise(0.0)
-            for e in _user_value(catalog[metric_id])
-        )
+        x, y, pop = _user_value(catalog[metric_id])
         pre = (
             pl.col(pre_cols[metric_id]).fill_null(0.0) if metric_id in pre_cols else 0.0
         )
-        parts = {
-            "d_pop": pop, "sum_x": x, "sum_xx": x * x, "sum_y": y,
-            "sum_yy": y * y, "sum_xy": x * y, "pre_xy": x * pre,
-        }  # fmt: skip
-        change_columns += [
-            (e - _previous_of(e)).alias(f"{metric_id}|{k}") for k, e in parts.items()
+        metric_type = catalog[metric_id].type
+        metric_parts = {"sum_x": x, "sum_xx": x * x}
+        if metric_type == "nps":
+            metric_parts["d_pop"] = pop
+        if metric_type == "ratio":
+            metric_parts |= {"sum_y": y, "sum_yy": y * y, "sum_xy": x * y}
+        if metric_id in pre_cols:
+            metric_parts["pre_xy"] = x * pre
+        parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
+    keys = ["arm", "day", *seg_cols]
+    conflict = pl.col("conflict_day")
+    active = user_days.filter(conflict.is_null() | (pl.col("day") < conflict))
+    changes = pl.concat(
+        [
+            active.select(
+                *keys, *[(e - _previous_of(e)).alias(k) for k, e in parts.items()]
+            ),
+            active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
+            .with_columns(conflict.alias("day"))
+            .select(*keys, *[(-e).alias(k) for k, e in parts.items()]),
         ]
-    changes = user_days.select(
-        "experiment_id", "variant", "day", *dim_cols, *change_columns
     )
     wide_sums = pl.selectors.contains("|").sum()
-    daily_deltas = changes.group_by("experiment_id", "variant", "day").agg(wide_sums)
+    daily_deltas = _named_arms(changes.group_by("arm", "day").agg(wide_sums), arms)
 
     pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
     entering = users.select(
-        "experiment_id",
-        "variant",
+        "arm",
         pl.col("exposure_day").alias("day"),
         pl.lit(1).alias("d_users"),
         pl.lit(0).alias("d_conflicts"),
@@ -649,10 +707,9 @@ def _reduce(
             for m, v in zip(pre_cols, pre_values, strict=True)
         ],
     )
-    leaving = users.filter(pl.col("conflict_day").is_not_null()).select(
-        "experiment_id",
-        "variant",
-        pl.col("conflict_day").alias("day"),
+    leaving = users.filter(conflict.is_not_null()).select(
+        "arm",
+        conflict.alias("day"),
         pl.lit(-1).alias("d_users"),
         pl.lit(1).alias("d_conflicts"),
         *[(-v).alias(f"{m}:pre_x") for m, v in zip(pre_cols, pre_values, strict=True)],
@@ -661,77 +718,116 @@ def _reduce(
             for m, v in zip(pre_cols, pre_values, strict=True)
         ],
     )
-    flow = (
+    flow = _named_arms(
         pl.concat([entering, leaving], how="vertical_relaxed")
-        .group_by("experiment_id", "variant", "day")
-        .agg(pl.exclude("experiment_id", "variant", "day").sum())
+        .group_by("arm", "day")
+        .agg(pl.exclude("arm", "day").sum()),
+        arms,
     )
 
-    before_exposure = joined.filter(~after_start & pl.col("conflict_day").is_null())
-    plans = [
-        daily_deltas,
+    dimensions = []
+    for d in dims:
+        exp_ids = [e.id for e in experiments if d in e.dimensions]
+        in_exps = pl.col("arm").is_in(
+            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
+        )
+        segment = pl.col(SEGMENT_PREFIX + d)
+        sums = _named_arms(
+            changes.filter(in_exps).group_by("arm", segment).agg(wide_sums), arms
+        )
+        counts = _named_arms(
+            users.filter(in_exps & conflict.is_null())
+            .group_by("arm", segment)
+            .agg(pl.len().alias("users")),
+            arms,
+        )
+        metric_exps = {
+            m: [e for e in users_of if e in exp_ids]
+            for m, users_of in metric_users.items()
+        }
+        keys_d = ["experiment_id", "variant", "segment"]
+        dimensions.append((d, _to_long(sums, keys_d, metric_exps), counts))
+
+    before = _before_exposure(located, outcomes)
+    return _Tables(
+        _to_long(daily_deltas, ["experiment_id", "variant", "day"], metric_users),
         flow,
+        dimensions,
         users.group_by("experiment_id").agg(
             pl.len().alias("exposed_users"),
             pl.col("conflict_at").is_not_null().sum().alias("multiple_exposures"),
         ),
-        before_exposure.join(users.select("uk", "experiment_id"), on="uk")
-        .group_by("experiment_id")
-        .agg(pl.len().alias("pre_exposure_events")),
-        before_exposure.select(pl.col("row").n_unique().alias("rows")),
-        before_exposure.join(
-            users.select("uk", "experiment_id", "first_exposure"), on="uk"
-        )
-        .sort("timestamp")
-        .select("experiment_id", "user_id", "event", "timestamp", "first_exposure")
-        .head(EXAMPLE_ROWS),
-    ]
-    dim_specs = []
-    dim_users = {d: {e.id for e in experiments if d in e.dimensions} for d in dims}
-    for d in dims:
-        exp_ids = [e.id for e in experiments if d in e.dimensions]
-        segment = (
-            pl.col(DIM_PREFIX + d).cast(pl.String).fill_null(MISSING).alias("segment")
-        )
-        plans.append(
-            changes.filter(pl.col("experiment_id").is_in(exp_ids))
-            .group_by("experiment_id", "variant", segment)
-            .agg(wide_sums)
-        )
-        plans.append(
-            users.filter(
-                pl.col("experiment_id").is_in(exp_ids)
-                & pl.col("conflict_day").is_null()
-            )
-            .group_by("experiment_id", "variant", segment)
-            .agg(pl.len().alias("users"))
-        )
-        dim_specs.append(d)
-    collected = pl.collect_all(plans)
-    dimensions = [
-        (
-            d,
-            _to_long(
-                collected[6 + 2 * i],
-                ["experiment_id", "variant", "segment"],
-                {
-                    m: [e for e in exp_ids if e in dim_users[d]]
-                    for m, exp_ids in metric_users.items()
-                },
-            ),
-            collected[7 + 2 * i],
-        )
-        for i, d in enumerate(dim_specs)
-    ]
-    return _Tables(
-        _to_long(collected[0], ["experiment_id", "variant", "day"], metric_users),
-        collected[1],
-        dimensions,
-        collected[2],
-        collected[3],
-        int(collected[4]["rows"][0]),
-        collected[5],
+        before.per_experiment,
+        before.rows,
+        before.examples,
     )
+
+
+def _named_arms(frame: pl.DataFrame, arms: pl.DataFrame) -> pl.DataFrame:
+    """Arm numbers back to (experiment_id, variant); segments back to text."""
+    named = frame.join(arms, on="arm", how="left").drop("arm")
+    segments = [c for c in named.columns if c.startswith(SEGMENT_PREFIX)]
+    return named.select(
+        "experiment_id",
+        "variant",
+        *[pl.col(c).cast(pl.String).alias("segment") for c in segments],
+        pl.exclude("experiment_id", "variant", *segments),
+    )
+
+
+@dataclass(frozen=True)
+class _BeforeExposure:
+    per_experiment: pl.DataFrame  # experiment_id, pre_exposure_events
+    rows: int  # distinct log rows before a (non-excluded) user's first exposure
+    examples: pl.DataFrame
+
+
+def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeExposure:
+    """Outcome rows before a user's first exposure, counted from the slices alone.
+
+    For an assignment the rows [seg_lo, lo) precede its first exposure; a row is
+    set aside once however many experiments it precedes, so the distinct count per
+    user is the longest such prefix. Users excluded for two variants are left out.
+    """
+    kept = located.filter(pl.col("conflict_day").is_null()).with_columns(
+        (pl.col("lo") - pl.col("seg_lo")).alias("before")
+    )
+    per_experiment = kept.group_by("experiment_id").agg(
+        pl.col("before").sum().alias("pre_exposure_events")
+    )
+    rows = kept.group_by("user_id").agg(pl.col("before").max())["before"].sum()
+    # The earliest examples come from the assignments whose earliest row is earliest.
+    times = outcomes["timestamp"]
+    candidates = kept.filter(pl.col("before") > 0)
+    candidates = candidates.with_columns(
+        times.gather(candidates["seg_lo"]).alias("first_row_time")
+    ).top_k(EXAMPLE_ROWS, by="first_row_time", reverse=True)
+    pairs = candidates.select(
+        "experiment_id",
+        "first_exposure",
+        pl.int_ranges(
+            "seg_lo", pl.min_horizontal("lo", pl.col("seg_lo") + EXAMPLE_ROWS)
+        ).alias("pos"),
+    ).explode("pos")
+    examples = (
+        pairs.hstack(
+            list(
+                outcomes.select(
+                    pl.col("user_id", "event", "timestamp").gather(pairs["pos"])
+                )
+            )
+        )
+        .sort("timestamp", "experiment_id", maintain_order=True)
+        .select(
+            "experiment_id",
+            pl.col("user_id").cast(pl.String),
+            "event",
+            "timestamp",
+            "first_exposure",
+        )
+        .head(EXAMPLE_ROWS)
+    )
+    return _BeforeExposure(per_experiment, int(rows or 0), examples)
 
 
 def _pre_value(metric: MetricDef) -> pl.Expr:
