@@ -75,13 +75,13 @@ def attribute_exposures(
 ) -> pl.DataFrame:
     """First in-window exposure per (experiment, user), with the moment of any conflict.
 
-    The in-window rows are ordered by (experiment, user, time, log order) with two
+    The in-window rows are ordered by (experiment, user, time, log order) with
     stable sorts on integer keys; each run of one (experiment, user) then starts
     with its first exposure, and its first row of another variant is the conflict.
 
     Args:
         exposures: exposure rows in log order, from :func:`flag_windows`, with
-            ``user_id`` as a categorical.
+            the :func:`user_code` column.
         dimensions: dimension names to carry.
 
     Returns:
@@ -91,28 +91,29 @@ def attribute_exposures(
         dimension values of the first exposure row as ``dim:<name>``, and the
         experiment's window columns.
     """
-    key = pl.col("experiment_index").cast(pl.UInt64) * 2**32 + pl.col(
-        "user_id"
-    ).to_physical().cast(pl.UInt64)
+    starts = _differs("experiment_index") | _differs(USER_CODE)
     runs = (
         exposures.filter(pl.col("in_window"))
-        .with_columns(key.alias("key"))
         .sort("timestamp", maintain_order=True)
-        .sort("key", maintain_order=True)
+        .sort(USER_CODE, maintain_order=True)
+        .sort("experiment_index", maintain_order=True)
+        .with_columns(starts.alias("starts"))
+        .with_columns(pl.col("starts").cum_sum().alias("run"))
     )
-    starts = (pl.col("key") != pl.col("key").shift(1)).fill_null(True)
-    first_variant = pl.when(starts).then(pl.col("variant")).forward_fill()
+    _check_codes(runs, ~pl.col("starts"))
+    first_variant = pl.when("starts").then(pl.col("variant")).forward_fill()
     conflicts = (
         runs.filter(pl.col("variant") != first_variant)
-        .unique("key", keep="first", maintain_order=True)
-        .select("key", pl.col("timestamp").alias("conflict_at"))
+        .unique("run", keep="first", maintain_order=True)
+        .select("run", pl.col("timestamp").alias("conflict_at"))
     )
     return (
-        runs.filter(starts)
-        .join(conflicts, on="key", how="left", maintain_order="left")
+        runs.filter("starts")
+        .join(conflicts, on="run", how="left", maintain_order="left")
         .select(
             "experiment_id",
             "user_id",
+            USER_CODE,
             pl.col("timestamp").alias("first_exposure"),
             "variant",
             "conflict_at",
@@ -127,16 +128,48 @@ def attribute_exposures(
     )
 
 
+# --- user codes ----------------------------------------------------------------------
+
+
+class UserCodeCollisionError(Exception):
+    """Two different user ids share a hash code (then exact codes are used)."""
+
+
+def user_code(*, exact: bool = False) -> pl.Expr:
+    """An integer per ``user_id`` to sort and search on.
+
+    By default its 64-bit hash (nearly free); two ids sharing a hash are detected
+    where rows are grouped (:class:`UserCodeCollisionError`), and the caller then asks
+    for ``exact`` codes: a categorical's dictionary index, exact but slower.
+    """
+    if exact:
+        codes = pl.col("user_id").cast(pl.Categorical).to_physical()
+        return codes.cast(pl.UInt64).alias(USER_CODE)
+    return pl.col("user_id").hash().alias(USER_CODE)
+
+
+def _differs(column: str) -> pl.Expr:
+    """True where a row's value differs from the previous row's (and on the first)."""
+    return (pl.col(column) != pl.col(column).shift(1)).fill_null(True)
+
+
+def _check_codes(frame: pl.DataFrame, same_user: pl.Expr) -> None:
+    """Raise UserCodeCollisionError if rows taken as one user's carry different ids."""
+    clash = same_user & (pl.col("user_id") != pl.col("user_id").shift(1))
+    if frame.select(clash.any()).item():
+        raise UserCodeCollisionError
+
+
 # --- outcome rows by position --------------------------------------------------------
 
 
 def sort_outcomes(outcomes: pl.DataFrame) -> pl.DataFrame:
     """Outcome rows by user code, then time, then log order (two stable sorts)."""
-    return (
-        outcomes.with_columns(pl.col("user_id").to_physical().alias(USER_CODE))
-        .sort("timestamp", maintain_order=True)
-        .sort(USER_CODE, maintain_order=True)
+    ordered = outcomes.sort("timestamp", maintain_order=True).sort(
+        USER_CODE, maintain_order=True
     )
+    _check_codes(ordered, ~_differs(USER_CODE))
+    return ordered
 
 
 def first_at_or_after(
@@ -166,10 +199,14 @@ def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     of the analysis window): [seg_lo, lo) is before the first exposure, [pre_lo, lo)
     the pre-period, [lo, hi) the rows that count.
     """
-    codes = assignments["user_id"].to_physical()
+    codes = assignments[USER_CODE]
     users = outcomes[USER_CODE]
     seg_lo = users.search_sorted(codes, side="left").to_numpy()
     seg_hi = users.search_sorted(codes, side="right").to_numpy()
+    found = seg_lo < seg_hi
+    matched = outcomes["user_id"].gather(seg_lo[found])
+    if (matched != assignments["user_id"].filter(pl.Series(found))).any():
+        raise UserCodeCollisionError
     times = outcomes["timestamp"].to_physical().to_numpy()
 
     def search(instants: pl.Expr) -> np.ndarray:

@@ -28,12 +28,14 @@ import polars as pl
 from cxlab.attribution import (
     DIM_PREFIX,
     USER_CODE,
+    UserCodeCollisionError,
     attribute_exposures,
     experiment_windows,
     flag_windows,
     locate,
     rows_between,
     sort_outcomes,
+    user_code,
 )
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
@@ -324,7 +326,6 @@ def summarize(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     ids = [e.id for e in experiments]
-    user_code = pl.col("user_id").cast(pl.Categorical)
     plans = [
         _log_stats(events, ids),
         events.group_by("event")
@@ -334,9 +335,9 @@ def summarize(
         else pl.LazyFrame(schema={"event": pl.String, "rows": pl.UInt32}),
         analysed.filter(
             (pl.col("event") == EXPOSURE) & pl.col("experiment_id").is_in(ids)
-        ).select("timestamp", user_code, "experiment_id", "variant", *dims),
+        ).select("timestamp", "user_id", "experiment_id", "variant", *dims),
         analysed.filter(pl.col("event").is_in(needed_events)).select(
-            "timestamp", user_code, "event", "value", *filter_columns
+            "timestamp", "user_id", "event", "value", *filter_columns
         ),
         events.group_by("user_id").agg(pl.len().alias("rows"))
         if log_health
@@ -380,9 +381,7 @@ def summarize(
         exposures.filter(~pl.col("in_window"))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS)
-        .with_columns(pl.col("user_id").cast(pl.String))
     )
-    assignments = attribute_exposures(exposures, dims)
     log_row = log_row.row(0, named=True)
     if log_row["timestamp_unparseable"] and not thorough_timestamps:
         # Mixed ISO-8601 spellings: parse again, trying every format per row.
@@ -399,15 +398,18 @@ def summarize(
         raise EventLogError(source.label, "the event log is empty")
     _check_declared_variants(scanned, by_variant, experiments, source.label)
 
-    tables = _reduce(
-        assignments.with_row_index("uk"),
-        sort_outcomes(outcomes),
-        experiments,
-        catalog,
-        metric_users,
-        components,
-        dims,
-    )
+    def attribute_and_reduce(exact: bool) -> tuple[pl.DataFrame, _Tables]:
+        code = user_code(exact=exact)
+        assignments = attribute_exposures(exposures.with_columns(code), dims)
+        assignments = assignments.with_row_index("uk")
+        outcomes_by_user = sort_outcomes(outcomes.with_columns(code))
+        args = (experiments, catalog, metric_users, components, dims)
+        return assignments, _reduce(assignments, outcomes_by_user, *args)
+
+    try:
+        assignments, tables = attribute_and_reduce(exact=False)
+    except UserCodeCollisionError:  # two ids share a 64-bit hash: use exact codes
+        assignments, tables = attribute_and_reduce(exact=True)
     last_day = log_row["last_event"].date() if log_row["last_event"] else None
     as_of_by_exp = {e.id: _as_of_day(e, as_of, last_day) for e in experiments}
     daily = _cumulate(tables.deltas, tables.flow, experiments, catalog, as_of_by_exp)
@@ -417,7 +419,7 @@ def summarize(
     )
     not_in_any = (
         rows_per_user.join(
-            assignments.select(pl.col("user_id").cast(pl.String)).unique(),
+            assignments.select("user_id").unique(),
             on="user_id",
             how="anti",
         )
