@@ -290,3 +290,42 @@ def test_exposures_of_other_experiments_are_set_aside_and_counted(lab) -> None:
     assert s.log.set_aside["exposure_rows_of_other_experiments"] == 2
     # z is in no analysed experiment: its two rows
     assert s.log.set_aside["events_of_users_in_no_analysed_experiment"] == 2
+
+
+def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
+    lab, monkeypatch
+) -> None:
+    """Every user gets the same 'hash': the collision is caught, the numbers hold."""
+    import cxlab.summaries as summaries
+    from cxlab.attribution import user_code
+
+    e = lab.event
+    rows = [
+        e("2026-10-01T09:00:00Z", "a", "exposure", "control"),
+        e("2026-10-01T10:00:00Z", "b", "exposure", "treatment"),
+        e("2026-10-02T09:00:00Z", "c", "exposure", "treatment"),
+        e("2026-10-02T11:00:00Z", "a", "order", value=5),
+        e("2026-10-03T11:00:00Z", "b", "order", value=8),
+        e("2026-10-03T12:00:00Z", "b", "order", value=2),
+        e("2026-10-01T08:00:00Z", "c", "order", value=9),  # before c's exposure
+    ]
+    honest = lab.summarize(rows, secondary_metrics=["revenue"])
+    calls = []
+
+    def colliding(*, exact: bool = False) -> pl.Expr:
+        calls.append(exact)
+        return user_code(exact=True) if exact else pl.lit(7, pl.UInt64).alias("uid")
+
+    monkeypatch.setattr(summaries, "user_code", colliding)
+    patched = lab.summarize(rows, secondary_metrics=["revenue"])
+    assert calls == [False, True]
+    assert patched.daily.equals(honest.daily)
+    revenue = patched.daily.filter(
+        (pl.col("metric") == "revenue") & (pl.col("day") == dt.date(2026, 10, 5))
+    ).sort("variant")
+    # control: a with 5; treatment: b with 8 + 2, c with nothing after exposure
+    assert revenue.select("variant", "n", "sum_x", "sum_xx").rows() == [
+        ("control", 1, 5.0, 25.0),
+        ("treatment", 2, 10.0, 100.0),
+    ]
+    assert patched.health["exp"].pre_exposure_events == 1
