@@ -9,8 +9,10 @@ exactly what depends on it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import streamlit as st
@@ -27,6 +29,9 @@ from cxlab.config import (
 from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
 from cxlab.summaries import Summaries
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EVENTS = ROOT / "data" / "events.parquet"
@@ -140,6 +145,24 @@ def load_health(ws: Workspace) -> HealthReport:
     """The data-health report of the log against the configs."""
     _, experiments = load_configs(ws.experiments_dir, ws.configs)
     return health_report(resolve_source(ws.events), experiments, _summaries(ws))
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def figure(
+    ws: Workspace,
+    experiment_id: str,
+    name: str,
+    key: tuple[Hashable, ...],
+    _build: Callable[[], go.Figure],
+) -> go.Figure:
+    """A figure of one experiment, built once per workspace, experiment and ``key``.
+
+    Building a Plotly figure costs 15-25 ms, so a widget change redraws only the
+    figures it changes. ``_build`` is not hashed: the figure must follow from the
+    workspace's cached results of the experiment and ``key`` (the widget values it
+    uses) alone. Figures are shared by reruns and sessions: nothing may mutate them.
+    """
+    return _build()
 
 
 def summaries_for(ws: Workspace, experiment_id: str) -> Summaries:

@@ -26,6 +26,7 @@ UTC_DAY = dt.timedelta(days=1)
 OPEN_END = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 DIM_PREFIX = "dim:"
 USER_CODE = "uid"
+USER_CHECK = "uid_check"
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
@@ -114,6 +115,7 @@ def attribute_exposures(
             "experiment_id",
             "user_id",
             USER_CODE,
+            USER_CHECK,
             pl.col("timestamp").alias("first_exposure"),
             "variant",
             "conflict_at",
@@ -135,17 +137,21 @@ class UserCodeCollisionError(Exception):
     """Two different user ids share a hash code (then exact codes are used)."""
 
 
-def user_code(*, exact: bool = False) -> pl.Expr:
-    """An integer per ``user_id`` to sort and search on.
+def user_codes(*, exact: bool = False) -> list[pl.Expr]:
+    """Integers per ``user_id`` to sort and search on: a code and a check.
 
-    By default its 64-bit hash (nearly free); two ids sharing a hash are detected
-    where rows are grouped (:class:`UserCodeCollisionError`), and the caller then asks
-    for ``exact`` codes: a categorical's dictionary index, exact but slower.
+    By default two independent 64-bit hashes (nearly free): rows grouped as one
+    user by the code must agree on the check, else :class:`UserCodeCollisionError`
+    (two ids sharing both hashes is a 2⁻¹²⁸ event), and the caller asks for
+    ``exact`` codes: a categorical's dictionary index, exact but slower.
     """
     if exact:
-        codes = pl.col("user_id").cast(pl.Categorical).to_physical()
-        return codes.cast(pl.UInt64).alias(USER_CODE)
-    return pl.col("user_id").hash().alias(USER_CODE)
+        codes = pl.col("user_id").cast(pl.Categorical).to_physical().cast(pl.UInt64)
+        return [codes.alias(USER_CODE), codes.alias(USER_CHECK)]
+    return [
+        pl.col("user_id").hash(seed=0).alias(USER_CODE),
+        pl.col("user_id").hash(seed=1).alias(USER_CHECK),
+    ]
 
 
 def _differs(column: str) -> pl.Expr:
@@ -154,9 +160,8 @@ def _differs(column: str) -> pl.Expr:
 
 
 def _check_codes(frame: pl.DataFrame, same_user: pl.Expr) -> None:
-    """Raise UserCodeCollisionError if rows taken as one user's carry different ids."""
-    clash = same_user & (pl.col("user_id") != pl.col("user_id").shift(1))
-    if frame.select(clash.any()).item():
+    """Raise UserCodeCollisionError if rows taken as one user's disagree."""
+    if frame.select((same_user & _differs(USER_CHECK)).any()).item():
         raise UserCodeCollisionError
 
 
@@ -164,9 +169,14 @@ def _check_codes(frame: pl.DataFrame, same_user: pl.Expr) -> None:
 
 
 def sort_outcomes(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Outcome rows by user code, then time, then log order (two stable sorts)."""
-    ordered = outcomes.sort("timestamp", maintain_order=True).sort(
-        USER_CODE, maintain_order=True
+    """Outcome rows by user code, then time, then log order (two stable sorts).
+
+    The text ``user_id`` is left behind: the codes stand for it from here on.
+    """
+    ordered = (
+        outcomes.drop("user_id")
+        .sort("timestamp", maintain_order=True)
+        .sort(USER_CODE, maintain_order=True)
     )
     _check_codes(ordered, ~_differs(USER_CODE))
     return ordered
@@ -204,8 +214,8 @@ def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     seg_lo = users.search_sorted(codes, side="left").to_numpy()
     seg_hi = users.search_sorted(codes, side="right").to_numpy()
     found = seg_lo < seg_hi
-    matched = outcomes["user_id"].gather(seg_lo[found])
-    if (matched != assignments["user_id"].filter(pl.Series(found))).any():
+    matched = outcomes[USER_CHECK].gather(seg_lo[found])
+    if (matched != assignments[USER_CHECK].filter(pl.Series(found))).any():
         raise UserCodeCollisionError
     times = outcomes["timestamp"].to_physical().to_numpy()
 

@@ -27,6 +27,7 @@ import polars as pl
 
 from cxlab.attribution import (
     DIM_PREFIX,
+    USER_CHECK,
     USER_CODE,
     UserCodeCollisionError,
     attribute_exposures,
@@ -35,7 +36,7 @@ from cxlab.attribution import (
     locate,
     rows_between,
     sort_outcomes,
-    user_code,
+    user_codes,
 )
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
 from cxlab.errors import EventLogError
@@ -326,6 +327,11 @@ def summarize(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     ids = [e.id for e in experiments]
+    # The outcome events' names as a small enum (a few bytes per row, not text).
+    component_events = sorted({c.event for c in components})
+    event_code = pl.col("event")
+    if component_events:
+        event_code = event_code.cast(pl.Enum(component_events))
     plans = [
         _log_stats(events, ids),
         events.group_by("event")
@@ -337,7 +343,7 @@ def summarize(
             (pl.col("event") == EXPOSURE) & pl.col("experiment_id").is_in(ids)
         ).select("timestamp", "user_id", "experiment_id", "variant", *dims),
         analysed.filter(pl.col("event").is_in(needed_events)).select(
-            "timestamp", "user_id", "event", "value", *filter_columns
+            "timestamp", "user_id", event_code, "value", *filter_columns
         ),
         events.group_by("user_id").agg(pl.len().alias("rows"))
         if log_health
@@ -355,23 +361,9 @@ def summarize(
     except pl.exceptions.PolarsError as exc:
         raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
     exposures = flag_windows(exposure_log, experiment_windows(experiments, as_of))
-    in_window = exposures.filter(pl.col("in_window"))
-    by_variant = (
-        exposures.group_by("experiment_id", "variant")
-        .agg(
-            pl.len().alias("exposure_rows"),
-            pl.col("in_window").sum().alias("in_window_rows"),
-        )
-        .join(
-            in_window.select("experiment_id", "variant", "user_id")
-            .unique()
-            .group_by("experiment_id", "variant")
-            .agg(pl.len().alias("users")),
-            on=["experiment_id", "variant"],
-            how="left",
-        )
-        .with_columns(pl.col("users").fill_null(0))
-        .sort("experiment_id", "variant")
+    rows_by_variant = exposures.group_by("experiment_id", "variant").agg(
+        pl.len().alias("exposure_rows"),
+        pl.col("in_window").sum().alias("in_window_rows"),
     )
     exposure_health = exposures.group_by("experiment_id").agg(
         pl.len().alias("exposure_rows"),
@@ -396,20 +388,35 @@ def summarize(
     raise_for_violations(scanned, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
-    _check_declared_variants(scanned, by_variant, experiments, source.label)
+    _check_declared_variants(scanned, rows_by_variant, experiments, source.label)
 
-    def attribute_and_reduce(exact: bool) -> tuple[pl.DataFrame, _Tables]:
-        code = user_code(exact=exact)
-        assignments = attribute_exposures(exposures.with_columns(code), dims)
-        assignments = assignments.with_row_index("uk")
-        outcomes_by_user = sort_outcomes(outcomes.with_columns(code))
+    def attribute_and_reduce(exact: bool) -> tuple[pl.DataFrame, ...]:
+        codes = user_codes(exact=exact)
+        coded = exposures.with_columns(codes)
+        assignments = attribute_exposures(coded, dims).with_row_index("uk")
+        outcomes_by_user = sort_outcomes(outcomes.with_columns(codes))
         args = (experiments, catalog, metric_users, components, dims)
-        return assignments, _reduce(assignments, outcomes_by_user, *args)
+        users_by_variant = (
+            coded.filter(pl.col("in_window"))
+            .select("experiment_id", "variant", USER_CODE)
+            .unique()
+            .group_by("experiment_id", "variant")
+            .agg(pl.len().alias("users"))
+        )
+        tables = _reduce(assignments, outcomes_by_user, *args)
+        return assignments, tables, users_by_variant
 
     try:
-        assignments, tables = attribute_and_reduce(exact=False)
-    except UserCodeCollisionError:  # two ids share a 64-bit hash: use exact codes
-        assignments, tables = attribute_and_reduce(exact=True)
+        assignments, tables, users_by_variant = attribute_and_reduce(exact=False)
+    except UserCodeCollisionError:  # two ids share both hashes: use exact codes
+        assignments, tables, users_by_variant = attribute_and_reduce(exact=True)
+    by_variant = (
+        rows_by_variant.join(
+            users_by_variant, on=["experiment_id", "variant"], how="left"
+        )
+        .with_columns(pl.col("users").fill_null(0))
+        .sort("experiment_id", "variant")
+    )
     last_day = log_row["last_event"].date() if log_row["last_event"] else None
     as_of_by_exp = {e.id: _as_of_day(e, as_of, last_day) for e in experiments}
     daily = _cumulate(tables.deltas, tables.flow, experiments, catalog, as_of_by_exp)
@@ -607,7 +614,7 @@ def _reduce(
         outcomes,
     )
     users = located.drop("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
-    outcome_cols = [c for c in outcomes.columns if c not in ("user_id", USER_CODE)]
+    outcome_cols = [c for c in outcomes.columns if c not in (USER_CODE, USER_CHECK)]
 
     def counted_rows(of: pl.DataFrame, start: str, end: str) -> pl.DataFrame:
         """The outcome rows in [start, end) of each assignment, by (uk, time)."""
@@ -728,15 +735,15 @@ def _reduce(
     )
 
     dimensions = []
+    ids = {e.id for e in experiments}
     for d in dims:
         exp_ids = [e.id for e in experiments if d in e.dimensions]
         in_exps = pl.col("arm").is_in(
             arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
         )
         segment = pl.col(SEGMENT_PREFIX + d)
-        sums = _named_arms(
-            changes.filter(in_exps).group_by("arm", segment).agg(wide_sums), arms
-        )
+        of_exps = changes if set(exp_ids) == set(ids) else changes.filter(in_exps)
+        sums = _named_arms(of_exps.group_by("arm", segment).agg(wide_sums), arms)
         counts = _named_arms(
             users.filter(in_exps & conflict.is_null())
             .group_by("arm", segment)
@@ -797,7 +804,7 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
     per_experiment = kept.group_by("experiment_id").agg(
         pl.col("before").sum().alias("pre_exposure_events")
     )
-    rows = kept.group_by("user_id").agg(pl.col("before").max())["before"].sum()
+    rows = kept.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum()
     # The earliest examples come from the assignments whose earliest row is earliest.
     times = outcomes["timestamp"]
     candidates = kept.filter(pl.col("before") > 0)
@@ -806,6 +813,7 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
     ).top_k(EXAMPLE_ROWS, by="first_row_time", reverse=True)
     pairs = candidates.select(
         "experiment_id",
+        "user_id",
         "first_exposure",
         pl.int_ranges(
             "seg_lo", pl.min_horizontal("lo", pl.col("seg_lo") + EXAMPLE_ROWS)
@@ -813,17 +821,13 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
     ).explode("pos")
     examples = (
         pairs.hstack(
-            list(
-                outcomes.select(
-                    pl.col("user_id", "event", "timestamp").gather(pairs["pos"])
-                )
-            )
+            list(outcomes.select(pl.col("event", "timestamp").gather(pairs["pos"])))
         )
         .sort("timestamp", "experiment_id", maintain_order=True)
         .select(
             "experiment_id",
-            pl.col("user_id").cast(pl.String),
-            "event",
+            "user_id",
+            pl.col("event").cast(pl.String),
             "timestamp",
             "first_exposure",
         )

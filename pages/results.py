@@ -117,7 +117,9 @@ st.dataframe(
     hide_index=True,
     key="scorecard",
 )
-forest = charts.delta_forest(result, method)
+forest = app_data.figure(
+    ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
+)
 st.plotly_chart(forest, key="forest")
 with st.expander("Details: every method, raw p-values and expected loss"):
     st.dataframe(charts.details_frame(result), hide_index=True)
@@ -140,9 +142,27 @@ variant = picks[1].selectbox(
 )
 row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")
-lift = charts.cumulative_lift(history, metric_id, variant)
-per_arm = charts.arm_values_over_time(history, metric_id)
-post = charts.posterior(row.bayesian, row.metric.direction)
+lift = app_data.figure(
+    ws,
+    exp.id,
+    "lift",
+    (metric_id, variant),
+    lambda: charts.cumulative_lift(history, metric_id, variant),
+)
+per_arm = app_data.figure(
+    ws,
+    exp.id,
+    "per_arm",
+    (metric_id,),
+    lambda: charts.arm_values_over_time(history, metric_id),
+)
+post = app_data.figure(
+    ws,
+    exp.id,
+    "posterior",
+    (metric_id, variant),
+    lambda: charts.posterior(row.bayesian, row.metric.direction),
+)
 figures = [forest, lift, per_arm, post]
 is_nps = row.metric.type == "nps"
 tabs = st.tabs(
@@ -160,7 +180,13 @@ tabs[2].caption(
     "posterior lies on the metric's good side of zero."
 )
 if is_nps:
-    split = charts.nps_split(result, metric_id)
+    split = app_data.figure(
+        ws,
+        exp.id,
+        "nps_split",
+        (metric_id,),
+        lambda: charts.nps_split(result, metric_id),
+    )
     figures.append(split)
     tabs[3].plotly_chart(split, key="nps_split")
     tabs[3].dataframe(
@@ -177,14 +203,26 @@ if exp.dimensions:
     st.subheader("Segments")
     seg = segments.segment_results(summaries.by_dimension, exp, row.metric, variant)
     st.caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
-    seg_fig = charts.segment_forest(seg, alpha=exp.alpha)
+    seg_fig = app_data.figure(
+        ws,
+        exp.id,
+        "segments",
+        (metric_id, variant),
+        lambda: charts.segment_forest(seg, alpha=exp.alpha),
+    )
     figures.append(seg_fig)
     st.plotly_chart(seg_fig, key="segments")
     with st.expander("Segment table"):
         st.dataframe(seg, hide_index=True)
 
 st.subheader("Exposures")
-exposures = charts.exposures_per_day(summaries.exposures, exp.id)
+exposures = app_data.figure(
+    ws,
+    exp.id,
+    "exposures",
+    (),
+    lambda: charts.exposures_per_day(summaries.exposures, exp.id),
+)
 figures.append(exposures)
 st.plotly_chart(exposures, key="exposures")
 
@@ -203,7 +241,7 @@ files[1].download_button(
 )
 files[2].download_button(
     "Charts (HTML)",
-    charts.figures_html(figures, exp.label),
+    lambda: charts.figures_html(figures, exp.label),  # rendered only when clicked
     file_name=f"{exp.id}-charts.html",
     mime="text/html",
 )

@@ -295,9 +295,9 @@ def test_exposures_of_other_experiments_are_set_aside_and_counted(lab) -> None:
 def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
     lab, monkeypatch
 ) -> None:
-    """Every user gets the same 'hash': the collision is caught, the numbers hold."""
+    """Every user gets the same code but their own check: caught, numbers hold."""
     import cxlab.summaries as summaries
-    from cxlab.attribution import user_code
+    from cxlab.attribution import USER_CODE, user_codes
 
     e = lab.event
     rows = [
@@ -312,11 +312,12 @@ def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
     honest = lab.summarize(rows, secondary_metrics=["revenue"])
     calls = []
 
-    def colliding(*, exact: bool = False) -> pl.Expr:
+    def colliding(*, exact: bool = False) -> list[pl.Expr]:
         calls.append(exact)
-        return user_code(exact=True) if exact else pl.lit(7, pl.UInt64).alias("uid")
+        codes = user_codes(exact=exact)
+        return codes if exact else [pl.lit(7, pl.UInt64).alias(USER_CODE), codes[1]]
 
-    monkeypatch.setattr(summaries, "user_code", colliding)
+    monkeypatch.setattr(summaries, "user_codes", colliding)
     patched = lab.summarize(rows, secondary_metrics=["revenue"])
     assert calls == [False, True]
     assert patched.daily.equals(honest.daily)
