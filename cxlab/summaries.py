@@ -69,6 +69,7 @@ EXAMPLE_COLUMNS = ["timestamp", "user_id", "experiment_id", "variant"]
 NPS_PROMOTER_MIN = 9
 MISSING = "(missing)"
 SEGMENT_PREFIX = "segment:"
+PREVIOUS = "previous:"
 NPS_PASSIVE_MIN = 7
 
 
@@ -210,14 +211,17 @@ def metric_components(metric: MetricDef) -> tuple[_Component, ...]:
     return (_side(metric),)
 
 
-def _user_value(metric: MetricDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """(x, y, in_population) of a user from the cumulative component columns."""
+def _user_value(
+    metric: MetricDef, prefix: str = ""
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(x, y, in_population) of a user from the component columns ``prefix+name``."""
     comps = metric_components(metric)
-    first = pl.col(comps[0].name)
+    first = pl.col(prefix + comps[0].name)
     if metric.type == "proportion":
         return (first.fill_null(0) > 0).cast(pl.Float64), pl.lit(0.0), pl.lit(1.0)
     if metric.type == "ratio":
-        return first.fill_null(0.0), pl.col(comps[1].name).fill_null(0.0), pl.lit(1.0)
+        second = pl.col(prefix + comps[1].name).fill_null(0.0)
+        return first.fill_null(0.0), second, pl.lit(1.0)
     if metric.type == "nps":
         score = (
             pl.when(first.is_null())
@@ -541,10 +545,30 @@ class _Tables:
 DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
 
 
-def _previous_of(value: pl.Expr) -> pl.Expr:
-    """The value on the same user's previous row (rows sorted by uk, day), else 0."""
-    same_user = pl.col("uk") == pl.col("uk").shift(1)
-    return pl.when(same_user).then(value.shift(1)).otherwise(0.0)
+def _contribution_parts(
+    metric_users: dict[str, list[str]],
+    catalog: Catalog,
+    pre_cols: dict[str, str],
+    prefix: str = "",
+) -> dict[str, pl.Expr]:
+    """Each metric's per-user parts as "<metric>|<sum>": x, x², y, y², xy, x·x₀.
+
+    Only the parts a metric type uses (the others are zero); the responders
+    count ``d_pop`` only for NPS, where it is the population.
+    """
+    parts = {}
+    for metric_id in metric_users:
+        x, y, pop = _user_value(catalog[metric_id], prefix)
+        metric_type = catalog[metric_id].type
+        metric_parts = {"sum_x": x, "sum_xx": x * x}
+        if metric_type == "nps":
+            metric_parts["d_pop"] = pop
+        if metric_type == "ratio":
+            metric_parts |= {"sum_y": y, "sum_yy": y * y, "sum_xy": x * y}
+        if metric_id in pre_cols:
+            metric_parts["pre_xy"] = x * pl.col(pre_cols[metric_id]).fill_null(0.0)
+        parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
+    return parts
 
 
 def _to_long(
@@ -671,38 +695,41 @@ def _reduce(
         users = users.join(pre_per_user, on="uk", how="left", maintain_order="left")
 
     # Per metric, the change of each user's contribution on each of their days,
-    # as wide columns "<metric>|<sum>". A user who meets a second variant retires
-    # on that day: their last contribution is taken back.
-    parts = {}
-    for metric_id in metric_users:
-        x, y, pop = _user_value(catalog[metric_id])
-        pre = (
-            pl.col(pre_cols[metric_id]).fill_null(0.0) if metric_id in pre_cols else 0.0
-        )
-        metric_type = catalog[metric_id].type
-        metric_parts = {"sum_x": x, "sum_xx": x * x}
-        if metric_type == "nps":
-            metric_parts["d_pop"] = pop
-        if metric_type == "ratio":
-            metric_parts |= {"sum_y": y, "sum_yy": y * y, "sum_xy": x * y}
-        if metric_id in pre_cols:
-            metric_parts["pre_xy"] = x * pre
-        parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
-    keys = ["arm", "day", *seg_cols]
+    # as wide columns "<metric>|<sum>": its parts (x, x², …) now less the same on
+    # the user's previous day. A user who meets a second variant retires on that
+    # day: their last contribution is taken back.
+    def parts(prefix: str = "") -> dict[str, pl.Expr]:
+        return _contribution_parts(metric_users, catalog, pre_cols, prefix)
+
     conflict = pl.col("conflict_day")
-    active = user_days.filter(conflict.is_null() | (pl.col("day") < conflict))
+    same_user = pl.col("uk") == pl.col("uk").shift(1)
+    active = user_days.filter(
+        conflict.is_null() | (pl.col("day") < conflict)
+    ).with_columns(
+        pl.when(same_user).then(pl.col(c.name).shift(1)).alias(PREVIOUS + c.name)
+        for c in components
+    )
+    now, before = parts(), parts(PREVIOUS)
+    retiring = active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
     changes = pl.concat(
         [
-            active.select(
-                *keys, *[(e - _previous_of(e)).alias(k) for k, e in parts.items()]
+            active.lazy().select(
+                "arm", "day", *[(e - before[k]).alias(k) for k, e in now.items()]
             ),
-            active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
-            .with_columns(conflict.alias("day"))
-            .select(*keys, *[(-e).alias(k) for k, e in parts.items()]),
+            retiring.lazy().select(
+                "arm", conflict.alias("day"), *[(-e).alias(k) for k, e in now.items()]
+            ),
         ]
     )
     wide_sums = pl.selectors.contains("|").sum()
-    daily_deltas = _named_arms(changes.group_by("arm", "day").agg(wide_sums), arms)
+    daily_deltas = _named_arms(
+        changes.group_by("arm", "day").agg(wide_sums).collect(engine="streaming"),
+        arms,
+    )
+    # As of the last day, a user's changes add up to their latest parts (zero
+    # once retired): segments sum those.
+    latest = active.filter(conflict.is_null() & pl.col("uk").is_last_distinct())
+    latest = latest.select("arm", *seg_cols, *[e.alias(k) for k, e in now.items()])
 
     pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
     entering = users.select(
@@ -742,7 +769,7 @@ def _reduce(
             arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
         )
         segment = pl.col(SEGMENT_PREFIX + d)
-        of_exps = changes if set(exp_ids) == set(ids) else changes.filter(in_exps)
+        of_exps = latest if set(exp_ids) == set(ids) else latest.filter(in_exps)
         sums = _named_arms(of_exps.group_by("arm", segment).agg(wide_sums), arms)
         counts = _named_arms(
             users.filter(in_exps & conflict.is_null())
