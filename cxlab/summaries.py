@@ -290,6 +290,7 @@ def summarize(
     as_of: dt.date | None = None,
     log_health: bool = True,
     thorough_timestamps: bool = False,
+    exact_user_codes: bool = False,
 ) -> Summaries:
     """Reduce a log to the summaries of a set of experiments.
 
@@ -307,6 +308,8 @@ def summarize(
         thorough_timestamps: parse text timestamps with every ISO-8601 spelling;
             set automatically (a second pass) when the fast parse leaves rows
             unparsed, so a log mixing formats still works.
+        exact_user_codes: number users by a dictionary rather than by hashing;
+            set automatically (a second pass) if two ids ever share a hash.
 
     Returns:
         The summaries (see module docstring).
@@ -388,18 +391,19 @@ def summarize(
             as_of=as_of,
             log_health=log_health,
             thorough_timestamps=True,
+            exact_user_codes=exact_user_codes,
         )
     raise_for_violations(scanned, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
     _check_declared_variants(scanned, rows_by_variant, experiments, source.label)
 
-    def attribute_and_reduce(exact: bool) -> tuple[pl.DataFrame, ...]:
-        codes = user_codes(exact=exact)
-        coded = exposures.with_columns(codes)
+    # Stage 2. Big frames are dropped as soon as they are used (peak memory).
+    codes = user_codes(exact=exact_user_codes)
+    coded = exposures.with_columns(codes)
+    del exposure_log, exposures
+    try:
         assignments = attribute_exposures(coded, dims).with_row_index("uk")
-        outcomes_by_user = sort_outcomes(outcomes.with_columns(codes))
-        args = (experiments, catalog, metric_users, components, dims)
         users_by_variant = (
             coded.filter(pl.col("in_window"))
             .select("experiment_id", "variant", USER_CODE)
@@ -407,13 +411,21 @@ def summarize(
             .group_by("experiment_id", "variant")
             .agg(pl.len().alias("users"))
         )
-        tables = _reduce(assignments, outcomes_by_user, *args)
-        return assignments, tables, users_by_variant
-
-    try:
-        assignments, tables, users_by_variant = attribute_and_reduce(exact=False)
+        del coded
+        outcomes = sort_outcomes(outcomes.with_columns(codes))
+        args = (experiments, catalog, metric_users, components, dims)
+        tables = _reduce(assignments, outcomes, *args)
+        del outcomes
     except UserCodeCollisionError:  # two ids share both hashes: use exact codes
-        assignments, tables, users_by_variant = attribute_and_reduce(exact=True)
+        return summarize(
+            source,
+            experiments,
+            catalog,
+            as_of=as_of,
+            log_health=log_health,
+            thorough_timestamps=thorough_timestamps,
+            exact_user_codes=True,
+        )
     by_variant = (
         rows_by_variant.join(
             users_by_variant, on=["experiment_id", "variant"], how="left"
@@ -624,31 +636,41 @@ def _reduce(
         orient="row",
     ).with_row_index("arm")
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
+    arm_of = assignments.select("experiment_id", "variant").join(
+        arms, on=["experiment_id", "variant"], how="left", maintain_order="left"
+    )
     located = locate(
-        assignments.join(
-            arms, on=["experiment_id", "variant"], how="left", maintain_order="left"
-        ).with_columns(
-            pl.col(DIM_PREFIX + d)
-            .cast(pl.String)
-            .fill_null(MISSING)
-            .cast(pl.Categorical)
-            .alias(SEGMENT_PREFIX + d)
-            for d in dims
+        assignments.with_columns(
+            arm_of["arm"],
+            *(
+                pl.col(DIM_PREFIX + d)
+                .cast(pl.String)
+                .fill_null(MISSING)
+                .cast(pl.Categorical)
+                .alias(SEGMENT_PREFIX + d)
+                for d in dims
+            ),
         ),
         outcomes,
     )
     users = located.drop("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
     outcome_cols = [c for c in outcomes.columns if c not in (USER_CODE, USER_CHECK)]
+    windowed = any(c.window_days is not None for c in components)
 
-    def counted_rows(of: pl.DataFrame, start: str, end: str) -> pl.DataFrame:
-        """The outcome rows in [start, end) of each assignment, by (uk, time)."""
+    def counted_rows(
+        of: pl.DataFrame, start: str, end: str, exprs: Sequence[pl.Expr]
+    ) -> pl.DataFrame:
+        """``uk`` and ``exprs`` per outcome row in [start, end) of each assignment.
+
+        Rows are ordered by (uk, time); the gathered columns are dropped here.
+        """
         pairs = rows_between(of, start, end)
-        return pairs.hstack(
-            [
-                *outcomes.select(pl.col(outcome_cols).gather(pairs["pos"])),
-                users["first_exposure"].gather(pairs["uk"]),
-            ]
-        )
+        gathered = outcomes.select(pl.col(outcome_cols).gather(pairs["pos"]))
+        if windowed:
+            gathered = gathered.with_columns(
+                users["first_exposure"].gather(pairs["uk"])
+            )
+        return gathered.with_columns(pairs["uk"]).lazy().select("uk", *exprs).collect()
 
     def of_user(frame: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
         """Attach the user's own columns to rows keyed by ``uk``."""
@@ -656,9 +678,9 @@ def _reduce(
 
     # Each user's cumulative values after each counted row; the last row of each
     # (user, day) is their value at the end of that day.
-    rows = counted_rows(located, "lo", "hi").with_columns(
-        pl.col("timestamp").dt.date().alias("day"),
-        *[c.row_value() for c in components],
+    day = pl.col("timestamp").dt.date().alias("day")
+    rows = counted_rows(
+        located, "lo", "hi", [day, *[c.row_value() for c in components]]
     )
     next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
         pl.col("day") != pl.col("day").shift(-1)
@@ -669,6 +691,7 @@ def _reduce(
         ),
         ["arm", "conflict_day", *seg_cols],
     )
+    del rows
 
     cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
     pre_cols = {
@@ -681,8 +704,12 @@ def _reduce(
             dict.fromkeys(metric_components(catalog[m])[0] for m in pre_cols)
         )
         pre_per_user = (
-            counted_rows(located.filter(pl.col("cuped_days") > 0), "pre_lo", "lo")
-            .select("uk", *[c.row_value() for c in pre_components])
+            counted_rows(
+                located.filter(pl.col("cuped_days") > 0),
+                "pre_lo",
+                "lo",
+                [c.row_value() for c in pre_components],
+            )
             .group_by("uk")
             .agg(*[c.group_agg() for c in pre_components])
             .select(
