@@ -201,6 +201,50 @@ def first_at_or_after(
     return lo
 
 
+class SegmentSearch:
+    """Find times within the rows of one user, for many queries at once.
+
+    Rows are sorted by (user code, time in µs). Each row gets the key
+    ``segment << 32 | whole seconds since the first row``, one sorted int64
+    array, so ``np.searchsorted`` finds every query's first row at or after its
+    second; rows earlier within that same second are then stepped over. If the
+    log spans more than 2³¹ seconds the keys would overflow, and the plain
+    per-slice binary search (:func:`first_at_or_after`) is used instead.
+    """
+
+    def __init__(self, times: np.ndarray, codes: np.ndarray) -> None:
+        self.times = times
+        new_user = np.empty(len(codes), dtype=bool)
+        new_user[:1] = True
+        np.not_equal(codes[1:], codes[:-1], out=new_user[1:])
+        self.segment = np.cumsum(new_user) - 1
+        seconds = np.floor_divide(times, 1_000_000)
+        self.base = int(seconds.min()) if len(times) else 0
+        self.fits = not len(times) or int(seconds.max()) - self.base < 2**31
+        self.keys = (self.segment << 32) + (seconds - self.base)
+
+    def __call__(
+        self, lo: np.ndarray, hi: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
+        """Per query, the first index in [lo, hi) with time >= target, else hi."""
+        if not self.fits or not len(self.times):
+            return first_at_or_after(self.times, lo, hi, targets)
+        second = np.clip(np.floor_divide(targets, 1_000_000) - self.base, 0, 2**32 - 1)
+        segment = self.segment[np.minimum(lo, len(self.times) - 1)]
+        found = np.searchsorted(self.keys, (segment << 32) + second, side="left")
+        found = np.where(lo < hi, np.clip(found, lo, hi), lo)
+        last = len(self.times) - 1
+        early = np.flatnonzero(
+            (found < hi) & (self.times[np.minimum(found, last)] < targets)
+        )
+        while early.size:  # rows in the target's second but before it
+            found[early] += 1
+            still = found[early] < hi[early]
+            early = early[still]
+            early = early[self.times[found[early]] < targets[early]]
+        return found
+
+
 def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     """Each assignment's slices of the sorted outcome rows.
 
@@ -217,11 +261,13 @@ def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     matched = outcomes[USER_CHECK].gather(seg_lo[found])
     if (matched != assignments[USER_CHECK].filter(pl.Series(found))).any():
         raise UserCodeCollisionError
-    times = outcomes["timestamp"].to_physical().to_numpy()
+    search_rows = SegmentSearch(
+        outcomes["timestamp"].to_physical().to_numpy(), outcomes[USER_CODE].to_numpy()
+    )
 
     def search(instants: pl.Expr) -> np.ndarray:
         targets = assignments.select(instants.dt.cast_time_unit("us").to_physical())
-        return first_at_or_after(times, seg_lo, seg_hi, targets.to_series().to_numpy())
+        return search_rows(seg_lo, seg_hi, targets.to_series().to_numpy())
 
     first = pl.col("first_exposure")
     pre_start = first - pl.duration(days=pl.col("cuped_days"))

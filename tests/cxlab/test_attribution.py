@@ -330,3 +330,51 @@ def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
         ("treatment", 2, 10.0, 100.0),
     ]
     assert patched.health["exp"].pre_exposure_events == 1
+
+
+def _brute_first_at_or_after(times, lo, hi, targets):
+    return [
+        next((i for i in range(a, b) if times[i] >= t), b)
+        for a, b, t in zip(lo, hi, targets, strict=True)
+    ]
+
+
+def test_segment_search_matches_a_brute_force_scan() -> None:
+    """Random users and times, many in the same second, µs apart; edge targets."""
+    import numpy as np
+
+    from cxlab.attribution import SegmentSearch, first_at_or_after
+
+    rng = np.random.default_rng(7)
+    codes = np.sort(rng.integers(0, 300, 4_000)).astype(np.uint64)
+    seconds = rng.integers(1_790_000_000, 1_790_000_050, codes.size)
+    times = seconds * 1_000_000 + rng.integers(0, 3, codes.size) * 250_000
+    order = np.lexsort((times, codes))
+    codes, times = codes[order], times[order]
+    users = np.unique(codes)
+    queries = rng.choice(np.append(users, [10_000]), 2_000)  # 10_000: no rows
+    lo = np.searchsorted(codes, queries, side="left")
+    hi = np.searchsorted(codes, queries, side="right")
+    picked = times[np.minimum(lo + rng.integers(0, 5, lo.size), times.size - 1)]
+    targets = np.where(
+        rng.random(lo.size) < 0.8,
+        picked + rng.integers(-1, 2, lo.size) * 250_000,  # equal, just before/after
+        rng.choice([0, 4_000_000_000_000_000], lo.size),  # before / after all rows
+    )
+    expected = _brute_first_at_or_after(times, lo, hi, targets)
+    assert SegmentSearch(times, codes)(lo, hi, targets).tolist() == expected
+    assert first_at_or_after(times, lo, hi, targets).tolist() == expected
+
+
+def test_segment_search_falls_back_when_the_log_spans_centuries() -> None:
+    import numpy as np
+
+    from cxlab.attribution import SegmentSearch
+
+    codes = np.array([1, 1, 1, 2], dtype=np.uint64)
+    times = np.array([0, 5_000_000_000_000_000, 5_000_000_000_000_001, 3])
+    search = SegmentSearch(times, codes)
+    assert not search.fits
+    lo, hi = np.array([0, 0, 3]), np.array([3, 3, 4])
+    targets = np.array([1, 5_000_000_000_000_001, 4])
+    assert search(lo, hi, targets).tolist() == [1, 2, 4]
