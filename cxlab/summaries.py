@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -99,6 +99,21 @@ class ExperimentHealth:
 
 
 @dataclass(frozen=True)
+class ByDay:
+    """What depends on the as-of day, kept as daily changes.
+
+    Any earlier day of the analysed range is a sum over these (:func:`at_day`),
+    so changing the as-of day needs no rescan.
+    """
+
+    dimensions: pl.DataFrame  # experiment, metric, variant, dimension, segment, day
+    health: pl.DataFrame  # experiment_id, day: the ExperimentHealth counts' changes
+    variants: pl.DataFrame  # experiment_id, variant, day: exposure rows and users
+    pre_exposure: pl.DataFrame  # per assignment: uid, exposure/conflict day, before
+    assigned_rows: pl.DataFrame | None  # day, rows of users entering an experiment
+
+
+@dataclass(frozen=True)
 class Summaries:
     """Small tables that every statistic, chart and page works from."""
 
@@ -109,6 +124,7 @@ class Summaries:
     as_of: dict[str, dt.date]
     log: LogHealth
     fingerprint: tuple = field(default=())
+    by_day: ByDay | None = None
 
 
 # --- per-user metric values ------------------------------------------------------
@@ -368,13 +384,14 @@ def summarize(
     except pl.exceptions.PolarsError as exc:
         raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
     exposures = flag_windows(exposure_log, experiment_windows(experiments, as_of))
-    rows_by_variant = exposures.group_by("experiment_id", "variant").agg(
+    exposure_days = exposures.group_by(
+        "experiment_id", "variant", pl.col("timestamp").dt.date().alias("day")
+    ).agg(
         pl.len().alias("exposure_rows"),
         pl.col("in_window").sum().alias("in_window_rows"),
     )
-    exposure_health = exposures.group_by("experiment_id").agg(
-        pl.len().alias("exposure_rows"),
-        (~pl.col("in_window")).sum().alias("exposures_outside_window"),
+    rows_by_variant = exposure_days.group_by("experiment_id", "variant").agg(
+        pl.col("exposure_rows", "in_window_rows").sum()
     )
     outside = (
         exposures.filter(~pl.col("in_window"))
@@ -404,11 +421,12 @@ def summarize(
     del exposure_log, exposures
     try:
         assignments = attribute_exposures(coded, dims).with_row_index("uk")
-        users_by_variant = (
+        # Users per variant by the day they first saw it in the window.
+        users_by_day = (
             coded.filter(pl.col("in_window"))
-            .select("experiment_id", "variant", USER_CODE)
-            .unique()
-            .group_by("experiment_id", "variant")
+            .group_by("experiment_id", "variant", USER_CODE)
+            .agg(pl.col("timestamp").min().dt.date().alias("day"))
+            .group_by("experiment_id", "variant", "day")
             .agg(pl.len().alias("users"))
         )
         del coded
@@ -426,28 +444,49 @@ def summarize(
             thorough_timestamps=thorough_timestamps,
             exact_user_codes=True,
         )
-    by_variant = (
-        rows_by_variant.join(
-            users_by_variant, on=["experiment_id", "variant"], how="left"
+    variants_daily = (
+        exposure_days.join(
+            users_by_day,
+            on=["experiment_id", "variant", "day"],
+            how="full",
+            coalesce=True,
         )
-        .with_columns(pl.col("users").fill_null(0))
-        .sort("experiment_id", "variant")
+        .with_columns(pl.col("exposure_rows", "in_window_rows", "users").fill_null(0))
+        .sort("experiment_id", "variant", "day")
     )
+    by_variant = _variants_at(variants_daily)
     last_day = log_row["last_event"].date() if log_row["last_event"] else None
     as_of_by_exp = {e.id: _as_of_day(e, as_of, last_day) for e in experiments}
     daily = _cumulate(tables.deltas, tables.flow, experiments, catalog, as_of_by_exp)
-    by_dimension = _dimension_table(tables.dimensions, experiments, catalog)
-    health = _health(
-        experiments, exposure_health, tables.user_health, tables.pre_events
-    )
-    not_in_any = (
-        rows_per_user.join(
-            assignments.select("user_id").unique(),
-            on="user_id",
-            how="anti",
+    dimension_deltas = _dimension_deltas(tables.dimensions, experiments)
+    health_daily = (
+        exposure_days.group_by("experiment_id", "day")
+        .agg(
+            pl.col("exposure_rows").sum(),
+            (pl.col("exposure_rows") - pl.col("in_window_rows"))
+            .sum()
+            .alias("exposures_outside_window"),
         )
-        if log_health
-        else rows_per_user
+        .join(
+            tables.people_daily, on=["experiment_id", "day"], how="full", coalesce=True
+        )
+        .with_columns(pl.exclude("experiment_id", "day").fill_null(0).cast(pl.Int64))
+        .sort("experiment_id", "day")
+    )
+    by_dimension = dimension_table(dimension_deltas, catalog)
+    health = _health_at([e.id for e in experiments], health_daily, None)
+    # Each user's rows with the day they first entered an analysed experiment.
+    user_rows = rows_per_user.join(
+        assignments.group_by("user_id").agg(pl.col("exposure_day").min().alias("day")),
+        on="user_id",
+        how="left",
+    )
+    not_in_any = user_rows.filter(pl.col("day").is_null()).drop("day")
+    assigned_rows = (
+        user_rows.filter(pl.col("day").is_not_null())
+        .group_by("day")
+        .agg(pl.col("rows").sum().cast(pl.Int64))
+        .sort("day")
     )
     in_no_experiment = not_in_any["rows"].sum()
     examples = {
@@ -484,6 +523,13 @@ def summarize(
     exposures_daily = tables.flow.select(
         "experiment_id", "variant", "day", "d_users", "d_conflicts"
     ).sort("experiment_id", "variant", "day")
+    by_day = ByDay(
+        dimensions=dimension_deltas,
+        health=health_daily,
+        variants=variants_daily,
+        pre_exposure=tables.pre_exposure_users,
+        assigned_rows=assigned_rows if log_health else None,
+    )
     return Summaries(
         daily,
         by_dimension,
@@ -492,6 +538,7 @@ def summarize(
         as_of_by_exp,
         log,
         source.fingerprint,
+        by_day,
     )
 
 
@@ -548,10 +595,10 @@ class _Tables:
     deltas: pl.DataFrame  # per (experiment, metric, variant, day): summed changes
     flow: pl.DataFrame  # per (experiment, variant, day): users in/out, pre sums
     dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]
-    user_health: pl.DataFrame
-    pre_events: pl.DataFrame
     pre_event_rows: int  # distinct log rows before a first exposure
     pre_event_examples: pl.DataFrame
+    people_daily: pl.DataFrame  # per (experiment, day): users in, excluded, pre rows
+    pre_exposure_users: pl.DataFrame  # per assignment with rows before exposure
 
 
 DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
@@ -741,22 +788,36 @@ def _reduce(
     changes = pl.concat(
         [
             active.lazy().select(
-                "arm", "day", *[(e - before[k]).alias(k) for k, e in now.items()]
+                "arm",
+                "day",
+                *seg_cols,
+                *[(e - before[k]).alias(k) for k, e in now.items()],
             ),
             retiring.lazy().select(
-                "arm", conflict.alias("day"), *[(-e).alias(k) for k, e in now.items()]
+                "arm",
+                conflict.alias("day"),
+                *seg_cols,
+                *[(-e).alias(k) for k, e in now.items()],
             ),
         ]
     )
     wide_sums = pl.selectors.contains("|").sum()
-    daily_deltas = _named_arms(
-        changes.group_by("arm", "day").agg(wide_sums).collect(engine="streaming"),
-        arms,
+    ids = {e.id for e in experiments}
+    dim_plans = []
+    for d in dims:
+        exp_ids = [e.id for e in experiments if d in e.dimensions]
+        in_exps = pl.col("arm").is_in(
+            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
+        )
+        of_exps = changes if set(exp_ids) == ids else changes.filter(in_exps)
+        dim_plans.append(
+            of_exps.group_by("arm", pl.col(SEGMENT_PREFIX + d), "day").agg(wide_sums)
+        )
+    daily_sums, *dim_sums = pl.collect_all(
+        [changes.group_by("arm", "day").agg(wide_sums), *dim_plans],
+        engine="streaming",
     )
-    # As of the last day, a user's changes add up to their latest parts (zero
-    # once retired): segments sum those.
-    latest = active.filter(conflict.is_null() & pl.col("uk").is_last_distinct())
-    latest = latest.select("arm", *seg_cols, *[e.alias(k) for k, e in now.items()])
+    daily_deltas = _named_arms(daily_sums, arms)
 
     pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
     entering = users.select(
@@ -788,41 +849,50 @@ def _reduce(
         arms,
     )
 
+    # Per dimension, by day: the segments' summed changes and users in (+1 on
+    # their first day) and out (-1 when they meet a second variant).
     dimensions = []
-    ids = {e.id for e in experiments}
-    for d in dims:
+    for d, sums in zip(dims, dim_sums, strict=True):
         exp_ids = [e.id for e in experiments if d in e.dimensions]
-        in_exps = pl.col("arm").is_in(
-            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
-        )
         segment = pl.col(SEGMENT_PREFIX + d)
-        of_exps = latest if set(exp_ids) == set(ids) else latest.filter(in_exps)
-        sums = _named_arms(of_exps.group_by("arm", segment).agg(wide_sums), arms)
+        of_exps = users.filter(pl.col("experiment_id").is_in(exp_ids))
         counts = _named_arms(
-            users.filter(in_exps & conflict.is_null())
-            .group_by("arm", segment)
-            .agg(pl.len().alias("users")),
+            pl.concat(
+                [
+                    of_exps.select(
+                        "arm",
+                        segment,
+                        pl.col("exposure_day").alias("day"),
+                        pl.lit(1).alias("users"),
+                    ),
+                    of_exps.filter(conflict.is_not_null()).select(
+                        "arm", segment, conflict.alias("day"), pl.lit(-1).alias("users")
+                    ),
+                ],
+                how="vertical_relaxed",
+            )
+            .group_by("arm", SEGMENT_PREFIX + d, "day")
+            .agg(pl.col("users").sum()),
             arms,
         )
         metric_exps = {
             m: [e for e in users_of if e in exp_ids]
             for m, users_of in metric_users.items()
         }
-        keys_d = ["experiment_id", "variant", "segment"]
-        dimensions.append((d, _to_long(sums, keys_d, metric_exps), counts))
+        keys_d = ["experiment_id", "variant", "segment", "day"]
+        dimensions.append(
+            (d, _to_long(_named_arms(sums, arms), keys_d, metric_exps), counts)
+        )
 
     before = _before_exposure(located, outcomes)
     return _Tables(
         _to_long(daily_deltas, ["experiment_id", "variant", "day"], metric_users),
         flow,
         dimensions,
-        users.group_by("experiment_id").agg(
-            pl.len().alias("exposed_users"),
-            pl.col("conflict_at").is_not_null().sum().alias("multiple_exposures"),
-        ),
-        before.per_experiment,
         before.rows,
         before.examples,
+        before.daily,
+        before.by_assignment,
     )
 
 
@@ -840,9 +910,10 @@ def _named_arms(frame: pl.DataFrame, arms: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class _BeforeExposure:
-    per_experiment: pl.DataFrame  # experiment_id, pre_exposure_events
     rows: int  # distinct log rows before a (non-excluded) user's first exposure
     examples: pl.DataFrame
+    daily: pl.DataFrame  # experiment_id, day, exposed_users, multiple, pre events
+    by_assignment: pl.DataFrame  # uid, exposure_day, conflict_day, before (> 0)
 
 
 def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeExposure:
@@ -852,11 +923,34 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
     set aside once however many experiments it precedes, so the distinct count per
     user is the longest such prefix. Users excluded for two variants are left out.
     """
-    kept = located.filter(pl.col("conflict_day").is_null()).with_columns(
-        (pl.col("lo") - pl.col("seg_lo")).alias("before")
+    people = located.with_columns((pl.col("lo") - pl.col("seg_lo")).alias("before"))
+    kept = people.filter(pl.col("conflict_day").is_null())
+    # By day: users entering (with their rows before exposure) and excluded.
+    conflict = pl.col("conflict_day")
+    daily = (
+        pl.concat(
+            [
+                people.group_by("experiment_id", pl.col("exposure_day").alias("day"))
+                .agg(
+                    pl.len().alias("exposed_users"),
+                    pl.col("before").sum().alias("pre_exposure_events"),
+                )
+                .with_columns(pl.lit(0, pl.UInt32).alias("multiple_exposures")),
+                people.filter(conflict.is_not_null())
+                .group_by("experiment_id", conflict.alias("day"))
+                .agg(
+                    pl.lit(0, pl.UInt32).alias("exposed_users"),
+                    (-pl.col("before").sum()).alias("pre_exposure_events"),
+                    pl.len().alias("multiple_exposures"),
+                ),
+            ],
+            how="vertical_relaxed",
+        )
+        .group_by("experiment_id", "day")
+        .agg(pl.all().sum().cast(pl.Int64))
     )
-    per_experiment = kept.group_by("experiment_id").agg(
-        pl.col("before").sum().alias("pre_exposure_events")
+    by_assignment = people.filter(pl.col("before") > 0).select(
+        USER_CODE, "exposure_day", "conflict_day", "before"
     )
     rows = kept.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum()
     # The earliest examples come from the assignments whose earliest row is earliest.
@@ -887,7 +981,7 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
         )
         .head(EXAMPLE_ROWS)
     )
-    return _BeforeExposure(per_experiment, int(rows or 0), examples)
+    return _BeforeExposure(int(rows or 0), examples, daily, by_assignment)
 
 
 def _pre_value(metric: MetricDef) -> pl.Expr:
@@ -1039,13 +1133,15 @@ def _cumulate(
     return table.select(*keys, _population("d_users"), *SUM_COLUMNS)
 
 
-def _dimension_table(
+DIMENSION_KEYS = ["experiment_id", "metric", "variant", "dimension", "segment"]
+DIMENSION_SUMS = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
+
+
+def _dimension_deltas(
     dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]],
     experiments: Sequence[Experiment],
-    catalog: Catalog,
 ) -> pl.DataFrame:
-    """Statistics as of the as-of day per (experiment, metric, variant, segment)."""
-    sums_cols = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
+    """Per (experiment, metric, variant, dimension, segment, day): the changes."""
     frames = []
     for dim, sums, counts in dimensions:
         pairs = [
@@ -1056,57 +1152,148 @@ def _dimension_table(
         ]
         metrics = pl.DataFrame(pairs, schema=["experiment_id", "metric"], orient="row")
         frames.append(
-            counts.join(metrics, on="experiment_id", how="inner")
-            .join(
-                sums, on=["experiment_id", "metric", "variant", "segment"], how="left"
+            pl.concat(
+                [counts.join(metrics, on="experiment_id", how="inner"), sums],
+                how="diagonal_relaxed",
             )
-            .join(_metric_types(catalog), on="metric", how="left")
-            .with_columns(pl.col("d_pop", *sums_cols).fill_null(0.0))
-            .select(
-                "experiment_id",
-                "metric",
-                "variant",
+            .with_columns(
                 pl.lit(dim).alias("dimension"),
-                "segment",
-                _population("users"),
-                *sums_cols,
+                pl.col("users").fill_null(0).cast(pl.Int64),
+                pl.col("d_pop", *DIMENSION_SUMS).fill_null(0.0),
             )
+            .select(*DIMENSION_KEYS, "day", "users", "d_pop", *DIMENSION_SUMS)
         )
-    if not frames:
-        schema = {
-            "experiment_id": pl.String,
-            "metric": pl.String,
-            "variant": pl.String,
-            "dimension": pl.String,
-            "segment": pl.String,
-            "n": pl.Int64,
-            **dict.fromkeys(sums_cols, pl.Float64),
-        }
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="vertical_relaxed").sort(
-        "experiment_id", "metric", "dimension", "segment", "variant"
+    schema = {
+        **dict.fromkeys(DIMENSION_KEYS, pl.String),
+        "day": pl.Date,
+        "users": pl.Int64,
+        **dict.fromkeys(["d_pop", *DIMENSION_SUMS], pl.Float64),
+    }
+    return pl.concat([pl.DataFrame(schema=schema), *frames], how="vertical_relaxed")
+
+
+def dimension_table(
+    deltas: pl.DataFrame, catalog: Catalog, day: dt.date | None = None
+) -> pl.DataFrame:
+    """Statistics per (experiment, metric, variant, segment) at the end of ``day``.
+
+    Sums the daily changes up to that day (all of them when None); segments with
+    no analysed user left are omitted.
+    """
+    upto = deltas if day is None else deltas.filter(pl.col("day") <= day)
+    return (
+        upto.group_by(DIMENSION_KEYS)
+        .agg(pl.col("users", "d_pop", *DIMENSION_SUMS).sum())
+        .filter(pl.col("users") > 0)
+        .join(_metric_types(catalog), on="metric", how="left")
+        .select(*DIMENSION_KEYS, _population("users"), *DIMENSION_SUMS)
+        .sort("experiment_id", "metric", "dimension", "segment", "variant")
     )
 
 
-def _health(
-    experiments: Sequence[Experiment],
-    exposure_health: pl.DataFrame,
-    user_health: pl.DataFrame,
-    pre_events: pl.DataFrame,
-) -> dict[str, ExperimentHealth]:
-    def lookup(frame: pl.DataFrame, exp_id: str, column: str) -> int:
-        row = frame.filter(pl.col("experiment_id") == exp_id)
-        return int(row[column][0]) if row.height else 0
+HEALTH_COUNTS = (
+    "exposure_rows",
+    "exposures_outside_window",
+    "exposed_users",
+    "multiple_exposures",
+    "pre_exposure_events",
+)
 
-    return {
-        e.id: ExperimentHealth(
-            exposure_rows=lookup(exposure_health, e.id, "exposure_rows"),
-            exposures_outside_window=lookup(
-                exposure_health, e.id, "exposures_outside_window"
-            ),
-            exposed_users=lookup(user_health, e.id, "exposed_users"),
-            multiple_exposures=lookup(user_health, e.id, "multiple_exposures"),
-            pre_exposure_events=lookup(pre_events, e.id, "pre_exposure_events"),
-        )
-        for e in experiments
+
+def _health_at(
+    experiment_ids: Sequence[str], health_daily: pl.DataFrame, day: dt.date | None
+) -> dict[str, ExperimentHealth]:
+    """Each experiment's health counts at the end of ``day`` (all days when None)."""
+    upto = health_daily if day is None else health_daily.filter(pl.col("day") <= day)
+    totals = {
+        row["experiment_id"]: row
+        for row in upto.group_by("experiment_id")
+        .agg(pl.col(HEALTH_COUNTS).sum())
+        .iter_rows(named=True)
     }
+    return {
+        exp_id: ExperimentHealth(
+            **{c: int(totals.get(exp_id, {}).get(c) or 0) for c in HEALTH_COUNTS}
+        )
+        for exp_id in experiment_ids
+    }
+
+
+def _variants_at(
+    variants_daily: pl.DataFrame, day: dt.date | None = None
+) -> pl.DataFrame:
+    """Exposure rows, in-window rows and users per variant at the end of ``day``."""
+    upto = (
+        variants_daily if day is None else variants_daily.filter(pl.col("day") <= day)
+    )
+    return (
+        upto.group_by("experiment_id", "variant")
+        .agg(pl.col("exposure_rows", "in_window_rows", "users").sum())
+        .sort("experiment_id", "variant")
+    )
+
+
+def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
+    """The summaries as they stood at the end of ``day``, without rescanning the log.
+
+    Equal to ``summarize(..., as_of=day)`` for a day up to the cached as-of days
+    (tested): the daily tables are cut at ``day``, the as-of tables are sums of
+    their daily changes (:class:`ByDay`). Past an experiment's cached as-of day
+    (its end, or the last day of data) nothing changes any more, so its last
+    day is carried forward to ``day``.
+    """
+    by_day = summaries.by_day
+    if by_day is None:
+        raise ValueError("these summaries carry no daily changes (ByDay)")
+    last = summaries.daily.group_by("experiment_id").agg(pl.col("day").max())
+    carried = (
+        summaries.daily.join(last, on=["experiment_id", "day"], how="semi")
+        .filter(pl.col("day") < day)
+        .with_columns(
+            pl.date_ranges(pl.col("day") + dt.timedelta(days=1), day).alias("day")
+        )
+        .explode("day")
+    )
+    daily = pl.concat(
+        [summaries.daily.filter(pl.col("day") <= day), carried], how="vertical_relaxed"
+    ).sort("experiment_id", "metric", "variant", "day")
+    log = summaries.log
+    set_aside = dict(log.set_aside)
+    health = _health_at(list(summaries.as_of), by_day.health, day)
+    set_aside["exposure_rows_outside_window"] = sum(
+        h.exposures_outside_window for h in health.values()
+    )
+    conflict = pl.col("conflict_day")
+    active = by_day.pre_exposure.filter(
+        (pl.col("exposure_day") <= day) & (conflict.is_null() | (conflict > day))
+    )
+    set_aside["events_before_first_exposure"] = int(
+        active.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum() or 0
+    )
+    if by_day.assigned_rows is not None:
+        entered = by_day.assigned_rows.filter(pl.col("day") <= day)["rows"].sum()
+        set_aside["events_of_users_in_no_analysed_experiment"] = log.rows - int(
+            entered or 0
+        )
+    cutoff = analysis_cutoff_of_day(day)
+    examples = {}
+    for key, frame in log.set_aside_examples.items():
+        # Examples still valid that day: rows and exposures before its end.
+        moment = next((c for c in ("first_exposure", "timestamp") if c in frame), None)
+        examples[key] = (
+            frame if moment is None else frame.filter(pl.col(moment) < cutoff)
+        )
+    return replace(
+        summaries,
+        daily=daily,
+        by_dimension=dimension_table(by_day.dimensions, catalog, day),
+        exposures=summaries.exposures.filter(pl.col("day") <= day),
+        health=health,
+        as_of=dict.fromkeys(summaries.as_of, day),
+        log=replace(
+            log,
+            exposures_by_variant=_variants_at(by_day.variants, day),
+            set_aside=set_aside,
+            set_aside_examples=examples,
+        ),
+    )
