@@ -28,7 +28,7 @@ from cxlab.config import (
 )
 from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
-from cxlab.summaries import Summaries
+from cxlab.summaries import Summaries, at_day
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -106,15 +106,34 @@ def load_summaries(
     fingerprint: tuple,
     experiments_dir: str,
     configs: tuple[tuple[str, str], ...],
+) -> dict[str, Summaries]:
+    """Summaries of every experiment over the log's whole range: the one scan."""
+    catalog, experiments = load_configs(experiments_dir, configs)
+    return summarize_all(resolve_source(events), experiments, catalog)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def summaries_at(
+    events: str,
+    fingerprint: tuple,
+    experiments_dir: str,
+    configs: tuple[tuple[str, str], ...],
     as_of: dt.date | None,
 ) -> dict[str, Summaries]:
-    """Summaries of every experiment: the one scan of the log."""
-    catalog, experiments = load_configs(experiments_dir, configs)
-    return summarize_all(resolve_source(events), experiments, catalog, as_of=as_of)
+    """The cached summaries as of a day, cut from the one scan (no rescan)."""
+    full = load_summaries(events, fingerprint, experiments_dir, configs)
+    if as_of is None:
+        return full
+    catalog, _ = load_configs(experiments_dir, configs)
+    cut: dict[int, Summaries] = {}  # experiments of one scan share their summaries
+    for s in full.values():
+        if id(s) not in cut:
+            cut[id(s)] = at_day(s, as_of, catalog)
+    return {exp_id: cut[id(s)] for exp_id, s in full.items()}
 
 
 def _summaries(ws: Workspace) -> dict[str, Summaries]:
-    return load_summaries(
+    return summaries_at(
         ws.events, ws.fingerprint, ws.experiments_dir, ws.configs, ws.as_of
     )
 

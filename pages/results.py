@@ -17,7 +17,8 @@ ACTIONS = {
 
 try:
     ws = app_data.workspace()
-    by_id = {r.experiment.id: r for r in app_data.load_portfolio(ws)}
+    _, configured = app_data.load_configs(ws.experiments_dir, ws.configs)
+    by_id = {e.id: e for e in configured}
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
@@ -43,13 +44,17 @@ experiment_id = st.selectbox(
     list(by_id),
     key="results_experiment",
     on_change=sync_query_params,
-    format_func=lambda i: f"{by_id[i].experiment.label} ({i})",
+    format_func=lambda i: f"{by_id[i].label} ({i})",
 )
 st.session_state[app_data.EXPERIMENT_KEY] = experiment_id
 st.query_params["experiment"] = experiment_id  # the URL always names what is shown
-result = by_id[experiment_id]
+try:
+    history = app_data.load_history(ws, experiment_id)
+except InputError as exc:
+    st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
+    st.stop()
+result = history[-1]  # the as-of result is the history's last day (tested)
 exp = result.experiment
-history = app_data.load_history(ws, exp.id)
 summaries = app_data.summaries_for(ws, exp.id)
 
 # --- header -------------------------------------------------------------------------
