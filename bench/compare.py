@@ -14,7 +14,9 @@ process's user + system seconds.
 
 Implementations:
 
-* ``cxlab`` — the data step alone: ``summarize`` over every experiment of the log;
+* ``cxlab`` — the data step alone: ``summarize`` over every experiment of the log
+  (``log_health=False``, as ``analyze`` runs it: the app's Data page also counts
+  every user of the whole log, measured separately in RESULTS.md);
 * ``cxlab-streaming`` — the same with ``pl.Config.set_engine_affinity("streaming")``;
 * ``analyze`` — the full ``python -m cxlab analyze --all`` (JSON of everything);
 * ``duckdb`` — bench/impl_duckdb.py, the reduction in plain DuckDB SQL;
@@ -89,7 +91,10 @@ def run_cxlab(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     catalog = load_catalog(args.experiments / "metrics.yaml")
     experiments = load_experiments(args.experiments, catalog)
-    result = summaries.summarize(resolve_source(args.events), experiments, catalog)
+    # As `analyze` runs it: without the log-wide user counts of the health page.
+    result = summaries.summarize(
+        resolve_source(args.events), experiments, catalog, log_health=False
+    )
     stages["summarize"] = time.perf_counter() - start
     if args.out:
         result.daily.write_parquet(args.out)
