@@ -171,10 +171,16 @@ def beta_binomial_prob_better(
             special.betaincc(a_t, b_t, x)
         )
 
+    log_beta_c = float(special.betaln(a_c, b_c))
+
+    def density_c(x: float) -> float:  # the Beta(a_c, b_c) pdf, minus scipy.stats calls
+        log_pdf = special.xlogy(a_c - 1.0, x) + special.xlog1py(b_c - 1.0, -x)
+        return math.exp(log_pdf - log_beta_c)
+
     def expect(g: Any) -> float:
         # Miller (2015): ∫ f_c(x) g(x) dx over the control posterior's mass
         val, _ = integrate.quad(
-            lambda x: post_c.pdf(x) * g(x), lo, hi, limit=200, epsabs=1e-12
+            lambda x: density_c(x) * g(x), lo, hi, limit=200, epsabs=1e-12
         )
         return float(val)
 
