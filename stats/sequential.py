@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize, special
-from scipy import stats as sps
 
 from stats.aggregates import ArmStats
 from stats.delta import as_output, check_alpha, compare_arms
@@ -270,7 +269,7 @@ def obf_spending(tau: Any, alpha: float) -> Any:
     """
     tau = np.asarray(tau, dtype=float)
     # Lan & DeMets (1983): α₁*(τ) = 2 − 2Φ(z_{α/2} / √τ)
-    return as_output(2.0 * sps.norm.sf(sps.norm.isf(alpha / 2) / np.sqrt(tau)))
+    return as_output(2.0 * special.ndtr(_z_upper(alpha / 2) / -np.sqrt(tau)))
 
 
 def group_sequential_boundaries(fractions: Sequence[float], alpha: float) -> np.ndarray:
@@ -311,19 +310,16 @@ def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]
         target = cum - prev_spent
         if grid is None:
             # First look: P(|Z_1| ≥ b_1) = α(τ_1).
-            b = float(sps.norm.isf(target / 2)) if target > 0 else math.inf
+            b = float(_z_upper(target / 2)) if target > 0 else math.inf
             sd = math.sqrt(tau)
             grid, weights = _simpson_grid(b * sd if math.isfinite(b) else 12 * sd, sd)
             density = np.exp(-0.5 * (grid / sd) ** 2) / (sd * SQRT_2PI)
         else:
             sd = math.sqrt(tau - prev_tau)
             mass = weights * density
-
-            def exit_prob(b: float, mass=mass, grid=grid, sd=sd, tau=tau) -> float:
-                c = b * math.sqrt(tau)
-                # J&T (2000) ch. 19: ∫ f_{k−1}(u) P(|S_k| ≥ c | S_{k−1} = u) du
-                tails = special.ndtr((grid - c) / sd) + special.ndtr(-(c + grid) / sd)
-                return float(mass @ tails)
+            exit_prob = functools.partial(
+                _exit_probability, grid, mass, np.cumsum(mass), sd, math.sqrt(tau)
+            )
 
             remaining = float(mass.sum())
             if target <= 0:
@@ -331,22 +327,83 @@ def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]
             elif target >= remaining:
                 b = 0.0
             else:
-                hi = float(sps.norm.isf(target / 2))
+                hi = float(_z_upper(target / 2))
                 while exit_prob(hi) > target:
                     hi *= 1.5
                 b = optimize.brentq(
-                    lambda x, g=target: exit_prob(x) - g, 0.0, hi, xtol=1e-10
+                    lambda x, g=target, f=exit_prob: f(x) - g, 0.0, hi, xtol=1e-10
                 )
             c = b * math.sqrt(tau) if math.isfinite(b) else 12 * math.sqrt(tau)
             new_grid, new_weights = _simpson_grid(c, sd)
             # f_k(s) = ∫ f_{k−1}(u) φ((s − u)/sd)/sd du over the continuation region
-            diff = (new_grid[:, None] - grid[None, :]) / sd
-            kernel = np.exp(-0.5 * diff**2) / (sd * SQRT_2PI)
-            density = kernel @ mass
+            density = _gaussian_smooth(new_grid, grid, mass, sd)
             grid, weights = new_grid, new_weights
         bounds.append(b)
         prev_tau, prev_spent = tau, float(cum)
     return tuple(bounds)
+
+
+KERNEL_REACH_SD = 12.0  # φ beyond 12 sd is < 1e-31 of its peak: left out
+
+
+def _exit_probability(
+    grid: np.ndarray,
+    mass: np.ndarray,
+    cum_mass: np.ndarray,
+    sd: float,
+    root_tau: float,
+    b: float,
+) -> float:
+    """P(|S_k| ≥ b·√τ_k, no earlier exit), from the masses of S_{k−1} on ``grid``.
+
+    J&T (2000) ch. 19: ∫ f_{k−1}(u) P(|S_k| ≥ c | S_{k−1} = u) du, c = b√τ_k. A
+    point farther than KERNEL_REACH_SD·sd inside ±c exits with probability < 1e-31
+    and one as far outside exits surely, so only the two bands around ±c need the
+    normal tails; the rest is a sum of masses (``cum_mass``, the running total).
+    """
+    c = b * root_tau
+    reach = KERNEL_REACH_SD * sd
+    i1, i2, i3, i4 = np.searchsorted(
+        grid, [-c - reach, -c + reach, c - reach, c + reach]
+    )
+    if i2 >= i3:  # the bands meet: every point needs its tails
+        i1, i2, i3, i4 = 0, len(grid), len(grid), len(grid)
+    exits = 0.0
+    for lo, hi in ((i1, i2), (i3, i4)):
+        u = grid[lo:hi]
+        tails = special.ndtr((u - c) / sd) + special.ndtr(-(c + u) / sd)
+        exits += float(mass[lo:hi] @ tails)
+    below = cum_mass[i1 - 1] if i1 > 0 else 0.0  # u < −c − reach: exits
+    above = cum_mass[-1] - (cum_mass[i4 - 1] if i4 > 0 else 0.0)  # u ≥ c + reach
+    return exits + float(below + above)
+
+
+def _z_upper(p: Any) -> Any:
+    """The standard normal quantile with upper tail p (scipy.stats.norm.isf, direct)."""
+    return -special.ndtri(p)
+
+
+def _gaussian_smooth(
+    new_grid: np.ndarray, grid: np.ndarray, mass: np.ndarray, sd: float
+) -> np.ndarray:
+    """Σ_j mass_j φ((s − u_j)/sd)/sd at every s of ``new_grid`` (u = ``grid``).
+
+    Only the old grid points within KERNEL_REACH_SD·sd of each s contribute (a band
+    of the kernel matrix, not all of it): with daily looks the band is ~100 points
+    of a 4001-point grid.
+    """
+    h = grid[1] - grid[0] if len(grid) > 1 else math.inf
+    reach = math.ceil(KERNEL_REACH_SD * sd / h) if math.isfinite(h) else 0
+    if 2 * reach + 1 >= len(grid):
+        diff = (new_grid[:, None] - grid[None, :]) / sd
+        return (np.exp(-0.5 * diff**2) / (sd * SQRT_2PI)) @ mass
+    centre = np.rint((new_grid - grid[0]) / h).astype(np.int64)
+    index = centre[:, None] + np.arange(-reach, reach + 1)[None, :]
+    inside = (index >= 0) & (index < len(grid))
+    index = np.clip(index, 0, len(grid) - 1)
+    diff = (new_grid[:, None] - grid[index]) / sd
+    kernel = np.where(inside, np.exp(-0.5 * diff**2), 0.0) / (sd * SQRT_2PI)
+    return (kernel * mass[index]).sum(axis=1)
 
 
 def _simpson_grid(half_width: float, kernel_sd: float) -> tuple[np.ndarray, np.ndarray]:
