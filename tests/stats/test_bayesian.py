@@ -112,3 +112,12 @@ def test_beta_binomial_empty_arm_gives_nan() -> None:
     prob, loss = beta_binomial_prob_better(ProportionStats(0, 0), TREATMENT)
     assert math.isnan(prob)
     assert math.isnan(loss)
+
+
+def test_beta_binomial_probability_stays_within_zero_and_one() -> None:
+    """The sample's click-to-call phone-contact rate: treatment far worse, in a
+    'decrease' metric. The quadrature once returned -4.6e-11 here."""
+    control, treatment = ProportionStats(68_115, 1_556), ProportionStats(68_211, 2_007)
+    prob, loss = beta_binomial_prob_better(control, treatment, direction="decrease")
+    assert 0.0 <= prob < 1e-9
+    assert loss == pytest.approx(0.2886533, rel=1e-6)  # (2007/68211)/(1556/68115) − 1
