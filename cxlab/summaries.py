@@ -1,19 +1,21 @@
 """From an event log to per-variant sufficient statistics: the only code touching rows.
 
-One lazy plan per log (collected once with ``pl.collect_all``) reduces the events to:
+Stage 1 collects, in one ``pl.collect_all`` over the scan, the log's rule counts and
+figures, the exposure rows of the configured experiments and the outcome rows the
+metrics need (projected, events as an enum). Stage 2 works in memory:
 
-* ``daily``: for every experiment, metric, variant and day from the start to the
-  as-of day, the *cumulative* sufficient statistics as they stood at the end of that
-  day: n, Σx, Σx², Σy, Σy², Σxy and the CUPED sums Σx₀, Σx₀², Σxx₀;
-* ``by_dimension``: the same at the as-of day, per dimension value;
-* ``exposures``: new analysed users per experiment, variant and day;
-* counts of everything set aside, by reason, and the log's own health figures.
+* attribution (:mod:`cxlab.attribution`): one row per (experiment, user), and each
+  assignment's slice of the outcome rows sorted by (user, time) — no join of every
+  outcome row to every experiment of its user;
+* per assignment, the user's cumulative metric components after each counted row; the
+  last row of each (user, day) is their value at the end of that day;
+* per metric, the change of each user's contribution (x, x², y, y², xy, x·x₀) from
+  their previous day, summed per (variant, day) in one group-by and cumulated over the
+  days: the ``daily`` table, n and the sums as of the end of every day.
 
-How the daily cumulative statistics come from one group-by: per (experiment, user,
-day) the plan aggregates each metric's events; a cumulative sum per user gives the
-user's metric value x(d) at the end of every day on which it changed; the changes
-x(d) − x(d′) and x(d)² − x(d′)² (d′ the user's previous such day) summed per
-(variant, day) and cumulated over days give Σx and Σx² as of every day.
+Everything that depends on the as-of day (segments, health counts, set-aside counts) is
+also kept as daily changes (:class:`ByDay`), so :func:`at_day` can show any earlier day
+without rescanning the log.
 """
 
 from __future__ import annotations
