@@ -171,10 +171,10 @@ def _check_codes(frame: pl.DataFrame, same_user: pl.Expr) -> None:
 def sort_outcomes(outcomes: pl.DataFrame) -> pl.DataFrame:
     """Outcome rows by user code, then time, then log order (two stable sorts).
 
-    The text ``user_id`` is left behind: the codes stand for it from here on.
+    The text ``user_id`` (if still there) is left behind: the codes stand for it.
     """
     ordered = (
-        outcomes.drop("user_id")
+        outcomes.drop("user_id", strict=False)
         .sort("timestamp", maintain_order=True)
         .sort(USER_CODE, maintain_order=True)
     )

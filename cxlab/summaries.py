@@ -432,10 +432,13 @@ def summarize(
             .agg(pl.len().alias("users"))
         )
         del coded
-        outcomes = sort_outcomes(outcomes.with_columns(codes))
-        args = (experiments, catalog, metric_users, components, dims)
-        tables = _reduce(assignments, outcomes, *args)
+        # Handed over in a box so that _reduce holds the only reference and can
+        # free the sorted outcome rows once it has counted them.
+        outcomes = outcomes.with_columns(codes).drop("user_id")  # codes stand in
+        box = [sort_outcomes(outcomes)]
         del outcomes
+        args = (experiments, catalog, metric_users, components, dims)
+        tables = _reduce(assignments, box, *args)
     except UserCodeCollisionError:  # two ids share both hashes: use exact codes
         return summarize(
             source,
@@ -659,7 +662,7 @@ def _to_long(
 
 def _reduce(
     assignments: pl.DataFrame,
-    outcomes: pl.DataFrame,
+    box: list[pl.DataFrame],
     experiments: Sequence[Experiment],
     catalog: Catalog,
     metric_users: dict[str, list[str]],
@@ -670,7 +673,8 @@ def _reduce(
 
     Args:
         assignments: one row per (experiment, user), ``uk`` = its row index.
-        outcomes: the outcome rows, sorted by :func:`sort_outcomes`.
+        box: a list holding only the outcome rows sorted by :func:`sort_outcomes`;
+            taken out, so they are freed as soon as they are counted.
         experiments: the experiments.
         catalog: the metric catalog.
         metric_users: metric id → ids of the experiments that analyse it.
@@ -688,6 +692,7 @@ def _reduce(
     arm_of = assignments.select("experiment_id", "variant").join(
         arms, on=["experiment_id", "variant"], how="left", maintain_order="left"
     )
+    outcomes = box.pop()
     located = locate(
         assignments.with_columns(
             arm_of["arm"],
@@ -707,7 +712,11 @@ def _reduce(
     windowed = any(c.window_days is not None for c in components)
 
     def counted_rows(
-        of: pl.DataFrame, start: str, end: str, exprs: Sequence[pl.Expr]
+        outcomes: pl.DataFrame,
+        of: pl.DataFrame,
+        start: str,
+        end: str,
+        exprs: Sequence[pl.Expr],
     ) -> pl.DataFrame:
         """``uk`` and ``exprs`` per outcome row in [start, end) of each assignment.
 
@@ -729,7 +738,7 @@ def _reduce(
     # (user, day) is their value at the end of that day.
     day = pl.col("timestamp").dt.date().alias("day")
     rows = counted_rows(
-        located, "lo", "hi", [day, *[c.row_value() for c in components]]
+        outcomes, located, "lo", "hi", [day, *[c.row_value() for c in components]]
     )
     next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
         pl.col("day") != pl.col("day").shift(-1)
@@ -754,6 +763,7 @@ def _reduce(
         )
         pre_per_user = (
             counted_rows(
+                outcomes,
                 located.filter(pl.col("cuped_days") > 0),
                 "pre_lo",
                 "lo",
@@ -769,6 +779,8 @@ def _reduce(
             pre_per_user, on="uk", how="left", maintain_order="left"
         )
         users = users.join(pre_per_user, on="uk", how="left", maintain_order="left")
+    set_aside_before = _before_exposure(located, outcomes)
+    del outcomes  # the sorted outcome rows are no longer needed
 
     # Per metric, the change of each user's contribution on each of their days,
     # as wide columns "<metric>|<sum>": its parts (x, x², …) now less the same on
@@ -820,6 +832,7 @@ def _reduce(
         engine="streaming",
     )
     daily_deltas = _named_arms(daily_sums, arms)
+    del changes, active, retiring, user_days  # the biggest frames: free them now
 
     pre_values = [pl.col(c).fill_null(0.0) for c in pre_cols.values()]
     entering = users.select(
@@ -886,15 +899,14 @@ def _reduce(
             (d, _to_long(_named_arms(sums, arms), keys_d, metric_exps), counts)
         )
 
-    before = _before_exposure(located, outcomes)
     return _Tables(
         _to_long(daily_deltas, ["experiment_id", "variant", "day"], metric_users),
         flow,
         dimensions,
-        before.rows,
-        before.examples,
-        before.daily,
-        before.by_assignment,
+        set_aside_before.rows,
+        set_aside_before.examples,
+        set_aside_before.daily,
+        set_aside_before.by_assignment,
     )
 
 
@@ -925,7 +937,17 @@ def _before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> _BeforeEx
     set aside once however many experiments it precedes, so the distinct count per
     user is the longest such prefix. Users excluded for two variants are left out.
     """
-    people = located.with_columns((pl.col("lo") - pl.col("seg_lo")).alias("before"))
+    people = located.select(
+        "experiment_id",
+        "user_id",
+        USER_CODE,
+        "first_exposure",
+        "exposure_day",
+        "conflict_day",
+        "seg_lo",
+        "lo",
+        (pl.col("lo") - pl.col("seg_lo")).alias("before"),
+    )
     kept = people.filter(pl.col("conflict_day").is_null())
     # By day: users entering (with their rows before exposure) and excluded.
     conflict = pl.col("conflict_day")
