@@ -7,9 +7,9 @@ appears (so a daily history shows them where they stood that day) and is counted
 
 Outcome rows are matched to assignments by position, not by a join: the outcome
 rows are sorted once by (user, time, log order), so the rows of one user that fall
-in an assignment's window are one contiguous slice ``[lo, hi)``. Finding every
-slice is a vectorised binary search; expanding them gives exactly the (assignment,
-row) pairs that count, without materialising the user × experiment join.
+in an assignment's window are one contiguous slice ``[lo, hi)``. One vectorised
+search (:class:`SegmentSearch`) finds every slice; expanding them gives the
+(assignment, row) pairs that count, without materialising the user × experiment join.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def attribute_exposures(
 
     Args:
         exposures: exposure rows in log order, from :func:`flag_windows`, with
-            the :func:`user_code` column.
+            the :func:`user_codes` columns.
         dimensions: dimension names to carry.
 
     Returns:
