@@ -741,11 +741,6 @@ def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> go.Figure:
     )
 
 
-def figure_html(fig: go.Figure) -> str:
-    """A self-contained HTML page of a figure (plotly.js inlined, works offline)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True)
-
-
 def figures_html(figures: Sequence[go.Figure], title: str) -> str:
     """Several figures in one self-contained HTML page (plotly.js inlined once)."""
     parts = [

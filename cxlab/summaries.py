@@ -400,18 +400,22 @@ def summarize(
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS)
     )
+
+    def again(**changed: bool) -> Summaries:
+        """The same summaries from a second pass with a slower, surer option on."""
+        flags = {
+            "thorough_timestamps": thorough_timestamps,
+            "exact_user_codes": exact_user_codes,
+        }
+        return summarize(
+            source, experiments, catalog, as_of=as_of, log_health=log_health,
+            **(flags | changed),
+        )  # fmt: skip
+
     log_row = log_row.row(0, named=True)
     if log_row["timestamp_unparseable"] and not thorough_timestamps:
         # Mixed ISO-8601 spellings: parse again, trying every format per row.
-        return summarize(
-            source,
-            experiments,
-            catalog,
-            as_of=as_of,
-            log_health=log_health,
-            thorough_timestamps=True,
-            exact_user_codes=exact_user_codes,
-        )
+        return again(thorough_timestamps=True)
     raise_for_violations(scanned, log_row, source.label)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
@@ -440,15 +444,7 @@ def summarize(
         args = (experiments, catalog, metric_users, components, dims)
         tables = _reduce(assignments, box, *args)
     except UserCodeCollisionError:  # two ids share both hashes: use exact codes
-        return summarize(
-            source,
-            experiments,
-            catalog,
-            as_of=as_of,
-            log_health=log_health,
-            thorough_timestamps=thorough_timestamps,
-            exact_user_codes=True,
-        )
+        return again(exact_user_codes=True)
     variants_daily = (
         exposure_days.join(
             users_by_day,
