@@ -8,7 +8,7 @@ appears (so a daily history shows them where they stood that day) and is counted
 Outcome rows are matched to assignments by position, not by a join: the outcome
 rows are sorted once by (user, time, log order), so the rows of one user that fall
 in an assignment's window are one contiguous slice ``[lo, hi)``. One vectorised
-search (:class:`SegmentSearch`) finds every slice; expanding them gives the
+binary search (:func:`locate`) finds every slice; expanding them gives the
 (assignment, row) pairs that count, without materialising the user × experiment join.
 """
 
@@ -201,48 +201,14 @@ def first_at_or_after(
     return lo
 
 
-class SegmentSearch:
-    """Find times within the rows of one user, for many queries at once.
-
-    Rows are sorted by (user code, time in µs). Each row gets the key
-    ``segment << 32 | whole seconds since the first row``, one sorted int64
-    array, so ``np.searchsorted`` finds every query's first row at or after its
-    second; rows earlier within that same second are then stepped over. If the
-    log spans more than 2³¹ seconds the keys would overflow, and the plain
-    per-slice binary search (:func:`first_at_or_after`) is used instead.
-    """
-
-    def __init__(self, times: np.ndarray, codes: np.ndarray) -> None:
-        self.times = times
-        new_user = np.empty(len(codes), dtype=bool)
-        new_user[:1] = True
-        np.not_equal(codes[1:], codes[:-1], out=new_user[1:])
-        self.segment = np.cumsum(new_user) - 1
-        seconds = np.floor_divide(times, 1_000_000)
-        self.base = int(seconds.min()) if len(times) else 0
-        self.fits = not len(times) or int(seconds.max()) - self.base < 2**31
-        self.keys = (self.segment << 32) + (seconds - self.base)
-
-    def __call__(
-        self, lo: np.ndarray, hi: np.ndarray, targets: np.ndarray
-    ) -> np.ndarray:
-        """Per query, the first index in [lo, hi) with time >= target, else hi."""
-        if not self.fits or not len(self.times):
-            return first_at_or_after(self.times, lo, hi, targets)
-        second = np.clip(np.floor_divide(targets, 1_000_000) - self.base, 0, 2**32 - 1)
-        segment = self.segment[np.minimum(lo, len(self.times) - 1)]
-        found = np.searchsorted(self.keys, (segment << 32) + second, side="left")
-        found = np.where(lo < hi, np.clip(found, lo, hi), lo)
-        last = len(self.times) - 1
-        early = np.flatnonzero(
-            (found < hi) & (self.times[np.minimum(found, last)] < targets)
-        )
-        while early.size:  # rows in the target's second but before it
-            found[early] += 1
-            still = found[early] < hi[early]
-            early = early[still]
-            early = early[self.times[found[early]] < targets[early]]
-        return found
+def user_runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code, first row, end row) of each run of equal codes in a sorted array."""
+    new_user = np.empty(len(codes), dtype=bool)
+    new_user[:1] = True
+    np.not_equal(codes[1:], codes[:-1], out=new_user[1:])
+    starts = np.flatnonzero(new_user)
+    ends = np.append(starts[1:], len(codes))
+    return codes[starts], starts, ends
 
 
 def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
@@ -251,32 +217,39 @@ def locate(assignments: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     Adds ``seg_lo``/``seg_hi`` (all the user's rows), ``pre_lo`` (from the CUPED
     pre-period's start), ``lo`` (from the first exposure) and ``hi`` (to the end
     of the analysis window): [seg_lo, lo) is before the first exposure, [pre_lo, lo)
-    the pre-period, [lo, hi) the rows that count.
+    the pre-period, [lo, hi) the rows that count. The user's run is looked up among
+    the distinct codes; each time is then a binary search within the narrowest
+    slice known to hold it.
     """
-    codes = assignments[USER_CODE]
-    users = outcomes[USER_CODE]
-    seg_lo = users.search_sorted(codes, side="left").to_numpy()
-    seg_hi = users.search_sorted(codes, side="right").to_numpy()
-    found = seg_lo < seg_hi
+    run_code, run_start, run_end = user_runs(outcomes[USER_CODE].to_numpy())
+    codes = assignments[USER_CODE].to_numpy()
+    run = np.searchsorted(run_code, codes)
+    inside = run < len(run_code)
+    found = np.zeros(len(codes), dtype=bool)
+    found[inside] = run_code[run[inside]] == codes[inside]
+    # A user without outcome rows gets the empty slice at their sort position.
+    seg_lo = np.append(run_start, outcomes.height)[run]
+    seg_hi = np.where(found, np.append(run_end, outcomes.height)[run], seg_lo)
     matched = outcomes[USER_CHECK].gather(seg_lo[found])
     if (matched != assignments[USER_CHECK].filter(pl.Series(found))).any():
         raise UserCodeCollisionError
-    search_rows = SegmentSearch(
-        outcomes["timestamp"].to_physical().to_numpy(), outcomes[USER_CODE].to_numpy()
-    )
+    times = outcomes["timestamp"].to_physical().to_numpy()
 
-    def search(instants: pl.Expr) -> np.ndarray:
-        targets = assignments.select(instants.dt.cast_time_unit("us").to_physical())
-        return search_rows(seg_lo, seg_hi, targets.to_series().to_numpy())
+    def instants(expr: pl.Expr) -> np.ndarray:
+        us = assignments.select(expr.dt.cast_time_unit("us").to_physical())
+        return us.to_series().to_numpy()
 
     first = pl.col("first_exposure")
+    lo = first_at_or_after(times, seg_lo, seg_hi, instants(first))
     pre_start = first - pl.duration(days=pl.col("cuped_days"))
     return assignments.with_columns(
         pl.Series("seg_lo", seg_lo),
         pl.Series("seg_hi", seg_hi),
-        pl.Series("pre_lo", search(pre_start)),
-        pl.Series("lo", search(first)),
-        pl.Series("hi", search(pl.col("window_end"))),
+        pl.Series("pre_lo", first_at_or_after(times, seg_lo, lo, instants(pre_start))),
+        pl.Series("lo", lo),
+        pl.Series(
+            "hi", first_at_or_after(times, lo, seg_hi, instants(pl.col("window_end")))
+        ),
     )
 
 

@@ -339,11 +339,11 @@ def _brute_first_at_or_after(times, lo, hi, targets):
     ]
 
 
-def test_segment_search_matches_a_brute_force_scan() -> None:
+def test_slice_search_matches_a_brute_force_scan() -> None:
     """Random users and times, many in the same second, µs apart; edge targets."""
     import numpy as np
 
-    from cxlab.attribution import SegmentSearch, first_at_or_after
+    from cxlab.attribution import first_at_or_after, user_runs
 
     rng = np.random.default_rng(7)
     codes = np.sort(rng.integers(0, 300, 4_000)).astype(np.uint64)
@@ -351,8 +351,11 @@ def test_segment_search_matches_a_brute_force_scan() -> None:
     times = seconds * 1_000_000 + rng.integers(0, 3, codes.size) * 250_000
     order = np.lexsort((times, codes))
     codes, times = codes[order], times[order]
-    users = np.unique(codes)
-    queries = rng.choice(np.append(users, [10_000]), 2_000)  # 10_000: no rows
+    run_code, run_start, run_end = user_runs(codes)
+    assert run_code.tolist() == np.unique(codes).tolist()
+    assert run_start.tolist() == np.searchsorted(codes, run_code).tolist()
+    assert run_end.tolist() == np.searchsorted(codes, run_code, "right").tolist()
+    queries = rng.choice(np.append(run_code, [10_000]), 2_000)  # 10_000: no rows
     lo = np.searchsorted(codes, queries, side="left")
     hi = np.searchsorted(codes, queries, side="right")
     picked = times[np.minimum(lo + rng.integers(0, 5, lo.size), times.size - 1)]
@@ -362,19 +365,4 @@ def test_segment_search_matches_a_brute_force_scan() -> None:
         rng.choice([0, 4_000_000_000_000_000], lo.size),  # before / after all rows
     )
     expected = _brute_first_at_or_after(times, lo, hi, targets)
-    assert SegmentSearch(times, codes)(lo, hi, targets).tolist() == expected
     assert first_at_or_after(times, lo, hi, targets).tolist() == expected
-
-
-def test_segment_search_falls_back_when_the_log_spans_centuries() -> None:
-    import numpy as np
-
-    from cxlab.attribution import SegmentSearch
-
-    codes = np.array([1, 1, 1, 2], dtype=np.uint64)
-    times = np.array([0, 5_000_000_000_000_000, 5_000_000_000_000_001, 3])
-    search = SegmentSearch(times, codes)
-    assert not search.fits
-    lo, hi = np.array([0, 0, 3]), np.array([3, 3, 4])
-    targets = np.array([1, 5_000_000_000_000_001, 4])
-    assert search(lo, hi, targets).tolist() == [1, 2, 4]
