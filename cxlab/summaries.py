@@ -113,6 +113,7 @@ class ByDay:
     variants: pl.DataFrame  # experiment_id, variant, day: exposure rows and users
     pre_exposure: pl.DataFrame  # per assignment: uid, exposure/conflict day, before
     assigned_rows: pl.DataFrame | None  # day, rows of users entering an experiment
+    keys: pl.DataFrame  # experiment, metric, variant, start: the daily table's rows
 
 
 @dataclass(frozen=True)
@@ -546,6 +547,7 @@ def summarize(
         variants=variants_daily,
         pre_exposure=tables.pre_exposure_users,
         assigned_rows=assigned_rows if log_health else None,
+        keys=_grid_keys(experiments),
     )
     return Summaries(
         daily,
@@ -1075,33 +1077,39 @@ def _check_declared_variants(
             )
 
 
-def _grid(
-    experiments: Sequence[Experiment], as_of_by_exp: dict[str, dt.date]
-) -> pl.DataFrame:
-    """Every (experiment, metric, variant, day) from the start to the as-of day."""
-    frames = []
-    for exp in experiments:
-        last = as_of_by_exp[exp.id]
-        days = (
-            pl.date_range(exp.start, last, "1d", eager=True)
-            if last >= exp.start
-            else pl.Series("day", [], pl.Date)
-        )
-        frames.append(
-            pl.DataFrame({"experiment_id": exp.id})
-            .join(
-                pl.DataFrame({"metric": [m for m, _ in exp.metric_roles]}), how="cross"
-            )
-            .join(pl.DataFrame({"variant": list(exp.variant_ids)}), how="cross")
-            .join(pl.DataFrame({"day": days}), how="cross")
-        )
+def _grid_keys(experiments: Sequence[Experiment]) -> pl.DataFrame:
+    """Every (experiment, metric, variant) with the experiment's start day."""
+    keys = [
+        (e.id, metric, variant, e.start)
+        for e in experiments
+        for metric, _ in e.metric_roles
+        for variant in e.variant_ids
+    ]
     schema = {
         "experiment_id": pl.String,
         "metric": pl.String,
         "variant": pl.String,
-        "day": pl.Date,
+        "start": pl.Date,
     }
-    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    return pl.DataFrame(keys, schema=schema, orient="row")
+
+
+def _days_from_start(keys: pl.DataFrame, last: pl.Expr | dt.date) -> pl.DataFrame:
+    """One row per key and day from its ``start`` to ``last`` (none if last < start)."""
+    return (
+        keys.with_columns(pl.date_ranges("start", last).alias("day"))
+        .explode("day")
+        .drop("start")
+        .drop_nulls("day")
+    )
+
+
+def _grid(
+    experiments: Sequence[Experiment], as_of_by_exp: dict[str, dt.date]
+) -> pl.DataFrame:
+    """Every (experiment, metric, variant, day) from the start to the as-of day."""
+    as_of = pl.col("experiment_id").replace_strict(as_of_by_exp, return_dtype=pl.Date)
+    return _days_from_start(_grid_keys(experiments), as_of)
 
 
 def _metric_types(catalog: Catalog) -> pl.DataFrame:
@@ -1277,7 +1285,8 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
     (tested): the daily tables are cut at ``day``, the as-of tables are sums of
     their daily changes (:class:`ByDay`). Past an experiment's cached as-of day
     (its end, or the last day of data) nothing changes any more, so its last
-    day is carried forward to ``day``.
+    day is carried forward to ``day``; one that had not started by then gets
+    zero rows from its start.
     """
     by_day = summaries.by_day
     if by_day is None:
@@ -1291,8 +1300,14 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
         )
         .explode("day")
     )
+    # An experiment that had not started by the cached as-of day has no rows.
+    not_started = by_day.keys.join(summaries.daily, on="experiment_id", how="anti")
+    zeros = _days_from_start(not_started, day).with_columns(
+        pl.lit(0, pl.Int64).alias("n"), *[pl.lit(0.0).alias(c) for c in SUM_COLUMNS]
+    )
     daily = pl.concat(
-        [summaries.daily.filter(pl.col("day") <= day), carried], how="vertical_relaxed"
+        [summaries.daily.filter(pl.col("day") <= day), carried, zeros],
+        how="vertical_relaxed",
     ).sort("experiment_id", "metric", "variant", "day")
     log = summaries.log
     set_aside = dict(log.set_aside)

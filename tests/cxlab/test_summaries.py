@@ -557,3 +557,29 @@ def test_any_earlier_as_of_day_equals_a_fresh_scan_cut_at_that_day(lab) -> None:
     assert full.health["exp"].pre_exposure_events > 0
     assert full.health["exp"].exposures_outside_window > 0
     assert full.by_dimension.height > 0
+
+
+def test_an_experiment_starting_after_the_data_gets_its_zero_days_at_a_later_day(
+    lab,
+) -> None:
+    """No end and a start after the last day of data: the cached scan has no daily
+    rows for it, yet a later as-of day must show its days so far, all zero."""
+    from cxlab.summaries import at_day
+
+    e = lab.event
+    rows = [
+        e("2026-10-01T09:00Z", "u1", "exposure", "control"),
+        e("2026-10-02T09:00Z", "u1", "order", value=20),
+    ]
+    full = lab.summarize(rows, start="2026-10-04", end=None)
+    _, catalog = lab.load()
+    assert full.daily.height == 0  # its start is after the last day of data
+    for day in [dt.date(2026, 10, 2) + dt.timedelta(days=k) for k in range(5)]:
+        fresh = lab.summarize(rows, start="2026-10-04", end=None, as_of=day)
+        cut = at_day(full, day, catalog)
+        assert cut.daily.equals(fresh.daily), day
+        assert cut.exposures.equals(fresh.exposures), day
+        assert cut.health == fresh.health, day
+    # on 10-06 every metric and variant has three all-zero days
+    assert fresh.daily.height == 3 * 2 * 1  # days × variants × metrics
+    assert fresh.daily["n"].to_list() == [0] * 6
