@@ -4,6 +4,10 @@ Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the con
 content hashes, never on frames or bare paths: a widget change reruns the page on
 cached summaries and never rescans the log; editing a config or the log invalidates
 exactly what depends on it.
+
+Summaries and results are cached as shared resources, not copies: ``st.cache_data``
+would unpickle a fresh copy on every call (tens of milliseconds per rerun for the
+summaries). They are frozen dataclasses and Polars frames; nothing may mutate them.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def load_configs(
     return catalog, load_experiments(experiments_dir, catalog)
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading the event log…")
+@st.cache_resource(max_entries=8, show_spinner="Reading the event log…")
 def load_summaries(
     events: str,
     fingerprint: tuple,
@@ -112,7 +116,7 @@ def load_summaries(
     return summarize_all(resolve_source(events), experiments, catalog)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def summaries_at(
     events: str,
     fingerprint: tuple,
@@ -138,7 +142,7 @@ def _summaries(ws: Workspace) -> dict[str, Summaries]:
     )
 
 
-@st.cache_data(max_entries=8, show_spinner="Analysing…")
+@st.cache_resource(max_entries=8, show_spinner="Analysing…")
 def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
     """Every experiment as of its as-of day."""
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
@@ -148,7 +152,7 @@ def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
     ]
 
 
-@st.cache_data(max_entries=32, show_spinner="Analysing…")
+@st.cache_resource(max_entries=32, show_spinner="Analysing…")
 def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
     """One experiment as it stood at the end of each day (oldest first)."""
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
@@ -159,7 +163,7 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
     )
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def load_health(ws: Workspace) -> HealthReport:
     """The data-health report of the log against the configs."""
     _, experiments = load_configs(ws.experiments_dir, ws.configs)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import plotly.graph_objects as go
+import plotly.io as pio
 import polars as pl
 from scipy import stats as sps
 
@@ -43,8 +44,11 @@ MUTED = "#c8c8c8"
 ARM_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756")
 SEQUENTIAL_BAND = "rgba(76, 120, 168, 0.15)"
 FIXED_BAND = "rgba(245, 133, 24, 0.25)"
+# Every figure's look comes from Plotly's default template: applied when a figure
+# is serialised, it skips the validation that an explicit ``template=`` costs
+# (about 7 ms per figure, more than the rest of a small figure).
+pio.templates.default = "plotly_white"
 LAYOUT = {
-    "template": "plotly_white",
     "margin": {"l": 10, "r": 10, "t": 86, "b": 10},
     "font": {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13},
     "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
