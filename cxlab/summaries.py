@@ -748,30 +748,15 @@ def _reduce(
         """Attach the user's own columns to rows keyed by ``uk``."""
         return frame.hstack(list(users.select(pl.col(columns).gather(frame["uk"]))))
 
-    # Each user's cumulative values after each counted row; the last row of each
-    # (user, day) is their value at the end of that day.
-    day = pl.col("timestamp").dt.date().alias("day")
-    rows = counted_rows(
-        outcomes, located, "lo", "hi", [day, *[c.row_value() for c in components]]
-    )
-    next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
-        pl.col("day") != pl.col("day").shift(-1)
-    )
-    user_days = of_user(
-        rows.lazy()
-        .select("uk", "day", *[c.cumulative() for c in components])
-        .filter(next_differs.fill_null(True))
-        .collect(),
-        ["arm", "conflict_day", *seg_cols],
-    )
-    del rows
-
+    # CUPED pre-period values and the rows before exposure come first, so the
+    # sorted outcome rows can be freed once the counted rows are gathered.
     cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
     pre_cols = {
         m: f"pre_{m}"
         for m, exp_ids in metric_users.items()
         if catalog[m].type in ("proportion", "mean") and cuped_ids & set(exp_ids)
     }
+    pre_per_user = None
     if pre_cols:
         pre_components = list(
             dict.fromkeys(metric_components(catalog[m])[0] for m in pre_cols)
@@ -790,12 +775,31 @@ def _reduce(
                 "uk", *[_pre_value(catalog[m]).alias(c) for m, c in pre_cols.items()]
             )
         )
+    set_aside_before = _before_exposure(located, outcomes)
+
+    # Each user's cumulative values after each counted row; the last row of each
+    # (user, day) is their value at the end of that day.
+    day = pl.col("timestamp").dt.date().alias("day")
+    rows = counted_rows(
+        outcomes, located, "lo", "hi", [day, *[c.row_value() for c in components]]
+    )
+    del outcomes, located  # the sorted outcome rows are no longer needed
+    next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
+        pl.col("day") != pl.col("day").shift(-1)
+    )
+    user_days = of_user(
+        rows.lazy()
+        .select("uk", "day", *[c.cumulative() for c in components])
+        .filter(next_differs.fill_null(True))
+        .collect(),
+        ["arm", "conflict_day", *seg_cols],
+    )
+    del rows
+    if pre_per_user is not None:
         user_days = user_days.join(
             pre_per_user, on="uk", how="left", maintain_order="left"
         )
         users = users.join(pre_per_user, on="uk", how="left", maintain_order="left")
-    set_aside_before = _before_exposure(located, outcomes)
-    del outcomes  # the sorted outcome rows are no longer needed
 
     # Per metric, the change of each user's contribution on each of their days,
     # as wide columns "<metric>|<sum>": its parts (x, x², …) now less the same on
