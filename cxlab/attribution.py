@@ -168,18 +168,9 @@ def _check_codes(frame: pl.DataFrame, same_user: pl.Expr) -> None:
 # --- outcome rows by position --------------------------------------------------------
 
 
-def sort_outcomes(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Outcome rows by user code, then time, then log order (two stable sorts).
-
-    The text ``user_id`` (if still there) is left behind: the codes stand for it.
-    """
-    ordered = (
-        outcomes.drop("user_id", strict=False)
-        .sort("timestamp", maintain_order=True)
-        .sort(USER_CODE, maintain_order=True)
-    )
-    _check_codes(ordered, ~_differs(USER_CODE))
-    return ordered
+def check_sorted_codes(outcomes: pl.DataFrame) -> None:
+    """Raise UserCodeCollisionError if rows sorted by code hold two user ids."""
+    _check_codes(outcomes, ~_differs(USER_CODE))
 
 
 def first_at_or_after(

@@ -33,11 +33,11 @@ from cxlab.attribution import (
     USER_CODE,
     UserCodeCollisionError,
     attribute_exposures,
+    check_sorted_codes,
     experiment_windows,
     flag_windows,
     locate,
     rows_between,
-    sort_outcomes,
     user_codes,
 )
 from cxlab.config import Catalog, EventSpec, Experiment, Filter, MetricDef
@@ -354,6 +354,7 @@ def summarize(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     ids = [e.id for e in experiments]
+    codes = user_codes(exact=exact_user_codes)
     # The outcome events' names as a small enum (a few bytes per row, not text).
     component_events = sorted({c.event for c in components})
     event_code = pl.col("event")
@@ -370,8 +371,8 @@ def summarize(
             (pl.col("event") == EXPOSURE) & pl.col("experiment_id").is_in(ids)
         ).select("timestamp", "user_id", "experiment_id", "variant", *dims),
         analysed.filter(pl.col("event").is_in(needed_events)).select(
-            "timestamp", "user_id", event_code, "value", *filter_columns
-        ),
+            "timestamp", *codes, event_code, "value", *filter_columns
+        ),  # the user codes stand in for the text ids
         events.group_by("user_id").agg(pl.len().alias("rows"))
         if log_health
         else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
@@ -438,7 +439,6 @@ def summarize(
     _check_declared_variants(scanned, rows_by_variant, experiments, source.label)
 
     # Stage 2. Big frames are dropped as soon as they are used (peak memory).
-    codes = user_codes(exact=exact_user_codes)
     coded = exposures.with_columns(codes)
     del exposure_log, exposures
     try:
@@ -455,8 +455,12 @@ def summarize(
         del coded
         # Handed over in a box so that _reduce holds the only reference and can
         # free the sorted outcome rows once it has counted them.
-        outcomes = outcomes.with_columns(codes).drop("user_id")  # codes stand in
-        box = [sort_outcomes(outcomes)]
+        # By (user code, time, log order): two stable sorts, each rebinding the
+        # name so the previous order is freed (two copies at most, not three).
+        outcomes = outcomes.sort("timestamp", maintain_order=True)
+        outcomes = outcomes.sort(USER_CODE, maintain_order=True)
+        check_sorted_codes(outcomes)
+        box = [outcomes]
         del outcomes
         args = (experiments, catalog, metric_users, components, dims)
         tables = _reduce(assignments, box, *args)
@@ -687,7 +691,7 @@ def _reduce(
 
     Args:
         assignments: one row per (experiment, user), ``uk`` = its row index.
-        box: a list holding only the outcome rows sorted by :func:`sort_outcomes`;
+        box: a list holding only the outcome rows sorted by (user code, time);
             taken out, so they are freed as soon as they are counted.
         experiments: the experiments.
         catalog: the metric catalog.
