@@ -453,13 +453,13 @@ def summarize(
             .agg(pl.len().alias("users"))
         )
         del coded
-        # Handed over in a box so that _reduce holds the only reference and can
-        # free the sorted outcome rows once it has counted them.
         # By (user code, time, log order): two stable sorts, each rebinding the
         # name so the previous order is freed (two copies at most, not three).
         outcomes = outcomes.sort("timestamp", maintain_order=True)
         outcomes = outcomes.sort(USER_CODE, maintain_order=True)
         check_sorted_codes(outcomes)
+        # Handed over in a box so that _reduce holds the only reference and can
+        # free the sorted outcome rows once it has counted them.
         box = [outcomes]
         del outcomes
         args = (experiments, catalog, metric_users, components, dims)
