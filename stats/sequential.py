@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 from scipy import optimize, special
 
 from stats.aggregates import ArmStats
-from stats.delta import as_output, check_alpha, compare_arms
+from stats.delta import Deltas, as_output, check_alpha, compare_arms
 from stats.fixed import _interval
 
 DEFAULT_TUNING = 5_000
@@ -300,82 +301,184 @@ def group_sequential_boundaries(fractions: Sequence[float], alpha: float) -> np.
 
 @functools.lru_cache(maxsize=4096)
 def _boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]:
-    spent = np.asarray(obf_spending(np.array(fractions), alpha), dtype=float)
-    if fractions and fractions[-1] >= 1.0:
-        spent[-1] = alpha
-    bounds: list[float] = []
-    grid = weights = density = None  # density of S on the continuation region
-    prev_tau, prev_spent = 0.0, 0.0
-    for tau, cum in zip(fractions, spent, strict=True):
-        target = cum - prev_spent
-        if grid is None:
-            # First look: P(|Z_1| ≥ b_1) = α(τ_1).
-            b = float(_z_upper(target / 2)) if target > 0 else math.inf
-            sd = math.sqrt(tau)
-            grid, weights = _simpson_grid(b * sd if math.isfinite(b) else 12 * sd, sd)
-            density = np.exp(-0.5 * (grid / sd) ** 2) / (sd * SQRT_2PI)
-        else:
-            sd = math.sqrt(tau - prev_tau)
-            mass = weights * density
-            exit_prob = functools.partial(
-                _exit_probability, grid, mass, np.cumsum(mass), sd, math.sqrt(tau)
-            )
+    if fractions and fractions[-1] >= 1.0:  # the final look spends all that is left
+        return _advance(_look_state(fractions[:-1], alpha), fractions[-1], alpha).bounds
+    return _look_state(fractions, alpha).bounds
 
-            remaining = float(mass.sum())
-            if target <= 0:
-                b = math.inf
-            elif target >= remaining:
-                b = 0.0
-            else:
-                hi = float(_z_upper(target / 2))
-                while exit_prob(hi) > target:
-                    hi *= 1.5
-                b = optimize.brentq(
-                    lambda x, g=target, f=exit_prob: f(x) - g, 0.0, hi, xtol=1e-10
-                )
-            c = b * math.sqrt(tau) if math.isfinite(b) else 12 * math.sqrt(tau)
-            new_grid, new_weights = _simpson_grid(c, sd)
-            # f_k(s) = ∫ f_{k−1}(u) φ((s − u)/sd)/sd du over the continuation region
-            density = _gaussian_smooth(new_grid, grid, mass, sd)
-            grid, weights = new_grid, new_weights
-        bounds.append(b)
-        prev_tau, prev_spent = tau, float(cum)
-    return tuple(bounds)
+
+@dataclass(frozen=True, slots=True)
+class _Recursion:
+    """The recursion after its latest look k (J&T 2000, ch. 19).
+
+    Attributes:
+        bounds: b_1, ..., b_k.
+        tau: τ_k.
+        spent: α(τ_k).
+        grid: Simpson grid on the continuation region [−b_k√τ_k, b_k√τ_k].
+        mass: Simpson weight × density of S_k (no exit so far) at each grid point.
+    """
+
+    bounds: tuple[float, ...]
+    tau: float
+    spent: float
+    grid: np.ndarray | None = None
+    mass: np.ndarray | None = None
+
+
+# The recursion after the last look of recent (fractions, alpha) pairs, oldest
+# first. The boundary of look j depends on fractions[:j] only, so the next day's
+# looks extend the state of the looks before them instead of starting over. A
+# state is a pure function of its key, so the cache changes no result (and threads
+# sharing it at worst compute a state twice).
+_STATE_CACHE_SIZE = 1024
+_states: OrderedDict[tuple[tuple[float, ...], float], _Recursion] = OrderedDict()
+
+
+def _look_state(fractions: tuple[float, ...], alpha: float) -> _Recursion:
+    """The recursion after all ``fractions``, each spending α(τ).
+
+    Starts from the longest prefix of ``fractions`` whose state is cached.
+    """
+    state, done = _Recursion((), 0.0, 0.0), 0
+    for j in range(len(fractions), 0, -1):
+        hit = _states.get((fractions[:j], alpha))
+        if hit is not None:
+            state, done = hit, j
+            break
+    if done == len(fractions):
+        return state
+    spent = np.atleast_1d(obf_spending(np.array(fractions[done:]), alpha))
+    for tau, cum in zip(fractions[done:], spent, strict=True):
+        state = _advance(state, tau, float(cum))
+    _states[fractions, alpha] = state
+    while len(_states) > _STATE_CACHE_SIZE:
+        _states.popitem(last=False)
+    return state
+
+
+def _advance(state: _Recursion, tau: float, cum: float) -> _Recursion:
+    """The recursion one look on, spending ``cum`` − α(τ_{k−1}) at τ_k = ``tau``.
+
+    J&T (2000) ch. 19: b_k solves P(|S_j| < b_j√τ_j for j < k, |S_k| ≥ b_k√τ_k)
+    = α(τ_k) − α(τ_{k−1}), and the density of S_k on the new continuation region
+    is f_k(s) = ∫ f_{k−1}(u) φ((s − u)/sd)/sd du, sd = √(τ_k − τ_{k−1}).
+    """
+    target = cum - state.spent
+    if state.mass is None:
+        # First look: P(|Z_1| ≥ b_1) = α(τ_1).
+        b = float(_z_upper(target / 2)) if target > 0 else math.inf
+        sd = math.sqrt(tau)
+        grid, weights = _simpson_grid(b * sd if math.isfinite(b) else 12 * sd, sd)
+        density = np.exp(-0.5 * (grid / sd) ** 2) / (sd * SQRT_2PI)
+    else:
+        sd = math.sqrt(tau - state.tau)
+        b = _next_boundary(state, sd, math.sqrt(tau), target)
+        c = b * math.sqrt(tau) if math.isfinite(b) else 12 * math.sqrt(tau)
+        grid, weights = _simpson_grid(c, sd)
+        density = _gaussian_smooth(grid, state.grid, state.mass, sd)
+    return _Recursion((*state.bounds, b), tau, cum, grid, weights * density)
 
 
 KERNEL_REACH_SD = 12.0  # φ beyond 12 sd is < 1e-31 of its peak: left out
+BOUNDARY_XTOL = 1e-13  # on x = c/sd, so on b = x·sd/√τ_k at most the same
 
 
-def _exit_probability(
-    grid: np.ndarray,
-    mass: np.ndarray,
-    cum_mass: np.ndarray,
-    sd: float,
-    root_tau: float,
-    b: float,
+def _next_boundary(
+    state: _Recursion, sd: float, root_tau: float, target: float
 ) -> float:
-    """P(|S_k| ≥ b·√τ_k, no earlier exit), from the masses of S_{k−1} on ``grid``.
+    """b_k whose exit probability after ``state`` is ``target`` (sd = kernel sd).
 
-    J&T (2000) ch. 19: ∫ f_{k−1}(u) P(|S_k| ≥ c | S_{k−1} = u) du, c = b√τ_k. A
-    point farther than KERNEL_REACH_SD·sd inside ±c exits with probability < 1e-31
-    and one as far outside exits surely, so only the two bands around ±c need the
-    normal tails; the rest is a sum of masses (``cum_mass``, the running total).
+    Solved in x = c/sd by Newton's method from the previous boundary, or from
+    z_{1−target/2}√τ_k (where the exit probability is at most ``target``) if that
+    is lower. Where the exit probability jumps across the target (tails
+    underflowing at the edge of the grid) there is no smooth root, and Brent's
+    method on [0, z_{1−target/2}] (widened if need be) finds the jump as before.
     """
-    c = b * root_tau
-    reach = KERNEL_REACH_SD * sd
-    i1, i2, i3, i4 = np.searchsorted(
-        grid, [-c - reach, -c + reach, c - reach, c + reach]
+    if target <= 0:
+        return math.inf
+    if target >= float(state.mass.sum()):  # all the remaining mass
+        return 0.0
+    v, cum_mass = state.grid / sd, np.cumsum(state.mass)
+    start = float(_z_upper(target / 2)) * root_tau / sd
+    previous = state.bounds[-1] * math.sqrt(state.tau) / sd
+    x = _newton_exit_root(
+        v, state.mass, cum_mass, previous if 0 < previous < start else start, target / 2
     )
-    if i2 >= i3:  # the bands meet: every point needs its tails
-        i1, i2, i3, i4 = 0, len(grid), len(grid), len(grid)
-    exits = 0.0
-    for lo, hi in ((i1, i2), (i3, i4)):
-        u = grid[lo:hi]
-        tails = special.ndtr((u - c) / sd) + special.ndtr(-(c + u) / sd)
-        exits += float(mass[lo:hi] @ tails)
-    below = cum_mass[i1 - 1] if i1 > 0 else 0.0  # u < −c − reach: exits
-    above = cum_mass[-1] - (cum_mass[i4 - 1] if i4 > 0 else 0.0)  # u ≥ c + reach
-    return exits + float(below + above)
+    if x is not None:
+        return x * sd / root_tau
+
+    def excess(b: float) -> float:
+        x = b * root_tau / sd
+        return 2 * _upper_exit(v, state.mass, cum_mass, x, target / 2)[0] - target
+
+    hi = float(_z_upper(target / 2))
+    while excess(hi) > 0:
+        hi *= 1.5
+    return optimize.brentq(excess, 0.0, hi, xtol=1e-10)
+
+
+def _newton_exit_root(
+    v: np.ndarray, mass: np.ndarray, cum_mass: np.ndarray, start: float, goal: float
+) -> float | None:
+    """Root x of log E(x) = log ``goal`` (E from :func:`_upper_exit`), or None.
+
+    Newton's method in log space (log E is close to linear in x), safeguarded by
+    bisection of the bracket of the points evaluated so far (rtsafe: Press, W. H.
+    et al. (2007). Numerical Recipes, 3rd ed., section 9.4). It stops when a step
+    is below BOUNDARY_XTOL or, converging quadratically, leaves an error below it
+    (≈ step³ / previous step²). None when E jumps across ``goal``: no smooth root.
+    """
+    log_goal = math.log(goal)
+    lo, hi = 0.0, math.inf  # E(lo) > goal ≥ E(hi)
+    x, last, newton_before = start, math.inf, math.nan
+    for _ in range(200):
+        e, slope = _upper_exit(v, mass, cum_mass, x, goal)
+        lo, hi = (x, hi) if e > goal else (lo, x)
+        resid = math.log(e) - log_goal if e > 0 else -math.inf
+        step = resid * e / slope if slope > 0 else math.nan  # −resid / (log E)'
+        newton = lo <= x + step <= hi and abs(step) <= 0.5 * last
+        if not newton:
+            step = (0.5 * (lo + hi) if math.isfinite(hi) else 2 * max(x, 1.0)) - x
+        last = abs(step)
+        smooth = abs(resid) < 1e-6
+        if smooth and newton and last**3 < BOUNDARY_XTOL * newton_before**2:
+            return x + step
+        if last < BOUNDARY_XTOL or hi - lo < BOUNDARY_XTOL:
+            return x + step if smooth else None
+        newton_before = last if newton else math.nan
+        x += step
+    return None
+
+
+def _upper_exit(
+    v: np.ndarray, mass: np.ndarray, cum_mass: np.ndarray, x: float, goal: float
+) -> tuple[float, float]:
+    """E(x) = ½ P(|S_k| ≥ c, no earlier exit) at c = x·sd, and −dE/dx.
+
+    J&T (2000) ch. 19 in units of the kernel sd (v = grid/sd): the grid and masses
+    of S_{k−1} are symmetric, so the two tails are mirror images and E(x) =
+    Σ_j mass_j (Φ(v_j − x) + Φ(−v_j − x)) / 2 = Σ_j mass_j Φ(v_j − x). A point
+    farther than KERNEL_REACH_SD below ±x exits there with probability < 1e-31 and
+    one as far above exits surely, so only the bands around ±x need the normal
+    tails, the upper band's lower tail (< Φ(12 − 2x)) only when not negligible
+    next to ``goal``; the rest is a sum of masses (``cum_mass``, the running total).
+    """
+    m = len(v)
+    lo, hi = 0, m
+    if x > KERNEL_REACH_SD:  # else the bands around ±x meet: every point's tail
+        v0, dv = float(v[0]), float(v[1] - v[0])
+        lo = min(m, max(0, math.ceil((x - KERNEL_REACH_SD - v0) / dv)))
+        hi = min(m, max(0, math.ceil((x + KERNEL_REACH_SD - v0) / dv)))
+    t = v[lo:hi] - x
+    band = mass[lo:hi]
+    above = float(cum_mass[-1] - (cum_mass[hi - 1] if hi > 0 else 0.0))
+    exits = float(band @ special.ndtr(t)) + above
+    slope = float(band @ np.exp(-0.5 * t * t))
+    if lo > 0 and math.erfc((2 * x - KERNEL_REACH_SD) / math.sqrt(2)) > 1e-18 * goal:
+        t = -x - v[lo:hi]  # the lower tail of the points near +x
+        exits += float(band @ special.ndtr(t))
+        slope += float(band @ np.exp(-0.5 * t * t))
+    return exits, slope / SQRT_2PI
 
 
 def _z_upper(p: Any) -> Any:
@@ -390,32 +493,69 @@ def _gaussian_smooth(
 
     Only the old grid points within KERNEL_REACH_SD·sd of each s contribute (a band
     of the kernel matrix, not all of it): with daily looks the band is ~100 points
-    of a 4001-point grid.
+    of a 4001-point grid. On the uniform grid the band's distances s − u_j are the
+    distance to the nearest point minus multiples of the spacing. Grids and masses
+    are symmetric about 0, so the result is computed for s ≥ 0 and mirrored.
     """
-    h = grid[1] - grid[0] if len(grid) > 1 else math.inf
-    reach = math.ceil(KERNEL_REACH_SD * sd / h) if math.isfinite(h) else 0
+    upper = new_grid[(len(new_grid) - 1) // 2 :]
+    h = float(grid[1] - grid[0]) if len(grid) > 1 else 0.0
+    reach = math.ceil(KERNEL_REACH_SD * sd / h) if h > 0 else len(grid)
+    scale = 1.0 / (sd * math.sqrt(2.0))  # φ(d/sd) ∝ exp(−(d·scale)²)
     if 2 * reach + 1 >= len(grid):
-        diff = (new_grid[:, None] - grid[None, :]) / sd
-        return (np.exp(-0.5 * diff**2) / (sd * SQRT_2PI)) @ mass
-    centre = np.rint((new_grid - grid[0]) / h).astype(np.int64)
-    index = centre[:, None] + np.arange(-reach, reach + 1)[None, :]
-    inside = (index >= 0) & (index < len(grid))
-    index = np.clip(index, 0, len(grid) - 1)
-    diff = (new_grid[:, None] - grid[index]) / sd
-    kernel = np.where(inside, np.exp(-0.5 * diff**2), 0.0) / (sd * SQRT_2PI)
-    return (kernel * mass[index]).sum(axis=1)
+        kernel = np.subtract.outer(upper * scale, grid * scale)
+        weights = mass
+    else:
+        centre = np.rint((upper - grid[0]) / h).astype(np.int64)
+        offset = upper - (grid[0] + centre * h)
+        kernel = np.subtract.outer(offset * scale, _band(reach) * (h * scale))
+        # mass[centre + l] for l = −reach..reach, zero off the grid
+        pad = reach + max(0, int(centre[-1]) - len(grid) + 1)
+        padded = np.zeros(len(grid) + 2 * pad)
+        padded[pad : pad + len(grid)] = mass
+        stride = padded.strides[0]  # row i of windows: padded[i : i + 2 reach + 1]
+        windows = np.lib.stride_tricks.as_strided(
+            padded,
+            (len(padded) - 2 * reach, 2 * reach + 1),
+            (stride, stride),
+            writeable=False,
+        )
+        weights = windows[centre + (pad - reach)]
+    np.square(kernel, out=kernel)
+    np.negative(kernel, out=kernel)
+    np.exp(kernel, out=kernel)
+    density = np.vecdot(kernel, weights) / (sd * SQRT_2PI)
+    return np.concatenate((density[:0:-1], density))
+
+
+@functools.lru_cache(maxsize=64)
+def _band(reach: int) -> np.ndarray:
+    """Offsets −reach, ..., reach as floats (read-only)."""
+    out = np.arange(-reach, reach + 1, dtype=float)
+    out.flags.writeable = False
+    return out
 
 
 def _simpson_grid(half_width: float, kernel_sd: float) -> tuple[np.ndarray, np.ndarray]:
-    """Odd Simpson grid on [−half_width, half_width], spacing ≤ kernel_sd / 4."""
+    """Odd Simpson grid on [−half_width, half_width], spacing ≤ kernel_sd / 4.
+
+    The points are exact multiples of the spacing, so the grid is symmetric.
+    """
     h_target = min(0.05, kernel_sd / 4)
     m = int(min(4001, max(101, math.ceil(2 * half_width / h_target) + 1)))
     m += 1 - m % 2
-    grid = np.linspace(-half_width, half_width, m)
-    h = grid[1] - grid[0] if m > 1 else 0.0
+    h = 2 * half_width / (m - 1)
+    index, pattern = _simpson_pattern(m)
+    return index * h, pattern * h / 3.0
+
+
+@functools.lru_cache(maxsize=256)
+def _simpson_pattern(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Point indices −(m−1)/2, ..., (m−1)/2 and Simpson's 1, 4, 2, ..., 4, 1."""
+    index = np.arange(m, dtype=float) - (m - 1) // 2
     w = np.ones(m)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return grid, w * h / 3.0
+    index.flags.writeable = w.flags.writeable = False
+    return index, w
 
 
 def _margin(z: np.ndarray, fractions: tuple[float, ...], alpha: float) -> float:
@@ -441,9 +581,9 @@ def group_sequential_test(
     Reported intervals are repeated confidence intervals, estimate ± b_k·se at
     each look, intersected over the looks so far (the RCIs cover simultaneously,
     so their intersection does too). The p-value is the repeated p-value: the
-    smallest α' at which some look so far crosses the α'-boundaries, found by
-    bisection; bracketing at ``alpha`` makes p < alpha ⇔ a boundary was crossed
-    ⇔ ``abs_ci`` excludes 0 exact.
+    smallest α' at which some look so far crosses the α'-boundaries, found by a
+    safeguarded secant search; bracketing at ``alpha`` makes p < alpha ⇔ a
+    boundary was crossed ⇔ ``abs_ci`` excludes 0 exact.
 
     Args:
         looks: (control, treatment) cumulative arms at each look so far.
@@ -469,7 +609,7 @@ def group_sequential_test(
     nan_ci = (math.nan, math.nan)
     if not looks:
         return SequentialResult(math.nan, nan_ci, nan_ci, "group", reason="no looks")
-    deltas = [compare_arms(c, t) for c, t in looks]
+    deltas = [_look_deltas(c, t) for c, t in looks]
     current = deltas[-1]
     total = current.n_control + current.n_treatment
     exceeded = bool(total > planned_users)
@@ -506,8 +646,8 @@ def group_sequential_test(
     note = None
     for b, (_, d) in zip(bounds, usable, strict=True):
         # Repeated CI (J&T 2000, ch. 9): estimate ± b_k se
-        abs_ci, n1 = _intersect(abs_ci, _interval(d.abs_delta, b * d.se))
-        rel_ci, n2 = _intersect(rel_ci, _interval(d.rel_delta, b * d.rel_se))
+        abs_ci, n1 = _intersect(abs_ci, _scalar_interval(d.abs_delta, b * d.se))
+        rel_ci, n2 = _intersect(rel_ci, _scalar_interval(d.rel_delta, b * d.rel_se))
         note = note or n1 or n2
     abs_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in abs_ci)
     rel_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in rel_ci)
@@ -528,6 +668,24 @@ def group_sequential_test(
     )
 
 
+def _look_deltas(control: ArmStats, treatment: ArmStats) -> Deltas:
+    """compare_arms for one look, remembered: a daily history re-reads its looks."""
+    try:
+        return _remembered_deltas(control, treatment)
+    except TypeError:  # arms holding numpy arrays are not hashable
+        return compare_arms(control, treatment)
+
+
+_remembered_deltas = functools.lru_cache(maxsize=4096)(compare_arms)
+
+
+def _scalar_interval(center: float, half: float) -> tuple[float, float]:
+    """stats.fixed._interval for numbers: NaN on both ends if either is NaN."""
+    if math.isfinite(center) and not math.isnan(half):
+        return center - half, center + half
+    return math.nan, math.nan
+
+
 def _repeated_p_value(
     z: np.ndarray, fractions: tuple[float, ...], alpha: float
 ) -> float:
@@ -538,7 +696,8 @@ def _repeated_p_value(
     ``alpha`` that the crossing at ``alpha`` decides, so p < alpha ⇔ crossed.
     """
     floor, ceiling = 1e-12, 1.0 - 1e-9
-    if _margin(z, fractions, alpha) >= 0:
+    crossed = _margin(z, fractions, alpha) >= 0
+    if crossed:
         if _margin(z, fractions, floor) >= 0:
             return floor
         lo, hi = math.log(floor), math.log(alpha)
@@ -546,11 +705,73 @@ def _repeated_p_value(
         if _margin(z, fractions, ceiling) < 0:
             return 1.0
         lo, hi = math.log(alpha), math.log(ceiling)
-    root = optimize.brentq(
-        lambda x: _margin(z, fractions, math.exp(x)), lo, hi, xtol=1e-7
-    )
-    p = math.exp(root)
+    p = math.exp(_crossing_root(np.abs(z), fractions, alpha, lo, hi))
     # Keep the exact duality despite the root's tolerance.
-    return (
-        min(p, math.nextafter(alpha, 0.0)) if hi <= math.log(alpha) else max(p, alpha)
-    )
+    return min(p, math.nextafter(alpha, 0.0)) if crossed else max(p, alpha)
+
+
+P_VALUE_XTOL = 1e-7  # on log α'
+W_LEVEL = 1 / 64  # the first iterates are rounded to multiples of this in w
+ROUNDED_ITERATES = 2
+
+
+def _crossing_root(
+    abs_z: np.ndarray, fractions: tuple[float, ...], alpha: float, lo: float, hi: float
+) -> float:
+    """The log α' in [lo, hi] at which the first boundary is just crossed.
+
+    The secant method (Press, W. H. et al. (2007). Numerical Recipes, 3rd ed.,
+    section 9.2) on each look's boundary as a function of w = z_{1−α'/2}, nearly
+    linear for O'Brien-Fleming-type boundaries (b_1 ∝ w exactly): the next iterate
+    is the largest w at which some look's secant line reaches |z_k|, the first one
+    from the boundaries at ``alpha`` and b ∝ w. The first ROUNDED_ITERATES iterates
+    are rounded to multiples of W_LEVEL, so that nearby roots (of a daily history)
+    share those boundaries. Bisection of the bracket (margin < 0 at lo, ≥ 0 at hi)
+    takes over when an iterate leaves it or the steps stop halving.
+    """
+    w_old, b_old = 0.0, None
+    w_new, b_new = float(_z_upper(alpha / 2)), np.array(_boundaries(fractions, alpha))
+    x, last = math.log(alpha), math.inf
+    for i in range(200):
+        w = _secant_crossing(abs_z, w_old, b_old, w_new, b_new)
+        x_next = _log_level(w)
+        if abs(x_next - x) < P_VALUE_XTOL:  # converged (NaN if no look rises)
+            return min(max(x_next, lo), hi)
+        if i < ROUNDED_ITERATES and math.isfinite(w):
+            rounded = _log_level(round(w / W_LEVEL) * W_LEVEL)
+            x_next = rounded if lo < rounded < hi and rounded != x else x_next
+        if not (lo < x_next < hi and abs(x_next - x) <= 0.5 * last):
+            x_next = 0.5 * (lo + hi)
+        if hi - lo < P_VALUE_XTOL:
+            return x_next
+        last, x = abs(x_next - x), x_next
+        level = math.exp(x)
+        w_old, b_old = w_new, b_new
+        w_new = float(_z_upper(level / 2))
+        b_new = np.array(_boundaries(fractions, level))
+        lo, hi = (lo, x) if np.max(abs_z - b_new) >= 0 else (x, hi)
+    return 0.5 * (lo + hi)
+
+
+def _secant_crossing(
+    abs_z: np.ndarray,
+    w_old: float,
+    b_old: np.ndarray | None,
+    w_new: float,
+    b_new: np.ndarray,
+) -> float:
+    """Largest w at which some look's secant line reaches |z_k|.
+
+    The line of look k runs through (w_old, b_old[k]) and (w_new, b_new[k]), or
+    through the origin when b_old is None (b ∝ w); NaN if no look's line rises.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = b_new / w_new if b_old is None else (b_new - b_old) / (w_new - w_old)
+        w = w_new + (abs_z - b_new) / slope
+    ok = np.isfinite(w) & np.isfinite(slope) & (slope > 0)
+    return float(np.max(w[ok])) if ok.any() else math.nan
+
+
+def _log_level(w: float) -> float:
+    """The log α' of w = z_{1−α'/2}: log 2Φ(−w), without underflow."""
+    return math.log(2.0) + float(special.log_ndtr(-w))

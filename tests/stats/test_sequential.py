@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import optimize
 from scipy import stats as sps
 from stats_strategies import proportion_arms
 
+from stats import sequential as seq
 from stats.aggregates import ProportionStats, SampleStats
 from stats.fixed import fixed_test
 from stats.sequential import (
@@ -349,3 +352,86 @@ def test_group_duality_holds_for_random_histories(days, rate_t, seed, planned) -
     assert 0 < res.p_value <= 1
     assert (res.p_value < 0.05) == (res.abs_ci[0] > 0 or res.abs_ci[1] < 0)
     assert res.planned_size_exceeded == (2 * sum(days) > planned)
+
+
+def _recursion_states(fractions: list[float], alpha: float):
+    """(state before look k, τ_k, spending target of look k) for k ≥ 2."""
+    spent = list(np.atleast_1d(obf_spending(np.array(fractions), alpha)))
+    if fractions[-1] >= 1.0:
+        spent[-1] = alpha
+    state = seq._advance(seq._look_state((), alpha), fractions[0], float(spent[0]))
+    for tau, cum in zip(fractions[1:], spent[1:], strict=True):
+        yield state, tau, float(cum) - state.spent
+        state = seq._advance(state, tau, float(cum))
+
+
+@pytest.mark.parametrize(
+    ("fractions", "alpha"),
+    [
+        ([0.1, 0.2, 0.5, 0.8, 1.0], 0.05),
+        ([(k + 1) / 28 for k in range(28)], 0.05),
+        ([0.02, 0.3, 0.3005, 0.301, 0.9], 0.01),
+        ([(k + 1) / 10 for k in range(10)], 1e-4),
+    ],
+)
+def test_newton_boundaries_solve_the_exit_equation_as_brent_does(
+    fractions, alpha
+) -> None:
+    # Each boundary solves P(no earlier exit, |S_k| ≥ b√τ_k) = α(τ_k) − α(τ_{k−1})
+    # on the recursion's grid (J&T 2000, ch. 19). Brent's method on that same
+    # equation to 1e-14 must agree with the Newton solution to 1e-12 (the brentq
+    # fallback, used where the equation has no smooth root, gets only 1e-10).
+    for state, tau, target in _recursion_states(fractions, alpha):
+        excess = functools.partial(_exit_excess, state, tau, target)
+        hi = sps.norm.isf(target / 2)
+        while excess(hi) > 0:
+            hi *= 1.5
+        brent = optimize.brentq(excess, 0.0, hi, xtol=1e-14)
+        sd, root_tau = math.sqrt(tau - state.tau), math.sqrt(tau)
+        newton = seq._next_boundary(state, sd, root_tau, target)
+        assert newton == pytest.approx(brent, abs=1e-12)
+
+
+def _exit_excess(state, tau: float, target: float, b: float) -> float:
+    """P(no exit before look k, |S_k| ≥ b√τ_k) − target on the recursion's grid."""
+    sd = math.sqrt(tau - state.tau)
+    x = b * math.sqrt(tau) / sd
+    v, cum_mass = state.grid / sd, np.cumsum(state.mass)
+    return 2 * seq._upper_exit(v, state.mass, cum_mass, x, target / 2)[0] - target
+
+
+def test_boundaries_extended_from_cached_looks_equal_fresh_ones_exactly() -> None:
+    # A daily history extends yesterday's recursion; the as-of analysis computes it
+    # from scratch. Both must give the same bits (test_analysis compares them).
+    fractions = [(k + 1) * 0.021 for k in range(30)] + [1.0]
+    seq._states.clear()
+    seq._boundaries.cache_clear()
+    fresh = group_sequential_boundaries(fractions, 0.05)
+    seq._states.clear()
+    seq._boundaries.cache_clear()
+    for k in range(1, len(fractions)):
+        group_sequential_boundaries(fractions[:k], 0.05)
+    assert np.array_equal(group_sequential_boundaries(fractions, 0.05), fresh)
+
+
+@pytest.mark.parametrize(
+    "z",
+    [
+        np.linspace(0.3, 2.6, 12),
+        np.linspace(0.2, 1.5, 12),
+        np.r_[np.zeros(5), 3.4, np.ones(6)],
+        np.linspace(-0.5, -3.5, 12),
+    ],
+)
+def test_repeated_p_value_is_the_root_of_the_crossing_margin(z) -> None:
+    # The secant search must find the α' at which max_k(|z_k| − b_k(α')) turns
+    # non-negative as Brent's method does, to well within its 1e-7 in log α'.
+    fractions = tuple((k + 1) / 28 for k in range(12))
+    root = optimize.brentq(
+        lambda x: seq._margin(z, fractions, math.exp(x)),
+        math.log(1e-12),
+        math.log(1 - 1e-9),
+        xtol=1e-12,
+    )
+    p = seq._repeated_p_value(z, fractions, 0.05)
+    assert p == pytest.approx(math.exp(root), rel=1e-7)
