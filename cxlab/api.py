@@ -12,10 +12,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from cxlab.analysis import ExperimentResult, analyze_history
 from cxlab.config import (
     CATALOG_FILE,
     Catalog,
@@ -26,6 +26,9 @@ from cxlab.config import (
 )
 from cxlab.events import EventSource, resolve_source
 from cxlab.summaries import SUM_COLUMNS, Summaries, summarize
+
+if TYPE_CHECKING:  # the analysis (scipy) is imported on first use
+    from cxlab.analysis import ExperimentResult
 
 DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 
@@ -83,6 +86,8 @@ def results_for(
     exp: Experiment, catalog: Catalog, summaries: Summaries, *, history: bool
 ) -> list[ExperimentResult]:
     """The as-of result (a one-element list) or the whole daily history."""
+    from cxlab.analysis import analyze_history
+
     results = analyze_history(exp, catalog, summaries, last_only=not history)
     if results or history:
         return results

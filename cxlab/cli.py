@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +21,6 @@ from cxlab.config import find_experiment, load_catalog, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.health import health_report, health_to_dict
-from cxlab.report import experiment_to_dict, to_csv, to_json, to_table
 
 
 class UsageError(InputError):
@@ -102,9 +103,18 @@ def _analyze(args: argparse.Namespace) -> str:
         experiments = load_experiments(args.experiments, catalog)
     else:
         experiments = [find_experiment(args.experiment, args.experiments, catalog)]
+    # The statistics' imports (scipy, about half a second) run in a thread while
+    # the log is scanned: the scan runs in Polars' own threads, so they overlap.
+    imports = threading.Thread(
+        target=importlib.import_module, args=("cxlab.report",), daemon=True
+    )
+    imports.start()
     summaries = summarize_all(
         resolve_source(args.events), experiments, catalog, as_of=as_of, log_health=False
     )
+    imports.join()
+    from cxlab.report import experiment_to_dict, to_csv, to_json, to_table
+
     objects: list[dict[str, Any]] = []
     for exp in experiments:
         results = results_for(exp, catalog, summaries[exp.id], history=args.history)
@@ -125,6 +135,8 @@ def _check(args: argparse.Namespace) -> str:
     summaries = summarize_all(source, experiments, catalog)
     report = health_report(source, experiments, summaries)
     if args.format == "json":
+        from cxlab.report import to_json
+
         return to_json(health_to_dict(report))
     return report.as_text()
 
