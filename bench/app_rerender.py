@@ -430,16 +430,44 @@ def _as_of_text(day: dt.date) -> str:
 
 
 def _shown_as_of(at: AppTest) -> str | None:
-    for text in markdowns(at):
+    """The as-of day a page states (results: its header; portfolio: its caption)."""
+    for text in [*markdowns(at), *captions(at)]:
         if found := re.search(r"as of \d\d \w\w\w \d{4}", text):
             return found.group(0)
     return None
 
 
-def _new_days(at: AppTest, n: int) -> list[dt.date]:
-    """Earlier days within the e-mail experiment, none of them viewed yet."""
+def _new_days(at: AppTest, n: int, offset: int = 0) -> list[dt.date]:
+    """Earlier days than the one shown, every 4th day (shifted by ``offset``)."""
     last = dt.datetime.strptime(_shown_as_of(at) or "", "as of %d %b %Y").date()
-    return [last - dt.timedelta(days=4 * (i + 1)) for i in range(n)]
+    return [last - dt.timedelta(days=4 * (i + 1) + offset) for i in range(n)]
+
+
+def _portfolio_as_of_step() -> Step:
+    """A new as-of day on the portfolio: every experiment analysed at that day.
+
+    Days offset by 2 from the results page's, so neither row reuses the other's
+    analyses (the cut summaries of a day may be shared: about 10 ms).
+    """
+
+    def shown(at: AppTest, day: dt.date) -> str | None:
+        return expect(
+            _shown_as_of(at) == _as_of_text(day), f"the header does not say {day}"
+        )
+
+    def reset(at: AppTest) -> None:
+        _set_as_of(at, None)
+        at.run()
+
+    return Step(
+        "portfolio",
+        "as-of date: a new earlier day (every experiment re-analysed)",
+        lambda at, n: _new_days(at, n, offset=2),
+        _set_as_of,
+        shown,
+        teardown=reset,
+        first_visits=MAX_NEW_AS_OF,
+    )
 
 
 def _set_as_of(at: AppTest, day: dt.date | None) -> None:
@@ -753,6 +781,7 @@ def steps() -> list[Step]:
         _filter_steps("portfolio_status", "status", "Status"),
         _filter_steps("portfolio_owner", "owner", "Owner"),
         _filter_steps("portfolio_tag", "tags", "Tag"),
+        _portfolio_as_of_step(),
         Step(
             "results",
             "open another experiment of the same log (first time: its history "
