@@ -40,7 +40,7 @@ from stats.sequential import (
     SequentialResult,
     group_sequential_test,
     running_sequential,
-    sequential_test,
+    sequential_tests,
 )
 from stats.srm import SrmResult, sequential_srm, srm_test
 
@@ -289,7 +289,7 @@ def _timeline(
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     looks: list[Look] = []
-    raw_sequential: list[SequentialResult] = []
+    mixture_looks: list[tuple[ArmStats, ArmStats]] = []
     group_history: list[tuple[ArmStats, ArmStats]] = []
     last = len(control_rows) - 1
     for k, (c_row, t_row) in enumerate(zip(control_rows, treatment_rows, strict=True)):
@@ -321,11 +321,9 @@ def _timeline(
                 if reported
                 else NOT_COMPUTED
             )
-        else:
-            sequential = sequential_test(
-                test_c, test_t, alpha=exp.alpha, tuning=exp.sequential_tuning
-            )
-        raw_sequential.append(sequential)
+        else:  # the mixture test runs on every look, below, in one call
+            mixture_looks.append((test_c, test_t))
+            sequential = NOT_COMPUTED
         bayesian = (
             bayesian_test(
                 test_c,
@@ -340,6 +338,9 @@ def _timeline(
         )
         looks.append(Look(control, treatment, fixed, sequential, bayesian, cuped))
     if exp.sequential_method == "mixture":
+        raw_sequential = sequential_tests(
+            mixture_looks, alpha=exp.alpha, tuning=exp.sequential_tuning
+        )
         # The intervals are asymptotic: carry them only from the first look where
         # the normal approximation holds, so a noisy first day cannot pin them.
         burn_in = next(

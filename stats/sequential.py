@@ -16,7 +16,7 @@ import functools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -186,6 +186,57 @@ def sequential_test(
         rel_delta=d.rel_delta,
         reason=d.reason or d.rel_reason,
     )
+
+
+def sequential_tests(
+    looks: Sequence[tuple[ArmStats, ArmStats]],
+    *,
+    alpha: float = 0.05,
+    tuning: float = DEFAULT_TUNING,
+) -> list[SequentialResult]:
+    """:func:`sequential_test` at every look, in one vectorised call.
+
+    The arms of all looks are stacked into arrays (one arm type per side). A look
+    with an undefined value is tested again on its own, which names the reason;
+    every other look's result is the scalar one's (reason None).
+
+    Args:
+        looks: (control, treatment) cumulative arms per look.
+        alpha: level, as in :func:`sequential_test`.
+        tuning: N*, as in :func:`sequential_test`.
+
+    Returns:
+        One result per look, in order.
+    """
+    if not looks:
+        return []
+    controls, treatments = [c for c, _ in looks], [t for _, t in looks]
+    if len({type(a) for a in controls}) > 1 or len({type(a) for a in treatments}) > 1:
+        return [sequential_test(c, t, alpha=alpha, tuning=tuning) for c, t in looks]
+    res = sequential_test(
+        _stacked(controls), _stacked(treatments), alpha=alpha, tuning=tuning
+    )
+    columns = np.array(
+        [res.p_value, *res.abs_ci, *res.rel_ci, res.abs_delta, res.rel_delta],
+        dtype=float,
+    ).reshape(7, len(looks))
+    out = []
+    for (control, treatment), (p, a_lo, a_hi, r_lo, r_hi, d_abs, d_rel) in zip(
+        looks, columns.T.tolist(), strict=True
+    ):
+        if not all(map(math.isfinite, (p, a_lo, a_hi, r_lo, r_hi, d_abs, d_rel))):
+            out.append(sequential_test(control, treatment, alpha=alpha, tuning=tuning))
+            continue
+        out.append(
+            SequentialResult(p, (a_lo, a_hi), (r_lo, r_hi), "mixture", d_abs, d_rel)
+        )
+    return out
+
+
+def _stacked(arms: Sequence[ArmStats]) -> ArmStats:
+    """Arms of one type as one arm of arrays (each field stacked over the arms)."""
+    names = [f.name for f in fields(arms[0])]
+    return type(arms[0])(*(np.array([getattr(a, n) for a in arms]) for n in names))
 
 
 def running_sequential(results: Sequence[SequentialResult]) -> list[SequentialResult]:

@@ -27,6 +27,7 @@ from stats.sequential import (
     obf_spending,
     running_sequential,
     sequential_test,
+    sequential_tests,
 )
 
 CONTROL = ProportionStats(10_012, 1_202)
@@ -435,3 +436,23 @@ def test_repeated_p_value_is_the_root_of_the_crossing_margin(z) -> None:
     )
     p = seq._repeated_p_value(z, fractions, 0.05)
     assert p == pytest.approx(math.exp(root), rel=1e-7)
+
+
+def test_the_mixture_test_over_all_looks_at_once_equals_each_look_alone() -> None:
+    # One vectorised call for a daily history: the same numbers as one call per
+    # look, and a degenerate look (one control unit, then a zero control mean)
+    # still gets its reason from the scalar call.
+    looks = [
+        (ProportionStats(1, 0), ProportionStats(3, 1)),
+        (ProportionStats(40, 0), ProportionStats(38, 2)),
+        *[
+            (ProportionStats(500 * k, 60 * k + k % 3), ProportionStats(510 * k, 66 * k))
+            for k in range(1, 30)
+        ],
+    ]
+    together = sequential_tests(looks, alpha=0.05, tuning=8_000)
+    alone = [sequential_test(c, t, alpha=0.05, tuning=8_000) for c, t in looks]
+    assert repr(together) == repr(alone)  # every field, bit for bit (NaN too)
+    assert together[0].reason == "control has fewer than 2 units"
+    assert together[1].reason == "control mean is zero; relative lift is undefined"
+    assert sequential_tests([]) == []
