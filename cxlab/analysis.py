@@ -11,6 +11,7 @@ last object of ``analyze --history`` always agree.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -518,8 +519,11 @@ def _warnings(
 
 def _rows_by_arm(daily: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
     """Daily summary rows of each (metric, variant), oldest first."""
-    parts = daily.sort("day").partition_by("metric", "variant", as_dict=True)
-    return {(str(m), str(v)): part.to_dicts() for (m, v), part in parts.items()}
+    rows = daily.sort("metric", "variant", "day").to_dicts()
+    return {
+        key: list(group)
+        for key, group in itertools.groupby(rows, lambda r: (r["metric"], r["variant"]))
+    }
 
 
 def analyze_history(
