@@ -383,17 +383,24 @@ def _scale_shown(at: AppTest, scale: str) -> str | None:
     )
 
 
-def _metric_key(at: AppTest) -> str:
-    return f"results_metric_{_experiment(at)}"
+def _results_selectbox(name: str) -> tuple[Callable[[AppTest], str], Values, Apply]:
+    """Key, values and setter of a results-page selectbox kept per experiment."""
+
+    def key(at: AppTest) -> str:
+        return f"results_{name}_{_experiment(at)}"
+
+    def values(at: AppTest, n: int) -> list[str]:
+        box = at.selectbox(key=key(at))
+        return cycle(raw_options(box), box.value, n)
+
+    def apply(at: AppTest, value: str) -> None:
+        at.selectbox(key=key(at)).set_value(value)
+
+    return key, values, apply
 
 
-def _metrics(at: AppTest, n: int) -> list[str]:
-    box = at.selectbox(key=_metric_key(at))
-    return cycle(raw_options(box), box.value, n)
-
-
-def _set_metric(at: AppTest, metric: str) -> None:
-    at.selectbox(key=_metric_key(at)).set_value(metric)
+_metric_key, _metrics, _set_metric = _results_selectbox("metric")
+_variant_key, _variants, _set_variant = _results_selectbox("variant")
 
 
 def _metric_shown(at: AppTest, metric: str) -> str | None:
@@ -403,19 +410,6 @@ def _metric_shown(at: AppTest, metric: str) -> str | None:
         and ("NPS answers" in labels) == (metric == "nps"),
         f"metric {metric} not shown in depth",
     )
-
-
-def _variant_key(at: AppTest) -> str:
-    return f"results_variant_{_experiment(at)}"
-
-
-def _variants(at: AppTest, n: int) -> list[str]:
-    box = at.selectbox(key=_variant_key(at))
-    return cycle(raw_options(box), box.value, n)
-
-
-def _set_variant(at: AppTest, variant: str) -> None:
-    at.selectbox(key=_variant_key(at)).set_value(variant)
 
 
 def _variant_shown(at: AppTest, variant: str) -> str | None:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import integrate, special
 
 from stats.aggregates import ArmStats, ProportionStats
-from stats.delta import as_output, check_alpha, compare_arms
+from stats.delta import as_output, check_alpha, compare_arms, z_upper
 from stats.fixed import _interval
 
 Direction = Literal["increase", "decrease"]
@@ -103,7 +103,7 @@ def bayesian_test(
         # E[max(0, −X)], X ~ N(μ', σ²): σφ(μ'/σ) − μ'Φ(−μ'/σ)
         density = np.exp(-0.5 * (m / sd) ** 2) / math.sqrt(2 * math.pi)  # φ(μ'/σ)
         loss = sd * density - m * special.ndtr(-m / sd)
-        half = -special.ndtri(alpha / 2) * sd  # z_{1−α/2} σ
+        half = z_upper(alpha / 2) * sd  # z_{1−α/2} σ
     bad = ~(np.isfinite(mu) & np.isfinite(sd))
     return BayesianResult(
         prob_beat_control=as_output(np.where(bad, np.nan, prob)),

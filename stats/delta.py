@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from stats.aggregates import ArmStats
 
@@ -38,6 +39,22 @@ class Deltas:
     n_treatment: Any
     reason: str | None
     rel_reason: str | None
+
+
+def z_upper(p: Any) -> Any:
+    """The standard normal quantile with upper tail p: z with 1 − Φ(z) = p.
+
+    Args:
+        p: upper-tail probability; number or array.
+
+    Returns:
+        −Φ⁻¹(p), the same value as ``scipy.stats.norm.isf(p)`` without its overhead.
+
+    References:
+        Abramowitz, M. & Stegun, I. A. (1964). Handbook of Mathematical Functions,
+        26.2.2 (Φ) and 26.2.22 (its inverse); ``scipy.special.ndtri``.
+    """
+    return -special.ndtri(p)
 
 
 def as_output(x: Any) -> Any:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special
 
 from stats.aggregates import ArmStats
-from stats.delta import as_output, check_alpha, compare_arms
+from stats.delta import as_output, check_alpha, compare_arms, z_upper
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def fixed_test(
     """
     check_alpha(alpha)
     d = compare_arms(control, treatment)
-    z_crit = -special.ndtri(alpha / 2)  # z_{1−α/2}
+    z_crit = z_upper(alpha / 2)  # z_{1−α/2}
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.asarray(d.abs_delta) / np.asarray(d.se)
         # Wald test: p = 2 (1 − Φ(|z|)), z = (x̄_t − x̄_c) / sqrt(V_c + V_t)
@@ -88,6 +88,10 @@ def fixed_test(
 
 def _interval(center: Any, half: Any) -> tuple[Any, Any]:
     """(center − half, center + half), NaN on both ends if either is NaN."""
+    if isinstance(center, float) and isinstance(half, float):  # no array overhead
+        if math.isfinite(center) and not math.isnan(half):
+            return float(center - half), float(center + half)
+        return math.nan, math.nan
     center, half = np.asarray(center, dtype=float), np.asarray(half, dtype=float)
     bad = ~(np.isfinite(center) & ~np.isnan(half))
     lower = np.where(bad, math.nan, center - half)

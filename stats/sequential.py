@@ -23,7 +23,7 @@ import numpy as np
 from scipy import optimize, special
 
 from stats.aggregates import ArmStats
-from stats.delta import Deltas, as_output, check_alpha, compare_arms
+from stats.delta import Deltas, as_output, check_alpha, compare_arms, z_upper
 from stats.fixed import _interval
 
 DEFAULT_TUNING = 5_000
@@ -321,7 +321,7 @@ def obf_spending(tau: Any, alpha: float) -> Any:
     """
     tau = np.asarray(tau, dtype=float)
     # Lan & DeMets (1983): α₁*(τ) = 2 − 2Φ(z_{α/2} / √τ)
-    return as_output(2.0 * special.ndtr(_z_upper(alpha / 2) / -np.sqrt(tau)))
+    return as_output(2.0 * special.ndtr(z_upper(alpha / 2) / -np.sqrt(tau)))
 
 
 def group_sequential_boundaries(fractions: Sequence[float], alpha: float) -> np.ndarray:
@@ -417,7 +417,7 @@ def _advance(state: _Recursion, tau: float, cum: float) -> _Recursion:
     target = cum - state.spent
     if state.mass is None:
         # First look: P(|Z_1| ≥ b_1) = α(τ_1).
-        b = float(_z_upper(target / 2)) if target > 0 else math.inf
+        b = float(z_upper(target / 2)) if target > 0 else math.inf
         sd = math.sqrt(tau)
         grid, weights = _simpson_grid(b * sd if math.isfinite(b) else 12 * sd, sd)
         density = np.exp(-0.5 * (grid / sd) ** 2) / (sd * SQRT_2PI)
@@ -450,7 +450,7 @@ def _next_boundary(
     if target >= float(state.mass.sum()):  # all the remaining mass
         return 0.0
     v, cum_mass = state.grid / sd, np.cumsum(state.mass)
-    start = float(_z_upper(target / 2)) * root_tau / sd
+    start = float(z_upper(target / 2)) * root_tau / sd
     previous = state.bounds[-1] * math.sqrt(state.tau) / sd
     x = _newton_exit_root(
         v, state.mass, cum_mass, previous if 0 < previous < start else start, target / 2
@@ -462,7 +462,7 @@ def _next_boundary(
         x = b * root_tau / sd
         return 2 * _upper_exit(v, state.mass, cum_mass, x, target / 2)[0] - target
 
-    hi = float(_z_upper(target / 2))
+    hi = float(z_upper(target / 2))
     while excess(hi) > 0:
         hi *= 1.5
     return optimize.brentq(excess, 0.0, hi, xtol=1e-10)
@@ -530,11 +530,6 @@ def _upper_exit(
         exits += float(band @ special.ndtr(t))
         slope += float(band @ np.exp(-0.5 * t * t))
     return exits, slope / SQRT_2PI
-
-
-def _z_upper(p: Any) -> Any:
-    """The standard normal quantile with upper tail p (scipy.stats.norm.isf, direct)."""
-    return -special.ndtri(p)
 
 
 def _gaussian_smooth(
@@ -697,8 +692,8 @@ def group_sequential_test(
     note = None
     for b, (_, d) in zip(bounds, usable, strict=True):
         # Repeated CI (J&T 2000, ch. 9): estimate ± b_k se
-        abs_ci, n1 = _intersect(abs_ci, _scalar_interval(d.abs_delta, b * d.se))
-        rel_ci, n2 = _intersect(rel_ci, _scalar_interval(d.rel_delta, b * d.rel_se))
+        abs_ci, n1 = _intersect(abs_ci, _interval(d.abs_delta, b * d.se))
+        rel_ci, n2 = _intersect(rel_ci, _interval(d.rel_delta, b * d.rel_se))
         note = note or n1 or n2
     abs_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in abs_ci)
     rel_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in rel_ci)
@@ -728,13 +723,6 @@ def _look_deltas(control: ArmStats, treatment: ArmStats) -> Deltas:
 
 
 _remembered_deltas = functools.lru_cache(maxsize=4096)(compare_arms)
-
-
-def _scalar_interval(center: float, half: float) -> tuple[float, float]:
-    """stats.fixed._interval for numbers: NaN on both ends if either is NaN."""
-    if math.isfinite(center) and not math.isnan(half):
-        return center - half, center + half
-    return math.nan, math.nan
 
 
 def _repeated_p_value(
@@ -781,7 +769,7 @@ def _crossing_root(
     takes over when an iterate leaves it or the steps stop halving.
     """
     w_old, b_old = 0.0, None
-    w_new, b_new = float(_z_upper(alpha / 2)), np.array(_boundaries(fractions, alpha))
+    w_new, b_new = float(z_upper(alpha / 2)), np.array(_boundaries(fractions, alpha))
     x, last = math.log(alpha), math.inf
     for i in range(200):
         w = _secant_crossing(abs_z, w_old, b_old, w_new, b_new)
@@ -798,7 +786,7 @@ def _crossing_root(
         last, x = abs(x_next - x), x_next
         level = math.exp(x)
         w_old, b_old = w_new, b_new
-        w_new = float(_z_upper(level / 2))
+        w_new = float(z_upper(level / 2))
         b_new = np.array(_boundaries(fractions, level))
         lo, hi = (lo, x) if np.max(abs_z - b_new) >= 0 else (x, hi)
     return 0.5 * (lo + hi)
