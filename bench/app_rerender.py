@@ -343,17 +343,30 @@ def _select_experiment(at: AppTest, experiment_id: str) -> None:
     at.selectbox(key="results_experiment").select(experiment_id)
 
 
-def _method_key(at: AppTest) -> str:
-    return f"results_method_{_experiment(at)}"
+def _results_widget(
+    name: str, kind: str = "selectbox"
+) -> tuple[Callable[[AppTest], str], Values, Apply]:
+    """Key, values and setter of a results-page widget kept per experiment.
+
+    ``kind`` is the AppTest accessor: ``selectbox`` or ``segmented_control``.
+    """
+
+    def key(at: AppTest) -> str:
+        return f"results_{name}_{_experiment(at)}"
+
+    def values(at: AppTest, n: int) -> list[str]:
+        widget = getattr(at, kind)(key=key(at))
+        return cycle(raw_options(widget), widget.value, n)
+
+    def apply(at: AppTest, value: str) -> None:
+        getattr(at, kind)(key=key(at)).set_value(value)
+
+    return key, values, apply
 
 
-def _methods(at: AppTest, n: int) -> list[str]:
-    control = at.segmented_control(key=_method_key(at))
-    return cycle(raw_options(control), control.value, n)
-
-
-def _set_method(at: AppTest, method: str) -> None:
-    at.segmented_control(key=_method_key(at)).set_value(method)
+_method_key, _methods, _set_method = _results_widget("method", "segmented_control")
+_metric_key, _metrics, _set_metric = _results_widget("metric")
+_variant_key, _variants, _set_variant = _results_widget("variant")
 
 
 def _method_shown(at: AppTest, method: str) -> str | None:
@@ -381,26 +394,6 @@ def _scale_shown(at: AppTest, scale: str) -> str | None:
         and relative == (scale == "rel"),
         f"the scorecard deltas are not on the {scale} scale",
     )
-
-
-def _results_selectbox(name: str) -> tuple[Callable[[AppTest], str], Values, Apply]:
-    """Key, values and setter of a results-page selectbox kept per experiment."""
-
-    def key(at: AppTest) -> str:
-        return f"results_{name}_{_experiment(at)}"
-
-    def values(at: AppTest, n: int) -> list[str]:
-        box = at.selectbox(key=key(at))
-        return cycle(raw_options(box), box.value, n)
-
-    def apply(at: AppTest, value: str) -> None:
-        at.selectbox(key=key(at)).set_value(value)
-
-    return key, values, apply
-
-
-_metric_key, _metrics, _set_metric = _results_selectbox("metric")
-_variant_key, _variants, _set_variant = _results_selectbox("variant")
 
 
 def _metric_shown(at: AppTest, metric: str) -> str | None:
