@@ -25,6 +25,11 @@ class BayesianResult:
             metric's good direction.
         expected_loss: expected relative loss of shipping the treatment.
         rel_ci: equal-tailed 1 − alpha credible interval of the relative lift.
+        abs_ci: the same interval on the absolute scale, control mean × rel_ci
+            (the control mean taken as known).
+        p_value: the posterior two-sided tail, 2·min(P(L > 0), P(L < 0)): the
+            credible interval at level 1 − a excludes 0 exactly when it is below a,
+            so a multiple-comparison correction can set the level.
         posterior_mean: posterior mean of the relative lift.
         posterior_sd: posterior standard deviation of the relative lift.
         reason: why fields are NaN, else None.
@@ -33,6 +38,8 @@ class BayesianResult:
     prob_beat_control: float
     expected_loss: float
     rel_ci: tuple[float, float]
+    abs_ci: tuple[float, float]
+    p_value: float
     posterior_mean: float
     posterior_sd: float
     reason: str | None = None
@@ -104,11 +111,17 @@ def bayesian_test(
         density = np.exp(-0.5 * (m / sd) ** 2) / math.sqrt(2 * math.pi)  # φ(μ'/σ)
         loss = sd * density - m * special.ndtr(-m / sd)
         half = z_upper(alpha / 2) * sd  # z_{1−α/2} σ
+        tail = 2.0 * special.ndtr(-np.abs(mu) / sd)  # 2·min(P(L > 0), P(L < 0))
     bad = ~(np.isfinite(mu) & np.isfinite(sd))
+    rel_ci = _interval(np.where(bad, np.nan, mu), half)
+    base = np.asarray(control.mean, dtype=float)
+    ends = (base * np.asarray(rel_ci[0]), base * np.asarray(rel_ci[1]))
     return BayesianResult(
         prob_beat_control=as_output(np.where(bad, np.nan, prob)),
         expected_loss=as_output(np.where(bad, np.nan, loss)),
-        rel_ci=_interval(np.where(bad, np.nan, mu), half),
+        rel_ci=rel_ci,
+        abs_ci=(as_output(np.fmin(*ends)), as_output(np.fmax(*ends))),
+        p_value=as_output(np.where(bad, np.nan, tail)),
         posterior_mean=as_output(np.where(bad, np.nan, mu)),
         posterior_sd=as_output(np.where(bad, np.nan, sd)),
         reason=d.rel_reason,

@@ -167,3 +167,47 @@ def _rel_reason(m_c: Any, rel_se: Any) -> str | None:
     if not np.isfinite(rel_se):
         return "variance of the relative lift is zero or undefined"
     return None
+
+
+def agreeing_rel_ci(
+    abs_ci: tuple[Any, Any], rel_ci: tuple[Any, Any], control_mean: Any
+) -> tuple[Any, Any]:
+    """The relative interval, made to agree with the absolute one about zero.
+
+    The absolute interval is dual to the test (it excludes 0 exactly when the
+    p-value is below the level). The delta-method relative interval uses the
+    variance V_t + r²V_c (r = m_t/m_c) instead of V_t + V_c, so in a thin band
+    where the two z statistics straddle the critical value the two intervals
+    can disagree about 0. There, and only there, the relative interval's end
+    nearest 0 is replaced by the matching end of the absolute interval divided
+    by the control mean (the first-order map abs → rel); both then exclude 0
+    exactly when the test rejects, and the interval still contains rel_delta,
+    which lies beyond that end. Elementwise on arrays.
+
+    Args:
+        abs_ci: (lower, upper) interval of abs_delta.
+        rel_ci: (lower, upper) delta-method interval of rel_delta.
+        control_mean: the control arm's mean m_c (rel = abs / m_c).
+
+    Returns:
+        The relative interval, unchanged wherever it already agrees.
+
+    References:
+        Deng, A., Knoblich, U. & Lu, J. (2018). Applying the Delta Method in Metric
+        Analytics: A Practical Guide with Novel Ideas. KDD 2018. arXiv:1803.06336
+        (delta method for the percent change).
+    """
+    a_lo, a_hi = (np.asarray(v, dtype=float) for v in abs_ci)
+    r_lo, r_hi = (np.asarray(v, dtype=float) for v in rel_ci)
+    m = np.asarray(control_mean, dtype=float)
+    positive = m > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # The rel end nearest the lower abs end: rel lower for m > 0, upper for m < 0.
+        lo_from = np.where(positive, a_lo, a_hi) / m
+        hi_from = np.where(positive, a_hi, a_lo) / m
+    abs_above = np.where(positive, a_lo > 0, a_hi < 0)  # rel must sit above 0
+    abs_below = np.where(positive, a_hi < 0, a_lo > 0)  # rel must sit below 0
+    finite = np.isfinite(r_lo) & np.isfinite(r_hi) & np.isfinite(m) & (m != 0)
+    lower = np.where(finite & (abs_above != (r_lo > 0)), lo_from, r_lo)
+    upper = np.where(finite & (abs_below != (r_hi < 0)), hi_from, r_hi)
+    return as_output(lower), as_output(upper)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import special
 
 from stats.aggregates import ArmStats
-from stats.delta import as_output, check_alpha, compare_arms, z_upper
+from stats.delta import agreeing_rel_ci, as_output, check_alpha, compare_arms, z_upper
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,8 @@ class FixedResult:
         rel_delta: treatment / control − 1.
         p_value: two-sided p-value of H0: abs_delta = 0.
         abs_ci: (lower, upper) 1 − alpha confidence interval of abs_delta.
-        rel_ci: (lower, upper) delta-method confidence interval of rel_delta.
+        rel_ci: (lower, upper) delta-method confidence interval of rel_delta,
+            made to agree with abs_ci about 0 (:func:`stats.delta.agreeing_rel_ci`).
         se: standard error of abs_delta.
         rel_se: delta-method standard error of rel_delta.
         reason: why some fields are NaN, else None.
@@ -74,12 +75,13 @@ def fixed_test(
         p_value = 2.0 * special.ndtr(-np.abs(z))
         abs_half = z_crit * np.asarray(d.se)  # abs_delta ± z_{1−α/2} se
         rel_half = z_crit * np.asarray(d.rel_se)  # rel_delta ± z_{1−α/2} rel_se
+    abs_ci = _interval(d.abs_delta, abs_half)
     return FixedResult(
         abs_delta=d.abs_delta,
         rel_delta=d.rel_delta,
         p_value=as_output(p_value),
-        abs_ci=_interval(d.abs_delta, abs_half),
-        rel_ci=_interval(d.rel_delta, rel_half),
+        abs_ci=abs_ci,
+        rel_ci=agreeing_rel_ci(abs_ci, _interval(d.rel_delta, rel_half), control.mean),
         se=d.se,
         rel_se=d.rel_se,
         reason=d.reason or d.rel_reason,

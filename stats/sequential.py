@@ -16,14 +16,21 @@ import functools
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from scipy import optimize, special
 
 from stats.aggregates import ArmStats
-from stats.delta import Deltas, as_output, check_alpha, compare_arms, z_upper
+from stats.delta import (
+    Deltas,
+    agreeing_rel_ci,
+    as_output,
+    check_alpha,
+    compare_arms,
+    z_upper,
+)
 from stats.fixed import _interval
 
 DEFAULT_TUNING = 5_000
@@ -85,13 +92,23 @@ def mixture_rho_squared(alpha: float, tuning: float) -> float:
     return (log_a + math.log(log_a + 1.0)) / tuning  # eq. 161
 
 
-def mixture_multiplier(t: Any, *, alpha: float, tuning: float = DEFAULT_TUNING) -> Any:
+def mixture_multiplier(
+    t: Any,
+    *,
+    alpha: float,
+    tuning: float = DEFAULT_TUNING,
+    tuned_alpha: float | None = None,
+) -> Any:
     """Half-width of the normal-mixture confidence sequence in standard errors.
 
     Args:
         t: total units observed (n_c + n_t); number or array.
-        alpha: significance level.
+        alpha: the sequence's level: it covers with probability ≥ 1 − alpha.
         tuning: N*.
+        tuned_alpha: the level the mixing variance ρ² is tuned for (default
+            ``alpha``). Keeping ρ² fixed while ``alpha`` changes keeps the sequence
+            dual to the p-value of :func:`mixture_p_value` at ``tuned_alpha``: the
+            sequence at level a excludes 0 exactly when that p-value is below a.
 
     Returns:
         c(t) = sqrt((tρ² + 1)/(tρ²) · 2 ln(sqrt(tρ² + 1)/α)); the sequence is
@@ -101,7 +118,9 @@ def mixture_multiplier(t: Any, *, alpha: float, tuning: float = DEFAULT_TUNING) 
         Waudby-Smith et al. (2023), arXiv:2103.06476, eq. 9 (half-width), with the
         standard error in place of σ̂/√t.
     """
-    tr = np.asarray(t, dtype=float) * mixture_rho_squared(alpha, tuning)
+    rho2 = mixture_rho_squared(alpha if tuned_alpha is None else tuned_alpha, tuning)
+    tr = np.asarray(t, dtype=float) * rho2
+    check_alpha(alpha)
     with np.errstate(divide="ignore", invalid="ignore"):
         # eq. 9: sqrt((tρ²+1)/(t²ρ²) · 2 ln(sqrt(tρ²+1)/α)) · σ̂ = c(t) · se
         c = np.sqrt((tr + 1.0) / tr * 2.0 * np.log(np.sqrt(tr + 1.0) / alpha))
@@ -140,20 +159,30 @@ def sequential_test(
     *,
     alpha: float = 0.05,
     tuning: float = DEFAULT_TUNING,
+    tuned_alpha: float | None = None,
 ) -> SequentialResult:
     """Normal-mixture confidence sequence and always-valid p-value (mixture SPRT).
 
     With t = n_c + n_t and the fixed test's unpooled se and delta-method rel_se:
     abs_ci = abs_delta ± c(t)·se, rel_ci = rel_delta ± c(t)·rel_se, and
     p = min(1, 1/Λ) with z = abs_delta/se; p < alpha exactly when abs_ci excludes
-    0. Arms may hold numpy arrays (elementwise, ``reason`` None), as in
-    :func:`stats.fixed.fixed_test`.
+    0; rel_ci is made to agree with abs_ci about 0
+    (:func:`stats.delta.agreeing_rel_ci`). Arms may hold numpy arrays
+    (elementwise, ``reason`` None), as in :func:`stats.fixed.fixed_test`.
+
+    This is the sequence at the current look. It covers the current cumulative
+    effect at every look simultaneously, also when that effect drifts over time;
+    a running intersection of the looks' intervals would not (it is valid only
+    for an effect that stays fixed, and collapses when the effect drifts).
 
     Args:
         control: the control arm.
         treatment: the treatment arm.
         alpha: level; the sequence covers with probability ≥ 1 − alpha at all times.
         tuning: N*, the total sample size at which the sequence is tightest.
+        tuned_alpha: the level the mixing variance is tuned for (default
+            ``alpha``): a corrected, smaller ``alpha`` keeps the p-value and the
+            sequence's shape of the experiment's own level.
 
     Returns:
         A :class:`SequentialResult` with ``method="mixture"``.
@@ -169,18 +198,22 @@ def sequential_test(
     """
     d = compare_arms(control, treatment)
     t = np.asarray(d.n_control) + np.asarray(d.n_treatment)
-    c = np.asarray(mixture_multiplier(t, alpha=alpha, tuning=tuning))
+    tuned = alpha if tuned_alpha is None else tuned_alpha
+    c = np.asarray(
+        mixture_multiplier(t, alpha=alpha, tuning=tuning, tuned_alpha=tuned)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.asarray(d.abs_delta) / np.asarray(d.se)
         p = np.where(
-            np.isnan(z), np.nan, mixture_p_value(z, t, alpha=alpha, tuning=tuning)
+            np.isnan(z), np.nan, mixture_p_value(z, t, alpha=tuned, tuning=tuning)
         )
         abs_half = c * np.asarray(d.se)  # eq. 9: abs_delta ± c(t) se
         rel_half = c * np.asarray(d.rel_se)  # eq. 9 on the delta-method rel_se
+    abs_ci = _interval(d.abs_delta, abs_half)
     return SequentialResult(
         p_value=as_output(p),
-        abs_ci=_interval(d.abs_delta, abs_half),
-        rel_ci=_interval(d.rel_delta, rel_half),
+        abs_ci=abs_ci,
+        rel_ci=agreeing_rel_ci(abs_ci, _interval(d.rel_delta, rel_half), control.mean),
         method="mixture",
         abs_delta=d.abs_delta,
         rel_delta=d.rel_delta,
@@ -193,6 +226,7 @@ def sequential_tests(
     *,
     alpha: float = 0.05,
     tuning: float = DEFAULT_TUNING,
+    tuned_alpha: float | None = None,
 ) -> list[SequentialResult]:
     """:func:`sequential_test` at every look, in one vectorised call.
 
@@ -204,18 +238,18 @@ def sequential_tests(
         looks: (control, treatment) cumulative arms per look.
         alpha: level, as in :func:`sequential_test`.
         tuning: N*, as in :func:`sequential_test`.
+        tuned_alpha: as in :func:`sequential_test`.
 
     Returns:
         One result per look, in order.
     """
     if not looks:
         return []
+    kw = {"alpha": alpha, "tuning": tuning, "tuned_alpha": tuned_alpha}
     controls, treatments = [c for c, _ in looks], [t for _, t in looks]
     if len({type(a) for a in controls}) > 1 or len({type(a) for a in treatments}) > 1:
-        return [sequential_test(c, t, alpha=alpha, tuning=tuning) for c, t in looks]
-    res = sequential_test(
-        _stacked(controls), _stacked(treatments), alpha=alpha, tuning=tuning
-    )
+        return [sequential_test(c, t, **kw) for c, t in looks]
+    res = sequential_test(_stacked(controls), _stacked(treatments), **kw)
     columns = np.array(
         [res.p_value, *res.abs_ci, *res.rel_ci, res.abs_delta, res.rel_delta],
         dtype=float,
@@ -225,7 +259,7 @@ def sequential_tests(
         looks, columns.T.tolist(), strict=True
     ):
         if not all(map(math.isfinite, (p, a_lo, a_hi, r_lo, r_hi, d_abs, d_rel))):
-            out.append(sequential_test(control, treatment, alpha=alpha, tuning=tuning))
+            out.append(sequential_test(control, treatment, **kw))
             continue
         out.append(
             SequentialResult(p, (a_lo, a_hi), (r_lo, r_hi), "mixture", d_abs, d_rel)
@@ -237,66 +271,6 @@ def _stacked(arms: Sequence[ArmStats]) -> ArmStats:
     """Arms of one type as one arm of arrays (each field stacked over the arms)."""
     names = [f.name for f in fields(arms[0])]
     return type(arms[0])(*(np.array([getattr(a, n) for a in arms]) for n in names))
-
-
-def running_sequential(results: Sequence[SequentialResult]) -> list[SequentialResult]:
-    """Running minimum p-value and running intersection of intervals over looks.
-
-    A confidence sequence covers at all looks simultaneously, so the intersection
-    of its intervals is again a valid interval and the running minimum of the
-    always-valid p-value is again always valid. Looks with a NaN p-value are
-    skipped (the previous running result is carried). Should two intervals be
-    disjoint (possible only when the sequence has already missed), the interval
-    collapses to the current interval's end nearest the running one, which keeps
-    ``p_value < alpha`` ⇔ ``abs_ci`` excludes 0.
-
-    Args:
-        results: one result per look, oldest first.
-
-    Returns:
-        One running result per look.
-
-    References:
-        Howard, S. R., Ramdas, A., McAuliffe, J. & Sekhon, J. (2021). Time-uniform,
-        nonparametric, nonasymptotic confidence sequences. Annals of Statistics
-        49(2). arXiv:1810.08240, section 2 (intersection of a confidence sequence).
-    """
-    out: list[SequentialResult] = []
-    current: SequentialResult | None = None
-    for res in results:
-        if res.p_value is None or math.isnan(res.p_value):
-            out.append(current if current is not None else res)
-            continue
-        if current is None:
-            current = res
-        else:
-            abs_ci, abs_note = _intersect(current.abs_ci, res.abs_ci)
-            rel_ci, rel_note = _intersect(current.rel_ci, res.rel_ci)
-            current = replace(
-                res,
-                p_value=min(current.p_value, res.p_value),
-                abs_ci=abs_ci,
-                rel_ci=rel_ci,
-                reason=res.reason or abs_note or rel_note,
-            )
-        out.append(current)
-    return out
-
-
-def _intersect(
-    running: tuple[float, float], new: tuple[float, float]
-) -> tuple[tuple[float, float], str | None]:
-    lo_r, hi_r = running
-    lo_n, hi_n = new
-    if any(math.isnan(v) for v in new):
-        return running, None
-    if any(math.isnan(v) for v in running):
-        return new, None
-    lo, hi = max(lo_r, lo_n), min(hi_r, hi_n)
-    if lo <= hi:
-        return (lo, hi), None
-    point = lo_n if lo_n > hi_r else hi_n  # end of `new` nearest `running`
-    return (point, point), "confidence intervals of successive looks are disjoint"
 
 
 # ---------------------------------------------------------------------------
@@ -624,12 +598,14 @@ def group_sequential_test(
     exceeds the plan, the current look is analysed as the final one and spends
     all remaining alpha (``planned_size_exceeded``; say so in ``reason``).
 
-    Reported intervals are repeated confidence intervals, estimate ± b_k·se at
-    each look, intersected over the looks so far (the RCIs cover simultaneously,
-    so their intersection does too). The p-value is the repeated p-value: the
-    smallest α' at which some look so far crosses the α'-boundaries, found by a
-    safeguarded secant search; bracketing at ``alpha`` makes p < alpha ⇔ a
-    boundary was crossed ⇔ ``abs_ci`` excludes 0 exact.
+    The reported interval is the current look's repeated confidence interval,
+    estimate ± b_K·se (the RCIs of all looks cover simultaneously, so the current
+    one is valid whenever it is read, also when the effect drifts between looks;
+    an intersection over looks would be valid only for a fixed effect). The
+    p-value is the current look's repeated p-value: the smallest α' at which the
+    current look crosses its α'-boundary, found by a safeguarded secant search;
+    bracketing at ``alpha`` makes p < alpha ⇔ the current look crosses ⇔
+    ``abs_ci`` excludes 0, exactly.
 
     Args:
         looks: (control, treatment) cumulative arms at each look so far.
@@ -685,18 +661,17 @@ def group_sequential_test(
         reason = current.reason or "no look with usable information"
         return SequentialResult(math.nan, nan_ci, nan_ci, reason=reason, **base)
     fractions = tuple(tau for tau, _ in usable)
-    z = np.array([d.abs_delta / d.se for _, d in usable])
-    bounds = group_sequential_boundaries(fractions, alpha)
-    abs_ci: tuple[float, float] = (-math.inf, math.inf)
-    rel_ci: tuple[float, float] = (-math.inf, math.inf)
-    note = None
-    for b, (_, d) in zip(bounds, usable, strict=True):
-        # Repeated CI (J&T 2000, ch. 9): estimate ± b_k se
-        abs_ci, n1 = _intersect(abs_ci, _interval(d.abs_delta, b * d.se))
-        rel_ci, n2 = _intersect(rel_ci, _interval(d.rel_delta, b * d.rel_se))
-        note = note or n1 or n2
-    abs_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in abs_ci)
-    rel_ci = tuple(float(v) if math.isfinite(v) else math.nan for v in rel_ci)
+    # Only the current look can cross: earlier looks enter the boundaries alone.
+    z = np.zeros(len(usable))
+    z[-1] = current.abs_delta / current.se
+    bound = float(group_sequential_boundaries(fractions, alpha)[-1])
+    # Repeated CI at the current look (J&T 2000, ch. 9): estimate ± b_K se
+    abs_ci = _interval(current.abs_delta, bound * current.se)
+    rel_ci = agreeing_rel_ci(
+        abs_ci,
+        _interval(current.rel_delta, bound * current.rel_se),
+        looks[-1][0].mean,
+    )
     p_value = _repeated_p_value(z, fractions, alpha)
     reason = current.reason or current.rel_reason
     if exceeded:
@@ -708,8 +683,8 @@ def group_sequential_test(
         p_value=p_value,
         abs_ci=abs_ci,
         rel_ci=rel_ci,
-        reason=reason or note,
-        boundary_z=float(bounds[-1]),
+        reason=reason,
+        boundary_z=bound,
         **base,
     )
 
@@ -729,6 +704,9 @@ def _repeated_p_value(
     z: np.ndarray, fractions: tuple[float, ...], alpha: float
 ) -> float:
     """Smallest α' whose boundaries are crossed at some look (root in log α').
+
+    Looks with z = 0 never cross: passing only the current look's z gives the
+    current look's repeated p-value.
 
     The boundaries fall as α' grows, so max_k(|z_k| − b_k(α')) increases in α'
     and its root is the repeated p-value. The root is bracketed on the side of

@@ -87,10 +87,15 @@ def test_vectorised_group_rule_matches_public_group_sequential_test() -> None:
             )
             for k in range(cal.LOOKS)
         ]
-        res = group_sequential_test(
-            looks,
-            alpha=cal.ALPHA,
-            planned_users=2 * cal.LOOKS * cal.DAILY_USERS_PER_ARM,
-        )
-        assert (res.p_value < cal.ALPHA) == bool(crossed[i])
+        # Each look reports its own repeated p-value; the design stops at the
+        # first look whose p-value is below alpha.
+        p_values = [
+            group_sequential_test(
+                looks[: k + 1],
+                alpha=cal.ALPHA,
+                planned_users=2 * cal.LOOKS * cal.DAILY_USERS_PER_ARM,
+            ).p_value
+            for k in range(cal.LOOKS)
+        ]
+        assert (min(p_values) < cal.ALPHA) == bool(crossed[i])
     assert 0 < crossed.mean() < 1

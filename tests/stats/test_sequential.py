@@ -25,7 +25,6 @@ from stats.sequential import (
     mixture_p_value,
     mixture_rho_squared,
     obf_spending,
-    running_sequential,
     sequential_test,
     sequential_tests,
 )
@@ -120,44 +119,46 @@ def test_degenerate_input_gives_nan_and_reason() -> None:
     assert "fewer than 2" in res.reason
 
 
-def _look(p: float, lo: float, hi: float) -> SequentialResult:
-    return SequentialResult(p, (lo, hi), (lo * 10, hi * 10))
+def test_rel_ci_agrees_with_abs_ci_about_zero_at_every_level() -> None:
+    # Near the boundary the delta-method rel interval (variance V_t + r²V_c) and
+    # the abs interval (V_t + V_c) can straddle 0 differently; the reported pair
+    # must not. Sweep a treatment rate across the boundary at several levels.
+    control = ProportionStats(10_000, 1_000)
+    for level in (0.05, 0.0125, 0.01):
+        for x_t in range(1_080, 1_200):
+            res = sequential_test(
+                control, ProportionStats(10_000, x_t), alpha=level, tuned_alpha=0.05
+            )
+            excludes_abs = res.abs_ci[0] > 0 or res.abs_ci[1] < 0
+            assert excludes_abs == (res.rel_ci[0] > 0 or res.rel_ci[1] < 0)
+            assert excludes_abs == (res.p_value < level)
+            assert res.rel_ci[0] < res.rel_delta < res.rel_ci[1]
 
 
-def test_running_results_take_min_p_and_intersect_intervals() -> None:
-    looks = [
-        _look(0.8, -2.0, 3.0),
-        _look(0.9, -1.0, 4.0),
-        _look(math.nan, math.nan, math.nan),
-        _look(0.5, -3.0, 2.0),
-    ]
-    out = running_sequential(looks)
-    assert [r.p_value for r in out] == [0.8, 0.8, 0.8, 0.5]
-    assert out[1].abs_ci == (-1.0, 3.0)
-    assert out[2] == out[1]  # NaN look carries the previous running result
-    assert out[3].abs_ci == (-1.0, 2.0)
-    assert out[3].rel_ci == (-10.0, 20.0)
+def test_a_corrected_level_keeps_the_tuning_and_widens_the_sequence() -> None:
+    # ρ² stays tuned at 0.05; only the log term uses the corrected level
+    # (Waudby-Smith et al. 2023, eq. 9).
+    base = sequential_test(CONTROL, TREATMENT, alpha=0.05)
+    corrected = sequential_test(CONTROL, TREATMENT, alpha=0.0125, tuned_alpha=0.05)
+    assert corrected.p_value == base.p_value
+    t = CONTROL.n + TREATMENT.n
+    tr = t * mixture_rho_squared(0.05, 5_000)
+    c = math.sqrt((tr + 1) / tr * 2 * math.log(math.sqrt(tr + 1) / 0.0125))
+    se = (base.abs_ci[1] - base.abs_ci[0]) / 2 / mixture_multiplier(t, alpha=0.05)
+    assert corrected.abs_ci[1] - corrected.abs_delta == pytest.approx(c * se, rel=1e-9)
 
 
-def test_running_intervals_that_become_disjoint_collapse_and_keep_duality() -> None:
-    out = running_sequential([_look(0.5, -1.0, 0.1), _look(0.01, 0.2, 1.0)])
-    assert out[1].abs_ci == (0.2, 0.2)
-    assert out[1].p_value < 0.05
-    assert "disjoint" in out[1].reason
-
-
-def test_running_sequential_over_daily_history_keeps_duality() -> None:
-    rng = np.random.default_rng(7)
+def test_each_look_reports_its_own_sequence_under_a_drifting_effect() -> None:
+    # A novelty effect: strong early, gone later. The current look's sequence
+    # always contains the current estimate and has positive width (a running
+    # intersection of looks would collapse here).
     c = t = ProportionStats(0, 0)
-    daily = []
-    for _ in range(28):
-        c = c + ProportionStats(400, int(rng.binomial(400, 0.1)))
-        t = t + ProportionStats(400, int(rng.binomial(400, 0.13)))
-        daily.append(sequential_test(c, t, alpha=0.05))
-    out = running_sequential(daily)
-    for r in out:
-        assert (r.p_value < 0.05) == (r.abs_ci[0] > 0 or r.abs_ci[1] < 0)
-    assert all(b.p_value <= a.p_value for a, b in itertools.pairwise(out))
+    for day in range(28):
+        c = c + ProportionStats(2_000, 200)
+        t = t + ProportionStats(2_000, 320 if day < 5 else 200)
+        res = sequential_test(c, t, alpha=0.05)
+        assert res.abs_ci[0] < res.abs_delta < res.abs_ci[1]
+        assert res.rel_ci[0] < res.rel_delta < res.rel_ci[1]
 
 
 # --- group sequential ---------------------------------------------------------
@@ -229,8 +230,8 @@ def test_group_p_below_alpha_iff_crossed_iff_ci_excludes_zero(rate_t, seed) -> N
     res = group_sequential_test(looks, alpha=0.05, planned_users=28_000)
     fractions = [(k + 1) / 28 for k in range(14)]
     bounds = group_sequential_boundaries(fractions, 0.05)
-    z = [fixed_test(c, t, alpha=0.05) for c, t in looks]
-    crossed = any(abs(r.abs_delta / r.se) >= b for r, b in zip(z, bounds, strict=True))
+    now = fixed_test(*looks[-1], alpha=0.05)
+    crossed = abs(now.abs_delta / now.se) >= bounds[-1]  # the current look
     assert (res.p_value < 0.05) == crossed
     assert (res.abs_ci[0] > 0 or res.abs_ci[1] < 0) == crossed
     assert res.information_fraction == pytest.approx(0.5)
@@ -238,14 +239,14 @@ def test_group_p_below_alpha_iff_crossed_iff_ci_excludes_zero(rate_t, seed) -> N
 
 
 def test_group_p_value_is_the_level_at_which_a_boundary_is_just_crossed() -> None:
-    looks = _history(0.11, 10, 4)
+    looks = _history(0.115, 10, 5)
     res = group_sequential_test(looks, alpha=0.05, planned_users=28_000)
+    assert 0.05 < res.p_value < 0.5
     fractions = [(k + 1) / 28 for k in range(10)]
-    z = np.array([r.abs_delta / r.se for r in (fixed_test(*lk) for lk in looks)])
-    at_p = group_sequential_boundaries(fractions, res.p_value * 1.001)
-    below_p = group_sequential_boundaries(fractions, res.p_value * 0.999)
-    assert np.any(np.abs(z) >= at_p)
-    assert not np.any(np.abs(z) >= below_p)
+    now = fixed_test(*looks[-1])
+    z = abs(now.abs_delta / now.se)
+    assert z >= group_sequential_boundaries(fractions, res.p_value * 1.001)[-1]
+    assert z < group_sequential_boundaries(fractions, res.p_value * 0.999)[-1]
 
 
 def test_planned_size_exceeded_spends_all_alpha_at_current_look() -> None:
