@@ -244,8 +244,8 @@ def alternate(a: Any, b: Any, current: Any, n: int) -> list[Any]:
 @functools.cache
 def _known_values() -> tuple[str, ...]:
     """Raw option values the pages use: ids of metrics, experiments, variants."""
-    from cxlab import charts
     from cxlab.config import load_catalog, load_experiments
+    from cxlab.decision import METHODS
 
     catalog = load_catalog(ROOT / "experiments" / "metrics.yaml")
     experiments = load_experiments(ROOT / "experiments", catalog)
@@ -253,7 +253,7 @@ def _known_values() -> tuple[str, ...]:
         *catalog.ids,
         *(e.id for e in experiments),
         *(v for e in experiments for v in e.variant_ids),
-        *charts.METHODS,
+        *METHODS,
         "rel",
         "abs",
     )

@@ -1,11 +1,12 @@
-"""An experiment's results from its summaries: scorecard rows, health, verdicts.
+"""An experiment's results from its summaries: scorecard rows and health.
 
 Everything here works on the small daily summary tables; the statistics come from
-``stats/``. For each metric and treatment the day-by-day timeline is computed once:
-the sequential test is reported as of each day with its running minimum p-value and
-running intersection of intervals (valid for confidence sequences), and the
-experiment as of the as-of day is the timeline's last entry, so ``analyze`` and the
-last object of ``analyze --history`` always agree.
+``stats/`` and every level, interval, verdict and sentence from
+:mod:`cxlab.decision`. For each metric and treatment the day-by-day timeline of
+raw tests is computed once; each day's results are then decided together (the
+correction spans the day's family), and the experiment as of the as-of day is the
+timeline's last entry, so ``analyze`` and the last object of ``analyze --history``
+always agree.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import polars as pl
 
 from cxlab.config import Catalog, Experiment, MetricDef, Role
+from cxlab.decision import (
+    Call,
+    Decided,
+    Entry,
+    Method,
+    Recommendation,
+    Tests,
+    Verdict,
+    decide,
+    recommend,
+)
 from cxlab.summaries import ExperimentHealth, Summaries
 from stats.aggregates import (
     ArmStats,
@@ -34,33 +45,17 @@ from stats.bayesian import (
     bayesian_test,
     beta_binomial_prob_better,
 )
-from stats.corrections import adjust_p_values
 from stats.cuped import cuped_adjust
 from stats.fixed import FixedResult, fixed_test
 from stats.sequential import (
     SequentialResult,
     group_sequential_test,
-    running_sequential,
     sequential_tests,
 )
 from stats.srm import SrmResult, sequential_srm, srm_test
 
-Verdict = Literal["win", "loss", "inconclusive"]
-Action = Literal["ship", "roll_back", "review", "keep_running"]
-
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
-NAN_PAIR = (math.nan, math.nan)
-SKIPPED = FixedResult(
-    math.nan, math.nan, math.nan, NAN_PAIR, NAN_PAIR, math.nan, math.nan, "not computed"
-)
-SKIPPED_BAYESIAN = BayesianResult(
-    math.nan, math.nan, NAN_PAIR, math.nan, math.nan, "not computed"
-)
-NOT_COMPUTED = SequentialResult(
-    math.nan, (math.nan, math.nan), (math.nan, math.nan), "group", reason="not computed"
-)
-MAX_MEAN_CV = 0.05
 NPS_SCALE = 100.0
 
 
@@ -86,7 +81,13 @@ class CupedInfo:
 
 @dataclass(frozen=True, slots=True)
 class MetricResult:
-    """One row of the scorecard: a metric, a treatment, all three tests."""
+    """One row of the scorecard: a metric, a treatment, all three tests.
+
+    ``fixed``, ``sequential`` and ``bayesian`` are each test at the level its
+    call works at (:mod:`cxlab.decision`); ``calls`` holds the three calls and
+    ``significant``, ``verdict`` and ``summary`` are those of the decision method.
+    ``abs_delta`` and ``rel_delta`` are the raw differences of the arms' values.
+    """
 
     metric: MetricDef
     variant: str
@@ -99,6 +100,8 @@ class MetricResult:
     adjusted_p_value: float
     sequential: SequentialResult
     bayesian: BayesianResult
+    calls: dict[Method, Call]
+    method: Method
     significant: bool
     verdict: Verdict
     summary: str
@@ -106,13 +109,10 @@ class MetricResult:
     reason: str | None = None
     beta_binomial: tuple[float, float] | None = None  # (P(better), expected loss)
 
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """What to do with the experiment, and why, in one sentence."""
-
-    action: Action
-    reason: str
+    @property
+    def call(self) -> Call:
+        """The call of the experiment's decision method."""
+        return self.calls[self.method]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,76 +182,16 @@ def covariate_stats(row: dict[str, float]) -> CovariateStats:
     )
 
 
-# --- verdicts and words ------------------------------------------------------------
-
-
-def _good(metric: MetricDef, delta: float) -> bool:
-    return delta > 0 if metric.direction == "increase" else delta < 0
-
-
-def verdict_of(metric: MetricDef, significant: bool, delta: float) -> Verdict:
-    """Win or loss in the metric's good direction when significant."""
-    if not significant or math.isnan(delta) or delta == 0:
-        return "inconclusive"
-    return "win" if _good(metric, delta) else "loss"
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:+.1f}%".replace("-", "−")
-
-
-def _points(x: float) -> str:
-    return f"{x:+.1f}".replace("-", "−")
-
-
-def summarize_result(
-    metric: MetricDef,
-    variant: str,
-    rel_delta: float,
-    abs_delta: float,
-    rel_ci: tuple[float, float],
-    abs_ci: tuple[float, float],
-    verdict: Verdict,
-    alpha: float,
-) -> str:
-    """One plain sentence: what the treatment did to the metric, with its interval."""
-    level = f"{(1 - alpha) * 100:g}% CI"
-    if metric.type == "nps":
-        if math.isnan(abs_delta):
-            return f"{variant}: not enough NPS responses to compare yet."
-        verb = "raised" if abs_delta > 0 else "lowered"
-        text = (
-            f"{variant} {verb} {metric.label} by {abs(abs_delta):.1f} points "
-            f"({level} {_points(abs_ci[0])} to {_points(abs_ci[1])})"
-        )
-    else:
-        if math.isnan(rel_delta):
-            return f"{variant}: not enough data to compare {metric.label} yet."
-        verb = "raised" if rel_delta > 0 else "cut"
-        text = (
-            f"{variant} {verb} {metric.label} by {abs(rel_delta) * 100:.1f}% "
-            f"({level} {_pct(rel_ci[0])} to {_pct(rel_ci[1])})"
-        )
-    tail = {
-        "win": " — a win.",
-        "loss": " — a loss.",
-        "inconclusive": "; not significant yet.",
-    }[verdict]
-    return text + tail
-
-
 # --- the timeline of one metric and treatment ----------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Look:
-    """One day's look at one metric and treatment: arms and all three tests."""
+    """One day's look at one metric and treatment: the arms and the raw tests."""
 
     control: Arm
     treatment: Arm
-    fixed: FixedResult
-    sequential: SequentialResult
-    bayesian: BayesianResult
+    tests: Tests
     cuped: CupedInfo | None
 
 
@@ -278,25 +218,18 @@ def _timeline(
     treatment_rows: list[dict[str, float]],
     *,
     last_only: bool = False,
-) -> list[Look]:
-    """Every day's look for one metric and treatment (sequential tests running).
+) -> list[Look | None]:
+    """Every day's look for one metric and treatment, at the experiment's alpha.
 
-    With ``last_only`` only the last look is reported, so the fixed, Bayesian
-    and group-sequential tests (which depend only on the looks up to theirs) are
-    computed there alone; the mixture test runs on every look for its running
-    minimum and intersection.
+    With ``last_only`` only the last look is tested (None for the others): each
+    look's tests depend only on the looks up to it.
     """
     use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
-    looks: list[Look] = []
-    mixture_looks: list[tuple[ArmStats, ArmStats]] = []
-    group_history: list[tuple[ArmStats, ArmStats]] = []
-    last = len(control_rows) - 1
-    for k, (c_row, t_row) in enumerate(zip(control_rows, treatment_rows, strict=True)):
+    arms: list[tuple[Arm, Arm, ArmStats, ArmStats, CupedInfo | None]] = []
+    for c_row, t_row in zip(control_rows, treatment_rows, strict=True):
         c_stats, t_stats = arm_stats(metric, c_row), arm_stats(metric, t_row)
-        control = Arm(c_stats.n, c_stats.mean, c_stats)
-        treatment = Arm(t_stats.n, t_stats.mean, t_stats)
         cuped = None
         test_c, test_t = c_stats, t_stats
         if use_cuped:
@@ -310,104 +243,53 @@ def _timeline(
                 reason="CUPED applies to proportion and mean metrics, "
                 f"not to {metric.type} metrics",
             )
-        reported = k == last or not last_only
-        fixed = fixed_test(test_c, test_t, alpha=exp.alpha) if reported else SKIPPED
-        if exp.sequential_method == "group":
-            group_history.append((test_c, test_t))
-            planned = exp.planned_users or exp.sequential_tuning
-            sequential = (
-                group_sequential_test(
-                    group_history, alpha=exp.alpha, planned_users=planned
-                )
-                if reported
-                else NOT_COMPUTED
+        control = Arm(c_stats.n, c_stats.mean, c_stats)
+        treatment = Arm(t_stats.n, t_stats.mean, t_stats)
+        arms.append((control, treatment, test_c, test_t, cuped))
+    tested = [(c, t) for _, _, c, t, _ in arms]
+    reported = [len(arms) - 1] if last_only else range(len(arms))
+    mixture = (
+        sequential_tests(
+            [tested[k] for k in reported],
+            alpha=exp.alpha,
+            tuning=exp.sequential_tuning,
+        )
+        if exp.sequential_method == "mixture"
+        else None
+    )
+    looks: list[Look | None] = [None] * len(arms)
+    for j, k in enumerate(reported):
+        control, treatment, test_c, test_t, cuped = arms[k]
+        group_looks = tuple(tested[: k + 1]) if mixture is None else ()
+        sequential = (
+            mixture[j]
+            if mixture is not None
+            else group_sequential_test(
+                group_looks,
+                alpha=exp.alpha,
+                planned_users=exp.planned_users or exp.sequential_tuning,
             )
-        else:  # the mixture test runs on every look, below, in one call
-            mixture_looks.append((test_c, test_t))
-            sequential = NOT_COMPUTED
-        bayesian = (
-            bayesian_test(
+        )
+        tests = Tests(
+            control=test_c,
+            treatment=test_t,
+            fixed=fixed_test(test_c, test_t, alpha=exp.alpha),
+            sequential=sequential,
+            bayesian=bayesian_test(
                 test_c,
                 test_t,
                 alpha=exp.alpha,
                 direction=metric.direction,
                 prior_mean=prior_mean,
                 prior_sd=prior_sd,
-            )
-            if reported
-            else SKIPPED_BAYESIAN
+            ),
+            group_looks=group_looks,
         )
-        looks.append(Look(control, treatment, fixed, sequential, bayesian, cuped))
-    if exp.sequential_method == "mixture":
-        raw_sequential = sequential_tests(
-            mixture_looks, alpha=exp.alpha, tuning=exp.sequential_tuning
-        )
-        # The intervals are asymptotic: carry them only from the first look where
-        # the normal approximation holds, so a noisy first day cannot pin them.
-        burn_in = next(
-            (i for i, lk in enumerate(looks) if _normal_enough(lk)), len(looks)
-        )
-        running = raw_sequential[:burn_in] + running_sequential(
-            raw_sequential[burn_in:]
-        )
-        looks = [
-            Look(lk.control, lk.treatment, lk.fixed, seq, lk.bayesian, lk.cuped)
-            for lk, seq in zip(looks, running, strict=True)
-        ]
+        looks[k] = Look(control, treatment, tests, cuped)
     return looks
 
 
-def _normal_enough(look: Look) -> bool:
-    """Both arms large enough for the delta method: CV of each mean ≤ 5%.
-
-    The first-order (delta-method) relative interval is reliable only when the
-    coefficient of variation of the denominator mean is small (Kohavi, Tang & Xu
-    2020, *Trustworthy Online Controlled Experiments*, ch. 18).
-    """
-    for arm in (look.control, look.treatment):
-        stats = arm.stats
-        if arm.n < MIN_USERS_PER_ARM or not stats.mean or math.isnan(stats.var):
-            return False
-        if math.sqrt(stats.var / arm.n) / abs(stats.mean) > MAX_MEAN_CV:
-            return False
-    return True
-
-
 # --- the experiment -----------------------------------------------------------------
-
-
-def is_significant(
-    exp: Experiment, look: Look, adjusted_p: float, family_size: int, role: Role
-) -> bool:
-    """Significance under the experiment's decision method (family-corrected)."""
-    alpha = exp.alpha
-    if exp.decision == "fixed":
-        return adjusted_p < alpha
-    if exp.decision == "sequential":
-        # Bonferroni across the family for always-valid p-values.
-        split = alpha if role == "guardrail" else alpha / max(family_size, 1)
-        return look.sequential.p_value < split
-    prob = look.bayesian.prob_beat_control
-    if math.isnan(prob):
-        return False
-    return prob >= 1 - alpha / 2 or prob <= alpha / 2
-
-
-def _effective_delta(exp: Experiment, look: Look) -> tuple[float, float]:
-    """The (abs, rel) delta the tests used: CUPED-adjusted when it applied."""
-    if look.cuped is not None and not math.isnan(look.cuped.abs_delta):
-        return look.cuped.abs_delta, look.cuped.rel_delta
-    return look.fixed.abs_delta, look.fixed.rel_delta
-
-
-def _method_cis(
-    exp: Experiment, look: Look
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    if exp.decision == "sequential":
-        return look.sequential.rel_ci, look.sequential.abs_ci
-    if exp.decision == "bayesian":
-        return look.bayesian.rel_ci, look.fixed.abs_ci
-    return look.fixed.rel_ci, look.fixed.abs_ci
 
 
 def _finished(
@@ -418,72 +300,6 @@ def _finished(
     if exp.end is not None and seen_until >= exp.end:
         return True
     return exp.planned_users is not None and total_users >= exp.planned_users
-
-
-def recommend(
-    exp: Experiment,
-    results: Sequence[MetricResult],
-    srm_ok: bool,
-    finished: bool,
-) -> Recommendation:
-    """Ship, roll back, review or keep running, from primaries and guardrails."""
-    if not srm_ok:
-        return Recommendation(
-            "review",
-            "The traffic split does not match the configured weights (sample-ratio "
-            "mismatch), so no result can be trusted until the assignment is fixed.",
-        )
-    if exp.decision == "fixed" and not finished:
-        return Recommendation(
-            "keep_running",
-            "A fixed-horizon test is read once, at its planned end; "
-            "keep it running until then.",
-        )
-    by_arm = {v: [r for r in results if r.variant == v] for v in exp.treatments}
-    losses = [
-        r for r in results if r.verdict == "loss" and r.role in ("primary", "guardrail")
-    ]
-    shippable = [
-        v
-        for v, rows in by_arm.items()
-        if all(r.verdict == "win" for r in rows if r.role == "primary")
-        and not any(r.verdict == "loss" for r in rows if r.role == "guardrail")
-        and any(r.role == "primary" for r in rows)
-    ]
-    if shippable:
-        best = shippable[0]
-        wins = ", ".join(r.metric.label for r in by_arm[best] if r.role == "primary")
-        return Recommendation(
-            "ship",
-            f"{best} wins on {wins} with no guardrail harmed.",
-        )
-    if losses:
-        worst = losses[0]
-        kind = "guardrail" if worst.role == "guardrail" else "primary metric"
-        return Recommendation(
-            "roll_back",
-            f"{worst.variant} significantly hurts the {kind} "
-            f"{worst.metric.label}; roll it back.",
-        )
-    if not finished:
-        return Recommendation(
-            "keep_running",
-            "No primary metric has reached significance yet; "
-            "the test can still decide, keep it running.",
-        )
-    harmed = [r for r in results if r.verdict == "loss"]
-    if harmed:
-        worst = harmed[0]
-        return Recommendation(
-            "review",
-            f"No primary metric moved significantly, but {worst.variant} worsens "
-            f"{worst.metric.label} ({worst.rel_delta:+.1%}); review before deciding.",
-        )
-    return Recommendation(
-        "review",
-        "The test ran its course without a significant change in the primary "
-        "metric; review whether to ship on other grounds.",
-    )
 
 
 def _warnings(
@@ -550,7 +366,7 @@ def analyze_history(
     last_data = last_event.date() if last_event is not None else None
     weights = [v.weight for v in exp.variants]
     roles = dict(exp.metric_roles)
-    timelines: dict[tuple[str, str], list[Look]] = {}
+    timelines: dict[tuple[str, str], list[Look | None]] = {}
     rows = _rows_by_arm(daily)
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
@@ -563,7 +379,6 @@ def analyze_history(
                 rows[metric_id, variant],
                 last_only=last_only,
             )
-    family = [key for key in timelines if roles[key[0]] != "guardrail"]
     health = summaries.health[exp.id]
     provenance = {
         "config_hash": exp.content_hash,
@@ -576,54 +391,19 @@ def analyze_history(
         users = dict(zip(exp.variant_ids, srm_counts[k], strict=True))
         srm = srm_test(srm_counts[k], weights)
         seq_srm = sequential_srm(srm_counts[: k + 1], weights)
-        raw_p = [timelines[key][k].fixed.p_value for key in family]
-        adjusted = dict(
-            zip(family, adjust_p_values(raw_p, exp.correction), strict=True)
-        )
-        results = []
-        for (metric_id, variant), looks in timelines.items():
-            look = looks[k]
-            metric = catalog[metric_id]
-            role = roles[metric_id]
-            adj_p = adjusted.get((metric_id, variant), look.fixed.p_value)
-            significant = is_significant(exp, look, adj_p, len(family), role)
-            abs_d, rel_d = _effective_delta(exp, look)
-            verdict = verdict_of(
-                metric, significant, rel_d if not math.isnan(rel_d) else abs_d
+        keyed = [(key, looks[k]) for key, looks in timelines.items()]
+        entries = [
+            Entry(catalog[m], v, roles[m], look.tests)
+            for (m, v), look in keyed
+            if look is not None
+        ]
+        results = [
+            _result(entry, look, decided, with_beta_binomial=k == len(days) - 1)
+            for entry, (_, look), decided in zip(
+                entries, keyed, decide(exp, entries), strict=True
             )
-            rel_ci, abs_ci = _method_cis(exp, look)
-            results.append(
-                MetricResult(
-                    metric=metric,
-                    variant=variant,
-                    role=role,
-                    control=look.control,
-                    treatment=look.treatment,
-                    abs_delta=look.treatment.value - look.control.value,
-                    rel_delta=_rel(look.control.value, look.treatment.value),
-                    fixed=look.fixed,
-                    adjusted_p_value=adj_p,
-                    sequential=look.sequential,
-                    bayesian=look.bayesian,
-                    significant=significant,
-                    verdict=verdict,
-                    summary=summarize_result(
-                        metric,
-                        variant,
-                        rel_d,
-                        abs_d,
-                        rel_ci,
-                        abs_ci,
-                        verdict,
-                        exp.alpha,
-                    ),
-                    cuped=look.cuped,
-                    reason=look.fixed.reason,
-                    beta_binomial=_beta_binomial(metric, look)
-                    if k == len(days) - 1
-                    else None,
-                )
-            )
+            if look is not None
+        ]
         finished = _finished(exp, day, sum(users.values()), last_data)
         multiple = multiple_by_day[k]
         out.append(
@@ -643,6 +423,35 @@ def analyze_history(
             )
         )
     return out
+
+
+def _result(
+    entry: Entry, look: Look, decided: Decided, *, with_beta_binomial: bool
+) -> MetricResult:
+    """One scorecard row from its look and its decision."""
+    return MetricResult(
+        metric=entry.metric,
+        variant=entry.variant,
+        role=entry.role,
+        control=look.control,
+        treatment=look.treatment,
+        abs_delta=look.treatment.value - look.control.value,
+        rel_delta=_rel(look.control.value, look.treatment.value),
+        fixed=decided.fixed,
+        adjusted_p_value=decided.calls["fixed"].adjusted_p_value,
+        sequential=decided.sequential,
+        bayesian=decided.bayesian,
+        calls=dict(decided.calls),
+        method=decided.method,
+        significant=decided.call.significant,
+        verdict=decided.call.verdict,
+        summary=decided.summary,
+        cuped=look.cuped,
+        reason=look.tests.fixed.reason,
+        beta_binomial=_beta_binomial(entry.metric, look)
+        if with_beta_binomial
+        else None,
+    )
 
 
 def _beta_binomial(metric: MetricDef, look: Look) -> tuple[float, float] | None:

@@ -10,7 +10,6 @@ broken, because then no result can be trusted).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -20,22 +19,16 @@ from typing import Literal
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
+from plotly.subplots import make_subplots
 from scipy import stats as sps
 
-from cxlab.analysis import (
-    ExperimentResult,
-    Look,
-    MetricResult,
-    is_significant,
-    verdict_of,
-)
+from cxlab.analysis import ExperimentResult, MetricResult
 from cxlab.config import MetricDef
+from cxlab.decision import Call, Method, in_points, level_text
 from stats.aggregates import NpsStats
 from stats.bayesian import BayesianResult
 
-Method = Literal["sequential", "fixed", "bayesian"]
 Scale = Literal["rel", "abs"]
-METHODS: tuple[Method, ...] = ("sequential", "fixed", "bayesian")
 
 GOOD = "#1a9850"
 BAD = "#d73027"
@@ -56,85 +49,6 @@ LAYOUT = {
 # Plain Unicode (no emoji): every browser font has these; cell_style colours them.
 BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
 AMBER = "#b7791f"
-
-
-# --- one metric under one method ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MethodView:
-    """One scorecard row as one decision method sees it.
-
-    Attributes:
-        method: the method.
-        statistic: the p-value (fixed: Holm/BH-adjusted; sequential: always-valid),
-            or the posterior probability of beating control (Bayesian).
-        rel_ci: the relative-lift interval.
-        abs_ci: the absolute-delta interval (Bayesian: control value × rel_ci).
-        significant: whether this method calls the change significant.
-        verdict: win, loss or inconclusive under this method.
-    """
-
-    method: Method
-    statistic: float
-    rel_ci: tuple[float, float]
-    abs_ci: tuple[float, float]
-    significant: bool
-    verdict: str
-
-
-def method_view(
-    result: ExperimentResult, row: MetricResult, method: Method
-) -> MethodView:
-    """How one decision method reads one scorecard row.
-
-    The method in force (the config's ``decision``) returns the engine's own
-    ``significant`` and ``verdict``; another method re-applies the engine's rule
-    (:func:`cxlab.analysis.is_significant`, family-corrected as the engine does) as
-    if it had been chosen.
-
-    Args:
-        result: the analysed experiment.
-        row: one of its scorecard rows.
-        method: the method to read it with.
-
-    Returns:
-        The :class:`MethodView`.
-    """
-    exp = result.experiment
-    if method == "sequential":
-        statistic, rel_ci, abs_ci = (
-            row.sequential.p_value,
-            row.sequential.rel_ci,
-            row.sequential.abs_ci,
-        )
-    elif method == "bayesian":
-        statistic, rel_ci = row.bayesian.prob_beat_control, row.bayesian.rel_ci
-        base = row.control.value
-        abs_ci = (base * rel_ci[0], base * rel_ci[1])
-    else:
-        statistic, rel_ci, abs_ci = (
-            row.adjusted_p_value,
-            row.fixed.rel_ci,
-            row.fixed.abs_ci,
-        )
-    if method == exp.decision:
-        significant, verdict = row.significant, row.verdict
-    else:
-        family = sum(r.role != "guardrail" for r in result.results)
-        look = Look(
-            row.control, row.treatment, row.fixed, row.sequential, row.bayesian, None
-        )
-        significant = is_significant(
-            dataclasses.replace(exp, decision=method),
-            look,
-            row.adjusted_p_value,
-            family,
-            row.role,
-        )
-        delta = row.rel_delta if not math.isnan(row.rel_delta) else row.abs_delta
-        verdict = verdict_of(row.metric, significant, delta)
-    return MethodView(method, statistic, rel_ci, abs_ci, significant, verdict)
 
 
 def verdict_colour(verdict: str, *, greyed: bool = False) -> str:
@@ -175,7 +89,7 @@ def format_value(metric: MetricDef, value: float) -> str:
     """A metric value on its own scale: 12.01%, €4.52, 31.5 (NPS), 0.1234."""
     if value is None or math.isnan(value):
         return "—"
-    if metric.type == "nps":
+    if in_points(metric):
         return f"{value:.1f}"
     fmt = metric.value_format
     if fmt == "percent":
@@ -185,13 +99,18 @@ def format_value(metric: MetricDef, value: float) -> str:
     return f"{value:.4g}"
 
 
+def shown_scale(metric: MetricDef, scale: Scale) -> Scale:
+    """The scale a metric's deltas are shown on: NPS always in points (absolute)."""
+    return "abs" if in_points(metric) else scale
+
+
 def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
     """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
     if value is None or not math.isfinite(value):
         return "—"
-    if scale == "rel":
+    if shown_scale(metric, scale) == "rel":
         text = f"{value * 100:+.1f}%"
-    elif metric.type == "nps":
+    elif in_points(metric):
         text = f"{value:+.1f} pts"
     elif metric.value_format == "percent":
         text = f"{value * 100:+.2f} pp"
@@ -214,10 +133,34 @@ def format_statistic(method: Method, value: float) -> str:
 def statistic_label(method: Method) -> str:
     """The column title of a method's statistic."""
     return {
-        "sequential": "p (always-valid)",
+        "sequential": "p (always-valid, adjusted)",
         "fixed": "p (adjusted)",
         "bayesian": "P(better)",
     }[method]
+
+
+def statistic_of(row: MetricResult, method: Method) -> float:
+    """A method's statistic: the adjusted p-value, or P(better) for Bayesian."""
+    if method == "bayesian":
+        return row.bayesian.prob_beat_control
+    return row.calls[method].adjusted_p_value
+
+
+def call_delta(row: MetricResult, call: Call, scale: Scale) -> float:
+    """The call's estimate on the scale the metric is shown on."""
+    return call.rel_delta if shown_scale(row.metric, scale) == "rel" else call.abs_delta
+
+
+def call_ci(row: MetricResult, call: Call, scale: Scale) -> tuple[float, float]:
+    """The call's interval on the scale the metric is shown on."""
+    return call.rel_ci if shown_scale(row.metric, scale) == "rel" else call.abs_ci
+
+
+def ci_text(row: MetricResult, call: Call, scale: Scale) -> str:
+    """``[−14.0%, −4.8%]``: the call's interval as the scorecard shows it."""
+    lo, hi = call_ci(row, call, scale)
+    m = row.metric
+    return f"[{format_delta(m, lo, scale)}, {format_delta(m, hi, scale)}]"
 
 
 # --- tables ---------------------------------------------------------------------------
@@ -234,27 +177,26 @@ def scorecard_frame(
 ) -> pl.DataFrame:
     """The scorecard as display text, Primary → Secondary → Guardrail.
 
+    Every number is the engine's call of ``method`` (:mod:`cxlab.decision`): its
+    estimate, its interval at its level (after the correction), its statistic and
+    its verdict. NPS rows are in points whatever the scale.
+
     Args:
         result: the analysed experiment.
-        method: whose statistic, interval and verdict to show.
+        method: whose estimate, interval, statistic and verdict to show.
         scale: relative (%) or absolute deltas and intervals.
         greyed: show verdicts as untrusted; default when the SRM check fails.
 
     Returns:
         One row per (metric, treatment): role, metric, variant, both arms' values,
-        the delta, the method's interval, its statistic and the verdict badge.
+        the delta, the interval and its level, the statistic and the verdict badge.
     """
     if greyed is None:
         greyed = not result.srm.ok
-    order = {"primary": 0, "secondary": 1, "guardrail": 2}
     rows = []
-    ci_title = f"{'relative' if scale == 'rel' else 'absolute'} CI ({method})"
-    for row in sorted(result.results, key=lambda r: order[r.role]):
-        view = method_view(result, row, method)
+    for row in _scorecard_order(result):
+        call = row.calls[method]
         m = row.metric
-        delta = row.rel_delta if scale == "rel" else row.abs_delta
-        ci = view.rel_ci if scale == "rel" else view.abs_ci
-        lo, hi = format_delta(m, ci[0], scale), format_delta(m, ci[1], scale)
         rows.append(
             {
                 "role": ROLE_TITLES[row.role],
@@ -262,11 +204,14 @@ def scorecard_frame(
                 "variant": row.variant,
                 "control": format_value(m, row.control.value),
                 "treatment": format_value(m, row.treatment.value),
-                "delta": format_delta(m, delta, scale),
-                ci_title: f"[{lo}, {hi}]",
-                statistic_label(method): format_statistic(method, view.statistic),
+                "delta": format_delta(m, call_delta(row, call, scale), scale),
+                "interval": ci_text(row, call, scale),
+                "level": level_text(call),
+                statistic_label(method): format_statistic(
+                    method, statistic_of(row, method)
+                ),
                 "verdict": (
-                    f"◌ untrusted ({view.verdict})" if greyed else BADGES[view.verdict]
+                    f"◌ untrusted ({call.verdict})" if greyed else BADGES[call.verdict]
                 ),
                 "good direction": "↑ higher"
                 if m.direction == "increase"
@@ -276,29 +221,29 @@ def scorecard_frame(
     return pl.DataFrame(rows)
 
 
-def details_frame(result: ExperimentResult) -> pl.DataFrame:
-    """All three methods side by side, with raw p-values and expected loss."""
-    rows = [
-        {
-            "metric": row.metric.label,
-            "variant": row.variant,
-            "fixed p (raw)": row.fixed.p_value,
-            "fixed p (adjusted)": row.adjusted_p_value,
-            "fixed rel CI low": row.fixed.rel_ci[0],
-            "fixed rel CI high": row.fixed.rel_ci[1],
-            "sequential p": row.sequential.p_value,
-            "sequential rel CI low": _finite(row.sequential.rel_ci[0]),
-            "sequential rel CI high": _finite(row.sequential.rel_ci[1]),
-            "P(better)": row.bayesian.prob_beat_control,
-            "expected loss": row.bayesian.expected_loss,
-            "bayesian rel CI low": row.bayesian.rel_ci[0],
-            "bayesian rel CI high": row.bayesian.rel_ci[1],
-            "CUPED variance reduction": (
-                row.cuped.variance_reduction if row.cuped else None
-            ),
-        }
-        for row in result.results
-    ]
+def _scorecard_order(result: ExperimentResult) -> list[MetricResult]:
+    order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    return sorted(result.results, key=lambda r: order[r.role])
+
+
+def details_frame(result: ExperimentResult, scale: Scale = "rel") -> pl.DataFrame:
+    """All three methods side by side: raw and adjusted statistics, levels, CIs."""
+    rows = []
+    for row in result.results:
+        out: dict[str, object] = {"metric": row.metric.label, "variant": row.variant}
+        for method in ("fixed", "sequential", "bayesian"):
+            call = row.calls[method]
+            if method != "bayesian":
+                out[f"{method} p (raw)"] = call.p_value
+                out[f"{method} p (adjusted)"] = call.adjusted_p_value
+            out[f"{method} interval"] = ci_text(row, call, scale)
+            out[f"{method} level"] = level_text(call)
+        out["P(better)"] = row.bayesian.prob_beat_control
+        out["expected loss"] = row.bayesian.expected_loss
+        out["CUPED variance reduction"] = (
+            row.cuped.variance_reduction if row.cuped else None
+        )
+        rows.append(out)
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -321,6 +266,11 @@ def nps_response_frame(result: ExperimentResult, metric_id: str) -> pl.DataFrame
             }
         )
     return pl.DataFrame(rows)
+
+
+def has_nps_answers(result: ExperimentResult, metric_id: str) -> bool:
+    """Whether the metric's arms are NPS answers (promoters, passives, detractors)."""
+    return bool(_nps_arms(result, metric_id))
 
 
 def _nps_arms(result: ExperimentResult, metric_id: str) -> list[tuple[str, NpsStats]]:
@@ -367,15 +317,17 @@ def _row_label(result: ExperimentResult, row: MetricResult) -> str:
 def delta_forest(
     result: ExperimentResult, method: Method, *, greyed: bool | None = None
 ) -> go.Figure:
-    """Every scorecard row's relative lift with the method's interval, one shared axis.
+    """Every scorecard row's estimate with the method's interval.
 
-    One scatter trace per verdict (win / loss / inconclusive), points at
-    ``rel_delta``, asymmetric error bars to the method's ``rel_ci``, rows in
-    scorecard order (Primary at the top).
+    Relative lifts share one axis; metrics read in points (NPS) get a panel of
+    their own below, in points. One scatter trace per (panel, verdict), points at
+    the call's estimate with asymmetric error bars to its interval, rows in
+    scorecard order (Primary at the top). Each row's interval is at its own level
+    (after the correction), as in the scorecard.
 
     Args:
         result: the analysed experiment.
-        method: whose intervals and verdicts to draw.
+        method: whose estimates, intervals and verdicts to draw.
         greyed: draw everything muted; default when the SRM check fails.
 
     Returns:
@@ -383,92 +335,136 @@ def delta_forest(
     """
     if greyed is None:
         greyed = not result.srm.ok
-    groups: dict[str, list[tuple[str, float, float, float]]] = {}
-    order = {"primary": 0, "secondary": 1, "guardrail": 2}
-    rows = sorted(result.results, key=lambda r: order[r.role])
-    labels = [_row_label(result, r) for r in rows]
-    for row, label in zip(rows, labels, strict=True):
-        view = method_view(result, row, method)
-        groups.setdefault(view.verdict, []).append(
-            (label, row.rel_delta, view.rel_ci[0], view.rel_ci[1])
-        )
-    fig = go.Figure()
+    rows = _scorecard_order(result)
+    panels = [
+        [r for r in rows if not in_points(r.metric)],
+        [r for r in rows if in_points(r.metric)],
+    ]
+    panels = [p for p in panels if p]
+    heights = [max(len(p), 1) for p in panels]
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        row_heights=[h / sum(heights) for h in heights],
+        vertical_spacing=0.12 if len(panels) > 1 else 0.0,
+    )
     names = {
         "win": "significant, good direction",
         "loss": "significant, bad direction",
         "inconclusive": "not significant",
     }
-    for verdict in ("win", "loss", "inconclusive"):
-        points = groups.get(verdict)
-        if not points:
-            continue
-        colour = verdict_colour(verdict, greyed=greyed)
-        x = [p[1] for p in points]
-        plus = [
-            _finite(p[3] - p[1]) if _finite(p[3]) is not None else None for p in points
-        ]
-        minus = [
-            _finite(p[1] - p[2]) if _finite(p[2]) is not None else None for p in points
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[p[0] for p in points],
-                mode="markers",
-                name=f"untrusted: {names[verdict]}" if greyed else names[verdict],
-                marker={"color": colour, "size": 11, "symbol": "diamond"},
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": plus,
-                    "arrayminus": minus,
-                    "color": colour,
-                    "thickness": 2.5,
-                    "width": 6,
-                },
-                customdata=[[p[2], p[3]] for p in points],
-                hovertemplate="%{y}<br>lift %{x:+.1%}"
-                "<br>CI [%{customdata[0]:+.1%}, %{customdata[1]:+.1%}]<extra></extra>",
-            )
+    shown: set[str] = set()
+    for i, panel in enumerate(panels, start=1):
+        points = in_points(panel[0].metric)
+        labels = [_row_label(result, r) for r in panel]
+        for verdict in ("win", "loss", "inconclusive"):
+            picked = [
+                (label, r.calls[method])
+                for label, r in zip(labels, panel, strict=True)
+                if r.calls[method].verdict == verdict
+            ]
+            if picked:
+                fig.add_trace(
+                    _forest_trace(picked, verdict, names, greyed, points, shown),
+                    row=i,
+                    col=1,
+                )
+                shown.add(verdict)
+        fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=i, col=1)
+        fig.update_yaxes(
+            categoryorder="array", categoryarray=labels[::-1], row=i, col=1
         )
-    fig.add_vline(x=0, line={"color": "#444", "width": 1})
-    level = f"{(1 - result.experiment.alpha) * 100:g}%"
+        fig.update_xaxes(
+            tickformat=None if points else "+.0%",
+            zeroline=False,
+            title="points" if points else "relative lift",
+            row=i,
+            col=1,
+        )
     return _layout(
         fig,
-        f"Relative lift vs control with {level} {method} intervals",
-        xaxis={"tickformat": "+.0%", "zeroline": False, "title": "relative lift"},
-        yaxis={"categoryorder": "array", "categoryarray": labels[::-1]},
-        height=max(220, 60 + 44 * len(labels)),
+        f"Estimates vs control with {method} intervals (each at its level)",
+        height=max(220, 80 + 44 * len(rows) + 60 * (len(panels) - 1)),
+    )
+
+
+def _forest_trace(
+    picked: list[tuple[str, Call]],
+    verdict: str,
+    names: dict[str, str],
+    greyed: bool,
+    points: bool,
+    shown: set[str],
+) -> go.Scatter:
+    colour = verdict_colour(verdict, greyed=greyed)
+    x = [c.abs_delta if points else c.rel_delta for _, c in picked]
+    ci = [c.abs_ci if points else c.rel_ci for _, c in picked]
+    fmt = "+.1f" if points else "+.1%"
+    return go.Scatter(
+        x=x,
+        y=[label for label, _ in picked],
+        mode="markers",
+        name=f"untrusted: {names[verdict]}" if greyed else names[verdict],
+        showlegend=verdict not in shown,
+        legendgroup=verdict,
+        marker={"color": colour, "size": 11, "symbol": "diamond"},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": [_finite(hi - v) for v, (_, hi) in zip(x, ci, strict=True)],
+            "arrayminus": [_finite(v - lo) for v, (lo, _) in zip(x, ci, strict=True)],
+            "color": colour,
+            "thickness": 2.5,
+            "width": 6,
+        },
+        customdata=[
+            [lo, hi, level_text(c)] for (_, c), (lo, hi) in zip(picked, ci, strict=True)
+        ],
+        hovertemplate=f"%{{y}}<br>estimate %{{x:{fmt}}}<br>%{{customdata[2]}} "
+        f"[%{{customdata[0]:{fmt}}}, %{{customdata[1]:{fmt}}}]<extra></extra>",
     )
 
 
 def cumulative_lift(
-    history: Sequence[ExperimentResult], metric_id: str, variant: str | None = None
+    history: Sequence[ExperimentResult],
+    metric_id: str,
+    variant: str | None = None,
+    scale: Scale = "rel",
 ) -> go.Figure:
-    """The relative lift as of each day, with the sequential and fixed intervals.
+    """The estimate as of each day, with the sequential and fixed intervals.
+
+    Each day's estimate and intervals are that day's calls (:mod:`cxlab.decision`),
+    each at its level, so the last day matches the scorecard. NPS is in points.
 
     Args:
         history: the experiment as of each day, oldest first.
         metric_id: the metric.
         variant: the treatment (default the first).
+        scale: relative (%) or absolute; NPS is always in points.
 
     Returns:
         The figure: the sequential band (valid at every look), the fixed band (valid
-        only once, at the planned end) and the lift line.
+        only once, at the planned end) and the estimate's line.
     """
     days: list[dt.date] = []
     lift, seq_lo, seq_hi, fix_lo, fix_hi = [], [], [], [], []
+    metric: MetricDef | None = None
     for res in history:
         try:
             row = res.result(metric_id, variant)
         except KeyError:
             continue
+        metric = row.metric
+        seq, fix = row.calls["sequential"], row.calls["fixed"]
         days.append(res.as_of)
-        lift.append(_finite(row.rel_delta))
-        seq_lo.append(_finite(row.sequential.rel_ci[0]))
-        seq_hi.append(_finite(row.sequential.rel_ci[1]))
-        fix_lo.append(_finite(row.fixed.rel_ci[0]))
-        fix_hi.append(_finite(row.fixed.rel_ci[1]))
+        lift.append(_finite(call_delta(row, seq, scale)))
+        for out, value in zip(
+            (seq_lo, seq_hi, fix_lo, fix_hi),
+            (*call_ci(row, seq, scale), *call_ci(row, fix, scale)),
+            strict=True,
+        ):
+            out.append(_finite(value))
+    shown = shown_scale(metric, scale) if metric is not None else scale
     fig = go.Figure()
     for lo, hi, colour, name in (
         (seq_lo, seq_hi, SEQUENTIAL_BAND, "sequential CI (valid at every look)"),
@@ -496,27 +492,38 @@ def cumulative_lift(
                 hoverinfo="skip",
             )
         )
+    fmt = _axis_format(metric, shown)
     fig.add_trace(
         go.Scatter(
             x=days,
             y=lift,
             mode="lines",
-            name="relative lift",
+            name="relative lift" if shown == "rel" else "difference",
             line={"color": "#1f2d3d", "width": 2.5},
-            hovertemplate="%{x|%b %d}: %{y:+.1%}<extra></extra>",
+            hovertemplate=f"%{{x|%b %d}}: %{{y:{fmt or '+.4g'}}}<extra></extra>",
         )
     )
     fig.add_hline(y=0, line={"color": "#444", "width": 1})
+    unit = "points" if metric is not None and in_points(metric) else "difference"
     return _layout(
         fig,
-        "Cumulative relative lift",
+        "Cumulative relative lift" if shown == "rel" else "Cumulative difference",
         yaxis={
-            "tickformat": "+.0%",
-            "title": "lift vs control",
+            "tickformat": fmt,
+            "title": "lift vs control" if shown == "rel" else f"{unit} vs control",
             "range": _settled_range(lift, fix_lo, fix_hi, seq_lo, seq_hi),
         },
         height=360,
     )
+
+
+def _axis_format(metric: MetricDef | None, scale: Scale) -> str | None:
+    """Plotly tick format of a delta axis: %, percentage points, or plain."""
+    if scale == "rel":
+        return "+.0%"
+    if metric is not None and not in_points(metric):
+        return "+.1%" if metric.value_format == "percent" else None
+    return None
 
 
 def _settled_range(
@@ -565,7 +572,11 @@ def arm_values_over_time(
             )
         )
     tickformat = None
-    if metric is not None and metric.type != "nps" and metric.value_format == "percent":
+    if (
+        metric is not None
+        and not in_points(metric)
+        and metric.value_format == "percent"
+    ):
         tickformat = ".1%"
     label = metric.label if metric else metric_id
     return _layout(
@@ -577,21 +588,30 @@ def arm_values_over_time(
 
 
 def posterior(
-    bayesian: BayesianResult, direction: str, *, title: str = "Posterior of the lift"
+    bayesian: BayesianResult,
+    direction: str,
+    *,
+    title: str = "Posterior of the lift",
+    points_per_unit: float | None = None,
 ) -> go.Figure:
-    """The normal posterior of the relative lift with P(better) shaded.
+    """The normal posterior of the lift with P(better) shaded.
 
     Args:
         bayesian: the Bayesian result (``posterior_mean``, ``posterior_sd`` on the
             relative scale, ``prob_beat_control``).
         direction: the metric's good direction, ``increase`` or ``decrease``.
         title: the figure title.
+        points_per_unit: draw in points instead: the control value, by which the
+            relative posterior scales to the absolute one (NPS), as the Bayesian
+            block's ``abs_ci`` does.
 
     Returns:
         The figure; the shaded area is the posterior mass on the good side of 0.
     """
     fig = go.Figure()
-    mean, sd = bayesian.posterior_mean, bayesian.posterior_sd
+    unit = points_per_unit or 1.0
+    mean, sd = bayesian.posterior_mean * unit, bayesian.posterior_sd * abs(unit)
+    fmt = "+.1f" if points_per_unit else "+.1%"
     if not (math.isfinite(mean) and math.isfinite(sd) and sd > 0):
         fig.add_annotation(text="not enough data", showarrow=False)
         return _layout(fig, title, height=300)
@@ -624,14 +644,17 @@ def posterior(
             mode="lines",
             name="posterior density",
             line={"color": "#1f2d3d", "width": 2},
-            hovertemplate="lift %{x:+.1%}<extra></extra>",
+            hovertemplate=f"lift %{{x:{fmt}}}<extra></extra>",
         )
     )
     fig.add_vline(x=0, line={"color": "#444", "width": 1})
     return _layout(
         fig,
         title,
-        xaxis={"tickformat": "+.0%", "title": "relative lift"},
+        xaxis={
+            "tickformat": None if points_per_unit else "+.0%",
+            "title": "points" if points_per_unit else "relative lift",
+        },
         yaxis={"showticklabels": False, "title": "density"},
         height=300,
     )

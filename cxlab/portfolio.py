@@ -13,17 +13,15 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from scipy import stats as sps
 
 from cxlab.analysis import ExperimentResult, MetricResult
-from cxlab.charts import BADGES
+from cxlab.charts import BADGES, ci_text
+from cxlab.decision import effect_text, in_points, level_text
 
-Method = Literal["sequential", "fixed", "bayesian"]
 DECIDED = ("shipped", "rolled_back", "stopped")
 IMPACT_METRICS = ("conversion", "nps", "contacts_per_order")
-ADDITIVE_METRICS = ("nps",)  # combined in points, not multiplicatively
 
 
 # --- one row per experiment -----------------------------------------------------------
@@ -45,15 +43,6 @@ def status_of(result: ExperimentResult) -> str:
     if exp.status is not None:
         return exp.status
     return "stopped" if result.finished else "running"
-
-
-def method_rel_ci(row: MetricResult, method: Method) -> tuple[float, float]:
-    """The relative-lift interval of one decision method."""
-    if method == "sequential":
-        return row.sequential.rel_ci
-    if method == "bayesian":
-        return row.bayesian.rel_ci
-    return row.fixed.rel_ci
 
 
 def headline_row(result: ExperimentResult) -> MetricResult | None:
@@ -131,7 +120,7 @@ def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object
     for result in results:
         exp = result.experiment
         row = headline_row(result)
-        lo, hi = method_rel_ci(row, exp.decision) if row else (math.nan, math.nan)
+        call = row.call if row else None
         verdict = BADGES[row.verdict if row else "inconclusive"]
         if not result.srm.ok:
             verdict = "invalid (SRM)"
@@ -151,11 +140,12 @@ def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object
                 "days": days_run(result),
                 "users": sum(result.users.values()),
                 "primary metric": primary,
-                "rel_delta": row.rel_delta if row else math.nan,
-                "lift": _pct_text(row.rel_delta) if row else "—",
-                "ci_low": lo,
-                "ci_high": hi,
-                "ci": _ci_text(lo, hi),
+                "rel_delta": call.rel_delta if call else math.nan,
+                "lift": effect_text(row.metric, call) if row and call else "—",
+                "ci_low": call.rel_ci[0] if call else math.nan,
+                "ci_high": call.rel_ci[1] if call else math.nan,
+                "ci": ci_text(row, call, "rel") if row and call else "—",
+                "level": level_text(call) if call else "—",
                 "method": exp.decision,
                 "verdict": verdict,
                 "guardrails": guardrail_state(result),
@@ -165,16 +155,6 @@ def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object
             }
         )
     return rows
-
-
-def _pct_text(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{x * 100:+.1f}%".replace("-", "−")
-
-
-def _ci_text(lo: float, hi: float) -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "—"
-    return f"[{lo * 100:+.1f}%, {hi * 100:+.1f}%]".replace("-", "−")
 
 
 # --- headline tiles -------------------------------------------------------------------
@@ -435,7 +415,9 @@ def shipped_impact(
         The :class:`CombinedEffect`, or None when no shipped experiment measured
         the metric.
     """
-    scale = "points" if metric_id in ADDITIVE_METRICS else "relative"
+    measured = [r.metric for res in results for r in res.results]
+    points = any(m.id == metric_id and in_points(m) for m in measured)
+    scale = "points" if points else "relative"  # NPS adds up in points
     pool = [
         _effect(r, scale)
         for res in results

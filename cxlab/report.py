@@ -48,8 +48,11 @@ def _arm(arm: Arm) -> dict[str, Any]:
 def result_to_dict(row: MetricResult) -> dict[str, Any]:
     """One scorecard row as a CONTRACT §4 ``results`` entry."""
     seq = row.sequential
+    calls = row.calls
     sequential: dict[str, Any] = {
         "p_value": seq.p_value,
+        "adjusted_p_value": calls["sequential"].adjusted_p_value,
+        "alpha": calls["sequential"].alpha,
         "abs_ci": seq.abs_ci,
         "rel_ci": seq.rel_ci,
     }
@@ -73,6 +76,7 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
         "fixed": {
             "p_value": row.fixed.p_value,
             "adjusted_p_value": row.adjusted_p_value,
+            "alpha": calls["fixed"].alpha,
             "abs_ci": row.fixed.abs_ci,
             "rel_ci": row.fixed.rel_ci,
         },
@@ -80,6 +84,8 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
         "bayesian": {
             "prob_beat_control": row.bayesian.prob_beat_control,
             "expected_loss": row.bayesian.expected_loss,
+            "alpha": calls["bayesian"].alpha,
+            "abs_ci": row.bayesian.abs_ci,
             "rel_ci": row.bayesian.rel_ci,
         },
         "significant": row.significant,
@@ -156,11 +162,13 @@ CSV_COLUMNS = [
     "control_n", "control_value", "treatment_n", "treatment_value",
     "abs_delta", "rel_delta",
     "fixed_p_value", "fixed_adjusted_p_value",
+    "fixed_alpha",
     "fixed_abs_ci_low", "fixed_abs_ci_high", "fixed_rel_ci_low", "fixed_rel_ci_high",
-    "sequential_p_value",
+    "sequential_p_value", "sequential_adjusted_p_value", "sequential_alpha",
     "sequential_abs_ci_low", "sequential_abs_ci_high",
     "sequential_rel_ci_low", "sequential_rel_ci_high",
-    "bayesian_prob_beat_control", "bayesian_expected_loss",
+    "bayesian_prob_beat_control", "bayesian_expected_loss", "bayesian_alpha",
+    "bayesian_abs_ci_low", "bayesian_abs_ci_high",
     "bayesian_rel_ci_low", "bayesian_rel_ci_high",
     "significant", "verdict", "summary",
 ]  # fmt: skip
@@ -187,17 +195,23 @@ def csv_rows(experiments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "rel_delta": r["rel_delta"],
                     "fixed_p_value": f["p_value"],
                     "fixed_adjusted_p_value": f["adjusted_p_value"],
+                    "fixed_alpha": f["alpha"],
                     "fixed_abs_ci_low": f["abs_ci"][0],
                     "fixed_abs_ci_high": f["abs_ci"][1],
                     "fixed_rel_ci_low": f["rel_ci"][0],
                     "fixed_rel_ci_high": f["rel_ci"][1],
                     "sequential_p_value": s["p_value"],
+                    "sequential_adjusted_p_value": s["adjusted_p_value"],
+                    "sequential_alpha": s["alpha"],
                     "sequential_abs_ci_low": s["abs_ci"][0],
                     "sequential_abs_ci_high": s["abs_ci"][1],
                     "sequential_rel_ci_low": s["rel_ci"][0],
                     "sequential_rel_ci_high": s["rel_ci"][1],
                     "bayesian_prob_beat_control": b["prob_beat_control"],
                     "bayesian_expected_loss": b["expected_loss"],
+                    "bayesian_alpha": b["alpha"],
+                    "bayesian_abs_ci_low": b["abs_ci"][0],
+                    "bayesian_abs_ci_high": b["abs_ci"][1],
                     "bayesian_rel_ci_low": b["rel_ci"][0],
                     "bayesian_rel_ci_high": b["rel_ci"][1],
                     "significant": r["significant"],
@@ -225,12 +239,6 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _ci(pair: list[Any] | None) -> str:
-    if not pair or pair[0] is None:
-        return "—"
-    return f"[{pair[0] * 100:+.1f}%, {pair[1] * 100:+.1f}%]"
-
-
 def to_table(experiments: Sequence[dict[str, Any]]) -> str:
     """A plain-text report for a terminal."""
     lines: list[str] = []
@@ -244,24 +252,30 @@ def to_table(experiments: Sequence[dict[str, Any]]) -> str:
             f"  recommendation: {exp['recommendation']['action']} — "
             f"{exp['recommendation']['reason']}",
         ]
+        method = exp["decision"]
+        stat = "P(better)" if method == "bayesian" else "p (adj.)"
         header = (
             f"  {'metric':<24} {'variant':<18} {'role':<10} {'control':>10} "
-            f"{'treatment':>10} {'rel Δ':>8} {'fixed p':>8} {'seq p':>8} "
-            f"{'P(better)':>9} {'rel CI (seq)':>18}  verdict"
+            f"{'treatment':>10} {stat:>9} {'level':>7}  verdict ({method})"
         )
         lines += [header, "  " + "-" * (len(header) - 2)]
         for r in exp["results"]:
-            rel = r["rel_delta"]
-            lines.append(
+            block = r[method]
+            value = (
+                block["prob_beat_control"]
+                if method == "bayesian"
+                else block["adjusted_p_value"]
+            )
+            level = block["alpha"]
+            lines += [
                 f"  {r['metric']:<24} {r['variant']:<18} {r['role']:<10} "
                 f"{_fmt(r['control']['value']):>10} "
                 f"{_fmt(r['treatment']['value']):>10} "
-                f"{(f'{rel * 100:+.1f}%' if rel is not None else '—'):>8} "
-                f"{_fmt(r['fixed']['p_value'], 3):>8} "
-                f"{_fmt(r['sequential']['p_value'], 3):>8} "
-                f"{_fmt(r['bayesian']['prob_beat_control'], 3):>9} "
-                f"{_ci(r['sequential']['rel_ci']):>18}  {r['verdict']}"
-            )
+                f"{_fmt(value, 3):>9} "
+                f"{(f'{(1 - level) * 100:.4g}%' if level is not None else '—'):>7}  "
+                f"{r['verdict']}",
+                f"    {r['summary']}",
+            ]
         for warning in exp.get("warnings", []):
             lines.append(f"  ! {warning}")
         lines.append("")

@@ -30,7 +30,9 @@ import plotly.graph_objects as go
 import polars as pl
 import yaml
 
+from cxlab import charts
 from cxlab.analysis import ExperimentResult
+from cxlab.charts import ci_text
 from cxlab.config import (
     CANONICAL_COLUMNS,
     CATALOG_FILE,
@@ -45,6 +47,7 @@ from cxlab.config import (
     load_catalog,
     load_experiment,
 )
+from cxlab.decision import effect_text, level_text
 from cxlab.errors import ConfigError, EventLogError, InputError
 from cxlab.events import FORMATS, EventSource, scan_events
 
@@ -466,18 +469,14 @@ def catalog_table(catalog: Catalog) -> pl.DataFrame:
 def preview_table(result: ExperimentResult) -> pl.DataFrame:
     """The preview's small results table: one row per metric and treatment.
 
-    The last statistic is the one of the decision method in force: the p-value
-    (fixed or sequential) or the probability to beat control (Bayesian).
+    The estimate, interval, statistic and verdict are the decision method's call
+    (:mod:`cxlab.decision`), as on the results page: the adjusted p-value (fixed
+    or sequential) or the probability to beat control (Bayesian).
     """
     method = result.experiment.decision
     rows = []
     for r in result.results:
-        if method == "bayesian":
-            statistic = ("prob_beat_control", r.bayesian.prob_beat_control)
-        elif method == "fixed":
-            statistic = ("p_value", r.fixed.p_value)
-        else:
-            statistic = ("p_value", r.sequential.p_value)
+        call = r.call
         rows.append(
             {
                 "metric": r.metric.label,
@@ -485,8 +484,10 @@ def preview_table(result: ExperimentResult) -> pl.DataFrame:
                 "variant": r.variant,
                 "control": r.control.value,
                 "treatment": r.treatment.value,
-                "rel_delta": r.rel_delta,
-                statistic[0]: statistic[1],
+                "delta": effect_text(r.metric, call),
+                "interval": ci_text(r, call, "rel"),
+                "level": level_text(call),
+                charts.statistic_label(method): charts.statistic_of(r, method),
                 "verdict": r.verdict,
             }
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cxlab import app_data, charts, segments
+from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.report import experiment_to_dict, to_csv, to_json
 
@@ -98,7 +99,7 @@ st.subheader("Scorecard")
 controls = st.columns([3, 2])
 method = controls[0].segmented_control(
     "Method",
-    charts.METHODS,
+    METHODS,
     default=exp.decision,
     required=True,
     format_func=str.capitalize,
@@ -113,9 +114,13 @@ scale = controls[1].segmented_control(
     key="results_scale",
 )
 what_if = "" if method == exp.decision else " (what-if: not the method in force)"
+family = sum(r.role != "guardrail" for r in result.results)
 st.caption(
     f"Showing the **{method}** test{what_if}; this experiment decides with "
-    f"**{exp.decision}**. Green = significant in the metric's good direction."
+    f"**{exp.decision}**. Each interval is at its own level: α = {exp.alpha:g} "
+    f"after the {exp.correction} correction across {family} non-guardrail "
+    "results, so an interval excludes 0 exactly when the result is significant. "
+    "NPS is in points. Green = significant in the metric's good direction."
 )
 st.dataframe(
     charts.styled(charts.scorecard_frame(result, method, scale), ["verdict"]),
@@ -127,11 +132,12 @@ forest = app_data.figure(
 )
 st.plotly_chart(forest, key="forest")
 with st.expander("Details: every method, raw p-values and expected loss"):
-    st.dataframe(charts.details_frame(result), hide_index=True)
+    st.dataframe(charts.details_frame(result, scale), hide_index=True)
     st.caption(
         "Expected loss: the lift given up, on average, if the treatment is shipped "
-        "and is in fact worse (relative scale). Fixed p-values are adjusted with "
-        f"{exp.correction} across treatments and non-guardrail metrics."
+        "and is in fact worse (relative scale). P-values are adjusted with "
+        f"{exp.correction} across treatments and non-guardrail metrics; each "
+        "method's interval is at the level its adjusted p-value leaves."
     )
 
 # --- one metric in depth --------------------------------------------------------------
@@ -151,8 +157,8 @@ lift = app_data.figure(
     ws,
     exp.id,
     "lift",
-    (metric_id, variant),
-    lambda: charts.cumulative_lift(history, metric_id, variant),
+    (metric_id, variant, scale),
+    lambda: charts.cumulative_lift(history, metric_id, variant, scale),
 )
 per_arm = app_data.figure(
     ws,
@@ -166,10 +172,14 @@ post = app_data.figure(
     exp.id,
     "posterior",
     (metric_id, variant),
-    lambda: charts.posterior(row.bayesian, row.metric.direction),
+    lambda: charts.posterior(
+        row.bayesian,
+        row.metric.direction,
+        points_per_unit=row.control.value if in_points(row.metric) else None,
+    ),
 )
 figures = [forest, lift, per_arm, post]
-is_nps = row.metric.type == "nps"
+is_nps = charts.has_nps_answers(result, metric_id)
 tabs = st.tabs(
     ["Lift over time", "Per arm", "Posterior", *(["NPS answers"] if is_nps else [])]
 )

@@ -8,8 +8,9 @@ from dataclasses import replace
 import polars as pl
 import pytest
 
-from cxlab.analysis import analyze_history, recommend, summarize_result, verdict_of
+from cxlab.analysis import analyze_history
 from cxlab.config import Catalog, Experiment, MetricDef, Variant
+from cxlab.decision import Call, recommend, sentence, verdict_of
 from cxlab.report import experiment_to_dict
 from cxlab.summaries import SUM_COLUMNS, ExperimentHealth, LogHealth, Summaries
 from stats.aggregates import SampleStats
@@ -113,18 +114,46 @@ def test_contract_example_numbers_are_reproduced_through_the_json():
     assert out["verdict"] == "inconclusive"
 
 
-def test_sequential_significance_is_bonferroni_split_across_the_family():
-    # Two non-guardrail metrics: the sequential p must beat alpha / 2 = 0.025.
+def test_sequential_significance_is_holm_corrected_across_the_family():
+    # Two non-guardrail metrics under Holm: the smaller always-valid p doubles.
     exp = replace(EXPERIMENT, secondary_metrics=("contact_rate",))
     rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_330))
     rows += _proportion_rows("contact_rate", (50_000, 3_000), (50_000, 3_000))
     result = analyze_history(exp, CATALOG, _summaries(rows), last_only=True)[0]
     conversion = result.result("conversion")
+    call = conversion.calls["sequential"]
     # 5000 vs 5330 of 50,000 gives an always-valid p of 0.0367: below alpha, but
-    # not below alpha / 2, so it is not significant within the family of two.
+    # p̃ = 2p = 0.0734 is not, so the result is not significant in the family;
+    # its level is α·p/p̃ = 0.025 and its interval at 97.5% includes 0.
     assert conversion.sequential.p_value == pytest.approx(0.03668, abs=1e-4)
+    assert call.adjusted_p_value == pytest.approx(2 * 0.03668, abs=2e-4)
+    assert call.alpha == pytest.approx(0.025)
     assert conversion.significant is False
     assert conversion.verdict == "inconclusive"
+    assert conversion.sequential.abs_ci[0] < 0 < conversion.sequential.abs_ci[1]
+    assert conversion.sequential.rel_ci[0] < 0 < conversion.sequential.rel_ci[1]
+
+
+def test_a_significant_result_in_a_family_is_shown_at_its_corrected_level():
+    # Holm with two results: the smaller p gets level α/2, its interval at 97.5%
+    # excludes 0, and the sentence quotes exactly that interval.
+    exp = replace(EXPERIMENT, secondary_metrics=("contact_rate",))
+    rows = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_600))
+    rows += _proportion_rows("contact_rate", (50_000, 3_000), (50_000, 3_000))
+    result = analyze_history(exp, CATALOG, _summaries(rows), last_only=True)[0]
+    conversion = result.result("conversion")
+    call = conversion.call
+    assert call.method == "sequential"
+    assert call.alpha == pytest.approx(0.025)
+    assert conversion.significant is True
+    assert conversion.verdict == "win"
+    assert call.abs_ci == conversion.sequential.abs_ci
+    assert call.rel_ci[0] > 0 and call.abs_ci[0] > 0
+    lo, hi = (f"{v * 100:+.1f}%".replace("-", "−") for v in call.rel_ci)
+    assert f"(97.5% CI {lo} to {hi})" in conversion.summary
+    out = experiment_to_dict(result)["results"][0]
+    assert out["sequential"]["alpha"] == pytest.approx(0.025)
+    assert out["fixed"]["alpha"] == pytest.approx(0.025)
 
 
 def test_fixed_decision_uses_holm_adjusted_p_values():
@@ -151,18 +180,40 @@ def test_lower_contact_rate_is_a_win_and_higher_is_a_loss():
 
 
 def test_summary_sentence_states_direction_size_and_interval():
-    text = summarize_result(
-        CONTACTS,
-        "proactive_email",
-        -0.118,
-        -0.01,
-        (-0.151, -0.084),
-        (0, 0),
-        "win",
+    call = Call(
+        "sequential",
         0.05,
+        0.001,
+        0.001,
+        -0.01,
+        -0.118,
+        (-0.02, -0.005),
+        (-0.151, -0.084),
+        True,
+        "win",
     )
+    text = sentence(CONTACTS, "proactive_email", call)
     assert text == (
         "proactive_email cut contact_rate by 11.8% (95% CI −15.1% to −8.4%) — a win."
+    )
+
+
+def test_nps_sentence_is_in_points_at_the_calls_level():
+    nps = MetricDef("nps", "nps", "increase", event="nps_response")
+    call = Call(
+        "fixed",
+        0.0125,
+        0.3,
+        1.0,
+        4.4,
+        0.13,
+        (-1.2, 10.0),
+        (-0.03, 0.3),
+        False,
+        "inconclusive",
+    )
+    assert sentence(nps, "b", call) == (
+        "b raised nps by 4.4 points (98.75% CI −1.2 to +10.0); not significant."
     )
 
 

@@ -14,6 +14,7 @@ from cxlab import charts
 from cxlab.analysis import ExperimentResult
 from cxlab.api import results_for, summarize_all
 from cxlab.config import load_catalog, load_experiments
+from cxlab.decision import METHODS
 from cxlab.events import resolve_source
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,18 +59,39 @@ def points(fig) -> dict[str, tuple[float, float, float, str]]:
     return out
 
 
-@pytest.mark.parametrize("method", charts.METHODS)
-def test_forest_points_are_rel_delta_with_the_methods_interval(
+@pytest.mark.parametrize("method", METHODS)
+def test_forest_points_are_the_calls_estimate_and_interval(
     email: ExperimentResult, method: str
 ) -> None:
     drawn = points(charts.delta_forest(email, method))
     assert len(drawn) == len(email.results)
     for row in email.results:
         x, plus, minus, _ = drawn[f"{row.metric.label} ({row.role})"]
-        lo, hi = charts.method_view(email, row, method).rel_ci
-        assert x == pytest.approx(row.rel_delta)
+        call = row.calls[method]
+        in_points = row.metric.id == "nps"  # NPS is drawn in points
+        lo, hi = call.abs_ci if in_points else call.rel_ci
+        assert x == pytest.approx(call.abs_delta if in_points else call.rel_delta)
         assert x + plus == pytest.approx(hi)
         assert x - minus == pytest.approx(lo)
+
+
+def test_scorecard_delta_interval_and_sentence_are_one_set_of_numbers(
+    email: ExperimentResult,
+) -> None:
+    frame = charts.scorecard_frame(email, email.experiment.decision).to_dicts()
+    by_metric = {r["metric"]: r for r in frame}
+    for row in email.results:
+        shown = by_metric[row.metric.label]
+        # The scorecard's delta and interval are quoted verbatim by the sentence.
+        if row.metric.id == "nps":
+            assert shown["delta"].endswith(" pts")
+            number = shown["delta"].removesuffix(" pts").lstrip("+−")
+            assert f"by {number} points" in row.summary
+        else:
+            assert f"by {shown['delta'].lstrip('+−')} (" in row.summary
+        lo, hi = shown["interval"].strip("[]").split(", ")
+        assert f"{lo.removesuffix(' pts')} to {hi.removesuffix(' pts')})" in row.summary
+        assert shown["level"] in row.summary
 
 
 def test_forest_colours_follow_the_good_direction(email: ExperimentResult) -> None:
@@ -93,16 +115,16 @@ def test_forest_is_all_muted_when_the_traffic_split_is_broken(
     assert {t.marker.color for t in fig.data} == {charts.MUTED}
 
 
-def test_method_in_force_reads_the_engines_own_verdict(email: ExperimentResult) -> None:
+def test_every_methods_interval_excludes_zero_exactly_when_significant(
+    email: ExperimentResult,
+) -> None:
     for row in email.results:
-        view = charts.method_view(email, row, email.experiment.decision)
-        assert view.significant == row.significant
-        assert view.verdict == row.verdict
-        bayes = charts.method_view(email, row, "bayesian")
-        assert bayes.statistic == row.bayesian.prob_beat_control
-        fixed = charts.method_view(email, row, "fixed")
-        assert fixed.statistic == row.adjusted_p_value
-        assert fixed.abs_ci == row.fixed.abs_ci
+        assert row.call is row.calls[email.experiment.decision]
+        for call in row.calls.values():
+            for lo, hi in (call.abs_ci, call.rel_ci):
+                assert (lo > 0 or hi < 0) == call.significant
+                assert lo < call.abs_delta or lo < call.rel_delta
+        assert row.calls["fixed"].adjusted_p_value == row.adjusted_p_value
 
 
 def test_cumulative_lift_draws_every_day_with_both_bands(
@@ -112,13 +134,29 @@ def test_cumulative_lift_draws_every_day_with_both_bands(
     fig = charts.cumulative_lift(history, "contacts_per_order")
     seq_lo, seq_hi, fix_lo, fix_hi, lift = fig.data
     assert list(lift.x) == [h.as_of for h in history]
-    assert lift.y[-1] == pytest.approx(
-        history[-1].result("contacts_per_order").rel_delta
-    )
     last = history[-1].result("contacts_per_order")
+    assert lift.y[-1] == pytest.approx(last.call.rel_delta)
     assert (seq_lo.y[-1], seq_hi.y[-1]) == pytest.approx(last.sequential.rel_ci)
     assert (fix_lo.y[-1], fix_hi.y[-1]) == pytest.approx(last.fixed.rel_ci)
     assert seq_hi.fill == fix_hi.fill == "tonexty"
+
+
+def test_the_absolute_toggle_and_nps_change_the_lift_chart(
+    histories: dict[str, list[ExperimentResult]],
+) -> None:
+    history = histories["proactive-shipping-email"]
+    absolute = charts.cumulative_lift(history, "contacts_per_order", scale="abs")
+    last = history[-1].result("contacts_per_order")
+    assert absolute.data[-1].y[-1] == pytest.approx(last.call.abs_delta)
+    assert (absolute.data[0].y[-1], absolute.data[1].y[-1]) == pytest.approx(
+        last.sequential.abs_ci
+    )
+    # NPS is in points whatever the toggle: its axis spans points, not ±300%.
+    nps = history[-1].result("nps")
+    for scale in ("rel", "abs"):
+        fig = charts.cumulative_lift(history, "nps", scale=scale)
+        assert fig.data[-1].y[-1] == pytest.approx(nps.call.abs_delta)
+        assert fig.layout.yaxis.title.text == "points vs control"
 
 
 def test_arm_values_over_time_has_one_line_per_arm(
@@ -184,8 +222,10 @@ def test_scorecard_frame_switches_columns_with_the_method(
 ) -> None:
     seq = charts.scorecard_frame(email, "sequential")
     bayes = charts.scorecard_frame(email, "bayesian", "abs")
-    assert "p (always-valid)" in seq.columns
+    assert "p (always-valid, adjusted)" in seq.columns
     assert "P(better)" in bayes.columns
+    # NPS is in points on the relative scale too, never a relative %.
+    assert seq.filter(pl.col("metric") == "NPS")["delta"][0].endswith(" pts")
     assert seq["role"].to_list()[0] == "Primary"
     contacts = seq.row(0, named=True)
     assert contacts["metric"] == "Contacts per order"

@@ -234,7 +234,7 @@ def test_table_format_names_the_experiment_and_its_metrics(capsys, cli_lab) -> N
     assert "2026-10-05" in out
     assert "conversion" in out
     assert "revenue" in out
-    assert "+50.0%" in out  # conversion rel_delta 0.5
+    assert "raised conversion by 50.0%" in out  # conversion rel_delta 0.5
 
 
 def test_metrics_option_points_at_a_catalog_elsewhere(capsys, cli_lab) -> None:

@@ -79,7 +79,9 @@ def test_additive_combination_adds_points_and_variances() -> None:
 
 def row(metric: str, variant: str, role: str, verdict: str, rel: float, se: float):
     return SimpleNamespace(
-        metric=SimpleNamespace(id=metric, label=metric.title()),
+        metric=SimpleNamespace(
+            id=metric, label=metric.title(), type="nps" if metric == "nps" else "mean"
+        ),
         variant=variant,
         role=role,
         verdict=verdict,

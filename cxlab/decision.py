@@ -1,0 +1,446 @@
+"""The one place that decides: levels, intervals, significance, verdicts, words.
+
+Every surface (the JSON, CSV and table of the CLI, every page, the portfolio, the
+config preview, the exports) reads what this module decides and recomputes none
+of it. Per result and per method (fixed, sequential, Bayesian) a :class:`Call`
+holds:
+
+* the level ``alpha``: the experiment's alpha after its ``correction`` across the
+  family (treatments × non-guardrail metrics). With raw p-value p and adjusted
+  p̃, the per-result level α·p/p̃ rejects exactly when p̃ ≤ α (CONTRACT §4, "One
+  set of numbers"); guardrails are outside the family and keep α;
+* the intervals at 1 − that level, computed by the method's own test, so the
+  intervals exclude 0 exactly when the result is significant (abs and rel agree:
+  :func:`stats.delta.agreeing_rel_ci`);
+* ``significant`` and the ``verdict`` in the metric's good direction.
+
+The result's ``significant``, ``verdict`` and ``summary`` are the call of the
+experiment's ``decision`` method; the recommendation reads those verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol
+
+from cxlab.config import Experiment, MetricDef, Role
+from stats.aggregates import ArmStats
+from stats.bayesian import BayesianResult, bayesian_test
+from stats.corrections import adjust_p_values
+from stats.fixed import FixedResult, fixed_test
+from stats.sequential import SequentialResult, group_sequential_test, sequential_test
+
+Method = Literal["sequential", "fixed", "bayesian"]
+METHODS: tuple[Method, ...] = ("sequential", "fixed", "bayesian")
+Verdict = Literal["win", "loss", "inconclusive"]
+Action = Literal["ship", "roll_back", "review", "keep_running"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """How one method reads one result, at the level the correction leaves it.
+
+    Attributes:
+        method: ``fixed``, ``sequential`` or ``bayesian``.
+        alpha: the per-result level: α·p/p̃ in the family, α for a guardrail.
+        p_value: the raw statistic corrected across the family: the fixed
+            p-value, the always-valid p-value, or the posterior two-sided tail
+            2·min(P(L > 0), P(L < 0)).
+        adjusted_p_value: p̃, after the experiment's correction.
+        abs_delta: the estimate the intervals are built around (CUPED-adjusted
+            where CUPED applied; the posterior mean for the Bayesian call).
+        rel_delta: the same on the relative scale.
+        abs_ci: the 1 − alpha interval of abs_delta.
+        rel_ci: the 1 − alpha interval of rel_delta.
+        significant: p̃ ≤ α, exactly when both intervals exclude 0.
+        verdict: win or loss in the metric's good direction when significant.
+    """
+
+    method: Method
+    alpha: float
+    p_value: float
+    adjusted_p_value: float
+    abs_delta: float
+    rel_delta: float
+    abs_ci: tuple[float, float]
+    rel_ci: tuple[float, float]
+    significant: bool
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Tests:
+    """One look's tests of one result at the experiment's own alpha (raw).
+
+    Attributes:
+        control: the control arm as tested (CUPED-adjusted where it applied).
+        treatment: the treatment arm as tested.
+        fixed: the fixed-horizon test.
+        sequential: the sequential test (mixture or group).
+        bayesian: the Bayesian test.
+        group_looks: the tested arms of every look so far (group test only).
+    """
+
+    control: ArmStats
+    treatment: ArmStats
+    fixed: FixedResult
+    sequential: SequentialResult
+    bayesian: BayesianResult
+    group_looks: tuple[tuple[ArmStats, ArmStats], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One result to decide: its metric, treatment, role and raw tests."""
+
+    metric: MetricDef
+    variant: str
+    role: Role
+    tests: Tests
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One result decided: each method's test at its level, calls and words.
+
+    Attributes:
+        fixed: the fixed test at the fixed call's level.
+        sequential: the sequential test at the sequential call's level.
+        bayesian: the Bayesian test at the Bayesian call's level.
+        calls: the three calls, by method.
+        method: the experiment's decision method.
+        summary: one sentence quoting the decision call's estimate and interval.
+    """
+
+    fixed: FixedResult
+    sequential: SequentialResult
+    bayesian: BayesianResult
+    calls: Mapping[Method, Call]
+    method: Method
+    summary: str
+
+    @property
+    def call(self) -> Call:
+        """The call of the method in force."""
+        return self.calls[self.method]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """What to do with the experiment, and why, in one sentence."""
+
+    action: Action
+    reason: str
+
+
+def decide(exp: Experiment, entries: Sequence[Entry]) -> list[Decided]:
+    """Levels, intervals, calls and sentences of one look's results.
+
+    Args:
+        exp: the experiment (alpha, correction, decision method, tuning).
+        entries: every (metric, treatment) result of the look.
+
+    Returns:
+        One :class:`Decided` per entry, in order.
+    """
+    family = [i for i, e in enumerate(entries) if e.role != "guardrail"]
+    levels: dict[Method, list[tuple[float, float, float]]] = {}
+    for method in METHODS:
+        raw = [_raw_p(e.tests, method) for e in entries]
+        adjusted = dict(
+            zip(
+                family,
+                adjust_p_values([raw[i] for i in family], exp.correction),
+                strict=True,
+            )
+        )
+        levels[method] = [
+            _level(exp.alpha, p, adjusted.get(i, p), len(family))
+            for i, p in enumerate(raw)
+        ]
+    out = []
+    for i, entry in enumerate(entries):
+        tests = entry.tests
+        fixed = _fixed_at(tests, levels["fixed"][i][0], exp)
+        sequential = _sequential_at(tests, levels["sequential"][i][0], exp)
+        bayesian = _bayesian_at(tests, levels["bayesian"][i][0], exp, entry.metric)
+        calls: dict[Method, Call] = {
+            method: _call(method, entry, levels[method][i], result, exp.alpha)
+            for method, result in (
+                ("fixed", fixed),
+                ("sequential", sequential),
+                ("bayesian", bayesian),
+            )
+        }
+        call = calls[exp.decision]
+        out.append(
+            Decided(
+                fixed=fixed,
+                sequential=sequential,
+                bayesian=bayesian,
+                calls=calls,
+                method=exp.decision,
+                summary=sentence(entry.metric, entry.variant, call),
+            )
+        )
+    return out
+
+
+def _raw_p(tests: Tests, method: Method) -> float:
+    if method == "fixed":
+        return tests.fixed.p_value
+    if method == "sequential":
+        return tests.sequential.p_value
+    return tests.bayesian.p_value
+
+
+def _level(
+    alpha: float, p: float, adjusted: float, family_size: int
+) -> tuple[float, float, float]:
+    """(level, raw p, adjusted p): the level α·p/p̃ that rejects iff p̃ ≤ α.
+
+    A p-value of 0 (an underflow) has no ratio; it is significant at any level,
+    and its intervals are drawn at the strictest family level α/m.
+    """
+    if math.isnan(p) or math.isnan(adjusted):
+        return alpha, p, adjusted
+    if adjusted == 0:
+        return alpha / max(family_size, 1), p, adjusted
+    return alpha * p / adjusted, p, adjusted
+
+
+def _fixed_at(tests: Tests, level: float, exp: Experiment) -> FixedResult:
+    if level == exp.alpha:
+        return tests.fixed
+    return fixed_test(tests.control, tests.treatment, alpha=level)
+
+
+def _sequential_at(tests: Tests, level: float, exp: Experiment) -> SequentialResult:
+    if level == exp.alpha:
+        return tests.sequential
+    if tests.sequential.method == "group":
+        result = group_sequential_test(
+            tests.group_looks,
+            alpha=level,
+            planned_users=exp.planned_users or exp.sequential_tuning,
+        )
+        # The repeated p-value does not depend on the level; keep the one the
+        # correction used (the search is bracketed at the level it runs at).
+        return replace(result, p_value=tests.sequential.p_value)
+    return sequential_test(
+        tests.control,
+        tests.treatment,
+        alpha=level,
+        tuning=exp.sequential_tuning,
+        tuned_alpha=exp.alpha,
+    )
+
+
+def _bayesian_at(
+    tests: Tests, level: float, exp: Experiment, metric: MetricDef
+) -> BayesianResult:
+    if level == exp.alpha:
+        return tests.bayesian
+    prior = exp.bayes_prior
+    return bayesian_test(
+        tests.control,
+        tests.treatment,
+        alpha=level,
+        direction=metric.direction,
+        prior_mean=prior.mean if prior else 0.0,
+        prior_sd=prior.sd if prior else None,
+    )
+
+
+def _call(
+    method: Method,
+    entry: Entry,
+    level: tuple[float, float, float],
+    result: FixedResult | SequentialResult | BayesianResult,
+    alpha: float,
+) -> Call:
+    per_result, p, adjusted = level
+    if isinstance(result, BayesianResult):
+        rel_delta = result.posterior_mean
+        abs_delta = rel_delta * entry.tests.control.mean  # as its abs_ci
+    else:
+        abs_delta, rel_delta = result.abs_delta, result.rel_delta
+    significant = bool(adjusted <= alpha)
+    return Call(
+        method=method,
+        alpha=per_result,
+        p_value=p,
+        adjusted_p_value=adjusted,
+        abs_delta=abs_delta,
+        rel_delta=rel_delta,
+        abs_ci=result.abs_ci,
+        rel_ci=result.rel_ci,
+        significant=significant,
+        verdict=verdict_of(entry.metric, significant, abs_delta),
+    )
+
+
+def verdict_of(metric: MetricDef, significant: bool, delta: float) -> Verdict:
+    """Win or loss in the metric's good direction when significant."""
+    if not significant or math.isnan(delta) or delta == 0:
+        return "inconclusive"
+    good = delta > 0 if metric.direction == "increase" else delta < 0
+    return "win" if good else "loss"
+
+
+# --- words ------------------------------------------------------------------------
+
+
+def level_text(call: Call) -> str:
+    """``95% CI`` / ``98.75% credible interval``: the interval's name and level."""
+    kind = "credible interval" if call.method == "bayesian" else "CI"
+    return f"{_percent_level(1 - call.alpha)} {kind}"
+
+
+def _percent_level(share: float) -> str:
+    text = f"{share * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def signed_pct(x: float) -> str:
+    """A signed percentage with one decimal and a true minus: ``−4.8%``."""
+    return f"{x * 100:+.1f}%".replace("-", "−")
+
+
+def signed_points(x: float) -> str:
+    """Signed points with one decimal: ``+4.4``."""
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def sentence(metric: MetricDef, variant: str, call: Call) -> str:
+    """One plain sentence: what the treatment did, with the call's own interval.
+
+    NPS (and any type whose deltas read in points) is quoted in points, every
+    other metric as a relative change.
+    """
+    if in_points(metric):
+        if math.isnan(call.abs_delta):
+            return f"{variant}: not enough {metric.label} responses to compare yet."
+        verb = "raised" if call.abs_delta > 0 else "lowered"
+        lo, hi = call.abs_ci
+        text = (
+            f"{variant} {verb} {metric.label} by {abs(call.abs_delta):.1f} points "
+            f"({level_text(call)} {signed_points(lo)} to {signed_points(hi)})"
+        )
+    else:
+        if math.isnan(call.rel_delta):
+            return f"{variant}: not enough data to compare {metric.label} yet."
+        verb = "raised" if call.rel_delta > 0 else "cut"
+        lo, hi = call.rel_ci
+        text = (
+            f"{variant} {verb} {metric.label} by {abs(call.rel_delta) * 100:.1f}% "
+            f"({level_text(call)} {signed_pct(lo)} to {signed_pct(hi)})"
+        )
+    tail = {
+        "win": " — a win.",
+        "loss": " — a loss.",
+        "inconclusive": "; not significant.",
+    }[call.verdict]
+    return text + tail
+
+
+def in_points(metric: MetricDef) -> bool:
+    """Whether the metric's deltas are read in points (NPS), not as a relative %."""
+    return metric.type == "nps"
+
+
+def effect_text(metric: MetricDef, call: Call) -> str:
+    """The call's estimate as the sentence quotes it: ``+4.4 points`` or ``−4.8%``."""
+    if in_points(metric):
+        return f"{signed_points(call.abs_delta)} points"
+    return signed_pct(call.rel_delta)
+
+
+# --- the recommendation -----------------------------------------------------------
+
+
+class Scored(Protocol):
+    """A decided result as the recommendation reads it."""
+
+    metric: MetricDef
+    variant: str
+    role: Role
+    verdict: Verdict
+
+    @property
+    def call(self) -> Call: ...  # noqa: D102
+
+
+def recommend(
+    exp: Experiment, results: Sequence[Scored], srm_ok: bool, finished: bool
+) -> Recommendation:
+    """Ship, roll back, review or keep running, from primaries and guardrails.
+
+    Args:
+        exp: the experiment.
+        results: its decided results (verdicts of the decision method).
+        srm_ok: whether the traffic split matches the weights.
+        finished: past its end, or at its planned size.
+
+    Returns:
+        The :class:`Recommendation`.
+    """
+    if not srm_ok:
+        return Recommendation(
+            "review",
+            "The traffic split does not match the configured weights (sample-ratio "
+            "mismatch), so no result can be trusted until the assignment is fixed.",
+        )
+    if exp.decision == "fixed" and not finished:
+        return Recommendation(
+            "keep_running",
+            "A fixed-horizon test is read once, at its planned end; "
+            "keep it running until then.",
+        )
+    by_arm = {v: [r for r in results if r.variant == v] for v in exp.treatments}
+    losses = [
+        r for r in results if r.verdict == "loss" and r.role in ("primary", "guardrail")
+    ]
+    shippable = [
+        v
+        for v, rows in by_arm.items()
+        if all(r.verdict == "win" for r in rows if r.role == "primary")
+        and not any(r.verdict == "loss" for r in rows if r.role == "guardrail")
+        and any(r.role == "primary" for r in rows)
+    ]
+    if shippable:
+        best = shippable[0]
+        wins = ", ".join(r.metric.label for r in by_arm[best] if r.role == "primary")
+        return Recommendation(
+            "ship", f"{best} wins on {wins} with no guardrail harmed."
+        )
+    if losses:
+        worst = losses[0]
+        kind = "guardrail" if worst.role == "guardrail" else "primary metric"
+        return Recommendation(
+            "roll_back",
+            f"{worst.variant} significantly hurts the {kind} "
+            f"{worst.metric.label}; roll it back.",
+        )
+    if not finished:
+        return Recommendation(
+            "keep_running",
+            "No primary metric has reached significance yet; "
+            "the test can still decide, keep it running.",
+        )
+    harmed = [r for r in results if r.verdict == "loss"]
+    if harmed:
+        worst = harmed[0]
+        return Recommendation(
+            "review",
+            f"No primary metric moved significantly, but {worst.variant} worsens "
+            f"{worst.metric.label} ({effect_text(worst.metric, worst.call)}); "
+            "review before deciding.",
+        )
+    return Recommendation(
+        "review",
+        "The test ran its course without a significant change in the primary "
+        "metric; review whether to ship on other grounds.",
+    )
