@@ -199,9 +199,7 @@ def sequential_test(
     d = compare_arms(control, treatment)
     t = np.asarray(d.n_control) + np.asarray(d.n_treatment)
     tuned = alpha if tuned_alpha is None else tuned_alpha
-    c = np.asarray(
-        mixture_multiplier(t, alpha=alpha, tuning=tuning, tuned_alpha=tuned)
-    )
+    c = np.asarray(mixture_multiplier(t, alpha=alpha, tuning=tuning, tuned_alpha=tuned))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.asarray(d.abs_delta) / np.asarray(d.se)
         p = np.where(

@@ -148,7 +148,8 @@ def test_a_significant_result_in_a_family_is_shown_at_its_corrected_level():
     assert conversion.significant is True
     assert conversion.verdict == "win"
     assert call.abs_ci == conversion.sequential.abs_ci
-    assert call.rel_ci[0] > 0 and call.abs_ci[0] > 0
+    assert call.rel_ci[0] > 0
+    assert call.abs_ci[0] > 0
     lo, hi = (f"{v * 100:+.1f}%".replace("-", "−") for v in call.rel_ci)
     assert f"(97.5% CI {lo} to {hi})" in conversion.summary
     out = experiment_to_dict(result)["results"][0]

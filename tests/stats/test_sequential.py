@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import math
 from dataclasses import asdict, replace
@@ -18,7 +17,6 @@ from stats import sequential as seq
 from stats.aggregates import ProportionStats, SampleStats
 from stats.fixed import fixed_test
 from stats.sequential import (
-    SequentialResult,
     group_sequential_boundaries,
     group_sequential_test,
     mixture_multiplier,
