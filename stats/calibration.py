@@ -18,7 +18,12 @@ from scipy import stats as sps
 
 from stats.aggregates import NpsStats, ProportionStats, RatioStats, SampleStats
 from stats.fixed import fixed_test
-from stats.sequential import group_sequential_boundaries, sequential_test
+from stats.power import sequential_power
+from stats.sequential import (
+    DEFAULT_TUNING,
+    group_sequential_boundaries,
+    sequential_test,
+)
 from stats.srm import srm_log_bayes_factor, srm_p_values
 
 ALPHA = 0.05
@@ -80,13 +85,20 @@ def _check(
 
 
 def _daily_proportions(
-    rng: np.random.Generator, reps: int, rate_c: float, rate_t: float
+    rng: np.random.Generator,
+    reps: int,
+    rate_c: float,
+    rate_t: float | np.ndarray,
+    daily_users: int = DAILY_USERS_PER_ARM,
 ) -> tuple[ProportionStats, ProportionStats]:
-    """Cumulative conversion arms, shape (reps, LOOKS)."""
-    n = np.arange(1, LOOKS + 1) * DAILY_USERS_PER_ARM
+    """Cumulative conversion arms, shape (reps, LOOKS).
+
+    ``rate_t`` is one rate, or one per day (the users entering that day).
+    """
+    n = np.arange(1, LOOKS + 1) * daily_users
     n = np.broadcast_to(n, (reps, LOOKS))
-    c = rng.binomial(DAILY_USERS_PER_ARM, rate_c, (reps, LOOKS)).cumsum(axis=1)
-    t = rng.binomial(DAILY_USERS_PER_ARM, rate_t, (reps, LOOKS)).cumsum(axis=1)
+    c = rng.binomial(daily_users, rate_c, (reps, LOOKS)).cumsum(axis=1)
+    t = rng.binomial(daily_users, rate_t, (reps, LOOKS)).cumsum(axis=1)
     return ProportionStats(n, c), ProportionStats(n, t)
 
 
@@ -535,6 +547,343 @@ def srm_sequential_daily_strict(reps: int, seed: int = 13) -> CalibrationCheck:
     return srm_sequential_daily(reps, seed, threshold=0.001)
 
 
+# --- the sequential interval under a drifting effect -------------------------
+
+DRIFT_DAILY_USERS_PER_ARM = 2_000
+LONG_RUN_EFFECT = 0.005  # conversion 10 % -> 10.5 % once the novelty has faded
+NOVELTY_EFFECT = 0.02  # extra effect on the users entering on day 1
+NOVELTY_HALF_LIFE_DAYS = 3.0
+
+
+def drift_daily_effects() -> np.ndarray:
+    """Treatment effect on the users entering each day: a fading novelty effect.
+
+    Returns:
+        δ_d = LONG_RUN_EFFECT + NOVELTY_EFFECT · 2^(−d / NOVELTY_HALF_LIFE_DAYS)
+        for days d = 0, ..., LOOKS − 1 (absolute, on conversion).
+    """
+    day = np.arange(LOOKS)
+    return LONG_RUN_EFFECT + NOVELTY_EFFECT * 0.5 ** (day / NOVELTY_HALF_LIFE_DAYS)
+
+
+def drift_cumulative_effects() -> np.ndarray:
+    """The parameter each look's estimate targets under the drifting effect.
+
+    Returns:
+        θ_k = (δ_1 + ... + δ_k) / k: with equal daily users, the population mean
+        difference of the users seen by look k, which is E[abs_delta] at look k.
+    """
+    return np.cumsum(drift_daily_effects()) / np.arange(1, LOOKS + 1)
+
+
+def _drift_looks(reps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Current-look sequence (lower, upper) and abs_delta, shape (reps, LOOKS)."""
+    rng = np.random.default_rng(seed)
+    rate_t = BASE_RATE + drift_daily_effects()
+    c, t = _daily_proportions(rng, reps, BASE_RATE, rate_t, DRIFT_DAILY_USERS_PER_ARM)
+    res = sequential_test(c, t, alpha=ALPHA)
+    lower, upper = (np.asarray(v) for v in res.abs_ci)
+    return lower, upper, np.asarray(res.abs_delta)
+
+
+def _running_intersection(
+    lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[max of the lower ends so far, min of the upper ends so far] at each look.
+
+    The report's former interval, rebuilt here only to show why it was dropped;
+    an empty intersection has lower > upper and so covers nothing.
+
+    References:
+        Howard, S. R., Ramdas, A., McAuliffe, J. & Sekhon, J. (2021). Time-uniform,
+        nonparametric, nonasymptotic confidence sequences. Annals of Statistics
+        49(2). arXiv:1810.08240, section 2 (a confidence sequence for a fixed
+        parameter may be intersected over time).
+    """
+    return np.maximum.accumulate(lower, axis=1), np.minimum.accumulate(upper, axis=1)
+
+
+def _covers_at_every_look(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    theta = drift_cumulative_effects()
+    return np.all((lower <= theta) & (theta <= upper), axis=1)
+
+
+def mixture_drift_coverage(reps: int, seed: int = 14) -> CalibrationCheck:
+    """Time-uniform coverage of the current look's sequence under a drifting effect.
+
+    Each replicate has LOOKS daily looks of DRIFT_DAILY_USERS_PER_ARM new users
+    per arm; the effect on each day's users fades (:func:`drift_daily_effects`).
+    A replicate is covered when every look's abs_ci contains that look's θ_k
+    (:func:`drift_cumulative_effects`).
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check: coverage ≥ 95 % − 4 MCSE.
+
+    References:
+        Waudby-Smith et al. (2023), arXiv:2103.06476, eq. 9 (the sequence) and its
+        extension to time-varying means under martingale dependence, whose target
+        is the running average of the conditional means (here θ_k).
+    """
+    lower, upper, _ = _drift_looks(reps, seed)
+    return _check(
+        "mixture sequential CI of the current look, drifting effect: covers "
+        "θ_k at all 28 looks",
+        reps,
+        float(np.mean(_covers_at_every_look(lower, upper))),
+        "≥ 95 %",
+        1 - ALPHA - mc_tolerance(1 - ALPHA, reps),
+        1.0,
+    )
+
+
+def running_intersection_drift_coverage(reps: int, seed: int = 14) -> CalibrationCheck:
+    """Time-uniform coverage of the running intersection under the drifting effect.
+
+    The same replicates as :func:`mixture_drift_coverage`; the interval at look k
+    is the intersection of the looks' sequences up to k. With a fixed parameter
+    it covers exactly when the sequence does; under drift it is pinned by the
+    early looks, whose θ is larger, and misses the later θ_k.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check: coverage below 95 % − 4 MCSE (expected; why it was dropped).
+
+    References:
+        Howard et al. (2021), arXiv:1810.08240, section 2.
+    """
+    lower, upper, _ = _drift_looks(reps, seed)
+    covered = _covers_at_every_look(*_running_intersection(lower, upper))
+    return _check(
+        "running intersection (dropped), drifting effect: covers θ_k at all 28 looks",
+        reps,
+        float(np.mean(covered)),
+        "< 95 % (why it was dropped)",
+        0.0,
+        1 - ALPHA - mc_tolerance(1 - ALPHA, reps),
+    )
+
+
+def running_intersection_drift_excludes_estimate(
+    reps: int, seed: int = 14
+) -> CalibrationCheck:
+    """Share of runs where the running intersection excluded the current estimate.
+
+    The same replicates as :func:`mixture_drift_coverage`: the share in which, at
+    some look, abs_delta lay outside the running intersection (or it was empty).
+    The current look's sequence always contains its own estimate.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check: share above 10 % (informational).
+
+    References:
+        Howard et al. (2021), arXiv:1810.08240, section 2.
+    """
+    lower, upper, estimate = _drift_looks(reps, seed)
+    lo, hi = _running_intersection(lower, upper)
+    excluded = np.any((estimate < lo) | (estimate > hi), axis=1)
+    return _check(
+        "running intersection (dropped), drifting effect: excludes the current "
+        "estimate at some look",
+        reps,
+        float(np.mean(excluded)),
+        "> 10 % (informational)",
+        0.10,
+        1.0,
+    )
+
+
+# --- power of the mixture test where the fixed test has 80 % -----------------
+
+PLANNED_POWER = 0.8
+PLANNED_RELATIVE_MDE = 0.05  # the planner's default (cxlab.planning.DEFAULT_MDE)
+PLANNED_RATE_T = BASE_RATE * (1 + PLANNED_RELATIVE_MDE)
+
+
+def fixed_users_per_arm(rate_c: float, rate_t: float, power: float) -> float:
+    """Users per arm at which the two-sided z test (unpooled) has ``power``.
+
+    Args:
+        rate_c: control conversion rate.
+        rate_t: treatment conversion rate.
+        power: target power.
+
+    Returns:
+        n = (z_{1−α/2} + z_power)² (p_c q_c + p_t q_t) / (p_t − p_c)², α = ALPHA.
+
+    References:
+        Chow, S.-C., Shao, J. & Wang, H. (2008). Sample Size Calculations in
+        Clinical Research, 2nd ed., ch. 4 (two-sample test for proportions).
+    """
+    z = sps.norm.isf(ALPHA / 2) + sps.norm.ppf(power)
+    var = rate_c * (1 - rate_c) + rate_t * (1 - rate_t)
+    return z**2 * var / (rate_t - rate_c) ** 2  # Chow et al. (2008) ch. 4
+
+
+PLANNED_DAILY_USERS_PER_ARM = math.ceil(
+    fixed_users_per_arm(BASE_RATE, PLANNED_RATE_T, PLANNED_POWER) / LOOKS
+)
+PLANNED_TOTAL_USERS = 2 * LOOKS * PLANNED_DAILY_USERS_PER_ARM  # N, both arms
+
+
+def _planned_p_values(reps: int, seed: int, tuning: float | None) -> np.ndarray:
+    """p-values at the daily looks up to N: fixed test (tuning None) or mixture."""
+    rng = np.random.default_rng(seed)
+    c, t = _daily_proportions(
+        rng, reps, BASE_RATE, PLANNED_RATE_T, PLANNED_DAILY_USERS_PER_ARM
+    )
+    if tuning is None:
+        return np.asarray(fixed_test(c, t, alpha=ALPHA).p_value)
+    return np.asarray(sequential_test(c, t, alpha=ALPHA, tuning=tuning).p_value)
+
+
+def mixture_power_theory(tuning: float) -> float:
+    """Normal-theory power of the mixture test read once at N (the planner's formula).
+
+    Args:
+        tuning: N*.
+
+    Returns:
+        :func:`stats.power.sequential_power` at N/2 users per arm, with effect
+        size δ / σ̄, σ̄² = (p_c q_c + p_t q_t) / 2 (so λ = δ / se of the z test).
+
+    References:
+        Waudby-Smith et al. (2023), arXiv:2103.06476, eqs. 9 and 161.
+    """
+    var = BASE_RATE * (1 - BASE_RATE) + PLANNED_RATE_T * (1 - PLANNED_RATE_T)
+    effect = (PLANNED_RATE_T - BASE_RATE) / math.sqrt(var / 2)
+    n = PLANNED_TOTAL_USERS / 2
+    return sequential_power(effect, n, alpha=ALPHA, tuning=tuning)
+
+
+def fixed_power_planned(reps: int, seed: int = 15) -> CalibrationCheck:
+    """Power of the fixed test at N for a 5 % lift on 10 % conversion.
+
+    N = PLANNED_TOTAL_USERS (:func:`fixed_users_per_arm` at 80 %, rounded up to
+    whole days of LOOKS), read once at N.
+
+    Args:
+        reps: replicates.
+        seed: random seed (the same replicates as the mixture power rows).
+
+    Returns:
+        The check: power 80 % ± max(2 pp, 4 MCSE).
+
+    References:
+        Chow, Shao & Wang (2008), ch. 4.
+    """
+    rate = float(np.mean(_planned_p_values(reps, seed, None)[:, -1] < ALPHA))
+    tol = mc_tolerance(PLANNED_POWER, reps, 0.02)
+    return _check(
+        f"fixed test power at N = {PLANNED_TOTAL_USERS:,} (10 % → 10.5 %)",
+        reps,
+        rate,
+        "80 %",
+        PLANNED_POWER - tol,
+        PLANNED_POWER + tol,
+    )
+
+
+def mixture_power_read_once(
+    reps: int, seed: int = 15, tuning: float = PLANNED_TOTAL_USERS
+) -> CalibrationCheck:
+    """Power of the mixture sequential test read only at N, where the fixed has 80 %.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+        tuning: N* (default N, the planner's tuning: the planned total users).
+
+    Returns:
+        The check: the normal-theory power :func:`mixture_power_theory` ±
+        max(1 pp, 4 MCSE).
+
+    References:
+        Waudby-Smith et al. (2023), arXiv:2103.06476, eqs. 9, 155 and 161.
+    """
+    rate = float(np.mean(_planned_p_values(reps, seed, tuning)[:, -1] < ALPHA))
+    expected = mixture_power_theory(tuning)
+    tol = mc_tolerance(expected, reps, 0.01)
+    return _check(
+        f"mixture sequential power, N* = {tuning:,.0f}, read once at N",
+        reps,
+        rate,
+        f"{100 * expected:.1f} % (normal theory)",
+        expected - tol,
+        expected + tol,
+    )
+
+
+def mixture_power_peeking(
+    reps: int, seed: int = 15, tuning: float = PLANNED_TOTAL_USERS
+) -> CalibrationCheck:
+    """Power of the mixture sequential test peeked at daily, where the fixed has 80 %.
+
+    A replicate rejects when the always-valid p-value is below alpha at any of
+    the LOOKS daily looks up to N.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+        tuning: N* (default N, the planner's tuning: the planned total users).
+
+    Returns:
+        The check: between the read-once power (normal theory, less 4 MCSE) and
+        the fixed test's 80 % (informational).
+
+    References:
+        Waudby-Smith et al. (2023), arXiv:2103.06476, eqs. 155 and 161.
+    """
+    rate = _any_look(_planned_p_values(reps, seed, tuning))
+    once = mixture_power_theory(tuning)
+    return _check(
+        f"mixture sequential power, N* = {tuning:,.0f}, 28 daily looks up to N",
+        reps,
+        rate,
+        "≥ read once, < 80 %",
+        once - mc_tolerance(once, reps),
+        PLANNED_POWER,
+    )
+
+
+def mixture_power_read_once_default_tuning(
+    reps: int, seed: int = 15
+) -> CalibrationCheck:
+    """:func:`mixture_power_read_once` at the default N* = 5000.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check, as in :func:`mixture_power_read_once`.
+    """
+    return mixture_power_read_once(reps, seed, DEFAULT_TUNING)
+
+
+def mixture_power_peeking_default_tuning(reps: int, seed: int = 15) -> CalibrationCheck:
+    """:func:`mixture_power_peeking` at the default N* = 5000.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check, as in :func:`mixture_power_peeking`.
+    """
+    return mixture_power_peeking(reps, seed, DEFAULT_TUNING)
+
+
 ALL_CHECKS: tuple[Callable[[int], CalibrationCheck], ...] = (
     fixed_aa_final_look,
     fixed_aa_peeking,
@@ -550,4 +899,12 @@ ALL_CHECKS: tuple[Callable[[int], CalibrationCheck], ...] = (
     srm_chi2_daily,
     srm_sequential_daily,
     srm_sequential_daily_strict,
+    mixture_drift_coverage,
+    running_intersection_drift_coverage,
+    running_intersection_drift_excludes_estimate,
+    fixed_power_planned,
+    mixture_power_read_once,
+    mixture_power_peeking,
+    mixture_power_read_once_default_tuning,
+    mixture_power_peeking_default_tuning,
 )
