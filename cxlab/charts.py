@@ -14,7 +14,6 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -24,11 +23,18 @@ from scipy import stats as sps
 
 from cxlab.analysis import ExperimentResult, MetricResult
 from cxlab.config import MetricDef
-from cxlab.decision import Call, Method, in_points, level_text
+from cxlab.decision import (
+    Call,
+    Method,
+    Scale,
+    format_delta,
+    format_value,
+    in_points,
+    level_text,
+    shown_scale,
+)
 from stats.aggregates import NpsStats
 from stats.bayesian import BayesianResult
-
-Scale = Literal["rel", "abs"]
 
 GOOD = "#1a9850"
 BAD = "#d73027"
@@ -83,42 +89,6 @@ def styled(frame: pl.DataFrame, columns: Sequence[str]) -> object:
 
 
 # --- formatting -----------------------------------------------------------------------
-
-
-def format_value(metric: MetricDef, value: float) -> str:
-    """A metric value on its own scale: 12.01%, €4.52, 31.5 (NPS), 0.1234."""
-    if value is None or math.isnan(value):
-        return "—"
-    if in_points(metric):
-        return f"{value:.1f}"
-    fmt = metric.value_format
-    if fmt == "percent":
-        return f"{value * 100:.2f}%"
-    if fmt == "currency":
-        return f"€{value:,.2f}"
-    return f"{value:.4g}"
-
-
-def shown_scale(metric: MetricDef, scale: Scale) -> Scale:
-    """The scale a metric's deltas are shown on: NPS always in points (absolute)."""
-    return "abs" if in_points(metric) else scale
-
-
-def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
-    """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    if shown_scale(metric, scale) == "rel":
-        text = f"{value * 100:+.1f}%"
-    elif in_points(metric):
-        text = f"{value:+.1f} pts"
-    elif metric.value_format == "percent":
-        text = f"{value * 100:+.2f} pp"
-    elif metric.value_format == "currency":
-        text = f"{'+' if value >= 0 else '-'}€{abs(value):,.2f}"
-    else:
-        text = f"{value:+.4g}"
-    return text.replace("-", "−")
 
 
 def format_statistic(method: Method, value: float) -> str:

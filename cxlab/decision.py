@@ -36,6 +36,7 @@ Method = Literal["sequential", "fixed", "bayesian"]
 METHODS: tuple[Method, ...] = ("sequential", "fixed", "bayesian")
 Verdict = Literal["win", "loss", "inconclusive"]
 Action = Literal["ship", "roll_back", "review", "keep_running"]
+Scale = Literal["rel", "abs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,11 +305,6 @@ def _percent_level(share: float) -> str:
     return f"{text}%"
 
 
-def signed_pct(x: float) -> str:
-    """A signed percentage with one decimal and a true minus: ``−4.8%``."""
-    return f"{x * 100:+.1f}%".replace("-", "−")
-
-
 def signed_points(x: float) -> str:
     """Signed points with one decimal: ``+4.4``."""
     return f"{x:+.1f}".replace("-", "−")
@@ -318,32 +314,35 @@ def sentence(metric: MetricDef, variant: str, call: Call) -> str:
     """One plain sentence: what the treatment did, with the call's own interval.
 
     NPS (and any type whose deltas read in points) is quoted in points, every
-    other metric as a relative change.
+    other metric as a relative change, or in its own unit when the relative change
+    is undefined (a zero control value).
     """
+    scale: Scale = "rel" if _all_finite(call.rel_ci) else "abs"
+    scale = shown_scale(metric, scale)
+    delta = call.rel_delta if scale == "rel" else call.abs_delta
+    lo, hi = call.rel_ci if scale == "rel" else call.abs_ci
+    if not _all_finite((delta, lo, hi)):
+        return f"{variant}: not enough data to compare {metric.label} yet."
     if in_points(metric):
-        if math.isnan(call.abs_delta):
-            return f"{variant}: not enough {metric.label} responses to compare yet."
-        verb = "raised" if call.abs_delta > 0 else "lowered"
-        lo, hi = call.abs_ci
-        text = (
-            f"{variant} {verb} {metric.label} by {abs(call.abs_delta):.1f} points "
-            f"({level_text(call)} {signed_points(lo)} to {signed_points(hi)})"
-        )
+        verb = "raised" if delta > 0 else "lowered"
+        size, ends = f"{abs(delta):.1f} points", (signed_points(lo), signed_points(hi))
     else:
-        if math.isnan(call.rel_delta):
-            return f"{variant}: not enough data to compare {metric.label} yet."
-        verb = "raised" if call.rel_delta > 0 else "cut"
-        lo, hi = call.rel_ci
-        text = (
-            f"{variant} {verb} {metric.label} by {abs(call.rel_delta) * 100:.1f}% "
-            f"({level_text(call)} {signed_pct(lo)} to {signed_pct(hi)})"
-        )
+        verb = "raised" if delta > 0 else "cut"
+        size = format_delta(metric, abs(delta), scale).lstrip("+")
+        ends = (format_delta(metric, lo, scale), format_delta(metric, hi, scale))
     tail = {
         "win": " — a win.",
         "loss": " — a loss.",
         "inconclusive": "; not significant.",
     }[call.verdict]
-    return text + tail
+    return (
+        f"{variant} {verb} {metric.label} by {size} "
+        f"({level_text(call)} {ends[0]} to {ends[1]}){tail}"
+    )
+
+
+def _all_finite(values: Sequence[float]) -> bool:
+    return all(math.isfinite(v) for v in values)
 
 
 def in_points(metric: MetricDef) -> bool:
@@ -355,7 +354,7 @@ def effect_text(metric: MetricDef, call: Call) -> str:
     """The call's estimate as the sentence quotes it: ``+4.4 points`` or ``−4.8%``."""
     if in_points(metric):
         return f"{signed_points(call.abs_delta)} points"
-    return signed_pct(call.rel_delta)
+    return format_delta(metric, call.rel_delta, "rel")
 
 
 # --- the recommendation -----------------------------------------------------------
@@ -444,3 +443,39 @@ def recommend(
         "The test ran its course without a significant change in the primary "
         "metric; review whether to ship on other grounds.",
     )
+
+
+def format_value(metric: MetricDef, value: float) -> str:
+    """A metric value on its own scale: 12.01%, €4.52, 31.5 (NPS), 0.1234."""
+    if value is None or math.isnan(value):
+        return "—"
+    if in_points(metric):
+        return f"{value:.1f}"
+    fmt = metric.value_format
+    if fmt == "percent":
+        return f"{value * 100:.2f}%"
+    if fmt == "currency":
+        return f"€{value:,.2f}"
+    return f"{value:.4g}"
+
+
+def shown_scale(metric: MetricDef, scale: Scale) -> Scale:
+    """The scale a metric's deltas are shown on: NPS always in points (absolute)."""
+    return "abs" if in_points(metric) else scale
+
+
+def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
+    """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if shown_scale(metric, scale) == "rel":
+        text = f"{value * 100:+.1f}%"
+    elif in_points(metric):
+        text = f"{value:+.1f} pts"
+    elif metric.value_format == "percent":
+        text = f"{value * 100:+.2f} pp"
+    elif metric.value_format == "currency":
+        text = f"{'+' if value >= 0 else '-'}€{abs(value):,.2f}"
+    else:
+        text = f"{value:+.4g}"
+    return text.replace("-", "−")
