@@ -58,7 +58,7 @@ def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
     row = scorecard(email).loc["Contacts per order"]
     assert row["role"] == "Primary"
     assert row["verdict"] == "● win"
-    assert row["delta"] == f"{expected.rel_delta * 100:+.1f}%".replace("-", "−")
+    assert row["delta"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
     assert row["delta"].startswith("−")
     forest = figure(email, "forest")
     wins = [t for t in forest["data"] if t["name"] == "significant, good direction"]
@@ -66,7 +66,7 @@ def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
     assert wins[0]["marker"]["color"] == charts.GOOD
     assert "Contacts per order (primary)" in wins[0]["y"]
     i = wins[0]["y"].index("Contacts per order (primary)")
-    assert wins[0]["x"][i] == pytest.approx(expected.rel_delta)
+    assert wins[0]["x"][i] == pytest.approx(expected.call.rel_delta)
 
 
 def test_scorecard_lists_primary_then_secondary_then_guardrails(email: AppTest) -> None:
@@ -81,18 +81,20 @@ def test_switching_the_method_changes_the_shown_column(
 ) -> None:
     at = open_results("proactive-shipping-email", timeout)
     before = scorecard(at)
-    assert "p (always-valid)" in before.columns  # the config's decision: sequential
+    seq_column = "p (always-valid, adjusted)"
+    assert seq_column in before.columns  # the config's decision: sequential
     at.segmented_control(key="results_method_proactive-shipping-email").set_value(
         "bayesian"
     ).run()
     after = scorecard(at)
     assert "P(better)" in after.columns
-    assert "p (always-valid)" not in after.columns
+    assert seq_column not in after.columns
     expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
     prob = after.loc["Contacts per order", "P(better)"]
     assert prob == f"{expected.bayesian.prob_beat_control * 100:.1f}%"
-    assert list(before["relative CI (sequential)"]) != list(
-        after["relative CI (bayesian)"]
+    assert list(before["interval"]) != list(after["interval"])
+    assert after.loc["Contacts per order", "interval"] == charts.ci_text(
+        expected, expected.calls["bayesian"], "rel"
     )
     assert any("what-if" in c.value for c in at.caption)
 
@@ -164,3 +166,33 @@ def test_unknown_experiment_in_the_url_falls_back_to_the_first(
     first = sorted(engine_results)[0]
     assert at.selectbox(key="results_experiment").value == first
     assert at.query_params["experiment"] in (first, [first])
+
+
+@pytest.mark.parametrize("metric_id", ["contact_rate", "nps"])
+def test_scorecard_sentence_and_charts_show_one_delta_and_one_interval(
+    timeout: int, engine_results: Results, metric_id: str
+) -> None:
+    # The contradictions: the scorecard, the sentence under it, the forest
+    # and the lift chart must show the same estimate and interval (NPS in points).
+    at = open_results("proactive-shipping-email", timeout)
+    at.selectbox(key="results_metric_proactive-shipping-email").select(metric_id).run()
+    row = engine_results["proactive-shipping-email"].result(metric_id)
+    call = row.call
+    shown = scorecard(at).loc[row.metric.label]
+    lo, hi = (v.removesuffix(" pts") for v in shown["interval"].strip("[]").split(", "))
+    sentence = next(m.value for m in at.markdown if row.summary in m.value)
+    assert f"{shown['level']} {lo} to {hi})" in sentence
+    points = metric_id == "nps"
+    estimate = call.abs_delta if points else call.rel_delta
+    ci = call.abs_ci if points else call.rel_ci
+    assert shown["delta"] == charts.format_delta(row.metric, estimate, "rel")
+    forest = figure(at, "forest")
+    drawn = next(t for t in forest["data"] if row.metric.label + " (" in str(t["y"]))
+    i = list(drawn["y"]).index(f"{row.metric.label} ({row.role})")
+    assert drawn["x"][i] == pytest.approx(estimate)
+    assert drawn["x"][i] + drawn["error_x"]["array"][i] == pytest.approx(ci[1])
+    lift = figure(at, "lift")["data"]
+    assert lift[-1]["y"][-1] == pytest.approx(estimate)
+    assert (lift[0]["y"][-1], lift[1]["y"][-1]) == pytest.approx(
+        row.calls["sequential"].abs_ci if points else row.calls["sequential"].rel_ci
+    )
