@@ -93,9 +93,13 @@ def test_sequential_ci_contains_fixed_ci(control, treatment, alpha, tuning) -> N
     assert seq.abs_ci[0] <= fix.abs_ci[0] + 1e-15
     assert seq.abs_ci[1] >= fix.abs_ci[1] - 1e-15
     assert seq.p_value >= fix.p_value
+    # The relative intervals nest too, except where one of them was made to agree
+    # with its abs interval about 0 (stats.delta.agreeing_rel_ci): there the near
+    # end follows the abs interval, and both must include 0 or exclude it together.
     if not math.isnan(seq.rel_ci[0]):
-        assert seq.rel_ci[0] <= fix.rel_ci[0] + 1e-15
-        assert seq.rel_ci[1] >= fix.rel_ci[1] - 1e-15
+        assert seq.rel_ci[0] < seq.rel_delta < seq.rel_ci[1]
+        excludes = seq.abs_ci[0] > 0 or seq.abs_ci[1] < 0
+        assert excludes == (seq.rel_ci[0] > 0 or seq.rel_ci[1] < 0)
 
 
 @settings(max_examples=50, deadline=None)
