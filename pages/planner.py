@@ -6,9 +6,10 @@ import math
 
 import streamlit as st
 
-from cxlab import app_data, planning
+from cxlab import planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
+from ui import cache
 
 st.title("Planner")
 st.caption(
@@ -16,8 +17,8 @@ st.caption(
     "can detect after each week. Baseline and traffic come from the current log."
 )
 try:
-    ws = app_data.workspace()
-    catalog, experiments = app_data.load_configs(ws.experiments_dir, ws.configs)
+    ws = cache.workspace()
+    catalog, experiments = cache.load_configs(ws.experiments_dir, ws.configs)
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -41,7 +42,7 @@ if using:
     )
     exp = next(e for e in using if e.id == exp_id)
     try:
-        summaries = app_data.summaries_for(ws, exp.id)
+        summaries = cache.summaries_for(ws, exp.id)
         baseline = planning.baseline_from_summaries(metric, exp, summaries)
     except InputError as exc:
         st.warning(f"No baseline from the log; type one. {exc}")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cxlab import app_data, charts, portfolio
+from cxlab import charts, portfolio
 from cxlab.errors import InputError
+from ui import cache
 
 st.title("Experiment portfolio")
 
 try:
-    ws = app_data.workspace()
-    results = app_data.load_portfolio(ws)
+    ws = cache.workspace()
+    results = cache.load_portfolio(ws)
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cxlab import app_data, planning
+from cxlab import planning
 from cxlab.api import summarize_all
 from cxlab.config import load_catalog, load_experiments
 from cxlab.events import resolve_source
+from ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "planner.py")
@@ -33,7 +34,7 @@ def set_number(at: AppTest, suffix: str, value: float) -> None:
 def conversion_baseline() -> planning.Baseline:
     """The baseline the engine gives for conversion on the sample log."""
     exp = planning.pick_experiment("conversion", EXPERIMENTS)
-    source = resolve_source(app_data.ensure_sample())
+    source = resolve_source(cache.ensure_sample())
     summaries = summarize_all(source, [exp], CATALOG)
     return planning.baseline_from_summaries(
         CATALOG["conversion"], exp, summaries[exp.id]
@@ -103,7 +104,7 @@ def test_a_broken_log_is_named_and_typed_baselines_still_plan(tmp_path: Path) ->
     log = tmp_path / "events.csv"
     log.write_text("timestamp,event\n2026-09-01T10:00:00,order\n")
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[app_data.EVENTS_KEY] = str(log)
+    at.session_state[cache.EVENTS_KEY] = str(log)
     at.run()
     assert not at.exception
     assert "missing required column(s): user_id" in at.warning[0].value

@@ -1,4 +1,4 @@
-"""Cached access to the engine for the pages (cxlab's only Streamlit import).
+"""Cached access to the engine for the pages (the engine never imports Streamlit).
 
 Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
 content hashes, never on frames or bare paths: a widget change reruns the page on
