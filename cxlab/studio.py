@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
 import yaml
 
@@ -741,25 +740,6 @@ def events_per_day(source: EventSource) -> pl.DataFrame:
         .sort("day", "event")
         .collect()
     )
-
-
-def events_per_day_chart(per_day: pl.DataFrame) -> go.Figure:
-    """Stacked daily bars of rows by event type."""
-    fig = go.Figure()
-    for event in sorted(set(per_day["event"].to_list()), key=str):
-        part = per_day.filter(pl.col("event") == event)
-        fig.add_trace(
-            go.Bar(x=part["day"].to_list(), y=part["rows"].to_list(), name=str(event))
-        )
-    fig.update_layout(
-        barmode="stack",
-        xaxis_title="day (UTC)",
-        yaxis_title="rows",
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.12},
-        height=340,
-    )
-    return fig
 
 
 def error_parts(exc: InputError) -> tuple[str, str | None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from cxlab import studio
+from cxlab import charts, studio
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS
@@ -132,7 +132,7 @@ left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type, hide_index=True)
 try:
     per_day = cache.load_events_per_day(ws.events, ws.fingerprint)
-    right.plotly_chart(studio.events_per_day_chart(per_day), key="data_per_day")
+    right.plotly_chart(charts.events_per_day_chart(per_day), key="data_per_day")
 except InputError as exc:
     show_error(exc)
 

@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from cxlab import planning
+from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
 from ui import cache
@@ -142,6 +142,6 @@ if plan.weeks:
             ),
         },
     )
-    right.plotly_chart(planning.mde_chart(plan), key="planner_chart")
+    right.plotly_chart(charts.mde_chart(plan), key="planner_chart")
 else:
     st.info("Give the users a day to see the duration and the MDE week by week.")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from statsmodels.stats.power import NormalIndPower
 
-from cxlab import planning
+from cxlab import charts, planning
 from cxlab.api import summarize_all
 from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment
@@ -153,7 +153,7 @@ def test_weeks_table_and_chart_carry_the_weekly_mde() -> None:
     table = planning.weeks_table(plan)
     assert table["week"].to_list() == [1, 2, 3, 4, 5]
     assert table["fixed_mde"].to_list() == [w.relative_mde for w in plan.weeks]
-    fig = planning.mde_chart(plan)
+    fig = charts.mde_chart(plan)
     assert list(fig.data[0].y) == [w.relative_mde for w in plan.weeks]
 
 
