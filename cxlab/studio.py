@@ -43,6 +43,7 @@ from cxlab.config import (
     experiment_files,
     load_catalog,
     load_experiment,
+    load_experiments_each,
 )
 from cxlab.errors import ConfigError, EventLogError, InputError
 from cxlab.events import FORMATS, EventSource, scan_events
@@ -395,23 +396,15 @@ class Folder:
 
 def read_folder(folder: Path | str) -> Folder:
     """Load the catalog and every experiment, collecting errors instead of failing."""
-    errors: list[str] = []
     try:
         catalog = load_catalog(Path(folder) / CATALOG_FILE)
     except ConfigError as exc:
         return Folder(None, (), (str(exc),))
-    experiments = []
     try:
-        files = experiment_files(folder)
+        experiments, errors = load_experiments_each(folder, catalog)
     except ConfigError as exc:
         return Folder(catalog, (), (str(exc),))
-    for path in files:
-        try:
-            experiments.append(load_experiment(path, catalog))
-        except ConfigError as exc:
-            errors.append(str(exc))
-    experiments.sort(key=lambda e: e.id)
-    return Folder(catalog, tuple(experiments), tuple(errors))
+    return Folder(catalog, tuple(experiments), tuple(str(e) for e in errors))
 
 
 def experiments_table(experiments: Sequence[Experiment]) -> pl.DataFrame:

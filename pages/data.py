@@ -11,7 +11,7 @@ from cxlab import charts, studio
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS
-from ui import cache
+from ui import cache, notices
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
 UPLOADS = Path(
@@ -80,6 +80,7 @@ events = st.session_state.get(cache.EVENTS_KEY) or str(cache.SAMPLE_EVENTS)
 st.caption(f"Analysing: {events}")
 try:
     ws = cache.workspace()
+    notices.config_errors(cache.config_errors(ws))
     report, failure = cache.load_health(ws), None
 except InputError as exc:
     report, failure = None, exc

@@ -9,7 +9,7 @@ import streamlit as st
 from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
-from ui import cache
+from ui import cache, notices
 
 st.title("Planner")
 st.caption(
@@ -19,6 +19,7 @@ st.caption(
 try:
     ws = cache.workspace()
     catalog, experiments = cache.load_configs(ws.experiments_dir, ws.configs)
+    notices.config_errors(cache.config_errors(ws))
 except InputError as exc:
     st.error(str(exc))
     st.stop()

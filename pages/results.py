@@ -7,7 +7,7 @@ import streamlit as st
 from cxlab import charts, segments
 from cxlab.errors import InputError
 from cxlab.report import experiment_to_dict, to_csv, to_json
-from ui import cache
+from ui import cache, notices
 
 ACTIONS = {
     "ship": (st.success, "Ship", ":material/rocket_launch:"),
@@ -20,6 +20,7 @@ try:
     ws = cache.workspace()
     _, configured = cache.load_configs(ws.experiments_dir, ws.configs)
     by_id = {e.id: e for e in configured}
+    notices.config_errors(cache.config_errors(ws))
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
@@ -34,6 +35,13 @@ def sync_query_params() -> None:
 
 
 wanted = st.query_params.get("experiment")
+if wanted is not None and wanted not in by_id:
+    shown = wanted[:64].replace("`", "")
+    st.error(f"Unknown experiment id `{shown}`. The experiments are:")
+    st.markdown(
+        "\n".join(f"- [{e.label}](results?experiment={i})" for i, e in by_id.items())
+    )
+    st.stop()
 if wanted in by_id:
     st.session_state["results_experiment"] = wanted
 elif st.session_state.get(cache.EXPERIMENT_KEY) in by_id:  # chosen elsewhere
@@ -50,6 +58,11 @@ experiment_id = st.selectbox(
 st.session_state[cache.EXPERIMENT_KEY] = experiment_id
 st.query_params["experiment"] = experiment_id  # the URL always names what is shown
 try:
+    state = cache.state_of(ws, by_id[experiment_id])
+    if not state.has_results:
+        st.title(by_id[experiment_id].label)
+        notices.experiment_state(state)
+        st.stop()
     history = cache.load_history(ws, experiment_id)
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
@@ -73,6 +86,7 @@ meta[3].markdown(
     f"**Decision method**  \n{exp.decision} (α = {exp.alpha:g}, "
     f"correction {exp.correction})"
 )
+notices.experiment_state(state)
 box, action, icon = ACTIONS[result.recommendation.action]
 box(f"**Recommendation: {action}.** {result.recommendation.reason}", icon=icon)
 if exp.decision_note:
