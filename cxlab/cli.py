@@ -188,11 +188,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _baseline_from_log(
     args: argparse.Namespace, metric: MetricDef, catalog: Catalog
 ) -> Baseline:
-    from cxlab.planning import baseline_from_summaries, pick_experiment
+    from cxlab.planning import (
+        baseline_from_summaries,
+        experiments_using,
+        pick_experiment,
+    )
 
     experiments = load_experiments(args.experiments, catalog)
-    chosen = pick_experiment(metric.id, experiments, args.experiment)
-    summaries = summarize_all(resolve_source(args.events), [chosen], catalog)
+    if args.experiment is None:  # the latest healthy one: read every candidate
+        candidates = experiments_using(metric.id, experiments)
+    else:
+        candidates = [pick_experiment(metric.id, experiments, args.experiment)]
+    summaries = summarize_all(resolve_source(args.events), candidates, catalog)
+    chosen = pick_experiment(
+        metric.id, experiments, args.experiment, summaries=summaries
+    )
     return baseline_from_summaries(metric, chosen, summaries[chosen.id])
 
 

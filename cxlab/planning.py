@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -33,12 +33,15 @@ from stats.power import (
     sequential_power,
 )
 from stats.sequential import DEFAULT_TUNING
+from stats.srm import srm_test
 
 DEFAULT_MDE = 0.05
 DEFAULT_POWER = 0.8
 DEFAULT_ALPHA = 0.05
 MIN_WEEKS = 4
 MAX_WEEKS = 12
+MAX_YEARS = 2  # a plan that needs longer is reported as not feasible
+MAX_DAYS = 365 * MAX_YEARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,20 @@ class Plan:
         """Days needed with the method in force."""
         return self.sequential_days if self.sequential else self.fixed_days
 
+    @property
+    def feasible(self) -> bool:
+        """False when the method in force needs more than ``MAX_DAYS`` days."""
+        return self.days is None or self.days <= MAX_DAYS
+
+
+def days_text(days: int | None) -> str:
+    """Days for display: ``—`` when unknown, capped at ``MAX_YEARS`` years."""
+    if days is None:
+        return "—"
+    if days > MAX_DAYS:
+        return f"more than {MAX_YEARS} years"
+    return f"{days:,}"
+
 
 # --- baselines from the log ------------------------------------------------------
 
@@ -174,8 +191,49 @@ def experiments_using(
     return sorted(users, key=lambda e: (e.start, e.id), reverse=True)
 
 
+def has_srm(experiment: Experiment, summaries: Summaries) -> bool:
+    """Whether an experiment's analysed users break its traffic split (χ² SRM).
+
+    Args:
+        experiment: the experiment.
+        summaries: summaries that hold it.
+
+    Returns:
+        True when the users per variant as of the summaries' day mismatch the
+        configured weights (:func:`stats.srm.srm_test`, p below 0.001).
+    """
+    day = summaries.as_of[experiment.id]
+    flow = summaries.exposures.filter(
+        (pl.col("experiment_id") == experiment.id) & (pl.col("day") <= day)
+    )
+    users = dict(flow.group_by("variant").agg(pl.col("d_users").sum()).iter_rows())
+    counts = [int(users.get(v, 0) or 0) for v in experiment.variant_ids]
+    return not srm_test(counts, [v.weight for v in experiment.variants]).ok
+
+
+def healthy_experiments_using(
+    metric_id: str,
+    experiments: Sequence[Experiment],
+    summaries: Mapping[str, Summaries],
+) -> list[Experiment]:
+    """Experiments that use a metric without a sample-ratio mismatch, latest first.
+
+    An experiment whose split is broken never supplies a baseline: its arms are
+    not the populations they claim to be.
+    """
+    return [
+        e
+        for e in experiments_using(metric_id, experiments)
+        if not has_srm(e, summaries[e.id])
+    ]
+
+
 def pick_experiment(
-    metric_id: str, experiments: Sequence[Experiment], experiment_id: str | None = None
+    metric_id: str,
+    experiments: Sequence[Experiment],
+    experiment_id: str | None = None,
+    *,
+    summaries: Mapping[str, Summaries] | None = None,
 ) -> Experiment:
     """The experiment whose control arm supplies a metric's baseline.
 
@@ -184,14 +242,25 @@ def pick_experiment(
         experiments: candidate experiments.
         experiment_id: a specific experiment, or None for the latest that uses
             the metric.
+        summaries: when given, the latest is the latest without a sample-ratio
+            mismatch (:func:`healthy_experiments_using`).
 
     Returns:
         The experiment.
 
     Raises:
-        InputError: no (such) experiment uses the metric.
+        InputError: no (such) experiment uses the metric, or (with ``summaries``)
+            every one that does has a sample-ratio mismatch.
     """
     candidates = experiments_using(metric_id, experiments)
+    if experiment_id is None and summaries is not None and candidates:
+        candidates = healthy_experiments_using(metric_id, experiments, summaries)
+        if not candidates:
+            raise InputError(
+                f"every experiment that uses metric '{metric_id}' has a sample-ratio "
+                "mismatch, so the log gives no trustworthy baseline: give --baseline "
+                "and --sd, or --experiment"
+            )
     if experiment_id is not None:
         named = [e for e in experiments if e.id == experiment_id]
         if not named:
@@ -268,8 +337,11 @@ def baseline_from_summaries(
 def _check_inputs(
     relative_mde: float, alpha: float, power: float, variants: int, tuning: int
 ) -> None:
-    if not 0 < relative_mde < 10:
-        raise InputError(f"the relative MDE must be positive, got {relative_mde:g}")
+    if not 0 < relative_mde <= 1:
+        raise InputError(
+            "the relative MDE must be more than 0% and at most 100% "
+            f"(0 < MDE <= 1), got {relative_mde * 100:g}%"
+        )
     if not 0 < alpha < 0.5:
         raise InputError(f"alpha must be between 0 and 0.5, got {alpha:g}")
     if not 0 < power < 1:
@@ -488,13 +560,20 @@ def plan_sentence(plan: Plan) -> str:
     if plan.population_share < 1:
         share = percent_text(plan.population_share)
         who = f" (about {share} of whom count for this metric)"
+    if not plan.feasible:
+        return (
+            f"With {plan.daily_users:,.0f} users a day{arms}{who} you would need more "
+            f"than {MAX_YEARS} years to detect {effect}{method}: not feasible. Aim "
+            "for a larger effect, more traffic or fewer variants."
+        )
     days = f"{plan.days:,} day{'s' if plan.days != 1 else ''}"
     text = (
         f"With {plan.daily_users:,.0f} users a day{arms}{who} you need {days} "
         f"to detect {effect}{method}."
     )
     if plan.sequential and plan.fixed_days is not None:
-        text = text[:-1] + f" ({plan.fixed_days:,} with a fixed-horizon test)."
+        fixed = days_text(plan.fixed_days)
+        text = text[:-1] + f" ({fixed} with a fixed-horizon test)."
     return text
 
 

@@ -214,6 +214,11 @@ def state_of(ws: Workspace, experiment: Experiment) -> ExperimentState:
     return experiment_state(experiment, summaries.as_of[experiment.id], summaries)
 
 
+def all_summaries(ws: Workspace) -> dict[str, Summaries]:
+    """The cached summaries of every experiment that loads, by id."""
+    return _summaries(ws)
+
+
 def summaries_for(ws: Workspace, experiment_id: str) -> Summaries:
     """The cached summaries that hold one experiment (dimension tables, exposures)."""
     return _summaries(ws)[experiment_id]
