@@ -155,12 +155,3 @@ def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
     labels = {b.label for b in email.get("download_button")}
     assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)"} <= labels
     assert ("Chart (PNG)" in labels) == charts.png_export_available()
-
-
-def test_unknown_experiment_in_the_url_falls_back_to_the_first(
-    timeout: int, engine_results: Results
-) -> None:
-    at = open_results("no-such-experiment", timeout)
-    first = sorted(engine_results)[0]
-    assert at.selectbox(key="results_experiment").value == first
-    assert at.query_params["experiment"] in (first, [first])
