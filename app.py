@@ -7,13 +7,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from cxlab import app_data
 from cxlab.errors import InputError
+from ui import cache
 
 st.set_page_config(page_title="CX Lab", page_icon=":material/science:", layout="wide")
 
-st.session_state.setdefault(app_data.EVENTS_KEY, None)
-st.session_state.setdefault(app_data.AS_OF_KEY, None)
+st.session_state.setdefault(cache.EVENTS_KEY, None)
+st.session_state.setdefault(cache.AS_OF_KEY, None)
 
 PAGES = [
     st.Page(
@@ -44,11 +44,11 @@ page = st.navigation(PAGES)
 
 
 def data_source_label() -> str:
-    events = st.session_state.get(app_data.EVENTS_KEY)
+    events = st.session_state.get(cache.EVENTS_KEY)
     if not events:
         return "Sample log (`data/events.parquet`)"
     try:
-        return f"`{Path(events).relative_to(app_data.ROOT)}`"
+        return f"`{Path(events).relative_to(cache.ROOT)}`"
     except ValueError:
         return f"`{events}`"
 
@@ -59,7 +59,7 @@ with st.sidebar:
     st.markdown(f"**Data source**  \n{data_source_label()}")
     st.date_input(
         "As-of date",
-        key=app_data.AS_OF_KEY,
+        key=cache.AS_OF_KEY,
         min_value=dt.date(2000, 1, 1),
         help="Analyse the data as it stood at the end of this day (UTC). "
         "Empty: each experiment as of its own end, or the last day of data.",

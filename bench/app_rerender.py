@@ -66,7 +66,7 @@ BUDGET_MS = 200.0
 TIMEOUT = 300  # seconds per AppTest run: 2 shared cores, the first run scans the log
 EMAIL = "proactive-shipping-email"  # two arms, NPS, a dimension
 THREE_ARMS = "free-shipping-threshold"  # the sample's experiment with two treatments
-AS_OF_KEY = "as_of"  # app_data.AS_OF_KEY (the sidebar's date input)
+AS_OF_KEY = "as_of"  # ui.cache.AS_OF_KEY (the sidebar's date input)
 MAX_NEW_AS_OF = 6  # new as-of days timed (each a cached view of the one scan)
 POLARS_READERS = (
     "scan_parquet",
@@ -120,7 +120,8 @@ class ScanCounter:
     @contextlib.contextmanager
     def installed(self) -> Iterator[ScanCounter]:
         # Everything the pages import, so each binding of the functions is found.
-        for name in ("app_data", "api", "studio", "health", "planning", "summaries"):
+        importlib.import_module("ui.cache")
+        for name in ("api", "studio", "health", "planning", "summaries"):
             importlib.import_module(f"cxlab.{name}")
         summaries = sys.modules["cxlab.summaries"]
         original = summaries.summarize

@@ -33,6 +33,7 @@ from cxlab.decision import (
     level_text,
     shown_scale,
 )
+from cxlab.planning import Plan, percent_text
 from stats.aggregates import NpsStats
 from stats.bayesian import BayesianResult
 
@@ -869,3 +870,68 @@ def figure_png(fig: go.Figure, *, width: int = 1100, scale: float = 2) -> bytes:
     """
     height = fig.layout.height or 400
     return fig.to_image(format="png", width=width, height=height, scale=scale)
+
+
+# --- planner and data page ----------------------------------------------------------
+
+
+def mde_chart(plan: Plan) -> go.Figure:
+    """The relative MDE after each week (fixed and sequential) against the target.
+
+    Args:
+        plan: the plan.
+
+    Returns:
+        A Plotly figure: one line per method, a dashed line at the target MDE.
+    """
+    weeks = [w.week for w in plan.weeks]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=[w.relative_mde for w in plan.weeks],
+            mode="lines+markers",
+            name="fixed horizon",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=weeks,
+            y=[w.sequential_mde for w in plan.weeks],
+            mode="lines+markers",
+            name=f"sequential (N* = {plan.tuning:,})",
+        )
+    )
+    fig.add_hline(
+        y=plan.relative_mde,
+        line_dash="dash",
+        annotation_text=f"target {percent_text(plan.relative_mde)}",
+    )
+    fig.update_layout(
+        xaxis_title="weeks running",
+        yaxis_title="minimum detectable effect (relative)",
+        yaxis_tickformat=".1%",
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": 1.1},
+        height=360,
+    )
+    return fig
+
+
+def events_per_day_chart(per_day: pl.DataFrame) -> go.Figure:
+    """Stacked daily bars of rows by event type."""
+    fig = go.Figure()
+    for event in sorted(set(per_day["event"].to_list()), key=str):
+        part = per_day.filter(pl.col("event") == event)
+        fig.add_trace(
+            go.Bar(x=part["day"].to_list(), y=part["rows"].to_list(), name=str(event))
+        )
+    fig.update_layout(
+        barmode="stack",
+        xaxis_title="day (UTC)",
+        yaxis_title="rows",
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": 1.12},
+        height=340,
+    )
+    return fig

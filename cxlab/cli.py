@@ -9,18 +9,28 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import json
 import sys
 import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxlab.api import DEFAULT_EXPERIMENTS_DIR, catalog_path, results_for, summarize_all
-from cxlab.config import find_experiment, load_catalog, load_experiments
+from cxlab.config import (
+    Catalog,
+    MetricDef,
+    find_experiment,
+    load_catalog,
+    load_experiments,
+)
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
-from cxlab.health import health_report, health_to_dict
+from cxlab.health import health_report
+
+if TYPE_CHECKING:  # the planning (scipy) is imported on first use
+    from cxlab.planning import Baseline
 
 
 class UsageError(InputError):
@@ -134,11 +144,11 @@ def _check(args: argparse.Namespace) -> str:
     source = resolve_source(args.events)
     summaries = summarize_all(source, experiments, catalog)
     report = health_report(source, experiments, summaries)
-    if args.format == "json":
-        from cxlab.report import to_json
+    from cxlab.report import health_text, health_to_dict, to_json
 
+    if args.format == "json":
         return to_json(health_to_dict(report))
-    return report.as_text()
+    return health_text(report)
 
 
 def _sample(args: argparse.Namespace) -> str:
@@ -149,8 +159,6 @@ def _sample(args: argparse.Namespace) -> str:
 
 
 def _plan(args: argparse.Namespace) -> str:
-    from cxlab.planning import plan_from_args
-
     return plan_from_args(args)
 
 
@@ -175,3 +183,94 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
     return 0
+
+
+def _baseline_from_log(
+    args: argparse.Namespace, metric: MetricDef, catalog: Catalog
+) -> Baseline:
+    from cxlab.planning import (
+        baseline_from_summaries,
+        experiments_using,
+        pick_experiment,
+    )
+
+    experiments = load_experiments(args.experiments, catalog)
+    if args.experiment is None:  # the latest healthy one: read every candidate
+        candidates = experiments_using(metric.id, experiments)
+    else:
+        candidates = [pick_experiment(metric.id, experiments, args.experiment)]
+    summaries = summarize_all(resolve_source(args.events), candidates, catalog)
+    chosen = pick_experiment(
+        metric.id, experiments, args.experiment, summaries=summaries
+    )
+    return baseline_from_summaries(metric, chosen, summaries[chosen.id])
+
+
+def plan_from_args(args: argparse.Namespace) -> str:
+    """Run ``python -m cxlab plan`` on parsed arguments; return its output.
+
+    Args:
+        args: the ``plan`` sub-command's arguments (see :func:`build_parser`).
+
+    Returns:
+        The plan as text or JSON.
+
+    Raises:
+        InputError: unknown metric, no baseline available, or inputs out of range.
+    """
+    from cxlab.planning import make_plan
+    from cxlab.report import plan_text, plan_to_dict
+
+    catalog = load_catalog(catalog_path(args.experiments, args.metrics))
+    if args.metric not in catalog:
+        raise InputError(
+            f"unknown metric '{args.metric}' (the catalog {catalog.source} has: "
+            f"{', '.join(catalog.ids)})"
+        )
+    metric = catalog[args.metric]
+    if args.experiment is not None and args.events is None:
+        raise InputError("--experiment needs --events to read its control arm")
+    if args.sd is not None and not args.sd > 0:
+        raise InputError(f"--sd must be positive, got {args.sd:g}")
+    baseline = _baseline_from_log(args, metric, catalog) if args.events else None
+    mean = args.baseline if args.baseline is not None else None
+    if mean is None and baseline is not None:
+        mean = baseline.mean
+    if args.sd is not None:
+        var = args.sd**2
+    elif args.baseline is not None and metric.type == "proportion":
+        var = args.baseline * (1 - args.baseline)  # Bernoulli p(1 − p)
+    elif baseline is not None:
+        var = baseline.var
+    else:
+        var = None
+    if mean is None or var is None:
+        raise InputError(
+            f"no baseline for '{metric.id}': give --baseline and --sd, or --events "
+            "to take them from the control arm of an experiment"
+        )
+    daily = args.daily_users
+    if daily is None and baseline is not None:
+        daily = baseline.daily_users
+    source = (
+        baseline.source
+        if baseline is not None and args.baseline is None and args.sd is None
+        else "given"
+    )
+    plan = make_plan(
+        metric,
+        mean,
+        var,
+        relative_mde=args.mde,
+        alpha=args.alpha,
+        power=args.power,
+        variants=args.variants,
+        daily_users=daily,
+        sequential=False,
+        tuning=args.tuning,
+        population_share=baseline.population_share if baseline else 1.0,
+        baseline_source=source,
+    )
+    if args.format == "json":
+        return json.dumps(plan_to_dict(plan), indent=2, allow_nan=False) + "\n"
+    return plan_text(plan)

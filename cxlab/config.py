@@ -606,18 +606,50 @@ def experiment_files(folder: Path | str) -> list[Path]:
 
 
 def load_experiments(folder: Path | str, catalog: Catalog) -> list[Experiment]:
-    """Load every experiment of a folder, sorted by id; ids must be unique."""
-    experiments = [load_experiment(f, catalog) for f in experiment_files(folder)]
+    """Load every experiment of a folder, sorted by id; ids must be unique.
+
+    Raises:
+        ConfigError: the first file, in file order, that does not load.
+    """
+    experiments, errors = load_experiments_each(folder, catalog)
+    if errors:
+        raise errors[0]
+    return experiments
+
+
+def load_experiments_each(
+    folder: Path | str, catalog: Catalog
+) -> tuple[list[Experiment], list[ConfigError]]:
+    """Load each experiment of a folder on its own, so one broken file stays local.
+
+    Args:
+        folder: the experiments folder.
+        catalog: the metric catalog.
+
+    Returns:
+        The experiments that load, sorted by id, and the error of every file that
+        does not (bad YAML, an unknown key or metric, an id another file already
+        uses), in file order, each naming ``file:line``.
+
+    Raises:
+        ConfigError: the folder does not exist.
+    """
+    experiments: list[Experiment] = []
+    errors: list[ConfigError] = []
     seen: dict[str, str] = {}
-    for exp in experiments:
+    for path in experiment_files(folder):
+        try:
+            exp = load_experiment(path, catalog)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
         if exp.id in seen:
-            raise ConfigError(
-                exp.source,
-                1,
-                f"experiment id '{exp.id}' is also used by {seen[exp.id]}",
-            )
+            message = f"experiment id '{exp.id}' is also used by {seen[exp.id]}"
+            errors.append(ConfigError(exp.source, 1, message))
+            continue
         seen[exp.id] = exp.source
-    return sorted(experiments, key=lambda e: e.id)
+        experiments.append(exp)
+    return sorted(experiments, key=lambda e: e.id), errors
 
 
 def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:

@@ -27,6 +27,10 @@ class ConfigError(InputError):
         where = f"{self.file}:{line}" if line is not None else self.file
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, int | None, str]]:
+        """Pickle with the constructor's arguments (the app caches configs)."""
+        return type(self), (self.file, self.line, self.detail)
+
 
 class EventLogError(InputError):
     """An event log that breaks CONTRACT §1."""

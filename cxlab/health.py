@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
@@ -52,47 +51,6 @@ class HealthReport:
     experiments: tuple[ExperimentExposure, ...]
     set_aside: Mapping[str, int]
     set_aside_examples: Mapping[str, pl.DataFrame] = field(default_factory=dict)
-
-    def as_text(self) -> str:
-        """A readable report for a terminal."""
-        span = (
-            f"{self.first_event:%Y-%m-%d %H:%M} .. {self.last_event:%Y-%m-%d %H:%M} UTC"
-            if self.first_event and self.last_event
-            else "—"
-        )
-        lines = [
-            f"Event log: {self.source} ({self.files} file(s))",
-            f"  rows: {self.rows:,}   users: {self.users:,}   span: {span}",
-            "",
-            "Events by type:",
-        ]
-        lines += [
-            f"  {row['event']:<20} {row['rows']:>12,} rows"
-            for row in self.events_by_type.iter_rows(named=True)
-        ]
-        lines += ["", "Exposures per experiment and variant:"]
-        for exp in self.experiments:
-            lines.append(
-                f"  {exp.experiment_id} (as of {exp.as_of}): "
-                f"{exp.multiple_exposures:,} multiple-exposure users excluded, "
-                f"{exp.exposures_outside_window:,} exposure rows outside the window"
-            )
-            for row in exp.by_variant.iter_rows(named=True):
-                lines.append(
-                    f"    {row['variant']:<22} {row['exposure_rows']:>10,} rows "
-                    f"{row['users']:>10,} exposed users {row['analysed']:>10,} analysed"
-                )
-        lines += ["", "Rows set aside (not analysed), by reason:"]
-        for key, count in self.set_aside.items():
-            lines.append(f"  {SET_ASIDE_LABELS.get(key, key):<58} {count:>12,}")
-            examples = self.set_aside_examples.get(key)
-            if count and examples is not None and examples.height:
-                lines += [f"      e.g. {_example(row)}" for row in examples.to_dicts()]
-        return "\n".join(lines) + "\n"
-
-
-def _example(row: dict[str, Any]) -> str:
-    return ", ".join(f"{k.lstrip('_')}={v}" for k, v in row.items())
 
 
 def _analysed_users(summaries: Summaries, exp: Experiment) -> pl.DataFrame:
@@ -145,39 +103,3 @@ def health_report(
         set_aside=dict(log.set_aside),
         set_aside_examples=dict(log.set_aside_examples),
     )
-
-
-def health_to_dict(report: HealthReport) -> dict[str, Any]:
-    """The report as JSON-ready data."""
-    return {
-        "source": report.source,
-        "files": report.files,
-        "rows": report.rows,
-        "users": report.users,
-        "first_event": report.first_event.isoformat() if report.first_event else None,
-        "last_event": report.last_event.isoformat() if report.last_event else None,
-        "events_by_type": report.events_by_type.to_dicts(),
-        "experiments": [
-            {
-                "experiment": e.experiment_id,
-                "as_of": e.as_of.isoformat(),
-                "variants": e.by_variant.to_dicts(),
-                "multiple_exposures": e.multiple_exposures,
-                "exposures_outside_window": e.exposures_outside_window,
-                "pre_exposure_events": e.pre_exposure_events,
-            }
-            for e in report.experiments
-        ],
-        "set_aside": dict(report.set_aside),
-        "set_aside_examples": {
-            key: [
-                {k.lstrip("_"): _json_value(v) for k, v in row.items()}
-                for row in frame.to_dicts()
-            ]
-            for key, frame in report.set_aside_examples.items()
-        },
-    }
-
-
-def _json_value(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime) else value

@@ -5,26 +5,23 @@ come from :mod:`stats.power` (statsmodels ``NormalIndPower`` for the fixed-horiz
 test, the normal-mixture confidence sequence for the sequential inflation); this
 module adds what needs the engine: the baseline mean and variance taken from the
 control arm of the latest experiment that used the metric, the observed daily
-traffic, the weekly MDE table, a plain sentence and a chart.
+traffic, the weekly MDE table and a plain sentence. The chart lives in
+:mod:`cxlab.charts`, the JSON and text output in :mod:`cxlab.report`, the
+command line in :mod:`cxlab.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import datetime as dt
-import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
 from scipy import optimize
 
 from cxlab.analysis import arm_stats
-from cxlab.config import Catalog, Experiment, MetricDef
+from cxlab.config import Experiment, MetricDef
 from cxlab.errors import InputError
 from cxlab.summaries import Summaries
 from stats.power import (
@@ -36,12 +33,15 @@ from stats.power import (
     sequential_power,
 )
 from stats.sequential import DEFAULT_TUNING
+from stats.srm import srm_test
 
 DEFAULT_MDE = 0.05
 DEFAULT_POWER = 0.8
 DEFAULT_ALPHA = 0.05
 MIN_WEEKS = 4
 MAX_WEEKS = 12
+MAX_YEARS = 2  # a plan that needs longer is reported as not feasible
+MAX_DAYS = 365 * MAX_YEARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +165,20 @@ class Plan:
         """Days needed with the method in force."""
         return self.sequential_days if self.sequential else self.fixed_days
 
+    @property
+    def feasible(self) -> bool:
+        """False when the method in force needs more than ``MAX_DAYS`` days."""
+        return self.days is None or self.days <= MAX_DAYS
+
+
+def days_text(days: int | None) -> str:
+    """Days for display: ``—`` when unknown, capped at ``MAX_YEARS`` years."""
+    if days is None:
+        return "—"
+    if days > MAX_DAYS:
+        return f"more than {MAX_YEARS} years"
+    return f"{days:,}"
+
 
 # --- baselines from the log ------------------------------------------------------
 
@@ -177,8 +191,49 @@ def experiments_using(
     return sorted(users, key=lambda e: (e.start, e.id), reverse=True)
 
 
+def has_srm(experiment: Experiment, summaries: Summaries) -> bool:
+    """Whether an experiment's analysed users break its traffic split (χ² SRM).
+
+    Args:
+        experiment: the experiment.
+        summaries: summaries that hold it.
+
+    Returns:
+        True when the users per variant as of the summaries' day mismatch the
+        configured weights (:func:`stats.srm.srm_test`, p below 0.001).
+    """
+    day = summaries.as_of[experiment.id]
+    flow = summaries.exposures.filter(
+        (pl.col("experiment_id") == experiment.id) & (pl.col("day") <= day)
+    )
+    users = dict(flow.group_by("variant").agg(pl.col("d_users").sum()).iter_rows())
+    counts = [int(users.get(v, 0) or 0) for v in experiment.variant_ids]
+    return not srm_test(counts, [v.weight for v in experiment.variants]).ok
+
+
+def healthy_experiments_using(
+    metric_id: str,
+    experiments: Sequence[Experiment],
+    summaries: Mapping[str, Summaries],
+) -> list[Experiment]:
+    """Experiments that use a metric without a sample-ratio mismatch, latest first.
+
+    An experiment whose split is broken never supplies a baseline: its arms are
+    not the populations they claim to be.
+    """
+    return [
+        e
+        for e in experiments_using(metric_id, experiments)
+        if not has_srm(e, summaries[e.id])
+    ]
+
+
 def pick_experiment(
-    metric_id: str, experiments: Sequence[Experiment], experiment_id: str | None = None
+    metric_id: str,
+    experiments: Sequence[Experiment],
+    experiment_id: str | None = None,
+    *,
+    summaries: Mapping[str, Summaries] | None = None,
 ) -> Experiment:
     """The experiment whose control arm supplies a metric's baseline.
 
@@ -187,14 +242,25 @@ def pick_experiment(
         experiments: candidate experiments.
         experiment_id: a specific experiment, or None for the latest that uses
             the metric.
+        summaries: when given, the latest is the latest without a sample-ratio
+            mismatch (:func:`healthy_experiments_using`).
 
     Returns:
         The experiment.
 
     Raises:
-        InputError: no (such) experiment uses the metric.
+        InputError: no (such) experiment uses the metric, or (with ``summaries``)
+            every one that does has a sample-ratio mismatch.
     """
     candidates = experiments_using(metric_id, experiments)
+    if experiment_id is None and summaries is not None and candidates:
+        candidates = healthy_experiments_using(metric_id, experiments, summaries)
+        if not candidates:
+            raise InputError(
+                f"every experiment that uses metric '{metric_id}' has a sample-ratio "
+                "mismatch, so the log gives no trustworthy baseline: give --baseline "
+                "and --sd, or --experiment"
+            )
     if experiment_id is not None:
         named = [e for e in experiments if e.id == experiment_id]
         if not named:
@@ -271,8 +337,11 @@ def baseline_from_summaries(
 def _check_inputs(
     relative_mde: float, alpha: float, power: float, variants: int, tuning: int
 ) -> None:
-    if not 0 < relative_mde < 10:
-        raise InputError(f"the relative MDE must be positive, got {relative_mde:g}")
+    if not 0 < relative_mde <= 1:
+        raise InputError(
+            "the relative MDE must be more than 0% and at most 100% "
+            f"(0 < MDE <= 1), got {relative_mde * 100:g}%"
+        )
     if not 0 < alpha < 0.5:
         raise InputError(f"alpha must be between 0 and 0.5, got {alpha:g}")
     if not 0 < power < 1:
@@ -449,10 +518,11 @@ def make_plan(
     )
 
 
-# --- words, tables, charts ---------------------------------------------------------
+# --- words and tables ---------------------------------------------------------
 
 
-def _percent(x: float) -> str:
+def percent_text(x: float) -> str:
+    """A share as a short percentage: 0.05 → ``5%``."""
     return f"{x * 100:.3g}%"
 
 
@@ -475,8 +545,8 @@ def plan_sentence(plan: Plan) -> str:
     """
     change = "drop" if plan.metric.direction == "decrease" else "rise"
     effect = (
-        f"a {_percent(plan.relative_mde)} {change} in {_metric_words(plan.metric)} "
-        f"with {_percent(plan.power)} power"
+        f"a {percent_text(plan.relative_mde)} {change} in {_metric_words(plan.metric)} "
+        f"with {percent_text(plan.power)} power"
     )
     arms = f" split over {plan.variants} variants" if plan.variants > 2 else ""
     method = " using the sequential test" if plan.sequential else ""
@@ -488,8 +558,13 @@ def plan_sentence(plan: Plan) -> str:
         )
     who = ""
     if plan.population_share < 1:
-        who = (
-            f" (about {_percent(plan.population_share)} of whom count for this metric)"
+        share = percent_text(plan.population_share)
+        who = f" (about {share} of whom count for this metric)"
+    if not plan.feasible:
+        return (
+            f"With {plan.daily_users:,.0f} users a day{arms}{who} you would need more "
+            f"than {MAX_YEARS} years to detect {effect}{method}: not feasible. Aim "
+            "for a larger effect, more traffic or fewer variants."
         )
     days = f"{plan.days:,} day{'s' if plan.days != 1 else ''}"
     text = (
@@ -497,7 +572,8 @@ def plan_sentence(plan: Plan) -> str:
         f"to detect {effect}{method}."
     )
     if plan.sequential and plan.fixed_days is not None:
-        text = text[:-1] + f" ({plan.fixed_days:,} with a fixed-horizon test)."
+        fixed = days_text(plan.fixed_days)
+        text = text[:-1] + f" ({fixed} with a fixed-horizon test)."
     return text
 
 
@@ -526,202 +602,3 @@ def weeks_table(plan: Plan) -> pl.DataFrame:
             "sequential_mde": pl.Float64,
         },
     )
-
-
-def mde_chart(plan: Plan) -> go.Figure:
-    """The relative MDE after each week (fixed and sequential) against the target.
-
-    Args:
-        plan: the plan.
-
-    Returns:
-        A Plotly figure: one line per method, a dashed line at the target MDE.
-    """
-    weeks = [w.week for w in plan.weeks]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=weeks,
-            y=[w.relative_mde for w in plan.weeks],
-            mode="lines+markers",
-            name="fixed horizon",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=weeks,
-            y=[w.sequential_mde for w in plan.weeks],
-            mode="lines+markers",
-            name=f"sequential (N* = {plan.tuning:,})",
-        )
-    )
-    fig.add_hline(
-        y=plan.relative_mde,
-        line_dash="dash",
-        annotation_text=f"target {_percent(plan.relative_mde)}",
-    )
-    fig.update_layout(
-        xaxis_title="weeks running",
-        yaxis_title="minimum detectable effect (relative)",
-        yaxis_tickformat=".1%",
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.1},
-        height=360,
-    )
-    return fig
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as JSON-ready data (NaN written as null)."""
-    return {
-        "metric": plan.metric.id,
-        "baseline": {
-            "mean": plan.baseline_mean,
-            "sd": math.sqrt(plan.baseline_var),
-            "source": plan.baseline_source,
-        },
-        "relative_mde": plan.relative_mde,
-        "alpha": plan.alpha,
-        "power": plan.power,
-        "variants": plan.variants,
-        "daily_users": plan.daily_users,
-        "population_share": plan.population_share,
-        "fixed": {
-            "users_per_arm": plan.users_per_arm,
-            "total_users": plan.total_users,
-            "days": plan.fixed_days,
-        },
-        "sequential": {
-            "tuning": plan.tuning,
-            "users_per_arm": plan.sequential_users_per_arm,
-            "total_users": plan.sequential_total_users,
-            "inflation": plan.inflation,
-            "days": plan.sequential_days,
-        },
-        "method": "sequential" if plan.sequential else "fixed",
-        "days": plan.days,
-        "weeks": [
-            {k: _clean(v) for k, v in dataclasses.asdict(w).items()} for w in plan.weeks
-        ],
-        "sentence": plan_sentence(plan),
-    }
-
-
-def plan_text(plan: Plan) -> str:
-    """The plan as readable text for a terminal."""
-    days = lambda d: "—" if d is None else f"{d:,}"  # noqa: E731
-    lines = [
-        plan_sentence(plan),
-        "",
-        f"metric:     {plan.metric.id} ({plan.metric.type}, {plan.metric.direction})",
-        f"baseline:   mean {plan.baseline_mean:.6g}, sd "
-        f"{math.sqrt(plan.baseline_var):.6g} ({plan.baseline_source})",
-        f"inputs:     MDE {_percent(plan.relative_mde)}, alpha {plan.alpha:g}, "
-        f"power {plan.power:g}, {plan.variants} variants, daily users "
-        f"{'—' if plan.daily_users is None else f'{plan.daily_users:,.0f}'}",
-        f"fixed:      {plan.users_per_arm:,} per arm, {plan.total_users:,} total, "
-        f"{days(plan.fixed_days)} days",
-        f"sequential: {plan.sequential_users_per_arm:,} per arm, "
-        f"{plan.sequential_total_users:,} total, {days(plan.sequential_days)} days "
-        f"(inflation x{plan.inflation:.3f}, N* = {plan.tuning:,})",
-    ]
-    if plan.weeks:
-        lines += ["", "week  users/arm   fixed MDE  sequential MDE"]
-        lines += [
-            f"{w.week:>4}  {w.users_per_arm:>9,}  {w.relative_mde:>9.2%}  "
-            f"{w.sequential_mde:>14.2%}"
-            for w in plan.weeks
-        ]
-    return "\n".join(lines) + "\n"
-
-
-# --- the command line ----------------------------------------------------------------
-
-
-def _baseline_from_log(
-    args: argparse.Namespace, metric: MetricDef, catalog: Catalog
-) -> Baseline:
-    from cxlab.api import summarize_all
-    from cxlab.config import load_experiments
-    from cxlab.events import resolve_source
-
-    experiments = load_experiments(args.experiments, catalog)
-    chosen = pick_experiment(metric.id, experiments, args.experiment)
-    summaries = summarize_all(resolve_source(args.events), [chosen], catalog)
-    return baseline_from_summaries(metric, chosen, summaries[chosen.id])
-
-
-def plan_from_args(args: argparse.Namespace) -> str:
-    """Run ``python -m cxlab plan`` on parsed arguments; return its output.
-
-    Args:
-        args: the ``plan`` sub-command's arguments (see ``cxlab.cli.build_parser``).
-
-    Returns:
-        The plan as text or JSON.
-
-    Raises:
-        InputError: unknown metric, no baseline available, or inputs out of range.
-    """
-    from cxlab.api import catalog_path
-    from cxlab.config import load_catalog
-
-    catalog = load_catalog(catalog_path(args.experiments, args.metrics))
-    if args.metric not in catalog:
-        raise InputError(
-            f"unknown metric '{args.metric}' (the catalog {catalog.source} has: "
-            f"{', '.join(catalog.ids)})"
-        )
-    metric = catalog[args.metric]
-    if args.experiment is not None and args.events is None:
-        raise InputError("--experiment needs --events to read its control arm")
-    if args.sd is not None and not args.sd > 0:
-        raise InputError(f"--sd must be positive, got {args.sd:g}")
-    baseline = _baseline_from_log(args, metric, catalog) if args.events else None
-    mean = args.baseline if args.baseline is not None else None
-    if mean is None and baseline is not None:
-        mean = baseline.mean
-    if args.sd is not None:
-        var = args.sd**2
-    elif args.baseline is not None and metric.type == "proportion":
-        var = args.baseline * (1 - args.baseline)  # Bernoulli p(1 − p)
-    elif baseline is not None:
-        var = baseline.var
-    else:
-        var = None
-    if mean is None or var is None:
-        raise InputError(
-            f"no baseline for '{metric.id}': give --baseline and --sd, or --events "
-            "to take them from the control arm of an experiment"
-        )
-    daily = args.daily_users
-    if daily is None and baseline is not None:
-        daily = baseline.daily_users
-    source = (
-        baseline.source
-        if baseline is not None and args.baseline is None and args.sd is None
-        else "given"
-    )
-    plan = make_plan(
-        metric,
-        mean,
-        var,
-        relative_mde=args.mde,
-        alpha=args.alpha,
-        power=args.power,
-        variants=args.variants,
-        daily_users=daily,
-        sequential=False,
-        tuning=args.tuning,
-        population_share=baseline.population_share if baseline else 1.0,
-        baseline_source=source,
-    )
-    if args.format == "json":
-        return json.dumps(plan_to_dict(plan), indent=2, allow_nan=False) + "\n"
-    return plan_text(plan)

@@ -7,6 +7,8 @@ not run) is written as ``null``, because NaN is not JSON.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime as dt
 import io
 import json
 import math
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cxlab.analysis import Arm, ExperimentResult, MetricResult
+from cxlab.health import SET_ASIDE_LABELS, HealthReport
+from cxlab.planning import Plan, percent_text, plan_sentence
 from stats.aggregates import NpsStats
 
 ROUND = 10  # significant digits kept in JSON numbers
@@ -280,3 +284,155 @@ def to_table(experiments: Sequence[dict[str, Any]]) -> str:
             lines.append(f"  ! {warning}")
         lines.append("")
     return "\n".join(lines)
+
+
+# --- the planner and the data-health report ----------------------------------------
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data (NaN written as null)."""
+    return {
+        "metric": plan.metric.id,
+        "baseline": {
+            "mean": plan.baseline_mean,
+            "sd": math.sqrt(plan.baseline_var),
+            "source": plan.baseline_source,
+        },
+        "relative_mde": plan.relative_mde,
+        "alpha": plan.alpha,
+        "power": plan.power,
+        "variants": plan.variants,
+        "daily_users": plan.daily_users,
+        "population_share": plan.population_share,
+        "fixed": {
+            "users_per_arm": plan.users_per_arm,
+            "total_users": plan.total_users,
+            "days": plan.fixed_days,
+        },
+        "sequential": {
+            "tuning": plan.tuning,
+            "users_per_arm": plan.sequential_users_per_arm,
+            "total_users": plan.sequential_total_users,
+            "inflation": plan.inflation,
+            "days": plan.sequential_days,
+        },
+        "method": "sequential" if plan.sequential else "fixed",
+        "days": plan.days,
+        "weeks": [
+            {k: _finite_or_none(v) for k, v in dataclasses.asdict(w).items()}
+            for w in plan.weeks
+        ],
+        "sentence": plan_sentence(plan),
+    }
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as readable text for a terminal."""
+    days = lambda d: "—" if d is None else f"{d:,}"  # noqa: E731
+    lines = [
+        plan_sentence(plan),
+        "",
+        f"metric:     {plan.metric.id} ({plan.metric.type}, {plan.metric.direction})",
+        f"baseline:   mean {plan.baseline_mean:.6g}, sd "
+        f"{math.sqrt(plan.baseline_var):.6g} ({plan.baseline_source})",
+        f"inputs:     MDE {percent_text(plan.relative_mde)}, alpha {plan.alpha:g}, "
+        f"power {plan.power:g}, {plan.variants} variants, daily users "
+        f"{'—' if plan.daily_users is None else f'{plan.daily_users:,.0f}'}",
+        f"fixed:      {plan.users_per_arm:,} per arm, {plan.total_users:,} total, "
+        f"{days(plan.fixed_days)} days",
+        f"sequential: {plan.sequential_users_per_arm:,} per arm, "
+        f"{plan.sequential_total_users:,} total, {days(plan.sequential_days)} days "
+        f"(inflation x{plan.inflation:.3f}, N* = {plan.tuning:,})",
+    ]
+    if plan.weeks:
+        lines += ["", "week  users/arm   fixed MDE  sequential MDE"]
+        lines += [
+            f"{w.week:>4}  {w.users_per_arm:>9,}  {w.relative_mde:>9.2%}  "
+            f"{w.sequential_mde:>14.2%}"
+            for w in plan.weeks
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def health_to_dict(report: HealthReport) -> dict[str, Any]:
+    """The report as JSON-ready data."""
+    return {
+        "source": report.source,
+        "files": report.files,
+        "rows": report.rows,
+        "users": report.users,
+        "first_event": report.first_event.isoformat() if report.first_event else None,
+        "last_event": report.last_event.isoformat() if report.last_event else None,
+        "events_by_type": report.events_by_type.to_dicts(),
+        "experiments": [
+            {
+                "experiment": e.experiment_id,
+                "as_of": e.as_of.isoformat(),
+                "variants": e.by_variant.to_dicts(),
+                "multiple_exposures": e.multiple_exposures,
+                "exposures_outside_window": e.exposures_outside_window,
+                "pre_exposure_events": e.pre_exposure_events,
+            }
+            for e in report.experiments
+        ],
+        "set_aside": dict(report.set_aside),
+        "set_aside_examples": {
+            key: [
+                {k.lstrip("_"): _json_value(v) for k, v in row.items()}
+                for row in frame.to_dicts()
+            ]
+            for key, frame in report.set_aside_examples.items()
+        },
+    }
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+def health_text(report: HealthReport) -> str:
+    """The data-health report as readable text for a terminal."""
+    span = (
+        f"{report.first_event:%Y-%m-%d %H:%M} .. {report.last_event:%Y-%m-%d %H:%M} UTC"
+        if report.first_event and report.last_event
+        else "—"
+    )
+    lines = [
+        f"Event log: {report.source} ({report.files} file(s))",
+        f"  rows: {report.rows:,}   users: {report.users:,}   span: {span}",
+        "",
+        "Events by type:",
+    ]
+    lines += [
+        f"  {row['event']:<20} {row['rows']:>12,} rows"
+        for row in report.events_by_type.iter_rows(named=True)
+    ]
+    lines += ["", "Exposures per experiment and variant:"]
+    for exp in report.experiments:
+        lines.append(
+            f"  {exp.experiment_id} (as of {exp.as_of}): "
+            f"{exp.multiple_exposures:,} multiple-exposure users excluded, "
+            f"{exp.exposures_outside_window:,} exposure rows outside the window"
+        )
+        for row in exp.by_variant.iter_rows(named=True):
+            lines.append(
+                f"    {row['variant']:<22} {row['exposure_rows']:>10,} rows "
+                f"{row['users']:>10,} exposed users {row['analysed']:>10,} analysed"
+            )
+    lines += ["", "Rows set aside (not analysed), by reason:"]
+    for key, count in report.set_aside.items():
+        lines.append(f"  {SET_ASIDE_LABELS.get(key, key):<58} {count:>12,}")
+        examples = report.set_aside_examples.get(key)
+        if count and examples is not None and examples.height:
+            lines += [f"      e.g. {_example(row)}" for row in examples.to_dicts()]
+    return "\n".join(lines) + "\n"
+
+
+def _example(row: dict[str, Any]) -> str:
+    return ", ".join(f"{k.lstrip('_')}={v}" for k, v in row.items())

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
 import yaml
 
@@ -46,6 +45,7 @@ from cxlab.config import (
     experiment_files,
     load_catalog,
     load_experiment,
+    load_experiments_each,
 )
 from cxlab.decision import effect_text, level_text
 from cxlab.errors import ConfigError, EventLogError, InputError
@@ -399,23 +399,15 @@ class Folder:
 
 def read_folder(folder: Path | str) -> Folder:
     """Load the catalog and every experiment, collecting errors instead of failing."""
-    errors: list[str] = []
     try:
         catalog = load_catalog(Path(folder) / CATALOG_FILE)
     except ConfigError as exc:
         return Folder(None, (), (str(exc),))
-    experiments = []
     try:
-        files = experiment_files(folder)
+        experiments, errors = load_experiments_each(folder, catalog)
     except ConfigError as exc:
         return Folder(catalog, (), (str(exc),))
-    for path in files:
-        try:
-            experiments.append(load_experiment(path, catalog))
-        except ConfigError as exc:
-            errors.append(str(exc))
-    experiments.sort(key=lambda e: e.id)
-    return Folder(catalog, tuple(experiments), tuple(errors))
+    return Folder(catalog, tuple(experiments), tuple(str(e) for e in errors))
 
 
 def experiments_table(experiments: Sequence[Experiment]) -> pl.DataFrame:
@@ -742,25 +734,6 @@ def events_per_day(source: EventSource) -> pl.DataFrame:
         .sort("day", "event")
         .collect()
     )
-
-
-def events_per_day_chart(per_day: pl.DataFrame) -> go.Figure:
-    """Stacked daily bars of rows by event type."""
-    fig = go.Figure()
-    for event in sorted(set(per_day["event"].to_list()), key=str):
-        part = per_day.filter(pl.col("event") == event)
-        fig.add_trace(
-            go.Bar(x=part["day"].to_list(), y=part["rows"].to_list(), name=str(event))
-        )
-    fig.update_layout(
-        barmode="stack",
-        xaxis_title="day (UTC)",
-        yaxis_title="rows",
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.12},
-        height=340,
-    )
-    return fig
 
 
 def error_parts(exc: InputError) -> tuple[str, str | None]:

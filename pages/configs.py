@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 import streamlit as st
 
-from cxlab import app_data, studio
+from cxlab import studio
 from cxlab.config import (
     CANONICAL_COLUMNS,
     CATALOG_FILE,
@@ -22,9 +22,10 @@ from cxlab.config import (
     Status,
 )
 from cxlab.errors import ConfigError, InputError
+from ui import cache
 
 st.title("Configs")
-folder = app_data.experiments_folder()
+folder = cache.experiments_folder()
 if flash := st.session_state.pop("configs_flash", None):
     st.success(flash)
 contents = studio.read_folder(folder)
@@ -78,8 +79,8 @@ def review(kind: str, text: str, file_name: str, checked: Any, shown: str) -> No
     st.code(studio.config_diff(old, text, file_name) or "no change", language="diff")
     if kind == "exp" and st.button("Preview on the current log", key="configs_preview"):
         try:
-            ws = app_data.workspace()
-            result = app_data.load_preview(
+            ws = cache.workspace()
+            result = cache.load_preview(
                 ws.events, ws.fingerprint, checked, catalog, ws.as_of
             )
             st.dataframe(studio.preview_table(result), hide_index=True)

@@ -7,14 +7,15 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from cxlab import app_data, studio
+from cxlab import charts, studio
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS
+from ui import cache, notices
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
 UPLOADS = Path(
-    st.session_state.get("data_uploads_dir") or app_data.ROOT / "data" / "uploads"
+    st.session_state.get("data_uploads_dir") or cache.ROOT / "data" / "uploads"
 )
 
 
@@ -27,7 +28,7 @@ def show_error(exc: InputError) -> None:
 
 
 def use_sample() -> None:
-    st.session_state[app_data.EVENTS_KEY] = str(app_data.ensure_sample())
+    st.session_state[cache.EVENTS_KEY] = str(cache.ensure_sample())
 
 
 def use_path() -> None:
@@ -37,7 +38,7 @@ def use_path() -> None:
     except InputError as exc:
         st.session_state["data_source_error"] = exc
     else:
-        st.session_state[app_data.EVENTS_KEY] = path
+        st.session_state[cache.EVENTS_KEY] = path
 
 
 def use_upload() -> None:
@@ -49,12 +50,12 @@ def use_upload() -> None:
     except InputError as exc:
         st.session_state["data_source_error"] = exc
     else:
-        st.session_state[app_data.EVENTS_KEY] = str(path)
+        st.session_state[cache.EVENTS_KEY] = str(path)
 
 
 st.title("Data")
-current = st.session_state.get(app_data.EVENTS_KEY) or ""
-if not current or current == str(app_data.SAMPLE_EVENTS):
+current = st.session_state.get(cache.EVENTS_KEY) or ""
+if not current or current == str(cache.SAMPLE_EVENTS):
     mode = 0
 else:
     mode = 2 if str(UPLOADS) in current else 1
@@ -75,11 +76,12 @@ else:
 if error := st.session_state.pop("data_source_error", None):
     show_error(error)
 
-events = st.session_state.get(app_data.EVENTS_KEY) or str(app_data.SAMPLE_EVENTS)
+events = st.session_state.get(cache.EVENTS_KEY) or str(cache.SAMPLE_EVENTS)
 st.caption(f"Analysing: {events}")
 try:
-    ws = app_data.workspace()
-    report, failure = app_data.load_health(ws), None
+    ws = cache.workspace()
+    notices.config_errors(cache.config_errors(ws))
+    report, failure = cache.load_health(ws), None
 except InputError as exc:
     report, failure = None, exc
     show_error(exc)
@@ -130,8 +132,8 @@ st.subheader("Events by type")
 left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type, hide_index=True)
 try:
-    per_day = app_data.load_events_per_day(ws.events, ws.fingerprint)
-    right.plotly_chart(studio.events_per_day_chart(per_day), key="data_per_day")
+    per_day = cache.load_events_per_day(ws.events, ws.fingerprint)
+    right.plotly_chart(charts.events_per_day_chart(per_day), key="data_per_day")
 except InputError as exc:
     show_error(exc)
 

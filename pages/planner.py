@@ -6,9 +6,10 @@ import math
 
 import streamlit as st
 
-from cxlab import app_data, planning
+from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
+from ui import cache, notices
 
 st.title("Planner")
 st.caption(
@@ -16,8 +17,9 @@ st.caption(
     "can detect after each week. Baseline and traffic come from the current log."
 )
 try:
-    ws = app_data.workspace()
-    catalog, experiments = app_data.load_configs(ws.experiments_dir, ws.configs)
+    ws = cache.workspace()
+    catalog, experiments = cache.load_configs(ws.experiments_dir, ws.configs)
+    notices.config_errors(cache.config_errors(ws))
 except InputError as exc:
     st.error(str(exc))
     st.stop()
@@ -30,23 +32,31 @@ metric_id = a.selectbox(
     key="planner_metric",
 )
 metric = catalog[metric_id]
-using = planning.experiments_using(metric_id, experiments)
 baseline, exp = None, None
+try:
+    summaries = cache.all_summaries(ws)
+    using = planning.healthy_experiments_using(metric_id, experiments, summaries)
+except InputError as exc:
+    st.warning(f"No baseline from the log; type one. {exc}")
+    using = []
 if using:
     exp_id = b.selectbox(
         "Baseline from the control arm of",
         [e.id for e in using],
         key=f"planner_experiment_{metric_id}",
-        help="The latest experiment that used the metric comes first.",
+        help="The latest experiment that used the metric comes first; experiments "
+        "with a sample-ratio mismatch are left out.",
     )
     exp = next(e for e in using if e.id == exp_id)
     try:
-        summaries = app_data.summaries_for(ws, exp.id)
-        baseline = planning.baseline_from_summaries(metric, exp, summaries)
+        baseline = planning.baseline_from_summaries(metric, exp, summaries[exp.id])
     except InputError as exc:
         st.warning(f"No baseline from the log; type one. {exc}")
 else:
-    b.info("No experiment uses this metric yet: type a baseline and its spread.")
+    b.info(
+        "No experiment without a sample-ratio mismatch uses this metric yet: type "
+        "a baseline and its spread."
+    )
 
 guess = 0.1 if metric.type == "proportion" else 1.0
 mean0 = baseline.mean if baseline else guess
@@ -65,7 +75,13 @@ mean = a.number_input(
 sd = b.number_input(
     "Standard deviation per unit", 0.0, value=sd0, format="%.6g", key=k + "sd"
 )
-mde_pct = c.number_input("Relative MDE (%)", 0.1, 500.0, 5.0, 0.5, key="planner_mde")
+mde_pct = c.number_input(
+    "Relative MDE (%)",
+    value=5.0,
+    step=0.5,
+    key="planner_mde",
+    help="Above 0, at most 100.",
+)
 a, b, c = st.columns(3)
 alpha = a.number_input(
     "Alpha", 0.001, 0.499, 0.05, 0.01, format="%.3f", key="planner_alpha"
@@ -113,17 +129,20 @@ except InputError as exc:
     st.error(str(exc))
     st.stop()
 
-st.success(planning.plan_sentence(plan))
+box = st.success if plan.feasible else st.warning
+box(planning.plan_sentence(plan))
 a, b, c, d = st.columns(4)
 a.metric("Users per arm", f"{plan.planned_users_per_arm:,}")
 b.metric("Total users", f"{plan.planned_users_per_arm * plan.variants:,}")
-c.metric("Days needed", "—" if plan.days is None else f"{plan.days:,}")
+c.metric("Days needed", planning.days_text(plan.days))
 d.metric("Sequential inflation", f"×{plan.inflation:.2f}")
+fixed_days = planning.days_text(plan.fixed_days)
+seq_days = planning.days_text(plan.sequential_days)
 st.caption(
     f"Fixed horizon: {plan.users_per_arm:,} per arm"
-    f"{'' if plan.fixed_days is None else f', {plan.fixed_days:,} days'}. "
+    f"{'' if plan.fixed_days is None else f', {fixed_days} days'}. "
     f"Sequential (N* = {plan.tuning:,}): {plan.sequential_users_per_arm:,} per arm"
-    f"{'' if plan.sequential_days is None else f', {plan.sequential_days:,} days'}; "
+    f"{'' if plan.sequential_days is None else f', {seq_days} days'}; "
     "it may be checked every day and can stop early."
     + (" NPS counts the users who answer the survey." if metric.type == "nps" else "")
 )
@@ -141,6 +160,6 @@ if plan.weeks:
             ),
         },
     )
-    right.plotly_chart(planning.mde_chart(plan), key="planner_chart")
+    right.plotly_chart(charts.mde_chart(plan), key="planner_chart")
 else:
     st.info("Give the users a day to see the duration and the MDE week by week.")

@@ -5,14 +5,18 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cxlab import app_data, charts, portfolio
+from cxlab import charts, portfolio
 from cxlab.errors import InputError
+from cxlab.states import states_summary
+from ui import cache, notices
 
 st.title("Experiment portfolio")
 
 try:
-    ws = app_data.workspace()
-    results = app_data.load_portfolio(ws)
+    ws = cache.workspace()
+    notices.config_errors(cache.config_errors(ws))
+    results = cache.load_portfolio(ws)
+    states = {r.experiment.id: cache.state_of(ws, r.experiment) for r in results}
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
@@ -51,6 +55,9 @@ tiles[3].metric(
     "significantly or a guardrail was significantly harmed.",
 )
 
+for line in states_summary(list(states.values())):
+    st.info(line, icon=":material/info:")
+
 st.subheader("Estimated combined effect of shipped experiments")
 impact_cols = st.columns(len(portfolio.IMPACT_METRICS))
 for col, metric_id in zip(impact_cols, portfolio.IMPACT_METRICS, strict=True):
@@ -85,29 +92,41 @@ if not shown:
     st.info("No experiment matches these filters.")
     st.stop()
 
-table = pl.DataFrame(shown).select(
-    "health",
-    "link",
-    "primary metric",
-    "lift",
-    "ci",
-    "verdict",
-    "recommendation",
-    "guardrails",
-    "status",
-    "days",
-    "users",
-    "owner",
-    "experiment",
-    "method",
-    "reason",
-    "tags",
+labels = [states[str(row["id"])].label for row in shown]
+table = (
+    pl.DataFrame(shown)
+    .with_columns(state=pl.Series(labels))
+    .select(
+        "state",
+        "health",
+        "link",
+        "primary metric",
+        "lift",
+        "ci",
+        "verdict",
+        "recommendation",
+        "guardrails",
+        "status",
+        "days",
+        "users",
+        "owner",
+        "experiment",
+        "method",
+        "reason",
+        "tags",
+    )
 )
 st.dataframe(
     charts.styled(table, ["health", "verdict", "recommendation", "guardrails"]),
     hide_index=True,
     key="portfolio_table",
     column_config={
+        "state": st.column_config.TextColumn(
+            "data",
+            help="ok · not started (as-of before the start) · no exposures (nobody "
+            "entered it) · data ends … (the as-of date is after the log's last day)",
+            width="small",
+        ),
         "health": st.column_config.TextColumn(
             "health",
             help="ok · check (multiple exposures, low sample) · SRM (broken split)",

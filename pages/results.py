@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxlab import app_data, charts, segments
+from cxlab import charts, segments
 from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.report import experiment_to_dict, to_csv, to_json
+from ui import cache, notices
 
 ACTIONS = {
     "ship": (st.success, "Ship", ":material/rocket_launch:"),
@@ -17,9 +18,10 @@ ACTIONS = {
 }
 
 try:
-    ws = app_data.workspace()
-    _, configured = app_data.load_configs(ws.experiments_dir, ws.configs)
+    ws = cache.workspace()
+    _, configured = cache.load_configs(ws.experiments_dir, ws.configs)
     by_id = {e.id: e for e in configured}
+    notices.config_errors(cache.config_errors(ws))
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
@@ -34,11 +36,18 @@ def sync_query_params() -> None:
 
 
 wanted = st.query_params.get("experiment")
+if wanted is not None and wanted not in by_id:
+    shown = wanted[:64].replace("`", "")
+    st.error(f"Unknown experiment id `{shown}`. The experiments are:")
+    st.markdown(
+        "\n".join(f"- [{e.label}](results?experiment={i})" for i, e in by_id.items())
+    )
+    st.stop()
 if wanted in by_id:
     st.session_state["results_experiment"] = wanted
-elif st.session_state.get(app_data.EXPERIMENT_KEY) in by_id:  # chosen elsewhere
+elif st.session_state.get(cache.EXPERIMENT_KEY) in by_id:  # chosen elsewhere
     st.session_state.setdefault(
-        "results_experiment", st.session_state[app_data.EXPERIMENT_KEY]
+        "results_experiment", st.session_state[cache.EXPERIMENT_KEY]
     )
 experiment_id = st.selectbox(
     "Experiment",
@@ -47,16 +56,21 @@ experiment_id = st.selectbox(
     on_change=sync_query_params,
     format_func=lambda i: f"{by_id[i].label} ({i})",
 )
-st.session_state[app_data.EXPERIMENT_KEY] = experiment_id
+st.session_state[cache.EXPERIMENT_KEY] = experiment_id
 st.query_params["experiment"] = experiment_id  # the URL always names what is shown
 try:
-    history = app_data.load_history(ws, experiment_id)
+    state = cache.state_of(ws, by_id[experiment_id])
+    if not state.has_results:
+        st.title(by_id[experiment_id].label)
+        notices.experiment_state(state)
+        st.stop()
+    history = cache.load_history(ws, experiment_id)
 except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
 result = history[-1]  # the as-of result is the history's last day (tested)
 exp = result.experiment
-summaries = app_data.summaries_for(ws, exp.id)
+summaries = cache.summaries_for(ws, exp.id)
 
 # --- header -------------------------------------------------------------------------
 st.title(exp.label)
@@ -73,6 +87,7 @@ meta[3].markdown(
     f"**Decision method**  \n{exp.decision} (α = {exp.alpha:g}, "
     f"correction {exp.correction})"
 )
+notices.experiment_state(state)
 box, action, icon = ACTIONS[result.recommendation.action]
 box(f"**Recommendation: {action}.** {result.recommendation.reason}", icon=icon)
 if exp.decision_note:
@@ -127,7 +142,7 @@ st.dataframe(
     hide_index=True,
     key="scorecard",
 )
-forest = app_data.figure(
+forest = cache.figure(
     ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
 )
 st.plotly_chart(forest, key="forest")
@@ -153,21 +168,21 @@ variant = picks[1].selectbox(
 )
 row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")
-lift = app_data.figure(
+lift = cache.figure(
     ws,
     exp.id,
     "lift",
     (metric_id, variant, scale),
     lambda: charts.cumulative_lift(history, metric_id, variant, scale),
 )
-per_arm = app_data.figure(
+per_arm = cache.figure(
     ws,
     exp.id,
     "per_arm",
     (metric_id,),
     lambda: charts.arm_values_over_time(history, metric_id),
 )
-post = app_data.figure(
+post = cache.figure(
     ws,
     exp.id,
     "posterior",
@@ -195,7 +210,7 @@ tabs[2].caption(
     "posterior lies on the metric's good side of zero."
 )
 if is_nps:
-    split = app_data.figure(
+    split = cache.figure(
         ws,
         exp.id,
         "nps_split",
@@ -218,7 +233,7 @@ if exp.dimensions:
     st.subheader("Segments")
     seg = segments.segment_results(summaries.by_dimension, exp, row.metric, variant)
     st.caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
-    seg_fig = app_data.figure(
+    seg_fig = cache.figure(
         ws,
         exp.id,
         "segments",
@@ -231,7 +246,7 @@ if exp.dimensions:
         st.dataframe(seg, hide_index=True)
 
 st.subheader("Exposures")
-exposures = app_data.figure(
+exposures = cache.figure(
     ws,
     exp.id,
     "exposures",

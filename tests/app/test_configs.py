@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cxlab import app_data
 from cxlab.config import load_catalog, load_experiment
 from cxlab.sample import write_sample
+from ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "configs.py")
@@ -32,7 +32,7 @@ def page(folder: Path, events: Path | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["experiments_dir"] = str(folder)
     if events is not None:
-        at.session_state[app_data.EVENTS_KEY] = str(events)
+        at.session_state[cache.EVENTS_KEY] = str(events)
     return at.run()
 
 

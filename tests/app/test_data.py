@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 from streamlit.testing.v1 import AppTest
 
-from cxlab import app_data
+from ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "data.py")
@@ -26,7 +26,7 @@ def test_health_report_shows_the_sample_row_count() -> None:
     at = page()
     assert not at.exception
     assert not at.error
-    sample = app_data.ensure_sample()
+    sample = cache.ensure_sample()
     rows = pl.scan_parquet(sample).select(pl.len()).collect().item()
     users = pl.scan_parquet(sample).select(pl.col("user_id").n_unique()).collect()
     shown = {m.label: m.value for m in at.metric}
@@ -42,7 +42,7 @@ def test_broken_log_set_as_the_path_shows_the_engine_message_naming_the_column(
 ) -> None:
     log = tmp_path / "events.csv"
     log.write_text(NO_USER_ID)
-    at = page(**{app_data.EVENTS_KEY: str(log)})
+    at = page(**{cache.EVENTS_KEY: str(log)})
     assert not at.exception
     assert at.error[0].value == (
         f"{log}: missing required column(s): user_id; "
@@ -61,7 +61,7 @@ def test_path_typed_on_the_page_becomes_the_log_and_its_error_is_shown(
     at.text_input(key="data_path").input(str(log))
     at.button(key="data_use_path").click().run()
     assert not at.exception
-    assert at.session_state[app_data.EVENTS_KEY] == str(log)
+    assert at.session_state[cache.EVENTS_KEY] == str(log)
     assert "missing required column(s): user_id" in at.error[0].value
 
 
@@ -86,7 +86,7 @@ def test_broken_upload_is_saved_safely_and_shows_the_engine_message(
     saved = list(uploads.iterdir())
     assert len(saved) == 1
     assert saved[0].name.startswith("my-events-")
-    assert at.session_state[app_data.EVENTS_KEY] == str(saved[0])
+    assert at.session_state[cache.EVENTS_KEY] == str(saved[0])
     assert at.error[0].value.startswith(f"{saved[0]}: missing required column(s)")
     assert "(column 'user_id')" in at.error[0].value
 
@@ -96,7 +96,7 @@ def test_log_with_other_column_names_gets_a_columns_snippet(tmp_path: Path) -> N
     log.write_text(
         "ts,customer,event,experiment_id,variant\n2026-09-01T10:00:00,u1,order,,\n"
     )
-    at = page(**{app_data.EVENTS_KEY: str(log)})
+    at = page(**{cache.EVENTS_KEY: str(log)})
     assert "missing required column(s): timestamp, user_id" in at.error[0].value
     at.selectbox(key="data_map_timestamp").set_value("ts")
     at.selectbox(key="data_map_user_id").set_value("customer").run()

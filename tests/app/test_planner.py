@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cxlab import app_data, planning
+from cxlab import planning
 from cxlab.api import summarize_all
 from cxlab.config import load_catalog, load_experiments
 from cxlab.events import resolve_source
+from ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "planner.py")
@@ -32,20 +33,25 @@ def set_number(at: AppTest, suffix: str, value: float) -> None:
 @pytest.fixture(scope="module")
 def conversion_baseline() -> planning.Baseline:
     """The baseline the engine gives for conversion on the sample log."""
-    exp = planning.pick_experiment("conversion", EXPERIMENTS)
-    source = resolve_source(app_data.ensure_sample())
-    summaries = summarize_all(source, [exp], CATALOG)
+    source = resolve_source(cache.ensure_sample())
+    summaries = summarize_all(source, EXPERIMENTS, CATALOG)
+    exp = planning.pick_experiment("conversion", EXPERIMENTS, summaries=summaries)
     return planning.baseline_from_summaries(
         CATALOG["conversion"], exp, summaries[exp.id]
     )
 
 
-def test_inputs_are_prefilled_from_the_control_arm_of_the_latest_experiment(
+def test_inputs_are_prefilled_from_the_control_arm_of_the_latest_healthy_experiment(
     conversion_baseline: planning.Baseline,
 ) -> None:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert at.selectbox(key="planner_metric").value == "conversion"
+    # The latest experiment with conversion, recommendations-carousel, has an SRM.
+    assert conversion_baseline.experiment_id == "free-shipping-threshold"
+    options = at.selectbox(key="planner_experiment_conversion").options
+    assert "recommendations-carousel" not in options
+    assert options[0] == "free-shipping-threshold"
     assert number(at, "_mean") == pytest.approx(conversion_baseline.mean)
     assert number(at, "_sd") == pytest.approx(conversion_baseline.sd)
     assert number(at, "_daily") == round(conversion_baseline.daily_users or 0)
@@ -56,6 +62,7 @@ def test_sentence_and_table_match_planning_for_the_same_inputs() -> None:
     set_number(at, "_mean", 0.12)
     set_number(at, "_sd", math.sqrt(0.12 * 0.88))
     set_number(at, "_daily", 9000.0)
+    set_number(at, "_variants", 2)
     next(t for t in at.toggle if t.key.endswith("_seq")).set_value(False)
     at.run()
     assert not at.exception
@@ -103,7 +110,7 @@ def test_a_broken_log_is_named_and_typed_baselines_still_plan(tmp_path: Path) ->
     log = tmp_path / "events.csv"
     log.write_text("timestamp,event\n2026-09-01T10:00:00,order\n")
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[app_data.EVENTS_KEY] = str(log)
+    at.session_state[cache.EVENTS_KEY] = str(log)
     at.run()
     assert not at.exception
     assert "missing required column(s): user_id" in at.warning[0].value

@@ -159,15 +159,6 @@ def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
     assert ("Chart (PNG)" in labels) == charts.png_export_available()
 
 
-def test_unknown_experiment_in_the_url_falls_back_to_the_first(
-    timeout: int, engine_results: Results
-) -> None:
-    at = open_results("no-such-experiment", timeout)
-    first = sorted(engine_results)[0]
-    assert at.selectbox(key="results_experiment").value == first
-    assert at.query_params["experiment"] in (first, [first])
-
-
 @pytest.mark.parametrize("metric_id", ["contact_rate", "nps"])
 def test_scorecard_sentence_and_charts_show_one_delta_and_one_interval(
     timeout: int, engine_results: Results, metric_id: str

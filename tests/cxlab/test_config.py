@@ -7,6 +7,7 @@ by hand in the YAML text of each test (line 1 is the first line of the text).
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import textwrap
 
 import pytest
@@ -18,6 +19,8 @@ from cxlab.config import (
     find_experiment,
     load_catalog,
     load_experiment,
+    load_experiments,
+    load_experiments_each,
 )
 from cxlab.errors import ConfigError, InputError
 
@@ -504,3 +507,44 @@ def test_metrics_yaml_in_the_folder_is_not_an_experiment(lab, catalog) -> None:
     lab.experiment()
     with pytest.raises(ConfigError):
         find_experiment("metrics", lab.experiments_dir, catalog)
+
+
+# --- one broken file stays local --------------------------------------------------
+
+
+def test_each_broken_experiment_file_is_named_and_the_others_load(lab, catalog) -> None:
+    good = lab.experiment(id="good")
+    write(lab.experiments_dir / "bad-key.yaml", EXPERIMENT_HEAD + "colour: red\n")
+    write(lab.experiments_dir / "bad-yaml.yaml", "id: [unclosed\n")
+    write(
+        lab.experiments_dir / "bad-metric.yaml",
+        EXPERIMENT_HEAD.replace("id: exp", "id: other") + "guardrail_metrics: [nope]\n",
+    )
+    write(lab.experiments_dir / "zz-copy.yaml", good.read_text())
+    experiments, errors = load_experiments_each(lab.experiments_dir, catalog)
+    assert [e.id for e in experiments] == ["good"]
+    messages = [str(e) for e in errors]
+    assert len(messages) == 4
+    assert messages[0].startswith(f"{lab.experiments_dir / 'bad-key.yaml'}:8: ")
+    assert "unknown key 'colour'" in messages[0]
+    assert messages[1].startswith(f"{lab.experiments_dir / 'bad-metric.yaml'}:8: ")
+    assert "nope" in messages[1]
+    assert messages[2].startswith(f"{lab.experiments_dir / 'bad-yaml.yaml'}:")
+    assert messages[3] == (
+        f"{lab.experiments_dir / 'zz-copy.yaml'}:1: experiment id 'good' is also "
+        f"used by {good}"
+    )
+    with pytest.raises(ConfigError) as excinfo:
+        load_experiments(lab.experiments_dir, catalog)
+    assert str(excinfo.value) == messages[0]  # the strict loader: the first error
+
+
+def test_config_error_survives_pickling_with_file_and_line() -> None:
+    error = ConfigError("experiments/x.yaml", 7, "unknown key 'colour'")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.file, copy.line, copy.detail) == (
+        "experiments/x.yaml",
+        7,
+        error.detail,
+    )
+    assert str(copy) == "experiments/x.yaml:7: unknown key 'colour'"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from statsmodels.stats.power import NormalIndPower
 
-from cxlab import planning
+from cxlab import charts, planning
 from cxlab.api import summarize_all
 from cxlab.cli import main
-from cxlab.config import load_catalog, load_experiment
+from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from stats.power import sequential_power
@@ -153,7 +153,7 @@ def test_weeks_table_and_chart_carry_the_weekly_mde() -> None:
     table = planning.weeks_table(plan)
     assert table["week"].to_list() == [1, 2, 3, 4, 5]
     assert table["fixed_mde"].to_list() == [w.relative_mde for w in plan.weeks]
-    fig = planning.mde_chart(plan)
+    fig = charts.mde_chart(plan)
     assert list(fig.data[0].y) == [w.relative_mde for w in plan.weeks]
 
 
@@ -274,3 +274,59 @@ def test_cli_plan_without_any_baseline_exits_2(
     code = main(["plan", "--metric", "nps", "--experiments", str(ROOT / "experiments")])
     assert code == 2
     assert "no baseline for 'nps'" in capsys.readouterr().err
+
+
+# --- refusals and feasibility -------------------------------------------------------
+
+
+@pytest.mark.parametrize("mde", [0.0, -0.05, 1.0001, 2.0])
+def test_mde_outside_zero_to_one_is_refused_in_percent(mde: float) -> None:
+    with pytest.raises(InputError, match=r"more than 0% and at most 100%") as excinfo:
+        planning.make_plan(CONVERSION, P, VAR, relative_mde=mde)
+    assert f"got {mde * 100:g}%" in str(excinfo.value)
+
+
+def test_an_mde_of_one_hundred_percent_is_allowed() -> None:
+    assert planning.make_plan(CONVERSION, P, VAR, relative_mde=1.0).users_per_arm > 0
+
+
+def test_a_plan_longer_than_the_cap_is_not_feasible_and_says_so() -> None:
+    plan = planning.make_plan(CONVERSION, P, VAR, relative_mde=0.001, daily_users=100)
+    assert plan.days is not None
+    assert plan.days > planning.MAX_DAYS
+    assert not plan.feasible
+    assert planning.days_text(plan.days) == "more than 2 years"
+    assert planning.plan_sentence(plan) == (
+        "With 100 users a day you would need more than 2 years to detect a 0.1% rise "
+        "in conversion with 80% power: not feasible. Aim for a larger effect, more "
+        "traffic or fewer variants."
+    )
+    assert planning.days_text(730) == "730"
+    assert planning.days_text(None) == "—"
+
+
+def test_the_default_baseline_skips_an_experiment_with_a_sample_ratio_mismatch(
+    tiny: Path,
+) -> None:
+    # srm-late starts later than tiny but splits 70 control to 10 treatment users
+    # against 50/50 weights: chi-square 45 on 1 df, p = 2e-11 < 0.001.
+    folder = tiny / "experiments"
+    (folder / "srm-late.yaml").write_text(
+        "id: srm-late\nstart: 2026-09-02\nend: 2026-09-05\n"
+        "variants: [control, treat]\nprimary_metric: conversion\n"
+    )
+    rows = [
+        f"2026-09-02T11:00:00,s{i},exposure,srm-late,{arm},"
+        for i, arm in enumerate(["control"] * 70 + ["treat"] * 10)
+    ]
+    with (tiny / "log.csv").open("a") as log:
+        log.write("\n".join(rows) + "\n")
+    experiments = load_experiments(folder, CATALOG)
+    summaries = summarize_all(resolve_source(tiny / "log.csv"), experiments, CATALOG)
+    assert planning.has_srm(experiments[0], summaries["srm-late"])
+    assert not planning.has_srm(experiments[1], summaries["tiny"])
+    assert planning.pick_experiment("conversion", experiments).id == "srm-late"
+    healthy = planning.pick_experiment("conversion", experiments, summaries=summaries)
+    assert healthy.id == "tiny"
+    with pytest.raises(InputError, match="sample-ratio mismatch"):
+        planning.pick_experiment("conversion", experiments[:1], summaries=summaries)

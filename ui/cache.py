@@ -1,4 +1,4 @@
-"""Cached access to the engine for the pages (cxlab's only Streamlit import).
+"""Cached access to the engine for the pages (the engine never imports Streamlit).
 
 Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
 content hashes, never on frames or bare paths: a widget change reruns the page on
@@ -28,10 +28,12 @@ from cxlab.config import (
     Catalog,
     Experiment,
     load_catalog,
-    load_experiments,
+    load_experiments_each,
 )
+from cxlab.errors import ConfigError
 from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
+from cxlab.states import ExperimentState, experiment_state
 from cxlab.summaries import Summaries, at_day
 
 if TYPE_CHECKING:
@@ -96,12 +98,30 @@ def workspace() -> Workspace:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+def load_folder(
+    experiments_dir: str, configs: tuple[tuple[str, str], ...]
+) -> tuple[Catalog, list[Experiment], list[ConfigError]]:
+    """Catalog, the experiments that load and the broken files' errors.
+
+    ``configs`` only keys the cache. A broken experiment file disables that
+    experiment only; a broken catalog raises, since every experiment needs it.
+    """
+    catalog = load_catalog(Path(experiments_dir) / CATALOG_FILE)
+    experiments, errors = load_experiments_each(experiments_dir, catalog)
+    return catalog, experiments, errors
+
+
 def load_configs(
     experiments_dir: str, configs: tuple[tuple[str, str], ...]
 ) -> tuple[Catalog, list[Experiment]]:
-    """Catalog and experiments of a folder (``configs`` only keys the cache)."""
-    catalog = load_catalog(Path(experiments_dir) / CATALOG_FILE)
-    return catalog, load_experiments(experiments_dir, catalog)
+    """Catalog and the experiments that load (broken files left out)."""
+    catalog, experiments, _ = load_folder(experiments_dir, configs)
+    return catalog, experiments
+
+
+def config_errors(ws: Workspace) -> list[ConfigError]:
+    """The error (``file:line``) of every experiment config that does not load."""
+    return load_folder(ws.experiments_dir, ws.configs)[2]
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the event log…")
@@ -186,6 +206,17 @@ def figure(
     uses) alone. Figures are shared by reruns and sessions: nothing may mutate them.
     """
     return _build()
+
+
+def state_of(ws: Workspace, experiment: Experiment) -> ExperimentState:
+    """Whether an experiment has numbers as of the workspace's day, and why not."""
+    summaries = _summaries(ws)[experiment.id]
+    return experiment_state(experiment, summaries.as_of[experiment.id], summaries)
+
+
+def all_summaries(ws: Workspace) -> dict[str, Summaries]:
+    """The cached summaries of every experiment that loads, by id."""
+    return _summaries(ws)
 
 
 def summaries_for(ws: Workspace, experiment_id: str) -> Summaries:
