@@ -1,7 +1,10 @@
 """The app in a real browser: headless Chromium against `streamlit run app.py`.
 
 What AppTest cannot see: Plotly charts actually drawn, query-parameter deep links,
-the layout a person sees. Full-page screenshots go to docs/screenshots/.
+the layout a person sees. Full-page screenshots go to the ignored folder
+build/screenshots/ (so a test run leaves the tree clean), or to the folder named by
+CXLAB_SCREENSHOTS: `CXLAB_SCREENSHOTS=docs/screenshots pytest -m browser` refreshes
+the README's pictures.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from cxlab import charts
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / os.environ.get("CXLAB_SCREENSHOTS", "build/screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
