@@ -149,7 +149,7 @@ def decide(exp: Experiment, entries: Sequence[Entry]) -> list[Decided]:
     family = [i for i, e in enumerate(entries) if e.role != "guardrail"]
     levels: dict[Method, list[tuple[float, float, float]]] = {}
     for method in METHODS:
-        raw = [_raw_p(e.tests, method) for e in entries]
+        raw = [getattr(e.tests, method).p_value for e in entries]
         adjusted = dict(
             zip(
                 family,
@@ -189,14 +189,6 @@ def decide(exp: Experiment, entries: Sequence[Entry]) -> list[Decided]:
     return out
 
 
-def _raw_p(tests: Tests, method: Method) -> float:
-    if method == "fixed":
-        return tests.fixed.p_value
-    if method == "sequential":
-        return tests.sequential.p_value
-    return tests.bayesian.p_value
-
-
 def _level(
     alpha: float, p: float, adjusted: float, family_size: int
 ) -> tuple[float, float, float]:
@@ -205,8 +197,8 @@ def _level(
     A p-value of 0 (an underflow) has no ratio; it is significant at any level,
     and its intervals are drawn at the strictest family level α/m.
     """
-    if math.isnan(p) or math.isnan(adjusted):
-        return alpha, p, adjusted
+    if math.isnan(p) or math.isnan(adjusted) or adjusted == p:
+        return alpha, p, adjusted  # outside the family, or not raised by it
     if adjusted == 0:
         return alpha / max(family_size, 1), p, adjusted
     return alpha * p / adjusted, p, adjusted
