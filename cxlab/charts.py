@@ -312,12 +312,14 @@ def delta_forest(
         [r for r in rows if in_points(r.metric)],
     ]
     panels = [p for p in panels if p]
-    heights = [max(len(p), 1) for p in panels]
+    rows_px = [44 * len(p) + 30 for p in panels]  # rows plus the x-axis labels
+    gap_px = 70  # room for the upper panel's axis title
+    height = max(220, 96 + sum(rows_px) + gap_px * (len(panels) - 1))
     fig = make_subplots(
         rows=len(panels),
         cols=1,
-        row_heights=[h / sum(heights) for h in heights],
-        vertical_spacing=0.12 if len(panels) > 1 else 0.0,
+        row_heights=[h / sum(rows_px) for h in rows_px],
+        vertical_spacing=gap_px / (height - 96) if len(panels) > 1 else 0.0,
     )
     names = {
         "win": "significant, good direction",
@@ -355,7 +357,7 @@ def delta_forest(
     return _layout(
         fig,
         f"Estimates vs control with {method} intervals (each at its level)",
-        height=max(220, 80 + 44 * len(rows) + 60 * (len(panels) - 1)),
+        height=height,
     )
 
 
