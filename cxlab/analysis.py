@@ -19,16 +19,10 @@ from typing import Literal
 
 import polars as pl
 
+from cxlab import metrics
 from cxlab.config import Catalog, Experiment, MetricDef, Role
 from cxlab.summaries import ExperimentHealth, Summaries
-from stats.aggregates import (
-    ArmStats,
-    CovariateStats,
-    NpsStats,
-    ProportionStats,
-    RatioStats,
-    SampleStats,
-)
+from stats.aggregates import ArmStats, CovariateStats, ProportionStats
 from stats.bayesian import (
     BayesianResult,
     bayesian_test,
@@ -61,7 +55,6 @@ NOT_COMPUTED = SequentialResult(
     math.nan, (math.nan, math.nan), (math.nan, math.nan), "group", reason="not computed"
 )
 MAX_MEAN_CV = 0.05
-NPS_SCALE = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,33 +146,12 @@ class ExperimentResult:
 
 def arm_stats(metric: MetricDef, row: dict[str, float]) -> ArmStats:
     """The sufficient statistics of one arm from a summary row."""
-    n = int(row["n"])
-    if metric.type == "proportion":
-        return ProportionStats(n, row["sum_x"])
-    if metric.type == "ratio":
-        return RatioStats(
-            n, row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"], row["sum_xy"]
-        )
-    if metric.type == "nps":
-        # Scores are +100/0/−100: Σx = 100(P − D) and Σx² = 100²(P + D).
-        both = row["sum_xx"] / NPS_SCALE**2
-        diff = row["sum_x"] / NPS_SCALE
-        promoters = round((both + diff) / 2)
-        detractors = round((both - diff) / 2)
-        return NpsStats(promoters, n - promoters - detractors, detractors)
-    return SampleStats(n, row["sum_x"], row["sum_xx"])
+    return metrics.arm_stats(metric, row)
 
 
 def covariate_stats(row: dict[str, float]) -> CovariateStats:
     """Outcome y and pre-period covariate x of one arm, for CUPED."""
-    return CovariateStats(
-        int(row["n"]),
-        row["sum_x"],
-        row["sum_xx"],
-        row["pre_x"],
-        row["pre_xx"],
-        row["pre_xy"],
-    )
+    return metrics.cuped_covariates(row)
 
 
 # --- verdicts and words ------------------------------------------------------------
@@ -286,7 +258,7 @@ def _timeline(
     computed there alone; the mixture test runs on every look for its running
     minimum and intersection.
     """
-    use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
+    use_cuped = exp.cuped_days > 0 and metrics.metric_type(metric).cuped
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     looks: list[Look] = []
