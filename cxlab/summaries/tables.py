@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from cxlab.metrics import RESPONDERS
+
 SUM_COLUMNS = (
     "sum_x",
     "sum_xx",
@@ -25,9 +27,9 @@ SUM_COLUMNS = (
     "pre_xy",
 )
 STAT_COLUMNS = ("n", *SUM_COLUMNS)
-# The daily changes summed per (experiment, metric, variant, day): the population
-# change d_pop (responders), the sums and CUPED's cross-product.
-DELTA_COLUMNS = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
+# The daily changes summed per (experiment, metric, variant, day): responders
+# (for a type whose population they are), the sums and CUPED's cross-product.
+DELTA_COLUMNS = [RESPONDERS, "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
 DIMENSION_KEYS = ["experiment_id", "metric", "variant", "dimension", "segment"]
 DIMENSION_SUMS = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
 HEALTH_COUNTS = (
