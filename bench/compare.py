@@ -103,8 +103,10 @@ def run_cxlab(args: argparse.Namespace) -> None:
 
 
 def _instrument(summaries, stages: dict[str, float]) -> None:
-    """Time stage 1 (the scan's ``collect_all``), ``_reduce`` and ``_cumulate``."""
+    """Time the scan (its ``collect_all``), the reduction and the daily tables."""
     import polars as pl
+
+    from cxlab.summaries import daily, reduce
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -117,26 +119,25 @@ def _instrument(summaries, stages: dict[str, float]) -> None:
         return wrapper
 
     real_collect_all = pl.collect_all
-    real_reduce = summaries._reduce
     in_reduce = []
 
     def collect_all(*a, **k):
         name = "reduce: collect_all" if in_reduce else "stage 1: collect_all"
         return timed(name, real_collect_all)(*a, **k)
 
-    def reduce(*a, **k):
-        in_reduce.append(True)
-        try:
-            return timed("_reduce (stage 2)", real_reduce)(*a, **k)
-        finally:
-            in_reduce.pop()
+    def tracked(fn):
+        def wrapper(*a, **k):
+            in_reduce.append(True)
+            try:
+                return timed("reduce_log (stage 2)", fn)(*a, **k)
+            finally:
+                in_reduce.pop()
 
-    summaries.pl.collect_all = collect_all  # the module's ``pl`` is polars itself
-    if hasattr(summaries, "_reduce"):
-        summaries._reduce = reduce
-    for name in ("_cumulate", "_dimension_table"):
-        if hasattr(summaries, name):
-            setattr(summaries, name, timed(name, getattr(summaries, name)))
+        return wrapper
+
+    pl.collect_all = collect_all  # the stage modules' ``pl`` is polars itself
+    summaries.reduce_log = tracked(reduce.reduce_log)  # as summarize looks them up
+    summaries.cumulate = timed("cumulate", daily.cumulate)
 
 
 # --- running and timing ------------------------------------------------------------
@@ -296,7 +297,7 @@ def _engine_hash() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "cxlab").glob("*.py")):
+    for path in sorted((ROOT / "cxlab").rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

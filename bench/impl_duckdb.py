@@ -5,7 +5,8 @@
 
 Produces, for every experiment, metric, variant and day from the start to the end,
 the cumulative sufficient statistics n, sum_x, sum_xx, sum_y, sum_yy, sum_xy as they
-stood at the end of that day (the same table as ``Summaries.daily``), following
+stood at the end of that day (the same table as ``Summaries.daily``; for NPS, n
+responders, sum_x promoters and sum_y detractors), following
 CONTRACT §1: first in-window exposure, outcome events from the first exposure to the
 end of the window, users seen in a second variant excluded from that day on.
 
@@ -124,12 +125,12 @@ def _user_value(metric: Metric) -> tuple[str, str, str]:
     x = metric.x.name
     if metric.type == "proportion":
         return f"CASE WHEN {x} > 0 THEN 1.0 ELSE 0.0 END", "0.0", "1.0"
-    if metric.type == "nps":
-        score = (
-            f"CASE WHEN {x} IS NULL THEN 0.0 WHEN {x} >= 9 THEN 100.0 "
-            f"WHEN {x} >= 7 THEN 0.0 ELSE -100.0 END"
+    if metric.type == "nps":  # x promoter (9-10), y detractor (0-6): counts
+        return (
+            f"CASE WHEN {x} >= 9 THEN 1.0 ELSE 0.0 END",
+            f"CASE WHEN {x} < 7 THEN 1.0 ELSE 0.0 END",
+            f"CASE WHEN {x} IS NULL THEN 0.0 ELSE 1.0 END",
         )
-        return score, "0.0", f"CASE WHEN {x} IS NULL THEN 0.0 ELSE 1.0 END"
     if metric.type == "ratio":
         assert metric.y is not None
         return f"coalesce({x}, 0.0)", f"coalesce({metric.y.name}, 0.0)", "1.0"
@@ -199,13 +200,18 @@ def build_sql(
             )
             lags.append(f"lag({k}{i}, 1, 0) OVER u AS {k}{i}_prev")
         x, y, pop = f"x{i}", f"y{i}", f"p{i}"
+        products = [
+            f"sum({x} * {x} - {x}_prev * {x}_prev) AS sum_xx{i}",
+            f"sum({y} * {y} - {y}_prev * {y}_prev) AS sum_yy{i}",
+            f"sum({x} * {y} - {x}_prev * {y}_prev) AS sum_xy{i}",
+        ]
+        if metrics[m].type == "nps":  # counts only: no squares or products
+            products = [f"0.0 AS sum_{c}{i}" for c in ("xx", "yy", "xy")]
         sums += [
             f"sum({pop} - {pop}_prev) AS d_pop{i}",
             f"sum({x} - {x}_prev) AS sum_x{i}",
-            f"sum({x} * {x} - {x}_prev * {x}_prev) AS sum_xx{i}",
             f"sum({y} - {y}_prev) AS sum_y{i}",
-            f"sum({y} * {y} - {y}_prev * {y}_prev) AS sum_yy{i}",
-            f"sum({x} * {y} - {x}_prev * {y}_prev) AS sum_xy{i}",
+            *products,
         ]
         stats = ["d_pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
         long.append(

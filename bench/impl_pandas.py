@@ -43,9 +43,8 @@ def user_values(metric, frame: pd.DataFrame) -> tuple:
     x = frame[metric.x.name]
     if metric.type == "proportion":
         return (x > 0).astype(float), 0.0, 1.0
-    if metric.type == "nps":
-        score = np.select([x >= 9, x >= 7, x.notna()], [100.0, 0.0, -100.0], 0.0)
-        return score, 0.0, x.notna().astype(float)
+    if metric.type == "nps":  # x promoter (9-10), y detractor (0-6): counts
+        return (x >= 9).astype(float), (x < 7).astype(float), x.notna().astype(float)
     if metric.type == "ratio":
         return x.fillna(0.0), frame[metric.y.name].fillna(0.0), 1.0
     return x.fillna(0.0), 0.0, 1.0
@@ -141,6 +140,8 @@ def reduce(events: Path, experiments: Path) -> pd.DataFrame:
         frame["sum_xx"] = frame["sum_x"] ** 2
         frame["sum_yy"] = frame["sum_y"] ** 2
         frame["sum_xy"] = frame["sum_x"] * frame["sum_y"]
+        if metrics[m].type == "nps":  # counts only: no squares or products
+            frame[["sum_xx", "sum_yy", "sum_xy"]] = 0.0
         cols = ["pop", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
         diffs = frame.groupby("uk")[cols].diff()
         frame[cols] = diffs.fillna(frame[cols])  # first row of a user: its value

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from cxlab import metrics
 from cxlab.config import Catalog, Experiment, MetricDef, Role
 from cxlab.decision import (
     Call,
@@ -32,14 +33,7 @@ from cxlab.decision import (
     recommend,
 )
 from cxlab.summaries import ExperimentHealth, Summaries
-from stats.aggregates import (
-    ArmStats,
-    CovariateStats,
-    NpsStats,
-    ProportionStats,
-    RatioStats,
-    SampleStats,
-)
+from stats.aggregates import ArmStats, ProportionStats
 from stats.bayesian import (
     BayesianResult,
     bayesian_test,
@@ -56,7 +50,6 @@ from stats.srm import SrmResult, sequential_srm, srm_test
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
-NPS_SCALE = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,40 +141,6 @@ class ExperimentResult:
         raise KeyError((metric_id, variant))
 
 
-# --- from summary rows to arm statistics -----------------------------------------
-
-
-def arm_stats(metric: MetricDef, row: dict[str, float]) -> ArmStats:
-    """The sufficient statistics of one arm from a summary row."""
-    n = int(row["n"])
-    if metric.type == "proportion":
-        return ProportionStats(n, row["sum_x"])
-    if metric.type == "ratio":
-        return RatioStats(
-            n, row["sum_x"], row["sum_y"], row["sum_xx"], row["sum_yy"], row["sum_xy"]
-        )
-    if metric.type == "nps":
-        # Scores are +100/0/−100: Σx = 100(P − D) and Σx² = 100²(P + D).
-        both = row["sum_xx"] / NPS_SCALE**2
-        diff = row["sum_x"] / NPS_SCALE
-        promoters = round((both + diff) / 2)
-        detractors = round((both - diff) / 2)
-        return NpsStats(promoters, n - promoters - detractors, detractors)
-    return SampleStats(n, row["sum_x"], row["sum_xx"])
-
-
-def covariate_stats(row: dict[str, float]) -> CovariateStats:
-    """Outcome y and pre-period covariate x of one arm, for CUPED."""
-    return CovariateStats(
-        int(row["n"]),
-        row["sum_x"],
-        row["sum_xx"],
-        row["pre_x"],
-        row["pre_xx"],
-        row["pre_xy"],
-    )
-
-
 # --- the timeline of one metric and treatment ----------------------------------------
 
 
@@ -198,7 +157,9 @@ class Look:
 def _cuped_arms(
     control: dict[str, float], treatment: dict[str, float]
 ) -> tuple[ArmStats, ArmStats, CupedInfo]:
-    adjusted = cuped_adjust(covariate_stats(control), covariate_stats(treatment))
+    adjusted = cuped_adjust(
+        metrics.cuped_covariates(control), metrics.cuped_covariates(treatment)
+    )
     c, t = adjusted.control, adjusted.treatment
     rel = t.mean / c.mean - 1 if c.mean else math.nan
     info = CupedInfo(
@@ -224,12 +185,13 @@ def _timeline(
     With ``last_only`` only the last look is tested (None for the others): each
     look's tests depend only on the looks up to it.
     """
-    use_cuped = exp.cuped_days > 0 and metric.type in ("proportion", "mean")
+    use_cuped = exp.cuped_days > 0 and metrics.metric_type(metric).cuped
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     arms: list[tuple[Arm, Arm, ArmStats, ArmStats, CupedInfo | None]] = []
     for c_row, t_row in zip(control_rows, treatment_rows, strict=True):
-        c_stats, t_stats = arm_stats(metric, c_row), arm_stats(metric, t_row)
+        c_stats = metrics.arm_stats(metric, c_row)
+        t_stats = metrics.arm_stats(metric, t_row)
         cuped = None
         test_c, test_t = c_stats, t_stats
         if use_cuped:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -18,6 +19,7 @@ from typing import Any, Literal, get_args
 import yaml
 
 from cxlab.errors import ConfigError
+from cxlab.metrics import TYPES
 
 MetricType = Literal["proportion", "mean", "ratio", "nps"]
 Aggregate = Literal["sum", "count", "max", "last"]
@@ -82,7 +84,7 @@ class MetricDef:
         """How to show values: the configured format or the type's natural one."""
         if self.format is not None:
             return self.format
-        return "percent" if self.type == "proportion" else "number"
+        return TYPES[self.type].natural_format
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +255,7 @@ class _Fields:
         line = self.line_of(key) if key is not None else self.line
         return ConfigError(self.path, line, message)
 
-    def reject_unknown(self, allowed: set[str]) -> None:
+    def reject_unknown(self, allowed: AbstractSet[str]) -> None:
         for key in self.data:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
@@ -330,13 +332,9 @@ class _Fields:
 
 # --- metric catalog ----------------------------------------------------------------
 
-_METRIC_COMMON = {"type", "direction", "name", "description", "window_days", "filter"}
-_METRIC_KEYS: dict[str, set[str]] = {
-    "proportion": _METRIC_COMMON | {"event", "format"},
-    "mean": _METRIC_COMMON | {"event", "aggregate", "format"},
-    "nps": _METRIC_COMMON | {"event", "format"},
-    "ratio": _METRIC_COMMON | {"numerator", "denominator", "format"},
-}
+_METRIC_COMMON = frozenset(
+    {"type", "direction", "name", "description", "window_days", "filter", "format"}
+)
 
 
 def _parse_filter(fields: _Fields, key: str = "filter") -> Filter:
@@ -370,7 +368,8 @@ def _parse_event_spec(path: Path, data: Any, what: str, line: int | None) -> Eve
 def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> MetricDef:
     fields = _Fields(path, data, f"metric '{metric_id}'", line)
     metric_type = fields.choice("type", MetricType)
-    fields.reject_unknown(_METRIC_KEYS[metric_type])
+    keys = TYPES[metric_type].config_keys
+    fields.reject_unknown(_METRIC_COMMON | keys)
     window_days = fields.integer("window_days", None, minimum=1)
     common: dict[str, Any] = {
         "id": metric_id,
@@ -382,10 +381,12 @@ def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> Me
         "filter": _parse_filter(fields),
         "format": fields.choice("format", Format) if fields.has("format") else None,
     }
-    if metric_type == "ratio":
+    if "numerator" in keys:  # two sides, each its own events
         for key in ("numerator", "denominator"):
             if not fields.has(key):
-                raise fields.error(None, f"ratio metric '{metric_id}' needs '{key}'")
+                raise fields.error(
+                    None, f"{metric_type} metric '{metric_id}' needs '{key}'"
+                )
         return MetricDef(
             **common,
             numerator=_parse_event_spec(
@@ -402,7 +403,7 @@ def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> Me
             ),
         )
     aggregate = (
-        fields.choice("aggregate", Aggregate, "sum") if metric_type == "mean" else "sum"
+        fields.choice("aggregate", Aggregate, "sum") if "aggregate" in keys else "sum"
     )
     return MetricDef(**common, event=fields.text("event"), aggregate=aggregate)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from cxlab.config import Experiment, MetricDef, Role
+from cxlab.metrics import metric_type
 from stats.aggregates import ArmStats
 from stats.bayesian import BayesianResult, bayesian_test
 from stats.corrections import adjust_p_values
@@ -339,7 +340,7 @@ def _all_finite(values: Sequence[float]) -> bool:
 
 def in_points(metric: MetricDef) -> bool:
     """Whether the metric's deltas are read in points (NPS), not as a relative %."""
-    return metric.type == "nps"
+    return metric_type(metric).delta_in_points
 
 
 def effect_text(metric: MetricDef, call: Call) -> str:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import polars as pl
 from scipy import optimize
 
-from cxlab.analysis import arm_stats
 from cxlab.config import Experiment, MetricDef
 from cxlab.errors import InputError
+from cxlab.metrics import arm_stats, metric_type
 from cxlab.summaries import Summaries
 from stats.power import (
     comparison_alpha,
@@ -317,7 +317,7 @@ def baseline_from_summaries(
         flow.filter(pl.col("variant") == experiment.control)["d_users"].sum() or 0
     )
     share = 1.0
-    if metric.type == "nps" and control_users:
+    if metric_type(metric).population == "responders" and control_users:
         share = min(1.0, stats.n / control_users)  # responders per exposed user
     return Baseline(
         metric_id=metric.id,

@@ -2,7 +2,7 @@
 
 Segment results come from the as-of summaries per dimension value
 (:attr:`cxlab.summaries.Summaries.by_dimension`), turned into arm statistics with
-:func:`cxlab.analysis.arm_stats` and tested with :func:`stats.fixed.fixed_test`.
+:func:`cxlab.metrics.arm_stats` and tested with :func:`stats.fixed.fixed_test`.
 Many segments mean many tests, so the p-values are also adjusted across the
 breakdown (Holm by default) and :func:`comparisons_note` says so in words.
 """
@@ -13,8 +13,8 @@ import math
 
 import polars as pl
 
-from cxlab.analysis import arm_stats
 from cxlab.config import Correction, Experiment, MetricDef
+from cxlab.metrics import arm_stats
 from stats.corrections import adjust_p_values
 from stats.fixed import fixed_test
 

@@ -44,7 +44,9 @@ def reference(log: Path) -> Path:
     ).daily
     assert daily.height > 0
     assert daily["n"].max() > 0
-    assert daily.filter(pl.col("metric") == "nps")["sum_x"].abs().sum() > 0
+    nps = daily.filter(pl.col("metric") == "nps")
+    assert nps["sum_x"].sum() > 0  # promoters
+    assert nps["sum_y"].sum() > 0  # detractors
     out = log / "reference.parquet"
     daily.write_parquet(out)
     return out
@@ -89,9 +91,11 @@ def test_check_catches_a_difference(log: Path, reference: Path) -> None:
     assert compare.check(reference, out).startswith("MISMATCH")
 
 
-@pytest.mark.parametrize(("answers", "score"), [((7.0, 9.0), 100.0), ((9.0, 7.0), 0.0)])
+@pytest.mark.parametrize(
+    ("answers", "promoters"), [((7.0, 9.0), 1.0), ((9.0, 7.0), 0.0)]
+)
 def test_nps_ties_in_time_go_to_the_later_row(
-    tmp_path: Path, answers: tuple[float, float], score: float
+    tmp_path: Path, answers: tuple[float, float], promoters: float
 ) -> None:
     """Two answers at the same instant: the later row of the log is the last one."""
     folder = tmp_path / "experiments"
@@ -129,4 +133,4 @@ def test_nps_ties_in_time_go_to_the_later_row(
                 (pl.col("variant") == "control")
                 & (pl.col("day") == dt.date(2026, 9, 3))
             )
-            assert last.select("n", "sum_x").row(0) == (1, score), (name, fmt)
+            assert last.select("n", "sum_x").row(0) == (1, promoters), (name, fmt)

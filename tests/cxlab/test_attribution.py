@@ -296,7 +296,7 @@ def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
     lab, monkeypatch
 ) -> None:
     """Every user gets the same code but their own check: caught, numbers hold."""
-    import cxlab.summaries as summaries
+    import cxlab.summaries.scan as scan
     from cxlab.attribution import USER_CODE, user_codes
 
     e = lab.event
@@ -317,7 +317,7 @@ def test_user_ids_sharing_a_hash_code_fall_back_to_exact_codes(
         codes = user_codes(exact=exact)
         return codes if exact else [pl.lit(7, pl.UInt64).alias(USER_CODE), codes[1]]
 
-    monkeypatch.setattr(summaries, "user_codes", colliding)
+    monkeypatch.setattr(scan, "user_codes", colliding)
     patched = lab.summarize(rows, secondary_metrics=["revenue"])
     assert calls == [False, True]
     assert patched.daily.equals(honest.daily)

@@ -193,6 +193,29 @@ def test_aggregate_key_is_refused_on_a_proportion(tmp_path) -> None:
         load_catalog(path)
 
 
+@pytest.mark.parametrize("metric_type", ["proportion", "mean", "nps"])
+def test_a_type_allows_the_common_keys_and_its_registry_keys(
+    tmp_path, metric_type: str
+) -> None:
+    from cxlab.metrics import TYPES
+
+    path = write(
+        tmp_path / "metrics.yaml",
+        f"""\
+        m:
+          type: {metric_type}
+          event: order
+          direction: increase
+          numerator: {{event: contact}}
+        """,
+    )
+    with pytest.raises(ConfigError, match=r":5: unknown key 'numerator'") as excinfo:
+        load_catalog(path)
+    allowed = {"type", "direction", "name", "description", "window_days", "filter"}
+    allowed |= {"format", *TYPES[metric_type].config_keys}
+    assert f"(allowed: {', '.join(sorted(allowed))})" in str(excinfo.value)
+
+
 def test_unknown_key_inside_ratio_side_is_refused(tmp_path) -> None:
     path = write(
         tmp_path / "metrics.yaml",

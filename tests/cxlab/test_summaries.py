@@ -2,7 +2,8 @@
 
 Experiment ``exp`` of the shared fixture runs 2026-10-01 .. 2026-10-05. For each metric
 type the per-user values x (and y for ratios) are written down in the comments, and
-n, Σx, Σx², Σy, Σy², Σxy follow by plain arithmetic.
+n, Σx, Σx², Σy, Σy², Σxy follow by plain arithmetic. NPS rows carry counts: n
+responders, Σx promoters, Σy detractors.
 """
 
 from __future__ import annotations
@@ -180,11 +181,13 @@ def test_simultaneous_answers_resolve_to_the_later_row_of_the_log(lab, row_of) -
     ]
     s = lab.summarize(rows, primary_metric="nps")
     row = row_of(s, "nps", "treatment", "2026-10-05")
-    assert sums(row, "n", "sum_x", "sum_xx") == (2, 0.0, 20_000.0)
-    # Swapping each pair swaps each user's answer, and the total again nets out:
-    # a +100, b −100 — so check a alone.
+    # a detractor (3), b promoter (9)
+    assert sums(row, "n", "sum_x", "sum_y") == (2, 1.0, 1.0)
+    # Swapping each pair swaps each user's answer, and the counts again tie:
+    # a promoter, b detractor — so check a alone.
     alone = lab.summarize(rows[:3], primary_metric="nps")
-    assert sums(row_of(alone, "nps", "treatment", "2026-10-05"), "sum_x") == (-100.0,)
+    a_alone = row_of(alone, "nps", "treatment", "2026-10-05")
+    assert sums(a_alone, "n", "sum_x", "sum_y") == (1, 0.0, 1.0)
 
 
 def test_nps_counts_responders_and_their_last_answer(lab, row_of) -> None:
@@ -203,28 +206,16 @@ def test_nps_counts_responders_and_their_last_answer(lab, row_of) -> None:
         e("2026-10-02T11:00:00Z", "e", "nps_response", value=8),  # last: passive 0
     ]
     s = lab.summarize(rows, primary_metric="nps")
-    # 10-01: a +100 → n 1, Σx 100, Σx² 10 000
-    assert sums(
-        row_of(s, "nps", "treatment", "2026-10-01"), "n", "sum_x", "sum_xx"
-    ) == (
-        1,
-        100.0,
-        10_000.0,
-    )
-    # 10-02: a +100, b 0, c +100, e 0 → n 4, Σx 200, Σx² 20 000
-    assert sums(
-        row_of(s, "nps", "treatment", "2026-10-02"), "n", "sum_x", "sum_xx"
-    ) == (
-        4,
-        200.0,
-        20_000.0,
-    )
-    # 10-03 on: a −100 → Σx 0, Σx² 20 000 (n stays 4; d never answered)
-    assert sums(row_of(s, "nps", "treatment"), "n", "sum_x", "sum_xx") == (
-        4,
-        0.0,
-        20_000.0,
-    )
+
+    def counts(day: str | None = None) -> tuple:
+        return sums(row_of(s, "nps", "treatment", day), "n", "sum_x", "sum_y")
+
+    # 10-01: a promoter → n 1, 1 promoter, 0 detractors
+    assert counts("2026-10-01") == (1, 1.0, 0.0)
+    # 10-02: a promoter, b passive, c promoter, e passive (last answer 8)
+    assert counts("2026-10-02") == (4, 2.0, 0.0)
+    # 10-03 on: a turns detractor (n stays 4; d never answered)
+    assert counts() == (4, 1.0, 1.0)
     assert row_of(s, "nps", "control")["n"] == 0
 
 
@@ -441,17 +432,10 @@ def test_user_with_two_variants_leaves_nps_and_cuped_sums_on_the_conflict_day(
         4.0,
         0.0,
     )
-    # NPS: a +100, b −100 until 10-02; then b alone
-    assert sums(row_of(s, "nps", "control", "2026-10-02"), "n", "sum_x", "sum_xx") == (
-        2,
-        0.0,
-        20_000.0,
-    )
-    assert sums(row_of(s, "nps", "control"), "n", "sum_x", "sum_xx") == (
-        1,
-        -100.0,
-        10_000.0,
-    )
+    # NPS: a promoter, b detractor until 10-02; then b alone
+    nps_day2 = row_of(s, "nps", "control", "2026-10-02")
+    assert sums(nps_day2, "n", "sum_x", "sum_y") == (2, 1.0, 1.0)
+    assert sums(row_of(s, "nps", "control"), "n", "sum_x", "sum_y") == (1, 0.0, 1.0)
 
 
 def test_filters_on_metric_and_ratio_side_and_carried_values_on_quiet_days(

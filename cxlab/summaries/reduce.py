@@ -1,0 +1,319 @@
+"""Stage 2, the reduction: from rows to summed changes per variant and day.
+
+Attribution (:mod:`cxlab.attribution`) makes one row per (experiment, user);
+:mod:`.users` gives each user's metric components at the end of each of their
+days. Per metric, each user's contribution to the sums (the registry's
+:meth:`~cxlab.metrics.MetricKind.user_values`: x, x², …, and x·x₀ for CUPED) is
+taken less the same on their previous day, and the changes are summed per
+(variant, day) and per (variant, segment, day) in one streaming collect. A user
+who meets a second variant retires on that day: their contribution is taken
+back. The users entering and leaving each arm make the flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from cxlab.attribution import USER_CODE, attribute_exposures
+from cxlab.config import Catalog, Experiment
+from cxlab.metrics import Component, metric_type
+from cxlab.summaries.scan import Scan, named_by_id
+from cxlab.summaries.set_aside import BeforeExposure
+from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
+from cxlab.summaries.users import user_days
+
+PREVIOUS = "previous:"
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """The reduction's tables: small, per variant (and segment) and day."""
+
+    assignments: pl.DataFrame  # one row per analysed (experiment, user)
+    users_by_day: pl.DataFrame  # experiment, variant, day: users first seen
+    deltas: pl.DataFrame  # per (experiment, metric, variant, day): summed changes
+    flow: pl.DataFrame  # per (experiment, variant, day): users in/out, pre sums
+    dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]  # sums, user counts
+    before: BeforeExposure  # rows before a first exposure; users in by day
+
+
+def reduce_log(
+    scan: Scan, experiments: Sequence[Experiment], catalog: Catalog
+) -> Reduced:
+    """Attribute the exposures, then sum the users' daily changes per arm.
+
+    Raises:
+        UserCodeCollisionError: two user ids share a hash code (the caller
+            scans again with exact codes).
+    """
+    assignments, users_by_day = _attribute(scan)
+    arms = _arms(experiments)
+    dims = scan.dims
+    users, days = user_days(
+        assignments,
+        scan.outcomes,
+        arms,
+        experiments,
+        catalog,
+        scan.metric_users,
+        scan.components,
+        dims,
+    )
+    parts = _Parts(scan.metric_users, catalog, users.pre_columns)
+    daily_sums, dim_sums = _summed_changes(
+        days, parts, scan.components, arms, experiments, dims
+    )
+    del days  # the biggest frame: free it now
+    dimensions = _dimensions(
+        users.table, arms, experiments, scan.metric_users, dims, dim_sums
+    )
+    return Reduced(
+        assignments=assignments,
+        users_by_day=users_by_day,
+        deltas=_to_long(
+            _named_arms(daily_sums, arms),
+            ["experiment_id", "variant", "day"],
+            scan.metric_users,
+        ),
+        flow=_flow(users.table, users.pre_columns, arms),
+        dimensions=dimensions,
+        before=users.before,
+    )
+
+
+def _attribute(scan: Scan) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per (experiment, user) (``uk`` its index); new users by day."""
+    coded = scan.exposures.take().with_columns(scan.codes)
+    assignments = attribute_exposures(coded, scan.dims).with_row_index("uk")
+    # Users per variant by the day they first saw it in the window.
+    users_by_day = named_by_id(
+        coded.lazy()
+        .filter(pl.col("in_window"))
+        .group_by("experiment_index", "variant", USER_CODE)
+        .agg(pl.col("timestamp").min().dt.date().alias("day"))
+        .group_by("experiment_index", "variant", "day")
+        .agg(pl.len().alias("users")),
+        scan.windows,
+    )
+    return assignments, users_by_day
+
+
+def _arms(experiments: Sequence[Experiment]) -> pl.DataFrame:
+    """An integer ``arm`` per (experiment, variant): the group-bys' key."""
+    return pl.DataFrame(
+        [(e.id, v) for e in experiments for v in e.variant_ids],
+        schema={"experiment_id": pl.String, "variant": pl.String},
+        orient="row",
+    ).with_row_index("arm")
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Each metric's per-user contributions as wide columns "<metric>|<sum>"."""
+
+    metric_users: Mapping[str, Sequence[str]]
+    catalog: Catalog
+    pre_columns: Mapping[str, str]
+
+    def of(self, prefix: str = "") -> dict[str, pl.Expr]:
+        """The contributions from the component columns ``prefix + name``.
+
+        Only the sums a metric type fills (the others are zero); x·x₀ with the
+        pre-period value x₀ where CUPED applies.
+        """
+        parts = {}
+        for metric_id in self.metric_users:
+            metric = self.catalog[metric_id]
+            kind = metric_type(metric)
+            values = [pl.col(prefix + c.name) for c in kind.components(metric)]
+            metric_parts = kind.user_values(values)
+            if metric_id in self.pre_columns:
+                pre = pl.col(self.pre_columns[metric_id]).fill_null(0.0)
+                metric_parts["pre_xy"] = metric_parts["sum_x"] * pre
+            parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
+        return parts
+
+
+def _summed_changes(
+    days: pl.DataFrame,
+    parts: _Parts,
+    components: Sequence[Component],
+    arms: pl.DataFrame,
+    experiments: Sequence[Experiment],
+    dims: Sequence[str],
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """The changes summed per (arm, day), and per (arm, segment, day) by dimension.
+
+    Each user's contribution on each of their days less the same on their
+    previous day; a user who meets a second variant retires on that day.
+    """
+    seg_cols = [SEGMENT_PREFIX + d for d in dims]
+    conflict = pl.col("conflict_day")
+    same_user = pl.col("uk") == pl.col("uk").shift(1)
+    active = days.filter(conflict.is_null() | (pl.col("day") < conflict)).with_columns(
+        pl.when(same_user).then(pl.col(c.name).shift(1)).alias(PREVIOUS + c.name)
+        for c in components
+    )
+    now, before = parts.of(), parts.of(PREVIOUS)
+    retiring = active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
+    changes = pl.concat(
+        [
+            active.lazy().select(
+                "arm",
+                "day",
+                *seg_cols,
+                *[(e - before[k]).alias(k) for k, e in now.items()],
+            ),
+            retiring.lazy().select(
+                "arm",
+                conflict.alias("day"),
+                *seg_cols,
+                *[(-e).alias(k) for k, e in now.items()],
+            ),
+        ]
+    )
+    wide_sums = pl.selectors.contains("|").sum()
+    ids = {e.id for e in experiments}
+    dim_plans = []
+    for d in dims:
+        exp_ids = [e.id for e in experiments if d in e.dimensions]
+        in_exps = pl.col("arm").is_in(
+            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
+        )
+        of_exps = changes if set(exp_ids) == ids else changes.filter(in_exps)
+        dim_plans.append(
+            of_exps.group_by("arm", pl.col(SEGMENT_PREFIX + d), "day").agg(wide_sums)
+        )
+    daily_sums, *dim_sums = pl.collect_all(
+        [changes.group_by("arm", "day").agg(wide_sums), *dim_plans],
+        engine="streaming",
+    )
+    return daily_sums, dim_sums
+
+
+def _flow(
+    users: pl.DataFrame, pre_columns: Mapping[str, str], arms: pl.DataFrame
+) -> pl.DataFrame:
+    """Per (experiment, variant, day): users in and out, and their pre-period sums.
+
+    A user enters on their exposure day (+1, +x₀, +x₀²) and leaves when they meet
+    a second variant (−1, −x₀, −x₀²; counted in ``d_conflicts``).
+    """
+    conflict = pl.col("conflict_day")
+    pre = {m: pl.col(c).fill_null(0.0) for m, c in pre_columns.items()}
+    entering = users.select(
+        "arm",
+        pl.col("exposure_day").alias("day"),
+        pl.lit(1).alias("d_users"),
+        pl.lit(0).alias("d_conflicts"),
+        *[v.alias(f"{m}:pre_x") for m, v in pre.items()],
+        *[(v**2).alias(f"{m}:pre_xx") for m, v in pre.items()],
+    )
+    leaving = users.filter(conflict.is_not_null()).select(
+        "arm",
+        conflict.alias("day"),
+        pl.lit(-1).alias("d_users"),
+        pl.lit(1).alias("d_conflicts"),
+        *[(-v).alias(f"{m}:pre_x") for m, v in pre.items()],
+        *[(-(v**2)).alias(f"{m}:pre_xx") for m, v in pre.items()],
+    )
+    return _named_arms(
+        pl.concat([entering, leaving], how="vertical_relaxed")
+        .group_by("arm", "day")
+        .agg(pl.exclude("arm", "day").sum()),
+        arms,
+    )
+
+
+def _dimensions(
+    users: pl.DataFrame,
+    arms: pl.DataFrame,
+    experiments: Sequence[Experiment],
+    metric_users: Mapping[str, Sequence[str]],
+    dims: Sequence[str],
+    dim_sums: Sequence[pl.DataFrame],
+) -> list[tuple[str, pl.DataFrame, pl.DataFrame]]:
+    """Per dimension: its name, summed changes per segment, users in and out."""
+    keys = ["experiment_id", "variant", "segment", "day"]
+    out = []
+    for d, sums in zip(dims, dim_sums, strict=True):
+        exp_ids = [e.id for e in experiments if d in e.dimensions]
+        metrics = {
+            m: [e for e in users_of if e in exp_ids]
+            for m, users_of in metric_users.items()
+        }
+        changes = _to_long(_named_arms(sums, arms), keys, metrics)
+        out.append((d, changes, _segment_users(users, arms, d, exp_ids)))
+    return out
+
+
+def _segment_users(
+    users: pl.DataFrame, arms: pl.DataFrame, dim: str, exp_ids: Sequence[str]
+) -> pl.DataFrame:
+    """Users in and out per (experiment, variant, segment, day) of a dimension.
+
+    A user enters on their first day (+1) and leaves when they meet a second
+    variant (−1).
+    """
+    conflict = pl.col("conflict_day")
+    segment = pl.col(SEGMENT_PREFIX + dim)
+    of_exps = users.filter(pl.col("experiment_id").is_in(exp_ids))
+    return _named_arms(
+        pl.concat(
+            [
+                of_exps.select(
+                    "arm",
+                    segment,
+                    pl.col("exposure_day").alias("day"),
+                    pl.lit(1).alias("users"),
+                ),
+                of_exps.filter(conflict.is_not_null()).select(
+                    "arm", segment, conflict.alias("day"), pl.lit(-1).alias("users")
+                ),
+            ],
+            how="vertical_relaxed",
+        )
+        .group_by("arm", SEGMENT_PREFIX + dim, "day")
+        .agg(pl.col("users").sum()),
+        arms,
+    )
+
+
+def _to_long(
+    wide: pl.DataFrame, keys: Sequence[str], metric_users: Mapping[str, Sequence[str]]
+) -> pl.DataFrame:
+    """Wide "<metric>|<sum>" columns to one row per metric (its experiments only)."""
+    frames = [
+        wide.filter(pl.col("experiment_id").is_in(exp_ids)).select(
+            *keys,
+            pl.lit(metric_id).alias("metric"),
+            *[
+                pl.col(f"{metric_id}|{c}").alias(c)
+                if f"{metric_id}|{c}" in wide.columns
+                else pl.lit(0.0).alias(c)
+                for c in DELTA_COLUMNS
+            ],
+        )
+        for metric_id, exp_ids in metric_users.items()
+    ]
+    if not frames:
+        schema = {**{k: wide.schema[k] for k in keys}, "metric": pl.String}
+        return pl.DataFrame(
+            schema={**schema, **dict.fromkeys(DELTA_COLUMNS, pl.Float64)}
+        )
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _named_arms(frame: pl.DataFrame, arms: pl.DataFrame) -> pl.DataFrame:
+    """Arm numbers back to (experiment_id, variant); segments back to text."""
+    named = frame.join(arms, on="arm", how="left").drop("arm")
+    segments = [c for c in named.columns if c.startswith(SEGMENT_PREFIX)]
+    return named.select(
+        "experiment_id",
+        "variant",
+        *[pl.col(c).cast(pl.String).alias("segment") for c in segments],
+        pl.exclude("experiment_id", "variant", *segments),
+    )

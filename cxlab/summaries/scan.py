@@ -1,0 +1,353 @@
+"""Stage 1, the scan: one pass over the log for everything the reduction needs.
+
+The plans share one scan and are collected together (``pl.collect_all``): the
+log's row count, time span and validation-rule counts; rows per event type and
+per user (for the health report); the exposure rows of the configured
+experiments; and the outcome rows the metrics need, projected to a few columns
+with the event names as a small enum and the users as integer codes. Bad input
+raises here, before any reduction, naming the file, the column and the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from cxlab.attribution import experiment_windows, flag_windows, user_codes
+from cxlab.config import Catalog, Experiment
+from cxlab.errors import EventLogError
+from cxlab.events import (
+    EXAMPLE_ROWS,
+    EXPOSURE,
+    FILE_COL,
+    RAW_TS,
+    RAW_VALUE,
+    EventSource,
+    format_rows,
+    offending_rows,
+    raise_for_violations,
+    rule_counts_exprs,
+    scan_events,
+)
+from cxlab.metrics import Component, metric_type
+from cxlab.summaries.as_of import analysis_cutoff_of_day
+from cxlab.summaries.tables import EXAMPLE_COLUMNS
+
+TEXT_FORMATS = {".csv", ".ndjson", ".jsonl", ".json"}
+
+
+class UnparsedTimestampsError(Exception):
+    """The fast parse left text timestamps unparsed: scan again, thoroughly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Slower, surer ways to read the log, turned on when the fast ones fail."""
+
+    thorough_timestamps: bool = False  # try every ISO-8601 spelling per row
+    exact_user_codes: bool = False  # number users by a dictionary, not a hash
+
+
+class Handover:
+    """A big frame for the one step that frees it: taking it leaves no reference."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        """Hold the frame until it is taken."""
+        self._frame: pl.DataFrame | None = frame
+
+    def take(self) -> pl.DataFrame:
+        """The frame, once; this holder keeps no reference to it."""
+        frame, self._frame = self._frame, None
+        if frame is None:
+            raise RuntimeError("this frame was handed over already")
+        return frame
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the scan collected, and what the configs ask of the log."""
+
+    log_row: dict[str, Any]  # rows, first/last event, rule counts
+    events_by_type: pl.DataFrame
+    rows_per_user: pl.DataFrame
+    exposures: Handover  # exposure rows in log order, flagged ``in_window``
+    outcomes: Handover  # the outcome rows the metrics need, in log order
+    exposure_days: pl.DataFrame  # experiment, variant, day: exposure rows, in window
+    other_experiments: pl.DataFrame  # examples of unconfigured experiments' rows
+    outside_window: pl.DataFrame  # examples of exposures outside the window
+    windows: pl.DataFrame  # per experiment: its number, window and pre-period
+    dims: list[str]
+    metric_users: dict[str, list[str]]  # metric id → ids of its experiments
+    components: list[Component]
+    codes: list[pl.Expr]  # the user code and check columns
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """The day of the log's last event."""
+        last = self.log_row["last_event"]
+        return last.date() if last else None
+
+
+def scan_log(
+    source: EventSource,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    as_of: dt.date | None,
+    log_health: bool,
+    options: Options,
+) -> Scan:
+    """Scan the log once; validate it; keep the rows the reduction needs.
+
+    Raises:
+        EventLogError: bad input, naming the file, the column and the first rows.
+        UnparsedTimestampsError: text timestamps the fast parse could not read
+            (only without ``options.thorough_timestamps``).
+    """
+    columns = dict(experiments[0].columns) if experiments else {}
+    scanned = scan_events(
+        source, columns, thorough_timestamps=options.thorough_timestamps
+    )
+    schema = scanned.collect_schema()
+    dims = _needed_dimensions(experiments, schema, source.label)
+    metric_users = _metrics_by_experiment(experiments)
+    _check_filter_columns(catalog, list(metric_users), schema, source.label)
+    metrics = [catalog[m] for m in metric_users]
+    components = list(
+        dict.fromkeys(c for m in metrics for c in metric_type(m).components(m))
+    )
+    filter_columns = sorted({col for c in components for col, _ in c.filter})
+    events = _parsed_once(scanned, source, [*dims, *filter_columns])
+    codes = user_codes(exact=options.exact_user_codes)
+    ids = [e.id for e in experiments]
+    plans = _plans(events, ids, components, dims, codes, as_of, log_health)
+    try:
+        log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
+            pl.collect_all(plans)
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
+    log_row = log_row.row(0, named=True)
+    if log_row["timestamp_unparseable"] and not options.thorough_timestamps:
+        raise UnparsedTimestampsError  # mixed ISO-8601 spellings
+    raise_for_violations(scanned, log_row, source.label)
+    if not log_row["rows"]:
+        raise EventLogError(source.label, "the event log is empty")
+    windows = experiment_windows(experiments, as_of)
+    exposures = flag_windows(exposure_log, windows)
+    del exposure_log
+    exposure_days = _exposure_days(exposures, windows)
+    _check_declared_variants(scanned, exposure_days, experiments, source.label)
+    return Scan(
+        log_row=log_row,
+        events_by_type=events_by_type,
+        rows_per_user=rows_per_user,
+        exposures=Handover(exposures),
+        outcomes=Handover(outcomes),
+        exposure_days=exposure_days,
+        other_experiments=other,
+        outside_window=exposures.filter(~pl.col("in_window"))
+        .select(EXAMPLE_COLUMNS)
+        .head(EXAMPLE_ROWS),
+        windows=windows,
+        dims=dims,
+        metric_users=metric_users,
+        components=components,
+        codes=codes,
+    )
+
+
+def named_by_id(by_index: pl.LazyFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Group-by results keyed by the experiment's number, named by its id."""
+    ids = windows.lazy().select("experiment_index", "experiment_id")
+    named = by_index.join(ids, on="experiment_index")
+    return named.select(
+        "experiment_id", pl.exclude("experiment_id", "experiment_index")
+    ).collect()
+
+
+def _plans(
+    events: pl.LazyFrame,
+    ids: Sequence[str],
+    components: Sequence[Component],
+    dims: Sequence[str],
+    codes: Sequence[pl.Expr],
+    as_of: dt.date | None,
+    log_health: bool,
+) -> list[pl.LazyFrame]:
+    """The plans collected together: they share the scan of ``events``.
+
+    Log stats; rows per event type; the configured experiments' exposure rows;
+    the outcome rows the metrics need (user codes standing in for the text ids,
+    event names as an enum); rows per user; examples of exposures to experiments
+    without a config. The per-type and per-user counts only with ``log_health``.
+    """
+    analysed = events
+    if as_of is not None:
+        analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
+    needed_events = sorted({c.event for c in components} - {EXPOSURE})
+    filter_columns = sorted({col for c in components for col, _ in c.filter})
+    component_events = sorted({c.event for c in components})
+    event_code = pl.col("event")
+    if component_events:
+        event_code = event_code.cast(pl.Enum(component_events))
+    is_exposure = pl.col("event") == EXPOSURE
+    return [
+        _log_stats(events, ids),
+        events.group_by("event")
+        .agg(pl.len().alias("rows"))
+        .sort("rows", descending=True)
+        if log_health
+        else pl.LazyFrame(schema={"event": pl.String, "rows": pl.UInt32}),
+        analysed.filter(is_exposure & pl.col("experiment_id").is_in(ids)).select(
+            "timestamp", "user_id", "experiment_id", "variant", *dims
+        ),
+        analysed.filter(pl.col("event").is_in(needed_events)).select(
+            "timestamp", *codes, event_code, "value", *filter_columns
+        ),
+        events.group_by("user_id").agg(pl.len().alias("rows"))
+        if log_health
+        else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
+        events.filter(is_exposure & ~pl.col("experiment_id").is_in(ids))
+        .select(EXAMPLE_COLUMNS)
+        .head(EXAMPLE_ROWS),
+    ]
+
+
+def _exposure_days(exposures: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Exposure rows and in-window rows per (experiment, variant, day)."""
+    return named_by_id(
+        exposures.lazy()
+        .group_by(
+            "experiment_index", "variant", pl.col("timestamp").dt.date().alias("day")
+        )
+        .agg(
+            pl.len().alias("exposure_rows"),
+            pl.col("in_window").sum().alias("in_window_rows"),
+        ),
+        windows,
+    )
+
+
+def _needed_dimensions(
+    experiments: Sequence[Experiment], schema: pl.Schema, label: str
+) -> list[str]:
+    dims = list(dict.fromkeys(d for e in experiments for d in e.dimensions))
+    for d in dims:
+        if d not in schema:
+            users = [e.id for e in experiments if d in e.dimensions]
+            raise EventLogError(
+                label,
+                f"dimension '{d}' of experiment {', '.join(users)} "
+                "is not a column of the log",
+                column=d,
+            )
+    return dims
+
+
+def _metrics_by_experiment(experiments: Sequence[Experiment]) -> dict[str, list[str]]:
+    """Metric id → ids of the experiments that analyse it."""
+    users: dict[str, list[str]] = {}
+    for exp in experiments:
+        for metric_id, _ in exp.metric_roles:
+            users.setdefault(metric_id, []).append(exp.id)
+    return users
+
+
+def _check_filter_columns(
+    catalog: Catalog, metric_ids: Sequence[str], schema: pl.Schema, label: str
+) -> None:
+    for metric_id in metric_ids:
+        metric = catalog[metric_id]
+        for comp in metric_type(metric).components(metric):
+            for column, _ in comp.filter:
+                if column not in schema:
+                    raise EventLogError(
+                        label,
+                        f"metric '{metric_id}' filters on '{column}', "
+                        "which is not a column of the log",
+                        column=column,
+                    )
+
+
+def _check_declared_variants(
+    events: pl.LazyFrame,
+    exposure_days: pl.DataFrame,
+    experiments: Sequence[Experiment],
+    label: str,
+) -> None:
+    by_variant = exposure_days.group_by("experiment_id", "variant").agg(
+        pl.col("in_window_rows").sum()
+    )
+    for exp in experiments:
+        seen = by_variant.filter(
+            (pl.col("experiment_id") == exp.id) & (pl.col("in_window_rows") > 0)
+        )["variant"].to_list()
+        unknown = sorted(set(seen) - set(exp.variant_ids))
+        if unknown:
+            condition = (
+                (pl.col("event") == EXPOSURE)
+                & (pl.col("experiment_id") == exp.id)
+                & pl.col("variant").is_in(unknown)
+            )
+            rows = offending_rows(
+                events, condition, ["variant", "experiment_id", "user_id"]
+            )
+            files = sorted(set(rows[FILE_COL].to_list())) or [label]
+            raise EventLogError(
+                ", ".join(files),
+                f"variant(s) {', '.join(repr(v) for v in unknown)} of experiment "
+                f"'{exp.id}' are not declared in {exp.source or 'its config'} "
+                f"(declared: {', '.join(exp.variant_ids)})",
+                column="variant",
+                rows=format_rows(rows),
+            )
+
+
+def _parsed_once(
+    scanned: pl.LazyFrame, source: EventSource, extra: Sequence[str]
+) -> pl.LazyFrame:
+    """Parquet is rescanned by each plan; text is parsed once and kept in memory.
+
+    Every plan of the scan reads the log; re-reading Parquet costs little, but
+    re-parsing CSV or NDJSON (and its text timestamps) for each plan would cost
+    several times the whole analysis. The kept frame has only the columns the plans
+    use, with the raw columns reduced to "was there a value" flags for the rules.
+    """
+    if not any(f.suffix.lower() in TEXT_FORMATS for f in source.files):
+        return scanned
+    present = pl.when(pl.col(RAW_TS).is_not_null()).then(pl.lit(True))
+    value_present = pl.when(pl.col(RAW_VALUE).is_not_null()).then(pl.lit(True))
+    frame = scanned.select(
+        "timestamp",
+        "user_id",
+        "event",
+        "experiment_id",
+        "variant",
+        "value",
+        *dict.fromkeys(extra),
+        present.alias(RAW_TS),
+        value_present.alias(RAW_VALUE),
+    )
+    try:
+        return frame.collect().lazy()
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
+
+
+def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFrame:
+    """Rows, users, time span, rule counts and exposures of unconfigured experiments."""
+    other_experiment = (pl.col("event") == EXPOSURE) & ~pl.col("experiment_id").is_in(
+        experiment_ids
+    )
+    return events.select(
+        pl.len().alias("rows"),
+        pl.col("timestamp").min().alias("first_event"),
+        pl.col("timestamp").max().alias("last_event"),
+        *rule_counts_exprs(),
+        other_experiment.sum().alias("exposure_rows_of_other_experiments"),
+    )
