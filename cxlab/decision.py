@@ -6,9 +6,11 @@ of it. Per result and per method (fixed, sequential, Bayesian) a :class:`Call`
 holds:
 
 * the level ``alpha``: the experiment's alpha after its ``correction`` across the
-  family (treatments × non-guardrail metrics). With raw p-value p and adjusted
-  p̃, the per-result level α·p/p̃ rejects exactly when p̃ ≤ α (CONTRACT §4, "One
-  set of numbers"); guardrails are outside the family and keep α;
+  result's family (treatments × non-guardrail metrics; a metric with one result
+  per category corrects across them, see :class:`Entry`). With raw p-value p
+  and adjusted p̃, the per-result level α·p/p̃ rejects exactly when p̃ ≤ α
+  (CONTRACT §4, "One set of numbers"); guardrails are outside the family and
+  keep α;
 * the intervals at 1 − that level, computed by the method's own test, so the
   intervals exclude 0 exactly when the result is significant (abs and rel agree:
   :func:`stats.delta.agreeing_rel_ci`);
@@ -93,14 +95,24 @@ class Tests:
     group_looks: tuple[tuple[ArmStats, ArmStats], ...] = ()
 
 
+EXPERIMENT_FAMILY = "experiment"
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One result to decide: its metric, treatment, role and raw tests."""
+    """One result to decide: its metric, treatment, role and raw tests.
+
+    ``family`` names the results its correction spans: by default every
+    non-guardrail result of the experiment (:data:`EXPERIMENT_FAMILY`); None for
+    a result outside any family (a guardrail); a metric with several results
+    per treatment (one per category) may name its own family.
+    """
 
     metric: MetricDef
     variant: str
     role: Role
     tests: Tests
+    family: str | None = EXPERIMENT_FAMILY
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +159,21 @@ def decide(exp: Experiment, entries: Sequence[Entry]) -> list[Decided]:
     Returns:
         One :class:`Decided` per entry, in order.
     """
-    family = [i for i, e in enumerate(entries) if e.role != "guardrail"]
+    families: dict[str, list[int]] = {}
+    for i, entry in enumerate(entries):
+        if entry.family is not None and entry.role != "guardrail":
+            families.setdefault(entry.family, []).append(i)
     levels: dict[Method, list[tuple[float, float, float]]] = {}
     for method in METHODS:
         raw = [getattr(e.tests, method).p_value for e in entries]
-        adjusted = dict(
-            zip(
-                family,
-                adjust_p_values([raw[i] for i in family], exp.correction),
-                strict=True,
-            )
-        )
+        adjusted: dict[int, float] = {}
+        size: dict[int, int] = {}
+        for members in families.values():
+            ps = adjust_p_values([raw[i] for i in members], exp.correction)
+            adjusted |= dict(zip(members, ps, strict=True))
+            size |= dict.fromkeys(members, len(members))
         levels[method] = [
-            _level(exp.alpha, p, adjusted.get(i, p), len(family))
+            _level(exp.alpha, p, adjusted.get(i, p), size.get(i, 1))
             for i, p in enumerate(raw)
         ]
     out = []
