@@ -41,6 +41,7 @@ from stats.bayesian import (
 )
 from stats.cuped import cuped_adjust
 from stats.fixed import FixedResult, fixed_test
+from stats.noninferiority import NonInferiority
 from stats.sequential import (
     SequentialResult,
     group_sequential_test,
@@ -73,6 +74,23 @@ class CupedInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseCheck:
+    """Whether a treatment changed who answers a survey (NPS).
+
+    Attributes:
+        control_rate: responders per exposed user in control.
+        treatment_rate: the same in the treatment.
+        p_value: two-sided z test of the two rates.
+        ok: no significant difference at the experiment's alpha.
+    """
+
+    control_rate: float
+    treatment_rate: float
+    p_value: float
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MetricResult:
     """One row of the scorecard: a metric, a treatment, all three tests.
 
@@ -101,11 +119,18 @@ class MetricResult:
     cuped: CupedInfo | None = None
     reason: str | None = None
     beta_binomial: tuple[float, float] | None = None  # (P(better), expected loss)
+    non_inferiority: NonInferiority | None = None
+    response: ResponseCheck | None = None
 
     @property
     def call(self) -> Call:
         """The call of the experiment's decision method."""
         return self.calls[self.method]
+
+    @property
+    def answers_suspect(self) -> bool:
+        """Whether the treatment changed who answers (its response check failed)."""
+        return self.response is not None and not self.response.ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +317,14 @@ def _warnings(
         )
     if any(r.sequential.planned_size_exceeded for r in results):
         out.append("The group-sequential test has passed its planned sample size.")
+    out.extend(
+        f"{r.variant} changed who answers {r.metric.label}: response rate "
+        f"{r.response.treatment_rate:.1%} vs {r.response.control_rate:.1%} "
+        f"in control (p = {r.response.p_value:.2g}), so the "
+        f"{r.metric.label} comparison is suspect."
+        for r in results
+        if r.response is not None and not r.response.ok
+    )
     return tuple(out)
 
 
@@ -360,7 +393,14 @@ def analyze_history(
             if look is not None
         ]
         results = [
-            _result(entry, look, decided, with_beta_binomial=k == len(days) - 1)
+            _result(
+                exp,
+                entry,
+                look,
+                decided,
+                users,
+                with_beta_binomial=k == len(days) - 1,
+            )
             for entry, (_, look), decided in zip(
                 entries, keyed, decide(exp, entries), strict=True
             )
@@ -388,9 +428,22 @@ def analyze_history(
 
 
 def _result(
-    entry: Entry, look: Look, decided: Decided, *, with_beta_binomial: bool
+    exp: Experiment,
+    entry: Entry,
+    look: Look,
+    decided: Decided,
+    users: dict[str, int],
+    *,
+    with_beta_binomial: bool,
 ) -> MetricResult:
     """One scorecard row from its look and its decision."""
+    response = None
+    if metrics.metric_type(entry.metric).population == "responders":
+        response = response_check(
+            (look.control.n, users[exp.control]),
+            (look.treatment.n, users[entry.variant]),
+            alpha=exp.alpha,
+        )
     return MetricResult(
         metric=entry.metric,
         variant=entry.variant,
@@ -413,6 +466,33 @@ def _result(
         beta_binomial=_beta_binomial(entry.metric, look)
         if with_beta_binomial
         else None,
+        non_inferiority=decided.non_inferiority,
+        response=response,
+    )
+
+
+def response_check(
+    control: tuple[int, int], treatment: tuple[int, int], *, alpha: float
+) -> ResponseCheck:
+    """Did the treatment change who answers? Response rates compared by a z test.
+
+    Args:
+        control: (responders, exposed users) of the control arm.
+        treatment: the same for the treatment arm.
+        alpha: flag the difference when the two-sided p-value is below this.
+
+    Returns:
+        The :class:`ResponseCheck` (``ok`` False when the rates differ).
+    """
+    (resp_c, users_c), (resp_t, users_t) = control, treatment
+    test = fixed_test(
+        ProportionStats(users_c, resp_c), ProportionStats(users_t, resp_t), alpha=alpha
+    )
+    return ResponseCheck(
+        control_rate=resp_c / users_c if users_c else math.nan,
+        treatment_rate=resp_t / users_t if users_t else math.nan,
+        p_value=test.p_value,
+        ok=not test.p_value < alpha,
     )
 
 

@@ -129,6 +129,7 @@ class Experiment:
     bayes_prior: BayesPrior | None = None
     correction: Correction = "holm"
     cuped_days: int = 0
+    guardrail_margin: float | None = None
     tags: tuple[str, ...] = ()
     columns: tuple[tuple[str, str], ...] = ()
     source: str = field(default="", compare=False)
@@ -442,6 +443,7 @@ _EXPERIMENT_KEYS = {
     "primary_metric", "secondary_metrics", "guardrail_metrics", "alpha", "decision",
     "dimensions", "status", "decision_note", "planned_users", "sequential_tuning",
     "sequential_method", "bayes_prior", "correction", "cuped_days", "tags", "columns",
+    "guardrail_margin",
 }  # fmt: skip
 
 
@@ -552,6 +554,12 @@ def parse_experiment(
     if not 0 < alpha < 0.5:
         raise fields.error("alpha", f"'alpha' must be between 0 and 0.5, got {alpha:g}")
     tuning = fields.integer("sequential_tuning", DEFAULT_SEQUENTIAL_TUNING, minimum=2)
+    margin = fields.number("guardrail_margin", math.nan)
+    if fields.has("guardrail_margin") and not 0 < margin < 1:
+        raise fields.error(
+            "guardrail_margin",
+            f"'guardrail_margin' must be a relative margin in (0, 1), got {margin:g}",
+        )
     return Experiment(
         id=experiment_id,
         name=fields.text("name", ""),
@@ -577,6 +585,7 @@ def parse_experiment(
         bayes_prior=_parse_prior(fields),
         correction=fields.choice("correction", Correction, "holm"),
         cuped_days=fields.integer("cuped_days", 0, minimum=0) or 0,
+        guardrail_margin=margin if fields.has("guardrail_margin") else None,
         tags=fields.text_list("tags"),
         columns=_parse_columns(fields),
         source=str(path),

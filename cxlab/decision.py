@@ -33,6 +33,12 @@ from stats.aggregates import ArmStats
 from stats.bayesian import BayesianResult, bayesian_test
 from stats.corrections import adjust_p_values
 from stats.fixed import FixedResult, fixed_test
+from stats.noninferiority import (
+    NonInferiority,
+    bayesian_non_inferiority,
+    fixed_non_inferiority,
+    sequential_non_inferiority,
+)
 from stats.sequential import SequentialResult, group_sequential_test, sequential_test
 
 Method = Literal["sequential", "fixed", "bayesian"]
@@ -126,6 +132,8 @@ class Decided:
         calls: the three calls, by method.
         method: the experiment's decision method.
         summary: one sentence quoting the decision call's estimate and interval.
+        non_inferiority: a guardrail's non-inferiority test under the decision
+            method, with the experiment's ``guardrail_margin`` (else None).
     """
 
     fixed: FixedResult
@@ -134,6 +142,7 @@ class Decided:
     calls: Mapping[Method, Call]
     method: Method
     summary: str
+    non_inferiority: NonInferiority | None = None
 
     @property
     def call(self) -> Call:
@@ -199,9 +208,42 @@ def decide(exp: Experiment, entries: Sequence[Entry]) -> list[Decided]:
                 calls=calls,
                 method=exp.decision,
                 summary=sentence(entry.metric, entry.variant, call),
+                non_inferiority=_non_inferiority(exp, entry),
             )
         )
     return out
+
+
+def _non_inferiority(exp: Experiment, entry: Entry) -> NonInferiority | None:
+    """A guardrail's non-inferiority test at alpha, under the decision method."""
+    margin = exp.guardrail_margin
+    if margin is None or entry.role != "guardrail":
+        return None
+    tests, direction = entry.tests, entry.metric.direction
+    if exp.decision == "bayesian":
+        return bayesian_non_inferiority(
+            tests.bayesian.posterior_mean,
+            tests.bayesian.posterior_sd,
+            margin=margin,
+            direction=direction,
+            alpha=exp.alpha,
+        )
+    if exp.decision == "sequential":
+        return sequential_non_inferiority(
+            tests.control,
+            tests.treatment,
+            margin=margin,
+            direction=direction,
+            alpha=exp.alpha,
+            tuning=exp.sequential_tuning,
+        )
+    return fixed_non_inferiority(
+        tests.control,
+        tests.treatment,
+        margin=margin,
+        direction=direction,
+        alpha=exp.alpha,
+    )
 
 
 def _level(
@@ -374,15 +416,23 @@ class Scored(Protocol):
     variant: str
     role: Role
     verdict: Verdict
+    non_inferiority: NonInferiority | None
 
     @property
     def call(self) -> Call: ...  # noqa: D102
+
+    @property
+    def answers_suspect(self) -> bool: ...  # noqa: D102
 
 
 def recommend(
     exp: Experiment, results: Sequence[Scored], srm_ok: bool, finished: bool
 ) -> Recommendation:
     """Ship, roll back, review or keep running, from primaries and guardrails.
+
+    With a ``guardrail_margin`` a winner ships only once every guardrail is shown
+    non-inferior; until then the call is "not yet shown safe". When a treatment
+    changed who answers a survey (NPS), the reason says the comparison is suspect.
 
     Args:
         exp: the experiment.
@@ -393,6 +443,13 @@ def recommend(
     Returns:
         The :class:`Recommendation`.
     """
+    rec = _recommend(exp, results, srm_ok, finished)
+    return Recommendation(rec.action, rec.reason + _suspect_answers(results))
+
+
+def _recommend(
+    exp: Experiment, results: Sequence[Scored], srm_ok: bool, finished: bool
+) -> Recommendation:
     if not srm_ok:
         return Recommendation(
             "review",
@@ -409,19 +466,36 @@ def recommend(
     losses = [
         r for r in results if r.verdict == "loss" and r.role in ("primary", "guardrail")
     ]
-    shippable = [
+    winners = [
         v
         for v, rows in by_arm.items()
         if all(r.verdict == "win" for r in rows if r.role == "primary")
         and not any(r.verdict == "loss" for r in rows if r.role == "guardrail")
         and any(r.role == "primary" for r in rows)
     ]
-    if shippable:
-        best = shippable[0]
+    for best in winners:
         wins = ", ".join(r.metric.label for r in by_arm[best] if r.role == "primary")
-        return Recommendation(
-            "ship", f"{best} wins on {wins} with no guardrail harmed."
-        )
+        unproven = [
+            r.metric.label
+            for r in by_arm[best]
+            if r.non_inferiority is not None and not r.non_inferiority.passed
+        ]
+        if not unproven:
+            safe = (
+                f"every guardrail shown safe within {exp.guardrail_margin:.0%}"
+                if exp.guardrail_margin is not None
+                else "no guardrail harmed"
+            )
+            return Recommendation("ship", f"{best} wins on {wins} with {safe}.")
+        if best == winners[-1]:
+            margin = f"{exp.guardrail_margin:.0%}"
+            return Recommendation(
+                "review" if finished else "keep_running",
+                f"{best} wins on {wins}, but {', '.join(unproven)} "
+                f"{'is' if len(unproven) == 1 else 'are'} not yet shown safe "
+                f"(within {margin}); "
+                + ("review before shipping." if finished else "keep it running."),
+            )
     if losses:
         worst = losses[0]
         kind = "guardrail" if worst.role == "guardrail" else "primary metric"
@@ -449,6 +523,17 @@ def recommend(
         "review",
         "The test ran its course without a significant change in the primary "
         "metric; review whether to ship on other grounds.",
+    )
+
+
+def _suspect_answers(results: Sequence[Scored]) -> str:
+    """A sentence when a treatment changed who answers a survey, else ''."""
+    suspect = sorted({r.metric.label for r in results if r.answers_suspect})
+    if not suspect:
+        return ""
+    return (
+        f" Beware: the treatment changed who answers ({', '.join(suspect)}), so "
+        "that comparison is suspect."
     )
 
 

@@ -113,6 +113,22 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
                 "rel_delta": row.cuped.rel_delta,
             }
         out["cuped"] = cuped
+    if row.response is not None:
+        out["control"]["response_rate"] = row.response.control_rate
+        out["treatment"]["response_rate"] = row.response.treatment_rate
+        out["control"]["responders"] = row.control.n
+        out["treatment"]["responders"] = row.treatment.n
+        out["response_check"] = {
+            "p_value": row.response.p_value,
+            "ok": row.response.ok,
+        }
+    if row.non_inferiority is not None:
+        ni = row.non_inferiority
+        out["non_inferiority"] = {
+            "margin": ni.margin,
+            "p_value": ni.p_value,
+            "passed": ni.passed,
+        }
     if row.reason:
         out["reason"] = row.reason
     return clean(out)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import polars as pl
 import pytest
+from scipy import stats as sps
 
 from cxlab.analysis import analyze_history
 from cxlab.config import Catalog, Experiment, MetricDef, Variant
@@ -303,3 +304,62 @@ def test_history_has_one_result_per_day_and_the_last_equals_the_as_of_result():
     ]
     last = analyze_history(EXPERIMENT, CATALOG, summaries, last_only=True)[0]
     assert experiment_to_dict(history[-1]) == experiment_to_dict(last)
+
+
+NPS = MetricDef("nps", "nps", "increase", event="nps_response")
+
+
+def test_a_winner_ships_only_once_its_guardrails_are_shown_safe():
+    # Sequential decision, margin 2% on contact rate (smaller is better).
+    exp = replace(
+        EXPERIMENT, guardrail_metrics=("contact_rate",), guardrail_margin=0.02
+    )
+    win = _proportion_rows("conversion", (50_000, 5_000), (50_000, 5_800))
+    noisy = _proportion_rows("contact_rate", (50_000, 500), (50_000, 500))
+    result = _one_day_result(exp, win + noisy)
+    guard = result.result("contact_rate")
+    assert result.result("conversion").verdict == "win"
+    assert guard.verdict == "inconclusive"
+    assert guard.non_inferiority is not None
+    assert guard.non_inferiority.passed is False  # ±20% noise: not within 2%
+    assert result.recommendation.action == "keep_running"
+    assert "not yet shown safe (within 2%)" in result.recommendation.reason
+    out = experiment_to_dict(result)["results"][1]
+    assert out["non_inferiority"]["margin"] == 0.02
+    assert out["non_inferiority"]["passed"] is False
+    # A precise guardrail (20M users, 25% rate, no change) is shown safe.
+    precise = _proportion_rows("contact_rate", (50_000, 12_500), (50_000, 12_500))
+    precise = [{**r, "n": 20_000_000, "sum_x": 5e6, "sum_xx": 5e6} for r in precise]
+    shipped = _one_day_result(exp, win + precise)
+    assert shipped.result("contact_rate").non_inferiority.passed is True
+    assert shipped.recommendation.action == "ship"
+    assert "every guardrail shown safe within 2%" in shipped.recommendation.reason
+
+
+def test_a_treatment_that_changes_who_answers_nps_is_flagged():
+    # 10,000 exposed users per arm; 1,000 vs 1,300 answer the survey.
+    exp = replace(EXPERIMENT, secondary_metrics=("nps",), decision="fixed", end=START)
+    rows = _proportion_rows("conversion", (10_000, 1_000), (10_000, 1_000))
+    rows += [
+        {"metric": "nps", "variant": "control", "n": 1_000, "sum_x": 400, "sum_y": 200},
+        {
+            "metric": "nps",
+            "variant": "proactive_email",
+            "n": 1_300,
+            "sum_x": 520,
+            "sum_y": 260,
+        },
+    ]
+    catalog = Catalog((*CATALOG.metrics, NPS))
+    result = analyze_history(exp, catalog, _summaries(rows, exp), last_only=True)[0]
+    nps = result.result("nps")
+    # Unpooled two-proportion z test: 0.10 vs 0.13 of 10,000 each.
+    se = (0.1 * 0.9 / 9_999 + 0.13 * 0.87 / 9_999) ** 0.5
+    assert nps.response.p_value == pytest.approx(2 * sps.norm.sf(0.03 / se), rel=1e-3)
+    assert nps.response.ok is False
+    out = experiment_to_dict(result)["results"][1]
+    assert out["control"]["response_rate"] == pytest.approx(0.10)
+    assert out["treatment"]["responders"] == 1_300
+    assert out["response_check"]["ok"] is False
+    assert any("proactive_email changed who answers nps" in w for w in result.warnings)
+    assert "comparison is suspect" in result.recommendation.reason
