@@ -189,7 +189,18 @@ def scorecard_frame(
                 else "↓ lower",
             }
         )
+        if result.experiment.guardrail_margin is not None:
+            rows[-1]["guardrail safe"] = safety_text(row)
     return pl.DataFrame(rows)
+
+
+def safety_text(row: MetricResult) -> str:
+    """A guardrail's non-inferiority: shown safe within the margin, or not yet."""
+    test = row.non_inferiority
+    if test is None:
+        return ""
+    state = "✓ shown safe" if test.passed else "not yet shown safe"
+    return f"{state} (within {test.margin:.0%}, p = {test.p_value:.2g})"
 
 
 def _scorecard_order(result: ExperimentResult) -> list[MetricResult]:

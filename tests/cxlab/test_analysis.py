@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from scipy import stats as sps
 
+from cxlab import charts
 from cxlab.analysis import analyze_history
 from cxlab.config import Catalog, Experiment, MetricDef, Variant
 from cxlab.decision import Call, recommend, sentence, verdict_of
@@ -327,6 +328,9 @@ def test_a_winner_ships_only_once_its_guardrails_are_shown_safe():
     out = experiment_to_dict(result)["results"][1]
     assert out["non_inferiority"]["margin"] == 0.02
     assert out["non_inferiority"]["passed"] is False
+    shown = charts.scorecard_frame(result, "sequential")["guardrail safe"].to_list()
+    assert shown[0] == ""
+    assert shown[1].startswith("not yet shown safe (within 2%, p = ")
     # A precise guardrail (20M users, 25% rate, no change) is shown safe.
     precise = _proportion_rows("contact_rate", (50_000, 12_500), (50_000, 12_500))
     precise = [{**r, "n": 20_000_000, "sum_x": 5e6, "sum_xx": 5e6} for r in precise]
