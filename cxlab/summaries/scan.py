@@ -27,6 +27,7 @@ from cxlab.events import (
     FORMATS,
     RAW_TS,
     RAW_VALUE,
+    UTC,
     EventSource,
     format_rows,
     log_rules,
@@ -43,6 +44,7 @@ from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import EXAMPLE_COLUMNS
 
 TEXT_FORMATS = {".csv", ".ndjson", ".jsonl", ".json"}
+OTHER_EXAMPLES = 50  # rows of events no metric reads, to find a few of assigned users
 
 
 class UnparsedTimestampsError(Exception):
@@ -83,12 +85,14 @@ class Scan:
     outcomes: Handover  # the outcome rows the metrics need, in log order
     exposure_days: pl.DataFrame  # experiment, variant, day: exposure rows, in window
     other_experiments: pl.DataFrame  # examples of unconfigured experiments' rows
+    other_events: pl.DataFrame  # first rows of events no metric reads (ledger only)
     outside_window: pl.DataFrame  # examples of exposures outside the window
     windows: pl.DataFrame  # per experiment: its number, window and pre-period
     dims: list[str]
     metric_users: dict[str, list[str]]  # metric id → ids of its experiments
     components: list[Component]
     codes: list[pl.Expr]  # the user code and check columns
+    ledger: bool  # judge every row (the whole log, for the health report)
 
     @property
     def last_day(self) -> dt.date | None:
@@ -133,11 +137,19 @@ def scan_log(
     rules = log_rules(_any_of(nps_answers))
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
+    ledger = log_health and as_of is None
     plans = _plans(events, ids, components, dims, codes, as_of, log_health, rules)
+    plans.append(_other_events(events, components, ledger))
     try:
-        log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
-            pl.collect_all(plans)
-        )
+        (
+            log_row,
+            events_by_type,
+            exposure_log,
+            outcomes,
+            rows_per_user,
+            other,
+            other_events,
+        ) = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
         raise read_error(source.files, source.label, exc) from exc
     log_row = log_row.row(0, named=True)
@@ -159,6 +171,7 @@ def scan_log(
         outcomes=Handover(outcomes),
         exposure_days=exposure_days,
         other_experiments=other,
+        other_events=other_events,
         outside_window=exposures.filter(~pl.col("in_window"))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
@@ -167,6 +180,7 @@ def scan_log(
         metric_users=metric_users,
         components=components,
         codes=codes,
+        ledger=ledger,
     )
 
 
@@ -240,13 +254,35 @@ def _plans(
         analysed.filter(pl.col("event").is_in(needed_events)).select(
             "timestamp", *codes, event_code, "value", *filter_columns
         ),
-        events.group_by("user_id").agg(pl.len().alias("rows"))
+        events.group_by("user_id").agg(
+            pl.len().alias("rows"),
+            (~is_exposure & ~pl.col("event").is_in(needed_events))
+            .sum()
+            .alias("other_rows"),
+        )
         if log_health
-        else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
+        else pl.LazyFrame(
+            schema={"user_id": pl.String, "rows": pl.UInt32, "other_rows": pl.UInt32}
+        ),
         events.filter(is_exposure & ~pl.col("experiment_id").is_in(ids))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
     ]
+
+
+def _other_events(
+    events: pl.LazyFrame, components: Sequence[Component], ledger: bool
+) -> pl.LazyFrame:
+    """The first rows of events no metric reads: the ledger's examples."""
+    read = sorted({c.event for c in components} | {EXPOSURE})
+    columns = {"timestamp": UTC, "user_id": pl.String, "event": pl.String}
+    if not ledger:
+        return pl.LazyFrame(schema=columns)
+    return (
+        events.filter(~pl.col("event").is_in(read))
+        .select(*columns)
+        .head(OTHER_EXAMPLES)
+    )
 
 
 def _exposure_days(exposures: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
