@@ -9,6 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def escape(text: str) -> str:
+    r"""Text with control and other unprintable characters escaped, as ``repr`` does.
+
+    Messages quote the input (file names, column names, values); a terminal must
+    never receive its control characters (``\x1b`` stays four visible characters).
+    """
+    return "".join(
+        ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text
+    )
+
+
 class InputError(Exception):
     """Bad input from the user: a log, a config or an argument.
 
@@ -43,13 +54,17 @@ class EventLogError(InputError):
         column: str | None = None,
         rows: str | None = None,
     ) -> None:
-        self.file = str(file)
-        self.column = column
-        self.rows = rows
-        self.detail = message
-        text = f"{self.file}: {message}"
-        if column is not None:
-            text += f" (column '{column}')"
-        if rows:
-            text += f"\nFirst offending rows:\n{rows}"
+        self.file = escape(str(file))
+        self.column = None if column is None else escape(column)
+        self.rows = None if rows is None else _escape_lines(rows)
+        self.detail = escape(message)
+        text = f"{self.file}: {self.detail}"
+        if self.column is not None:
+            text += f" (column '{self.column}')"
+        if self.rows:
+            text += f"\nFirst offending rows:\n{self.rows}"
         super().__init__(text)
+
+
+def _escape_lines(text: str) -> str:
+    return "\n".join(escape(line) for line in text.split("\n"))

@@ -9,14 +9,18 @@ and :func:`raise_for_violations` names the file, the column and the first rows.
 
 from __future__ import annotations
 
+import csv
 import glob as globlib
-from collections.abc import Mapping, Sequence
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from cxlab.errors import EventLogError
+from cxlab.errors import EventLogError, escape
 
 FORMATS = {
     ".parquet": "parquet",
@@ -42,6 +46,8 @@ ISO_FORMATS = (
     "%Y-%m-%d",
 )
 EXAMPLE_ROWS = 5
+BOM = b"\xef\xbb\xbf"
+HEADER_BYTES = 1 << 20  # a CSV header longer than this is not a log's header
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +79,9 @@ def resolve_source(spec: str | Path) -> EventSource:
     spec_text = str(spec)
     path = Path(spec_text)
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS
-        )
+        if path.resolve() == Path(path.resolve().anchor):
+            raise EventLogError(spec_text, "the filesystem root is not a log folder")
+        files = _log_files(path)
     elif path.is_file():
         files = [path]
     elif any(ch in spec_text for ch in "*?["):
@@ -96,6 +102,17 @@ def resolve_source(spec: str | Path) -> EventSource:
     return EventSource(spec_text, tuple(files))
 
 
+def _log_files(folder: Path) -> list[Path]:
+    """The log files under a folder, sorted; unreadable sub-folders are skipped."""
+    found = (
+        Path(top) / name
+        for top, _, names in os.walk(folder)
+        for name in names
+        if Path(name).suffix.lower() in FORMATS
+    )
+    return sorted(f for f in found if f.is_file())
+
+
 def _scan_files(files: Sequence[Path], fmt: str) -> pl.LazyFrame:
     sources = [str(f) for f in files]
     if fmt == "parquet":
@@ -106,11 +123,161 @@ def _scan_files(files: Sequence[Path], fmt: str) -> pl.LazyFrame:
             extra_columns="ignore",
         )
     if fmt == "csv":
+        for f in files:
+            _check_csv_header(f)
         # Every column as text: conversion is ours, so bad cells become named errors.
         return pl.scan_csv(sources, infer_schema=False, include_file_paths=FILE_COL)
-    return pl.scan_ndjson(
-        sources, infer_schema_length=10_000, include_file_paths=FILE_COL
+    # The schema from every line: a column first seen late must not vanish.
+    plain = [str(f) for f in files if not _starts_with_bom(f)]
+    frames = [
+        pl.scan_ndjson(plain, infer_schema_length=None, include_file_paths=FILE_COL)
+    ][: bool(plain)]
+    frames += [  # Polars reads no byte-order mark: these few are read without it
+        pl.scan_ndjson(
+            io.BytesIO(f.read_bytes()[len(BOM) :]), infer_schema_length=None
+        ).with_columns(pl.lit(str(f)).alias(FILE_COL))
+        for f in files
+        if str(f) not in plain
+    ]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def _starts_with_bom(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(BOM)) == BOM
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open("rb") as f:
+        first = f.readline(HEADER_BYTES)
+    return next(csv.reader(_decoded_lines(path, [first])), [])
+
+
+def _check_csv_header(path: Path) -> None:
+    """Refuse a CSV file whose header names a column twice."""
+    header = _csv_header(path)
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise EventLogError(
+                path, "line 1: the header names this column twice", column=name
+            )
+        seen.add(name)
+
+
+# --- text files, read line by line only to explain what Polars refused -------------
+
+
+def _decoded_lines(path: Path, raw: Iterator[bytes] | Sequence[bytes]) -> Iterator[str]:
+    """Lines as text; a line that is not UTF-8 raises EventLogError with its number."""
+    for number, line in enumerate(raw, 1):
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM) :]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventLogError(
+                path,
+                f"line {number}: not UTF-8 text (byte {line[exc.start]:#04x} "
+                f"at character {exc.start + 1})",
+            ) from None
+
+
+def _csv_problem(path: Path) -> None:
+    """Raise EventLogError for the first malformed line of a CSV file."""
+    _check_csv_header(path)
+    with path.open("rb") as f:
+        reader = csv.reader(_decoded_lines(path, f))
+        header = next(reader, [])
+        start = reader.line_num + 1
+        for fields in reader:
+            if len(fields) != len(header):
+                raise _ragged_error(path, start, len(fields), header)
+            start = reader.line_num + 1
+
+
+def _ragged_error(
+    path: Path, line: int, fields: int, header: Sequence[str]
+) -> EventLogError:
+    """A CSV line with too few or too many fields; the column is the first missing."""
+    return EventLogError(
+        path,
+        f"line {line}: {fields} field(s), the header has {len(header)}",
+        column=header[min(fields, len(header) - 1)],
     )
+
+
+def _ndjson_problem(path: Path) -> None:
+    """Raise EventLogError for the first NDJSON line that is not one JSON object."""
+    with path.open("rb") as f:
+        for number, line in enumerate(_decoded_lines(path, f), 1):
+            if not line.strip():
+                continue
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EventLogError(
+                    path,
+                    f"line {number}: not one JSON object ({exc.msg} at character "
+                    f"{exc.colno})",
+                ) from None
+            if not isinstance(parsed, dict):
+                raise EventLogError(
+                    path,
+                    f"line {number}: a JSON {type(parsed).__name__}, not one JSON "
+                    "object",
+                )
+
+
+def _parquet_problem(path: Path) -> None:
+    try:
+        pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise EventLogError(path, f"not a readable Parquet file: {exc}") from None
+
+
+PROBLEMS = {"csv": _csv_problem, "ndjson": _ndjson_problem, "parquet": _parquet_problem}
+
+
+def read_error(files: Sequence[Path], label: str, exc: Exception) -> EventLogError:
+    """The error to show when Polars cannot read a log: the file and line at fault.
+
+    Each file is checked line by line (only now, on the error path); when none
+    shows a fault, Polars' own message is shown with the log's name.
+    """
+    for f in files:
+        try:
+            PROBLEMS[FORMATS[f.suffix.lower()]](f)
+        except EventLogError as error:
+            return error
+    return EventLogError(label, f"cannot read the log: {exc}")
+
+
+def line_numbers(path: Path, rows: Sequence[int]) -> dict[int, int]:
+    """The 1-based line in a text file where each 1-based data row starts."""
+    wanted, found = set(rows), {}
+    with path.open("rb") as f:
+        lines = _decoded_lines(path, f)
+        if FORMATS[path.suffix.lower()] == "csv":
+            reader = csv.reader(lines)
+            next(reader, None)
+            starts = []
+            start = reader.line_num + 1
+            for _ in reader:
+                starts.append(start)
+                start = reader.line_num + 1
+                if len(starts) >= max(wanted):
+                    break
+        else:
+            starts = []
+            for number, line in enumerate(lines, 1):
+                starts += [number] if line.strip() else []
+                if len(starts) >= max(wanted):
+                    break
+    for row in wanted:
+        if row <= len(starts):
+            found[row] = starts[row - 1]
+    return found
 
 
 def _parse_timestamp(dtype: pl.DataType, *, thorough: bool = False) -> pl.Expr:
@@ -226,7 +393,7 @@ def scan_events(
                 ).rename(renames)
             frames.append(_normalise(lf, label, thorough=thorough_timestamps))
         except pl.exceptions.PolarsError as exc:
-            raise EventLogError(label, f"cannot read the log: {exc}") from exc
+            raise read_error(files, label, exc) from exc
     if len(frames) == 1:
         return frames[0]
     return pl.concat(frames, how="diagonal_relaxed")
@@ -257,9 +424,12 @@ RULES: dict[str, tuple[str, str, pl.Expr]] = {
     "value_not_numeric": (
         "value",
         "value is not a number",
-        (pl.col("value").is_null() & pl.col(RAW_VALUE).is_not_null())
-        | pl.col("value").is_nan()
-        | pl.col("value").is_infinite(),
+        pl.col("value").is_null() & pl.col(RAW_VALUE).is_not_null(),
+    ),
+    "value_not_finite": (
+        "value",
+        "value is NaN or infinite",
+        pl.col("value").is_nan() | pl.col("value").is_infinite(),
     ),
     "exposure_missing_experiment": (
         "experiment_id",
@@ -275,9 +445,32 @@ RULES: dict[str, tuple[str, str, pl.Expr]] = {
 }
 
 
-def rule_counts_exprs() -> list[pl.Expr]:
+NPS_RULE = "nps_value_not_a_score"
+
+
+def log_rules(nps_rows: pl.Expr | None = None) -> dict[str, tuple[str, str, pl.Expr]]:
+    """The rules, with the NPS one when some rows are answers of an ``nps`` metric.
+
+    Args:
+        nps_rows: which rows are answers of a metric of type ``nps`` (its event
+            and filter), whose value must be a whole number from 0 to 10.
+    """
+    if nps_rows is None:
+        return dict(RULES)
+    value = pl.col("value")
+    not_a_score = (value < 0) | (value > 10) | (value != value.floor())
+    return RULES | {
+        NPS_RULE: (
+            "value",
+            "value of an NPS answer is not a whole number from 0 to 10",
+            nps_rows & value.is_not_null() & not_a_score,
+        )
+    }
+
+
+def rule_counts_exprs(rules: Mapping[str, tuple[str, str, pl.Expr]]) -> list[pl.Expr]:
     """One aggregate per rule: how many rows break it."""
-    return [expr.sum().alias(name) for name, (_, _, expr) in RULES.items()]
+    return [expr.sum().alias(name) for name, (_, _, expr) in rules.items()]
 
 
 def offending_rows(
@@ -292,21 +485,32 @@ def offending_rows(
 
 
 def format_rows(rows: pl.DataFrame) -> str:
-    """Render example rows as 'file row N: col=value, …' lines."""
+    """Render example rows as 'file line N: col=value, …' (Parquet: 'row N')."""
     lines = []
+    text_lines = {
+        file: line_numbers(Path(file), group["row"].to_list())
+        for (file,), group in rows.group_by(FILE_COL)
+        if FORMATS.get(Path(file).suffix.lower(), "parquet") != "parquet"
+    }
     for record in rows.to_dicts():
         file = record.pop(FILE_COL)
         row = record.pop("row")
-        cells = ", ".join(f"{k}={v!r}" for k, v in record.items())
-        lines.append(f"  {Path(file).name} row {row}: {cells}")
+        cells = ", ".join(f"{escape(k)}={v!r}" for k, v in record.items())
+        where = f"row {row}"
+        if file in text_lines:
+            where = f"line {text_lines[file].get(row, '?')}"
+        lines.append(f"  {Path(file).name} {where}: {cells}")
     return "\n".join(lines)
 
 
 def raise_for_violations(
-    lf: pl.LazyFrame, counts: Mapping[str, int], label: str
+    lf: pl.LazyFrame,
+    counts: Mapping[str, int],
+    label: str,
+    rules: Mapping[str, tuple[str, str, pl.Expr]] = RULES,
 ) -> None:
     """Raise EventLogError for the first broken rule, naming file, column and rows."""
-    for name, (column, message, condition) in RULES.items():
+    for name, (column, message, condition) in rules.items():
         count = int(counts.get(name, 0) or 0)
         if count:
             shown = [
@@ -324,3 +528,57 @@ def raise_for_violations(
                 column=column,
                 rows=format_rows(rows),
             )
+
+
+def ragged_lines(files: Sequence[Path]) -> pl.LazyFrame:
+    """The lines of CSV files with fewer or more fields than their header.
+
+    Polars fills a short row with nulls, so the fields are counted here: each line
+    read whole (no separator, no quoting), its separators counted outside quoted
+    text. Lines of a record spanning lines (a quoted line break) are not judged.
+    """
+    frames = []
+    for f in files:
+        header = _csv_header(f)
+        line = pl.col("line").fill_null("")
+        quotes = line.str.count_matches('"', literal=True)
+        unquoted = pl.when(quotes == 0).then(line)
+        unquoted = unquoted.otherwise(line.str.replace_all(r'"[^"]*"', ""))
+        fields = pl.when(line == "").then(0)
+        fields = fields.otherwise(unquoted.str.count_matches(",", literal=True) + 1)
+        whole_record = ((quotes.cum_sum() - quotes) % 2 == 0) & (quotes % 2 == 0)
+        frames.append(
+            pl.scan_csv(
+                str(f),
+                has_header=False,
+                separator="\x00",
+                quote_char=None,
+                new_columns=["line"],
+                infer_schema=False,
+            )
+            .with_row_index("number", offset=1)
+            .filter(whole_record & (fields != len(header)))
+            .select(
+                pl.lit(str(f)).alias(FILE_COL),
+                "number",
+                fields.alias("fields"),
+                pl.lit(header).alias("header"),
+            )
+        )
+    return pl.concat(frames).head(EXAMPLE_ROWS)
+
+
+def raise_for_ragged(lines: pl.DataFrame) -> None:
+    """Raise EventLogError for the first CSV line with a wrong number of fields."""
+    if lines.height:
+        file, number, fields, header = lines.row(0)
+        error = _ragged_error(Path(file), number, fields, header)
+        raise EventLogError(
+            file,
+            error.detail,
+            column=error.column,
+            rows="\n".join(
+                f"  {Path(f).name} line {n}: {k} field(s)"
+                for f, n, k, _ in lines.iter_rows()
+            ),
+        )

@@ -15,7 +15,7 @@ import polars as pl
 
 from cxlab.config import Experiment
 from cxlab.events import EventSource
-from cxlab.summaries import Summaries
+from cxlab.summaries import RowLedger, Summaries
 
 SET_ASIDE_LABELS = {
     "exposure_rows_of_other_experiments": "exposure rows of unconfigured experiments",
@@ -23,6 +23,33 @@ SET_ASIDE_LABELS = {
     "events_of_users_in_no_analysed_experiment": "rows of users in no experiment",
     "events_before_first_exposure": "outcome events before first exposure",
 }
+LEDGER_LABELS = {
+    "unknown_experiment": "exposure to an experiment with no config",
+    "exposure_outside_window": "exposure outside the experiment's window",
+    "multiple_exposures": "user excluded: saw two variants",
+    "repeat_exposure": "later exposure of an assigned user",
+    "user_never_exposed": "user never exposed to an analysed experiment",
+    "event_in_no_metric": "event no metric of the user's experiments reads",
+    "before_first_exposure": "before the user's first exposure",
+    "after_window": "after the experiment's end or the metric's window_days",
+}
+
+
+def ledger_table(ledger: RowLedger) -> pl.DataFrame:
+    """The ledger as rows that add up: each reason, used, and the total.
+
+    Columns: ``bucket`` (a reason's id, ``used`` or ``total``), ``meaning``,
+    ``rows`` and ``share`` of the log's rows.
+    """
+    buckets = [
+        *[(r, LEDGER_LABELS[r], n) for r, n in ledger.set_aside.items()],
+        ("used", "counted by at least one experiment's analysis", ledger.used),
+        ("total", "rows of the log", ledger.rows),
+    ]
+    table = pl.DataFrame(
+        buckets, schema=["bucket", "meaning", "rows"], orient="row"
+    ).with_columns(pl.col("rows").cast(pl.Int64))
+    return table.with_columns((pl.col("rows") / max(ledger.rows, 1)).alias("share"))
 
 
 @dataclass(frozen=True)
@@ -51,6 +78,7 @@ class HealthReport:
     experiments: tuple[ExperimentExposure, ...]
     set_aside: Mapping[str, int]
     set_aside_examples: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    ledger: RowLedger | None = None
 
 
 def _analysed_users(summaries: Summaries, exp: Experiment) -> pl.DataFrame:
@@ -102,4 +130,5 @@ def health_report(
         experiments=tuple(per_exp),
         set_aside=dict(log.set_aside),
         set_aside_examples=dict(log.set_aside_examples),
+        ledger=log.ledger,
     )

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from cxlab.analysis import Arm, ExperimentResult, MetricResult
-from cxlab.health import SET_ASIDE_LABELS, HealthReport
+from cxlab.errors import escape
+from cxlab.health import SET_ASIDE_LABELS, HealthReport, ledger_table
 from cxlab.planning import Plan, percent_text, plan_sentence
+from cxlab.summaries import RowLedger
 from stats.aggregates import NpsStats
 
 ROUND = 10  # significant digits kept in JSON numbers
@@ -405,6 +407,23 @@ def health_to_dict(report: HealthReport) -> dict[str, Any]:
             ]
             for key, frame in report.set_aside_examples.items()
         },
+        **({"ledger": _ledger_dict(report.ledger)} if report.ledger else {}),
+    }
+
+
+def _ledger_dict(ledger: RowLedger) -> dict[str, Any]:
+    """CONTRACT §1's ``ledger``: rows, used, set_aside by reason, and examples."""
+    return {
+        "rows": ledger.rows,
+        "used": ledger.used,
+        "set_aside": dict(ledger.set_aside),
+        "examples": {
+            reason: [
+                {k: _json_value(v) for k, v in row.items()} for row in frame.to_dicts()
+            ]
+            for reason, frame in ledger.examples.items()
+            if ledger.set_aside.get(reason)
+        },
     }
 
 
@@ -441,6 +460,16 @@ def health_text(report: HealthReport) -> str:
                 f"    {row['variant']:<22} {row['exposure_rows']:>10,} rows "
                 f"{row['users']:>10,} exposed users {row['analysed']:>10,} analysed"
             )
+    if report.ledger is not None:
+        lines += ["", "Ledger: every row of the log in one bucket:"]
+        for row in ledger_table(report.ledger).iter_rows(named=True):
+            lines.append(
+                f"  {row['bucket']:<24} {row['rows']:>12,} {row['share']:>8.2%}  "
+                f"{row['meaning']}"
+            )
+            examples = report.ledger.examples.get(row["bucket"])
+            if row["rows"] and examples is not None and examples.height:
+                lines += [f"      e.g. {_example(r)}" for r in examples.to_dicts()]
     lines += ["", "Rows set aside (not analysed), by reason:"]
     for key, count in report.set_aside.items():
         lines.append(f"  {SET_ASIDE_LABELS.get(key, key):<58} {count:>12,}")
@@ -451,4 +480,4 @@ def health_text(report: HealthReport) -> str:
 
 
 def _example(row: dict[str, Any]) -> str:
-    return ", ".join(f"{k.lstrip('_')}={v}" for k, v in row.items())
+    return escape(", ".join(f"{k.lstrip('_')}={v!s}" for k, v in row.items()))

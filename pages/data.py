@@ -8,9 +8,9 @@ import polars as pl
 import streamlit as st
 
 from cxlab import charts, studio
-from cxlab.errors import InputError
+from cxlab.errors import InputError, escape
 from cxlab.events import resolve_source
-from cxlab.health import SET_ASIDE_LABELS
+from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from ui import cache, notices
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
@@ -25,6 +25,11 @@ def show_error(exc: InputError) -> None:
     st.error(headline)
     if rows:
         st.code(rows, language=None)
+
+
+def _escaped(column: pl.Series) -> pl.Series:
+    """Text cells with control characters escaped (they come from the log)."""
+    return pl.Series(column.name, [None if v is None else escape(v) for v in column])
 
 
 def use_sample() -> None:
@@ -146,6 +151,22 @@ for exp in report.experiments:
     )
     with st.expander(title):
         st.dataframe(exp.by_variant, hide_index=True)
+
+if report.ledger is not None:
+    st.subheader("Ledger: every row of the log in one bucket")
+    st.dataframe(
+        ledger_table(report.ledger),
+        hide_index=True,
+        column_config={"share": st.column_config.NumberColumn(format="percent")},
+        key="data_ledger",
+    )
+    for reason, examples in report.ledger.examples.items():
+        if report.ledger.set_aside.get(reason) and examples.height:
+            with st.expander(f"Examples: {reason}"):
+                st.dataframe(
+                    examples.with_columns(pl.col(pl.String).map_batches(_escaped)),
+                    hide_index=True,
+                )
 
 st.subheader("Rows set aside (not analysed), by reason")
 set_aside = pl.DataFrame(

@@ -40,13 +40,14 @@ from cxlab.summaries.daily import (
 )
 from cxlab.summaries.reduce import reduce_log
 from cxlab.summaries.scan import Options, UnparsedTimestampsError, scan_log
-from cxlab.summaries.set_aside import set_aside_counts
+from cxlab.summaries.set_aside import row_ledger, set_aside_counts
 from cxlab.summaries.tables import (
     STAT_COLUMNS,
     SUM_COLUMNS,
     ByDay,
     ExperimentHealth,
     LogHealth,
+    RowLedger,
     Summaries,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "ByDay",
     "ExperimentHealth",
     "LogHealth",
+    "RowLedger",
     "Summaries",
     "analysis_cutoff_of_day",
     "at_day",
@@ -135,6 +137,25 @@ def _summarize(
     health_daily = health_by_day(scan.exposure_days, reduced.before.daily)
     dimensions = dimension_deltas(reduced.dimensions, experiments)
     health = health_at(ids, health_daily, None)
+    examples = {
+        "exposure_rows_of_other_experiments": scan.other_experiments,
+        "exposure_rows_outside_window": scan.outside_window,
+    }
+    rows_ledger = None
+    if reduced.exposure_fates and reduced.outcome_fates:
+        rows_ledger = row_ledger(
+            scan.log_row["rows"],
+            int(scan.log_row["exposure_rows_of_other_experiments"]),
+            reduced.exposure_fates,
+            reduced.outcome_fates,
+            scan.rows_per_user,
+            reduced.assignments["user_id"],
+            scan.other_events,
+            {
+                "unknown_experiment": scan.other_experiments,
+                "exposure_outside_window": scan.outside_window,
+            },
+        )
     ledger = set_aside_counts(
         scan.log_row,
         scan.events_by_type,
@@ -143,10 +164,8 @@ def _summarize(
         reduced.before,
         health,
         variants_at(variants_daily),
-        {
-            "exposure_rows_of_other_experiments": scan.other_experiments,
-            "exposure_rows_outside_window": scan.outside_window,
-        },
+        examples,
+        rows_ledger,
     )
     return Summaries(
         daily=cumulate(

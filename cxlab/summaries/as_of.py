@@ -149,4 +149,5 @@ def _log_at(
         exposures_by_variant=variants_at(by_day.variants, day),
         set_aside=set_aside,
         set_aside_examples=examples,
+        ledger=None,  # judged on the whole log only
     )

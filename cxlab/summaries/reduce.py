@@ -21,7 +21,7 @@ from cxlab.attribution import USER_CODE, attribute_exposures
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
 from cxlab.summaries.scan import Scan, named_by_id
-from cxlab.summaries.set_aside import BeforeExposure
+from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
 from cxlab.summaries.users import user_days
 
@@ -38,6 +38,8 @@ class Reduced:
     flow: pl.DataFrame  # per (experiment, variant, day): users in/out, pre sums
     dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]  # sums, user counts
     before: BeforeExposure  # rows before a first exposure; users in by day
+    exposure_fates: Fates | None  # the ledger's exposure rows (when asked)
+    outcome_fates: Fates | None  # the ledger's outcome rows (when asked)
 
 
 def reduce_log(
@@ -49,7 +51,7 @@ def reduce_log(
         UserCodeCollisionError: two user ids share a hash code (the caller
             scans again with exact codes).
     """
-    assignments, users_by_day = _attribute(scan)
+    assignments, users_by_day, fates = _attribute(scan)
     arms = _arms(experiments)
     dims = scan.dims
     users, days = user_days(
@@ -61,6 +63,7 @@ def reduce_log(
         scan.metric_users,
         scan.components,
         dims,
+        ledger=scan.ledger,
     )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
     daily_sums, dim_sums = _summed_changes(
@@ -81,12 +84,18 @@ def reduce_log(
         flow=_flow(users.table, users.pre_columns, arms),
         dimensions=dimensions,
         before=users.before,
+        exposure_fates=fates,
+        outcome_fates=users.fates,
     )
 
 
-def _attribute(scan: Scan) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One row per (experiment, user) (``uk`` its index); new users by day."""
+def _attribute(scan: Scan) -> tuple[pl.DataFrame, pl.DataFrame, Fates | None]:
+    """One row per (experiment, user) (``uk`` its index); new users by day.
+
+    With ``scan.ledger``, also the fate of every exposure row.
+    """
     coded = scan.exposures.take().with_columns(scan.codes)
+    fates = exposure_fates(coded) if scan.ledger else None
     assignments = attribute_exposures(coded, scan.dims).with_row_index("uk")
     # Users per variant by the day they first saw it in the window.
     users_by_day = named_by_id(
@@ -98,7 +107,7 @@ def _attribute(scan: Scan) -> tuple[pl.DataFrame, pl.DataFrame]:
         .agg(pl.len().alias("users")),
         scan.windows,
     )
-    return assignments, users_by_day
+    return assignments, users_by_day, fates
 
 
 def _arms(experiments: Sequence[Experiment]) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -24,20 +24,27 @@ from cxlab.events import (
     EXAMPLE_ROWS,
     EXPOSURE,
     FILE_COL,
+    FORMATS,
     RAW_TS,
     RAW_VALUE,
+    UTC,
     EventSource,
     format_rows,
+    log_rules,
     offending_rows,
+    ragged_lines,
+    raise_for_ragged,
     raise_for_violations,
+    read_error,
     rule_counts_exprs,
     scan_events,
 )
-from cxlab.metrics import Component, metric_type
+from cxlab.metrics import Component, Nps, metric_type
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import EXAMPLE_COLUMNS
 
 TEXT_FORMATS = {".csv", ".ndjson", ".jsonl", ".json"}
+OTHER_EXAMPLES = 50  # rows of events no metric reads, to find a few of assigned users
 
 
 class UnparsedTimestampsError(Exception):
@@ -78,12 +85,14 @@ class Scan:
     outcomes: Handover  # the outcome rows the metrics need, in log order
     exposure_days: pl.DataFrame  # experiment, variant, day: exposure rows, in window
     other_experiments: pl.DataFrame  # examples of unconfigured experiments' rows
+    other_events: pl.DataFrame  # first rows of events no metric reads (ledger only)
     outside_window: pl.DataFrame  # examples of exposures outside the window
     windows: pl.DataFrame  # per experiment: its number, window and pre-period
     dims: list[str]
     metric_users: dict[str, list[str]]  # metric id → ids of its experiments
     components: list[Component]
     codes: list[pl.Expr]  # the user code and check columns
+    ledger: bool  # judge every row (the whole log, for the health report)
 
     @property
     def last_day(self) -> dt.date | None:
@@ -120,21 +129,33 @@ def scan_log(
     components = list(
         dict.fromkeys(c for m in metrics for c in metric_type(m).components(m))
     )
-    filter_columns = sorted({col for c in components for col, _ in c.filter})
+    nps_answers = _nps_components(catalog, schema)
+    filter_columns = sorted(
+        {col for c in [*components, *nps_answers] for col, _ in c.filter}
+    )
     events = _parsed_once(scanned, source, [*dims, *filter_columns])
+    rules = log_rules(_any_of(nps_answers))
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
-    plans = _plans(events, ids, components, dims, codes, as_of, log_health)
+    ledger = log_health and as_of is None
+    plans = _plans(events, ids, components, dims, codes, as_of, log_health, rules)
+    plans.append(_other_events(events, components, ledger))
     try:
-        log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
-            pl.collect_all(plans)
-        )
+        (
+            log_row,
+            events_by_type,
+            exposure_log,
+            outcomes,
+            rows_per_user,
+            other,
+            other_events,
+        ) = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
-        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
+        raise read_error(source.files, source.label, exc) from exc
     log_row = log_row.row(0, named=True)
     if log_row["timestamp_unparseable"] and not options.thorough_timestamps:
         raise UnparsedTimestampsError  # mixed ISO-8601 spellings
-    raise_for_violations(scanned, log_row, source.label)
+    raise_for_violations(scanned, log_row, source.label, rules)
     if not log_row["rows"]:
         raise EventLogError(source.label, "the event log is empty")
     windows = experiment_windows(experiments, as_of)
@@ -150,6 +171,7 @@ def scan_log(
         outcomes=Handover(outcomes),
         exposure_days=exposure_days,
         other_experiments=other,
+        other_events=other_events,
         outside_window=exposures.filter(~pl.col("in_window"))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
@@ -158,6 +180,7 @@ def scan_log(
         metric_users=metric_users,
         components=components,
         codes=codes,
+        ledger=ledger,
     )
 
 
@@ -170,6 +193,27 @@ def named_by_id(by_index: pl.LazyFrame, windows: pl.DataFrame) -> pl.DataFrame:
     ).collect()
 
 
+def _nps_components(catalog: Catalog, schema: pl.Schema) -> list[Component]:
+    """The answers of every ``nps`` metric of the catalog whose filter can match."""
+    return [
+        c
+        for m in catalog.metrics
+        if isinstance(metric_type(m), Nps)
+        for c in metric_type(m).components(m)
+        if all(column in schema for column, _ in c.filter)
+    ]
+
+
+def _any_of(components: Sequence[Component]) -> pl.Expr | None:
+    """Rows of any of these components' event and filter (time and value aside)."""
+    if not components:
+        return None
+    # A count ignores the value, and no window: the event and the filter remain.
+    return pl.any_horizontal(
+        replace(c, aggregate="count", window_days=None).condition() for c in components
+    )
+
+
 def _plans(
     events: pl.LazyFrame,
     ids: Sequence[str],
@@ -178,6 +222,7 @@ def _plans(
     codes: Sequence[pl.Expr],
     as_of: dt.date | None,
     log_health: bool,
+    rules: dict,
 ) -> list[pl.LazyFrame]:
     """The plans collected together: they share the scan of ``events``.
 
@@ -197,7 +242,7 @@ def _plans(
         event_code = event_code.cast(pl.Enum(component_events))
     is_exposure = pl.col("event") == EXPOSURE
     return [
-        _log_stats(events, ids),
+        _log_stats(events, ids, rules),
         events.group_by("event")
         .agg(pl.len().alias("rows"))
         .sort("rows", descending=True)
@@ -209,13 +254,35 @@ def _plans(
         analysed.filter(pl.col("event").is_in(needed_events)).select(
             "timestamp", *codes, event_code, "value", *filter_columns
         ),
-        events.group_by("user_id").agg(pl.len().alias("rows"))
+        events.group_by("user_id").agg(
+            pl.len().alias("rows"),
+            (~is_exposure & ~pl.col("event").is_in(needed_events))
+            .sum()
+            .alias("other_rows"),
+        )
         if log_health
-        else pl.LazyFrame(schema={"user_id": pl.String, "rows": pl.UInt32}),
+        else pl.LazyFrame(
+            schema={"user_id": pl.String, "rows": pl.UInt32, "other_rows": pl.UInt32}
+        ),
         events.filter(is_exposure & ~pl.col("experiment_id").is_in(ids))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
     ]
+
+
+def _other_events(
+    events: pl.LazyFrame, components: Sequence[Component], ledger: bool
+) -> pl.LazyFrame:
+    """The first rows of events no metric reads: the ledger's examples."""
+    read = sorted({c.event for c in components} | {EXPOSURE})
+    columns = {"timestamp": UTC, "user_id": pl.String, "event": pl.String}
+    if not ledger:
+        return pl.LazyFrame(schema=columns)
+    return (
+        events.filter(~pl.col("event").is_in(read))
+        .select(*columns)
+        .head(OTHER_EXAMPLES)
+    )
 
 
 def _exposure_days(exposures: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
@@ -320,6 +387,7 @@ def _parsed_once(
     """
     if not any(f.suffix.lower() in TEXT_FORMATS for f in source.files):
         return scanned
+    csv_files = [f for f in source.files if FORMATS[f.suffix.lower()] == "csv"]
     present = pl.when(pl.col(RAW_TS).is_not_null()).then(pl.lit(True))
     value_present = pl.when(pl.col(RAW_VALUE).is_not_null()).then(pl.lit(True))
     frame = scanned.select(
@@ -333,13 +401,19 @@ def _parsed_once(
         present.alias(RAW_TS),
         value_present.alias(RAW_VALUE),
     )
+    plans = [frame, ragged_lines(csv_files)] if csv_files else [frame]
     try:
-        return frame.collect().lazy()
+        parsed, *ragged = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
-        raise EventLogError(source.label, f"cannot read the log: {exc}") from exc
+        raise read_error(source.files, source.label, exc) from exc
+    if ragged:
+        raise_for_ragged(ragged[0])
+    return parsed.lazy()
 
 
-def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFrame:
+def _log_stats(
+    events: pl.LazyFrame, experiment_ids: Sequence[str], rules: dict
+) -> pl.LazyFrame:
     """Rows, users, time span, rule counts and exposures of unconfigured experiments."""
     other_experiment = (pl.col("event") == EXPOSURE) & ~pl.col("experiment_id").is_in(
         experiment_ids
@@ -348,6 +422,6 @@ def _log_stats(events: pl.LazyFrame, experiment_ids: Sequence[str]) -> pl.LazyFr
         pl.len().alias("rows"),
         pl.col("timestamp").min().alias("first_event"),
         pl.col("timestamp").max().alias("last_event"),
-        *rule_counts_exprs(),
+        *rule_counts_exprs(rules),
         other_experiment.sum().alias("exposure_rows_of_other_experiments"),
     )

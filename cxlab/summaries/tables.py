@@ -45,6 +45,19 @@ SEGMENT_PREFIX = "segment:"
 
 
 @dataclass(frozen=True, slots=True)
+class RowLedger:
+    """Every row of the log in one bucket: ``used`` or one set-aside reason.
+
+    ``used + sum(set_aside.values()) == rows`` (CONTRACT §1, the ledger).
+    """
+
+    rows: int
+    used: int
+    set_aside: dict[str, int]  # reason → rows, in the order of precedence
+    examples: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class LogHealth:
     """What the whole log looks like (the data-health report)."""
 
@@ -56,6 +69,7 @@ class LogHealth:
     exposures_by_variant: pl.DataFrame
     set_aside: dict[str, int]
     set_aside_examples: dict[str, pl.DataFrame] = field(default_factory=dict)
+    ledger: RowLedger | None = None  # the whole log's (not after an as-of cut)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,12 @@ from cxlab.attribution import (
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
 from cxlab.summaries.scan import Handover
-from cxlab.summaries.set_aside import BeforeExposure, before_exposure
+from cxlab.summaries.set_aside import (
+    BeforeExposure,
+    Fates,
+    before_exposure,
+    outcome_fates,
+)
 from cxlab.summaries.tables import MISSING, SEGMENT_PREFIX
 
 SLICE_COLUMNS = ("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
@@ -39,6 +44,7 @@ class Users:
     table: pl.DataFrame  # per assignment (row ``uk``): arm, days, segments, pre x
     before: BeforeExposure  # the outcome rows before a first exposure
     pre_columns: dict[str, str]  # metric id → its CUPED pre-period value column
+    fates: Fates | None  # every outcome row's fate (the ledger), when asked
 
 
 def user_days(
@@ -50,6 +56,8 @@ def user_days(
     metric_users: Mapping[str, Sequence[str]],
     components: Sequence[Component],
     dims: Sequence[str],
+    *,
+    ledger: bool = False,
 ) -> tuple[Users, pl.DataFrame]:
     """The users, and per (user, day) their components at the end of the day.
 
@@ -62,6 +70,7 @@ def user_days(
         metric_users: metric id → ids of the experiments that analyse it.
         components: every per-user aggregate the metrics need.
         dims: dimension names.
+        ledger: also judge every outcome row (used, or why not).
 
     Returns:
         The users, and one row per (``uk``, ``day``) with a counted row: the
@@ -76,6 +85,7 @@ def user_days(
     pre_columns = _cuped_columns(experiments, catalog, metric_users)
     pre = _pre_period(rows, located, first_exposure, catalog, pre_columns)
     before = before_exposure(located, rows)
+    fates = outcome_fates(located, rows, experiments, catalog) if ledger else None
     day = pl.col("timestamp").dt.date().alias("day")
     row_values = [day, *[c.row_value() for c in components]]
     counted = _counted_rows(rows, located, first_exposure, "lo", "hi", row_values)
@@ -86,7 +96,7 @@ def user_days(
     if pre is not None:
         days = days.join(pre, on="uk", how="left", maintain_order="left")
         users = users.join(pre, on="uk", how="left", maintain_order="left")
-    return Users(users, before, pre_columns), days
+    return Users(users, before, pre_columns, fates), days
 
 
 def _sorted_by_user(outcomes: pl.DataFrame) -> pl.DataFrame:
