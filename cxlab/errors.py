@@ -9,6 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: str, keep: str = "") -> str:
+    r"""The text with control and other unprintable characters escaped.
+
+    Args:
+        text: text that may come from the input (a key, a value, a file name).
+        keep: characters to leave as they are (``"\n"`` for multi-line messages).
+
+    Returns:
+        The text, each unprintable character written as its Python escape
+        (``\x1b``, ``\t``, ``\u2028``), so a message never moves the cursor or
+        colours the terminal.
+    """
+    return "".join(
+        ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text
+    )
+
+
 class InputError(Exception):
     """Bad input from the user: a log, a config or an argument.
 
@@ -18,12 +35,15 @@ class InputError(Exception):
 
 
 class ConfigError(InputError):
-    """A metric catalog or experiment YAML that breaks CONTRACT §2-3."""
+    """A metric catalog or experiment YAML that breaks CONTRACT §2-3.
+
+    The file name and the message are stored with control characters escaped.
+    """
 
     def __init__(self, file: Path | str, line: int | None, message: str) -> None:
-        self.file = str(file)
+        self.file = printable(str(file))
         self.line = line
-        self.detail = message
+        self.detail = printable(message)
         where = f"{self.file}:{line}" if line is not None else self.file
         super().__init__(f"{where}: {message}")
 
