@@ -827,11 +827,17 @@ def load_experiments_each(
             continue
         if exp.id in seen:
             message = f"experiment id '{exp.id}' is also used by {seen[exp.id]}"
-            errors.append(ConfigError(exp.source, 1, message))
+            errors.append(ConfigError(exp.source, _line_of_id(path), message))
             continue
         seen[exp.id] = exp.source
         experiments.append(exp)
     return sorted(experiments, key=lambda e: e.id), errors
+
+
+def _line_of_id(path: Path) -> int:
+    """The line of a loadable experiment file's ``id`` key (1 without one)."""
+    data, _ = _read_yaml(path)
+    return data.key_lines.get("id", 1)
 
 
 def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:
