@@ -1,7 +1,7 @@
 """The command line (CONTRACT §4): ``main(argv) -> exit code``.
 
 Exit code 0 on success, 2 on bad input (the named error on stderr), 1 on an
-internal fault.
+internal fault (one line; ``--debug`` prints the traceback).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,17 @@ from cxlab.config import (
     find_experiment,
     load_catalog,
     load_experiments,
+    load_experiments_each,
 )
-from cxlab.errors import InputError
+from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import health_report
 
 if TYPE_CHECKING:  # the planning (scipy) is imported on first use
     from cxlab.planning import Baseline
+
+
+MIN_SAMPLE_USERS = 1_000
 
 
 class UsageError(InputError):
@@ -59,9 +63,16 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="python -m cxlab", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="print the traceback of an internal fault"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    analyze = sub.add_parser("analyze", help="analyse one experiment or all of them")
+    def add(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, parents=[common])
+
+    analyze = add("analyze", "analyse one experiment or all of them")
     analyze.add_argument("experiment", nargs="?", help="config file or experiment id")
     analyze.add_argument("--all", action="store_true", help="every experiment")
     _add_config_args(analyze)
@@ -69,16 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--history", action="store_true", help="one object per day")
     analyze.add_argument("--format", choices=("json", "csv", "table"), default="json")
 
-    check = sub.add_parser("check", help="validate a log and configs; health report")
+    check = add("check", "validate a log and configs; health report")
     _add_config_args(check)
     check.add_argument("--format", choices=("text", "json"), default="text")
 
-    sample = sub.add_parser("sample", help="regenerate the bundled sample log")
+    sample = add("sample", "regenerate the bundled sample log")
     sample.add_argument("--out", default="data/events.parquet")
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--users", type=int, default=200_000)
 
-    plan = sub.add_parser("plan", help="sample size, duration and MDE for a metric")
+    plan = add("plan", "sample size, duration and MDE for a metric")
     plan.add_argument("--metric", required=True, help="metric id from the catalog")
     plan.add_argument(
         "--events", default=None, help="log to take baseline/variance from"
@@ -104,13 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _analyze(args: argparse.Namespace) -> str:
+def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
     if args.all == bool(args.experiment):
         raise UsageError("analyze: give an experiment (id or config file) or --all")
     as_of = _date(args.as_of) if args.as_of else None
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
-    if args.all:
-        experiments = load_experiments(args.experiments, catalog)
+    if args.all:  # a broken config disables only itself
+        experiments, errors = load_experiments_each(args.experiments, catalog)
+        problems += errors
     else:
         experiments = [find_experiment(args.experiment, args.experiments, catalog)]
     # The statistics' imports (scipy, about half a second) run in a thread while
@@ -138,7 +150,7 @@ def _analyze(args: argparse.Namespace) -> str:
     return to_json(objects[0])
 
 
-def _check(args: argparse.Namespace) -> str:
+def _check(args: argparse.Namespace, problems: list[InputError]) -> str:
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
     experiments = load_experiments(args.experiments, catalog)
     source = resolve_source(args.events)
@@ -151,38 +163,80 @@ def _check(args: argparse.Namespace) -> str:
     return health_text(report)
 
 
-def _sample(args: argparse.Namespace) -> str:
+def _sample(args: argparse.Namespace, problems: list[InputError]) -> str:
+    if args.users < MIN_SAMPLE_USERS:
+        raise UsageError(f"--users must be at least {MIN_SAMPLE_USERS:,}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     from cxlab.sample import write_sample
 
     path = write_sample(Path(args.out), seed=args.seed, n_users=args.users)
     return f"wrote {path}"
 
 
-def _plan(args: argparse.Namespace) -> str:
+def _plan(args: argparse.Namespace, problems: list[InputError]) -> str:
     return plan_from_args(args)
 
 
-COMMANDS = {"analyze": _analyze, "check": _check, "sample": _sample, "plan": _plan}
+Command = Callable[[argparse.Namespace, list[InputError]], str]
+COMMANDS: dict[str, Command] = {
+    "analyze": _analyze,
+    "check": _check,
+    "sample": _sample,
+    "plan": _plan,
+}
+
+
+def _print_errors(errors: Sequence[InputError]) -> None:
+    for exc in errors:
+        print("error: " + printable(str(exc), keep="\n"), file=sys.stderr)
+
+
+def _fault(exc: BaseException, *, debug: bool) -> int:
+    """Report an internal fault: one line, or the traceback with ``--debug``."""
+    if debug:
+        traceback.print_exc()
+    else:
+        detail = printable(f"{type(exc).__name__}: {exc}")[:300]
+        print(
+            f"internal error: {detail} (please report it; rerun with --debug "
+            "for the traceback)",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code.
+
+    A command's output goes to stdout; problems that disable only a part of it
+    (a broken experiment config under ``analyze --all``) go to stderr, one line
+    each, after it, and make the exit code 2.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0)
+    problems: list[InputError] = []
     try:
-        output = COMMANDS[args.command](args)
+        output = COMMANDS[args.command](args, problems)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_errors([*problems, exc])
         return 2
-    except Exception:
-        print("internal error (please report it):", file=sys.stderr)
-        traceback.print_exc()
-        return 1
+    except OSError as exc:  # a path the user gave that the system refuses
+        if exc.filename is None:
+            return _fault(exc, debug=args.debug)
+        _print_errors([*problems, InputError(f"{exc.filename}: {exc.strerror}")])
+        return 2
+    except Exception as exc:
+        return _fault(exc, debug=args.debug)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     sys.stdout.write(output if output.endswith("\n") else output + "\n")
-    return 0
+    _print_errors(problems)
+    return 2 if problems else 0
 
 
 def _baseline_from_log(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -43,6 +44,13 @@ CANONICAL_COLUMNS = (
 )
 CATALOG_FILE = "metrics.yaml"
 WEIGHT_TOLERANCE = 1e-6
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+ID_RULE = "1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+MAX_DEPTH = 32  # nesting levels of a config's YAML
+MAX_COUNT = 10**12  # planned_users and sequential_tuning
+MAX_INTEGER = 10**6  # any other whole number of a config (window_days, ...)
+MAX_CUPED_DAYS = 365
+PRIOR_LIMITS = (1e-6, 1e6)  # a prior's sd, and the bound of its |mean|
 
 FilterValue = str | int | float | bool
 Filter = tuple[tuple[str, FilterValue], ...]
@@ -199,42 +207,179 @@ class _LineDict(dict):
     key_lines: dict[Any, int]
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that a config never needs, refused at the line where it starts."""
+
+    def __init__(self, mark: yaml.Mark, message: str) -> None:
+        super().__init__(message)
+        self.line = mark.line + 1
+        self.message = message
+
+
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings carry line numbers."""
+    """SafeLoader for configs: mappings carry line numbers; the risky parts fail.
+
+    Aliases, anchors and explicit tags are refused as the parser meets them, before
+    any node is built, so an alias bomb ("billion laughs") costs microseconds; so is
+    nesting deeper than :data:`MAX_DEPTH`. The constructors refuse keys that are not
+    scalars, keys given twice, merge keys, impossible dates and numbers that are not
+    finite or do not fit 64 bits.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose the next node, refusing aliases, anchors, tags and deep nesting."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(event.start_mark, f"alias '*{event.anchor}' is not allowed")
+        if event.anchor is not None:
+            raise _Refused(event.start_mark, f"anchor '&{event.anchor}' is not allowed")
+        if event.tag is not None:
+            raise _Refused(event.start_mark, f"tag '{event.tag}' is not allowed")
+        nested = isinstance(event, yaml.CollectionStartEvent)
+        if nested:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _Refused(
+                    event.start_mark, f"nested deeper than {MAX_DEPTH} levels"
+                )
+        node = super().compose_node(parent, index)
+        if nested:
+            self.depth -= 1
+        return node
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
-    loader.flatten_mapping(node)
     mapping = _LineDict()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Refused(
+                key_node.start_mark, "a key must be a name, not a collection"
+            )
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            raise _Refused(key_node.start_mark, "merge key '<<' is not allowed")
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in mapping.key_lines:
+            first = mapping.key_lines[key]
+            raise _Refused(
+                key_node.start_mark, f"key '{key}' given twice (first on line {first})"
+            )
+        try:
+            mapping[key] = loader.construct_object(value_node, deep=True)
+        except _Refused as exc:
+            if isinstance(value_node, yaml.ScalarNode):
+                raise _Refused(value_node.start_mark, f"{key}: {exc.message}") from None
+            raise
+        mapping.key_lines[key] = line
     return mapping
 
 
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
-)
+def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> dt.date:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        raise _Refused(node.start_mark, f"{node.value} is not a date") from None
+
+
+def _construct_float(loader: _LineLoader, node: yaml.ScalarNode) -> float:
+    value = loader.construct_yaml_float(node)
+    if not math.isfinite(value):
+        raise _Refused(node.start_mark, f"{node.value} is not a finite number")
+    return value
+
+
+def _construct_int(loader: _LineLoader, node: yaml.ScalarNode) -> int:
+    out_of_range = _Refused(node.start_mark, f"{node.value[:40]} is out of range")
+    try:
+        value = loader.construct_yaml_int(node)
+    except ValueError:  # more digits than Python converts to an int
+        raise out_of_range from None
+    if abs(value) >= 2**63:
+        raise out_of_range
+    return value
+
+
+def _construct_text(loader: _LineLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+for _tag, _constructor in (
+    ("map", _construct_mapping),
+    ("timestamp", _construct_timestamp),
+    ("float", _construct_float),
+    ("int", _construct_int),
+    ("value", _construct_text),  # a plain '=' is YAML 1.1's "value" key: text here
+):
+    _LineLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _constructor)  # type: ignore[arg-type]
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            path,
+            line,
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at byte {exc.start} "
+            "(save the file as UTF-8)",
+        ) from None
+
+
+def parse_yaml(text: str, path: Path | str) -> Any:
+    """Parse config YAML into line-aware data, the one way every config is read.
+
+    Args:
+        text: the YAML text.
+        path: the file it comes from (or will be saved to), for error messages.
+
+    Returns:
+        Plain data whose mappings remember the line of each key.
+
+    Raises:
+        ConfigError: invalid YAML, or YAML refused by the loader (an alias, an
+            anchor, a tag, a key given twice, a collection as a key, nesting deeper
+            than :data:`MAX_DEPTH`, an impossible date, a number that is not
+            finite), with ``file:line``.
+    """
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    except _Refused as exc:
+        raise ConfigError(path, exc.line, exc.message) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            path, line, f"invalid YAML: character #x{exc.character:04x} is not allowed"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, line, f"invalid YAML: {problem}") from None
 
 
 def _read_yaml(path: Path) -> tuple[Any, str]:
     """Parse a YAML file into line-aware data; return it and the text's hash."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(path, None, f"cannot read file: {exc.strerror}") from exc
-    try:
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(path, line, f"invalid YAML: {problem}") from exc
-    return data, hashlib.sha256(text.encode()).hexdigest()[:16]
+    text = _decode(path, raw)
+    return parse_yaml(text, path), hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _kind(data: Any) -> str:
+    if data is None:
+        return "nothing (an empty file or value)"
+    if isinstance(data, list):
+        return "a list"
+    return f"the value {data!r}"[:80]
 
 
 class _Fields:
@@ -242,7 +387,9 @@ class _Fields:
 
     def __init__(self, path: Path, data: Any, what: str, line: int | None = None):
         if not isinstance(data, dict):
-            raise ConfigError(path, line, f"{what} must be a mapping")
+            raise ConfigError(
+                path, line, f"{what} must be a mapping of keys, got {_kind(data)}"
+            )
         self.path = path
         self.data = data
         self.what = what
@@ -287,12 +434,27 @@ class _Fields:
             )
         return value
 
-    def integer(self, key: str, default: int | None, *, minimum: int) -> int | None:
+    def integer(
+        self,
+        key: str,
+        default: int | None,
+        *,
+        minimum: int,
+        maximum: int = MAX_INTEGER,
+    ) -> int | None:
         if not self.has(key):
             return default
         value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"'{key}' must be an integer ≥ {minimum}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not minimum <= value <= maximum
+        ):
+            raise self.error(
+                key,
+                f"'{key}' must be a whole number from {minimum} to {maximum:,}, "
+                f"got {value!r}",
+            )
         return value
 
     def number(self, key: str, default: float) -> float:
@@ -319,6 +481,11 @@ class _Fields:
             raise self.error(
                 key, f"'{key}' must be a date YYYY-MM-DD, got {value!r}"
             ) from None
+
+    def identifier(self, key: str, value: Any, what: str) -> str:
+        if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+            raise self.error(key, f"invalid {what} id {value!r}: ids are {ID_RULE}")
+        return value
 
     def text_list(self, key: str) -> tuple[str, ...]:
         if not self.has(key):
@@ -428,8 +595,7 @@ def load_catalog(path: Path | str) -> Catalog:
     fields = _Fields(path, data, "metric catalog", 1)
     metrics = []
     for metric_id, spec in data.items():
-        if not isinstance(metric_id, str) or not metric_id:
-            raise fields.error(None, f"metric ids must be text, got {metric_id!r}")
+        fields.identifier(metric_id, metric_id, "metric")
         metrics.append(_parse_metric(path, metric_id, spec, fields.line_of(metric_id)))
     if not metrics:
         raise ConfigError(path, 1, "the metric catalog defines no metrics")
@@ -453,15 +619,15 @@ def _parse_variants(fields: _Fields) -> tuple[Variant, ...]:
         raise fields.error("variants", "'variants' must list at least two arms")
     parsed: list[tuple[str, float | None]] = []
     for item in raw:
-        if isinstance(item, str):
-            parsed.append((item, None))
+        if not isinstance(item, dict):
+            parsed.append((fields.identifier("variants", item, "variant"), None))
             continue
         arm = _Fields(fields.path, item, "a variant", fields.line_of("variants"))
         arm.reject_unknown({"id", "weight"})
         weight = arm.number("weight", math.nan) if arm.has("weight") else None
         if weight is not None and not 0 < weight < 1:
             raise arm.error("weight", "a variant's weight must be between 0 and 1")
-        parsed.append((arm.text("id"), weight))
+        parsed.append((arm.identifier("id", arm.text("id"), "variant"), weight))
     ids = [variant_id for variant_id, _ in parsed]
     duplicates = sorted({v for v in ids if ids.count(v) > 1})
     if duplicates:
@@ -489,10 +655,16 @@ def _parse_prior(fields: _Fields) -> BayesPrior | None:
         fields.line_of("bayes_prior"),
     )
     prior.reject_unknown({"mean", "sd"})
+    low, high = PRIOR_LIMITS
     sd = prior.number("sd", math.nan)
-    if not sd > 0:
-        raise prior.error("sd", "bayes_prior needs a positive 'sd'")
-    return BayesPrior(mean=prior.number("mean", 0.0), sd=sd)
+    if not low <= sd <= high:  # a positive 'sd' whose square is a normal float
+        raise prior.error(
+            "sd", f"bayes_prior needs a positive 'sd' from {low:g} to {high:g}"
+        )
+    mean = prior.number("mean", 0.0)
+    if not abs(mean) <= high:
+        raise prior.error("mean", f"bayes_prior's 'mean' must be within ±{high:g}")
+    return BayesPrior(mean=mean, sd=sd)
 
 
 def _parse_columns(fields: _Fields) -> tuple[tuple[str, str], ...]:
@@ -514,6 +686,13 @@ def _parse_columns(fields: _Fields) -> tuple[tuple[str, str], ...]:
             raise fields.error(
                 "columns", f"'columns.{canonical}' must be a column name"
             )
+    sources = list(raw.values())
+    for source in sources:
+        if sources.count(source) > 1:
+            both = " and ".join(k for k, v in raw.items() if v == source)
+            raise fields.error(
+                "columns", f"'columns' maps {both} onto the one column '{source}'"
+            )
     return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
 
 
@@ -523,13 +702,11 @@ def parse_experiment(
     """Validate one experiment's YAML data against CONTRACT §3 and the catalog."""
     fields = _Fields(path, data, "experiment", 1)
     fields.reject_unknown(_EXPERIMENT_KEYS)
-    experiment_id = fields.text("id", path.stem)
-    if (
-        not experiment_id
-        or any(ch in experiment_id for ch in "/\\")
-        or experiment_id.startswith(".")
-    ):
-        raise fields.error("id", f"invalid experiment id {experiment_id!r}")
+    experiment_id = fields.identifier(
+        "id",
+        fields.text("id", path.stem),
+        "experiment" if fields.has("id") else "experiment (from the file name)",
+    )
     variants = _parse_variants(fields)
     variant_ids = [v.id for v in variants]
     control = fields.text("control", variants[0].id)
@@ -551,9 +728,11 @@ def parse_experiment(
                     f"metric '{metric_id}' is not in the catalog {catalog.source}",
                 )
     alpha = fields.number("alpha", DEFAULT_ALPHA)
-    if not 0 < alpha < 0.5:
+    if not 0 < alpha <= 0.5:
         raise fields.error("alpha", f"'alpha' must be between 0 and 0.5, got {alpha:g}")
-    tuning = fields.integer("sequential_tuning", DEFAULT_SEQUENTIAL_TUNING, minimum=2)
+    tuning = fields.integer(
+        "sequential_tuning", DEFAULT_SEQUENTIAL_TUNING, minimum=2, maximum=MAX_COUNT
+    )
     margin = fields.number("guardrail_margin", math.nan)
     if fields.has("guardrail_margin") and not 0 < margin < 1:
         raise fields.error(
@@ -577,14 +756,17 @@ def parse_experiment(
         dimensions=fields.text_list("dimensions"),
         status=fields.choice("status", Status) if fields.has("status") else None,
         decision_note=fields.text("decision_note", ""),
-        planned_users=fields.integer("planned_users", None, minimum=2),
+        planned_users=fields.integer(
+            "planned_users", None, minimum=2, maximum=MAX_COUNT
+        ),
         sequential_tuning=tuning if tuning is not None else DEFAULT_SEQUENTIAL_TUNING,
         sequential_method=fields.choice(
             "sequential_method", SequentialMethod, "mixture"
         ),
         bayes_prior=_parse_prior(fields),
         correction=fields.choice("correction", Correction, "holm"),
-        cuped_days=fields.integer("cuped_days", 0, minimum=0) or 0,
+        cuped_days=fields.integer("cuped_days", 0, minimum=0, maximum=MAX_CUPED_DAYS)
+        or 0,
         guardrail_margin=margin if fields.has("guardrail_margin") else None,
         tags=fields.text_list("tags"),
         columns=_parse_columns(fields),
@@ -655,11 +837,17 @@ def load_experiments_each(
             continue
         if exp.id in seen:
             message = f"experiment id '{exp.id}' is also used by {seen[exp.id]}"
-            errors.append(ConfigError(exp.source, 1, message))
+            errors.append(ConfigError(exp.source, _line_of_id(path), message))
             continue
         seen[exp.id] = exp.source
         experiments.append(exp)
     return sorted(experiments, key=lambda e: e.id), errors
+
+
+def _line_of_id(path: Path) -> int:
+    """The line of a loadable experiment file's ``id`` key (1 without one)."""
+    data, _ = _read_yaml(path)
+    return data.key_lines.get("id", 1)
 
 
 def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:

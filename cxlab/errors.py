@@ -9,14 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def escape(text: str) -> str:
-    r"""Text with control and other unprintable characters escaped, as ``repr`` does.
+def printable(text: str, keep: str = "") -> str:
+    r"""The text with control and other unprintable characters escaped.
 
-    Messages quote the input (file names, column names, values); a terminal must
-    never receive its control characters (``\x1b`` stays four visible characters).
+    Args:
+        text: text that may come from the input (a key, a value, a file name).
+        keep: characters to leave as they are (``"\n"`` for multi-line messages).
+
+    Returns:
+        The text, each unprintable character written as its Python escape
+        (``\x1b``, ``\t``, ``\u2028``), so a message never moves the cursor or
+        colours the terminal.
     """
     return "".join(
-        ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text
+        ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text
     )
 
 
@@ -29,12 +35,15 @@ class InputError(Exception):
 
 
 class ConfigError(InputError):
-    """A metric catalog or experiment YAML that breaks CONTRACT §2-3."""
+    """A metric catalog or experiment YAML that breaks CONTRACT §2-3.
+
+    The file name and the message are stored with control characters escaped.
+    """
 
     def __init__(self, file: Path | str, line: int | None, message: str) -> None:
-        self.file = str(file)
+        self.file = printable(str(file))
         self.line = line
-        self.detail = message
+        self.detail = printable(message)
         where = f"{self.file}:{line}" if line is not None else self.file
         super().__init__(f"{where}: {message}")
 
@@ -54,10 +63,10 @@ class EventLogError(InputError):
         column: str | None = None,
         rows: str | None = None,
     ) -> None:
-        self.file = escape(str(file))
-        self.column = None if column is None else escape(column)
+        self.file = printable(str(file))
+        self.column = None if column is None else printable(column)
         self.rows = None if rows is None else _escape_lines(rows)
-        self.detail = escape(message)
+        self.detail = printable(message)
         text = f"{self.file}: {self.detail}"
         if self.column is not None:
             text += f" (column '{self.column}')"
@@ -67,4 +76,4 @@ class EventLogError(InputError):
 
 
 def _escape_lines(text: str) -> str:
-    return "\n".join(escape(line) for line in text.split("\n"))
+    return "\n".join(printable(line) for line in text.split("\n"))

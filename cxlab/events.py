@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from cxlab.errors import EventLogError, escape
+from cxlab.errors import EventLogError, printable
 
 FORMATS = {
     ".parquet": "parquet",
@@ -495,7 +495,7 @@ def format_rows(rows: pl.DataFrame) -> str:
     for record in rows.to_dicts():
         file = record.pop(FILE_COL)
         row = record.pop("row")
-        cells = ", ".join(f"{escape(k)}={v!r}" for k, v in record.items())
+        cells = ", ".join(f"{printable(k)}={v!r}" for k, v in record.items())
         where = f"row {row}"
         if file in text_lines:
             where = f"line {text_lines[file].get(row, '?')}"

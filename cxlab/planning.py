@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 from scipy import optimize
 
-from cxlab.config import Experiment, MetricDef
+from cxlab.config import MAX_COUNT, Experiment, MetricDef
 from cxlab.errors import InputError
 from cxlab.metrics import arm_stats, metric_type
 from cxlab.summaries import Summaries
@@ -441,8 +441,11 @@ def make_plan(
         raise InputError("the baseline must be a non-zero number")
     if not baseline_var > 0 or not math.isfinite(baseline_var):
         raise InputError("the standard deviation must be positive")
-    if daily_users is not None and not daily_users > 0:
-        raise InputError(f"daily users must be positive, got {daily_users:g}")
+    if daily_users is not None and not 0 < daily_users <= MAX_COUNT:
+        raise InputError(
+            f"daily users must be positive and at most {MAX_COUNT:,}, "
+            f"got {daily_users:g}"
+        )
     fixed = required_users(
         baseline_mean,
         baseline_var,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cxlab.analysis import Arm, ExperimentResult, MetricResult
-from cxlab.errors import escape
+from cxlab.errors import printable
 from cxlab.health import SET_ASIDE_LABELS, HealthReport, ledger_table
 from cxlab.planning import Plan, percent_text, plan_sentence
 from cxlab.summaries import RowLedger
@@ -480,4 +480,4 @@ def health_text(report: HealthReport) -> str:
 
 
 def _example(row: dict[str, Any]) -> str:
-    return escape(", ".join(f"{k.lstrip('_')}={v!s}" for k, v in row.items()))
+    return printable(", ".join(f"{k.lstrip('_')}={v!s}" for k, v in row.items()))

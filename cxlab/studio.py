@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from cxlab import charts
 from cxlab.analysis import ExperimentResult
@@ -37,21 +36,23 @@ from cxlab.config import (
     CATALOG_FILE,
     DEFAULT_ALPHA,
     DEFAULT_SEQUENTIAL_TUNING,
+    ID_PATTERN,
+    ID_RULE,
     Catalog,
     Experiment,
     MetricDef,
-    _LineLoader,
     as_yaml_mapping,
     experiment_files,
     load_catalog,
     load_experiment,
     load_experiments_each,
+    parse_yaml,
 )
 from cxlab.decision import effect_text, level_text
 from cxlab.errors import ConfigError, EventLogError, InputError
 from cxlab.events import FORMATS, EventSource, scan_events
 
-SAFE_ID = re.compile(r"[a-z0-9][a-z0-9_-]*")
+SAFE_ID = ID_PATTERN
 SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9_-]*\.ya?ml")
 RESERVED_IDS = frozenset({"metrics"})
 MAX_UPLOAD_MB = 200
@@ -72,13 +73,13 @@ def check_id(experiment_id: str) -> str:
         The id unchanged.
 
     Raises:
-        InputError: anything but lower-case letters, digits, ``-`` and ``_``
+        InputError: anything but 1-64 lower-case letters, digits, ``-`` and ``_``
             (so no path separators and no ``..``), or the reserved ``metrics``.
     """
     if not SAFE_ID.fullmatch(experiment_id or ""):
         raise InputError(
-            f"invalid experiment id {experiment_id!r}: use lower-case letters, "
-            "digits, '-' and '_' only (it becomes the file name)"
+            f"invalid experiment id {experiment_id!r}: ids are {ID_RULE} "
+            "(it becomes the file name)"
         )
     if experiment_id in RESERVED_IDS:
         raise InputError(f"'{experiment_id}' is reserved for the metric catalog")
@@ -211,8 +212,8 @@ def _names(text: str) -> list[str]:
 def _scalar(text: str) -> Any:
     """A typed YAML scalar from text ('0.5' → 0.5, 'phone' → 'phone')."""
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = parse_yaml(text, "<form>")
+    except ConfigError:
         return text
     return value if isinstance(value, str | int | float | bool) else text
 
@@ -579,17 +580,12 @@ def catalog_with_metric(catalog_text: str, metric_id: str, block: str) -> str:
     appended at the end.
 
     Raises:
-        InputError: the metric id is not a safe id, or the catalog is not YAML.
+        InputError: the metric id is not a safe id, or the catalog is not YAML
+            the config loader accepts (a :class:`ConfigError`).
     """
     if not SAFE_ID.fullmatch(metric_id or ""):
-        raise InputError(
-            f"invalid metric id {metric_id!r}: use lower-case letters, digits, "
-            "'-' and '_' only"
-        )
-    try:
-        data = yaml.load(catalog_text, Loader=_LineLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise InputError(f"the metric catalog is not valid YAML: {exc}") from exc
+        raise InputError(f"invalid metric id {metric_id!r}: ids are {ID_RULE}")
+    data = parse_yaml(catalog_text, CATALOG_FILE)
     lines = catalog_text.splitlines(keepends=True)
     key_lines = getattr(data, "key_lines", {}) if isinstance(data, dict) else {}
     if metric_id not in key_lines:

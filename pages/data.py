@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from cxlab import charts, studio
-from cxlab.errors import InputError, escape
+from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from ui import cache, notices
@@ -29,7 +29,7 @@ def show_error(exc: InputError) -> None:
 
 def _escaped(column: pl.Series) -> pl.Series:
     """Text cells with control characters escaped (they come from the log)."""
-    return pl.Series(column.name, [None if v is None else escape(v) for v in column])
+    return pl.Series(column.name, [None if v is None else printable(v) for v in column])
 
 
 def use_sample() -> None:

@@ -481,3 +481,96 @@ def test_all_over_a_folder_without_experiments_is_not_an_internal_error(
     assert code in (0, 2)
     if code == 0:
         assert strict_json(out) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_all_analyses_the_good_configs_and_names_each_bad_one(
+    capsys, cli_lab, fmt: str
+) -> None:
+    cli_lab.experiment(id="another", primary_metric="revenue", secondary_metrics=None)
+    broken = cli_lab.experiments_dir / "broken.yaml"
+    broken.write_text("id: broken\nstart: 2026-02-30\n")
+    listed = cli_lab.experiments_dir / "listed.yaml"
+    listed.write_text("- a\n- b\n")
+    code, out, err = run(capsys, cli_lab, "analyze", "--all", "--format", fmt)
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: {broken}:2: start: 2026-02-30 is not a date",
+        f"error: {listed}:1: experiment must be a mapping of keys, got a list",
+    ]
+    if fmt == "json":
+        assert [p["experiment"] for p in strict_json(out)] == ["another", "exp"]
+    else:
+        assert "another" in out
+        assert "exp" in out
+        assert "broken" not in out
+
+
+def test_all_reports_the_bad_configs_even_when_the_log_is_bad(capsys, cli_lab) -> None:
+    (cli_lab.experiments_dir / "broken.yaml").write_text("id: [\n")
+    cli_lab.events_path = cli_lab.root / "nowhere.parquet"
+    code, out, err = run(capsys, cli_lab, "analyze", "--all")
+    assert code == 2
+    assert out == ""
+    assert [line.split(":")[0] for line in err.splitlines()] == ["error", "error"]
+    assert "broken.yaml:2: invalid YAML" in err
+    assert "nowhere.parquet" in err
+
+
+def test_all_with_a_bad_catalog_stops_everything(capsys, cli_lab) -> None:
+    cli_lab.catalog_path.write_text("conversion:\n  type: proportion\n  type: mean\n")
+    code, out, err = run(capsys, cli_lab, "analyze", "--all")
+    assert code == 2
+    assert out == ""
+    assert f"{cli_lab.catalog_path}:3: key 'type' given twice (first on line 2)" in err
+
+
+def test_internal_fault_is_one_line_with_a_hint(capsys, cli_lab, monkeypatch) -> None:
+    def crash(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr("cxlab.cli.summarize_all", crash)
+    code, out, err = run(capsys, cli_lab, "analyze", "exp")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "internal error: ZeroDivisionError: float division by zero "
+        "(please report it; rerun with --debug for the traceback)\n"
+    )
+
+
+def test_debug_prints_the_traceback_of_an_internal_fault(
+    capsys, cli_lab, monkeypatch
+) -> None:
+    def crash(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr("cxlab.cli.summarize_all", crash)
+    code, _, err = run(capsys, cli_lab, "analyze", "exp", "--debug")
+    assert code == 1
+    assert err.startswith("Traceback (most recent call last):")
+    assert "ZeroDivisionError" in err
+
+
+def test_a_path_the_system_refuses_exits_2_naming_it(capsys, tmp_path) -> None:
+    out = tmp_path / "not-a-folder"
+    out.write_text("")
+    code = main(["sample", "--out", str(out / "events.parquet"), "--users", "1000"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert f"error: {out}: File exists" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--users", "10"], "--users must be at least 1,000"),
+        (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+    ],
+)
+def test_bad_sample_arguments_exit_2(capsys, tmp_path, args, message) -> None:
+    code = main(["sample", "--out", str(tmp_path / "events.parquet"), *args])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err == f"error: {message}\n"

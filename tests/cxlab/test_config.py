@@ -444,7 +444,12 @@ def test_end_on_start_day_is_a_one_day_experiment(lab, catalog) -> None:
     assert load_exp(lab, catalog, text).end == dt.date(2026, 10, 1)
 
 
-@pytest.mark.parametrize("alpha", ["0", "0.5", "1.2", "-0.05", "five"])
+def test_alpha_may_be_one_half(lab, catalog) -> None:
+    # CONTRACT §2: alpha in (0, 0.5]
+    assert load_exp(lab, catalog, EXPERIMENT_HEAD + "alpha: 0.5\n").alpha == 0.5
+
+
+@pytest.mark.parametrize("alpha", ["0", "0.51", "1.2", "-0.05", "five"])
 def test_bad_alpha_is_named_with_file_and_line(lab, catalog, alpha: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         load_exp(lab, catalog, EXPERIMENT_HEAD + f"alpha: {alpha}\n")

@@ -141,6 +141,7 @@ def test_sentence_without_daily_users_gives_users_only() -> None:
         ({"power": 1.2}, "power"),
         ({"variants": 1}, "variants"),
         ({"daily_users": -5}, "daily users"),
+        ({"daily_users": 1e308}, "daily users"),  # was an OverflowError
     ],
 )
 def test_out_of_range_inputs_raise_input_error(kwargs: dict, message: str) -> None:

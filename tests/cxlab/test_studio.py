@@ -127,6 +127,34 @@ def test_invalid_config_gives_config_error_with_file_and_line_and_writes_nothing
     assert sorted(p.name for p in folder.iterdir()) == before
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id: x\nname: &n x\n", "2: anchor '&n' is not allowed"),
+        ("id: x\nid: y\n", "2: key 'id' given twice (first on line 1)"),
+        ("id: x\nstart: 2026-02-30\n", "2: start: 2026-02-30 is not a date"),
+    ],
+)
+def test_editor_text_goes_through_the_one_config_loader(
+    folder: Path, text: str, message: str
+) -> None:
+    error = studio.validate_experiment_text(text, folder, CATALOG, "x.yaml")
+    assert str(error) == f"{folder / 'x.yaml'}:{message}"
+
+
+def test_variants_typed_with_shares_are_refused_as_ids(folder: Path) -> None:
+    form = dataclasses.replace(full_form(), variants="control 50%, treatment 50%")
+    text = studio.experiment_yaml(form)
+    error = studio.validate_experiment_text(text, folder, CATALOG, "x.yaml")
+    assert isinstance(error, ConfigError)
+    assert "invalid variant id 'control 50%'" in str(error)
+
+
+def test_catalog_with_alias_is_refused_when_a_metric_is_added() -> None:
+    with pytest.raises(ConfigError, match="anchor '&b'"):
+        studio.catalog_with_metric("a: &b {type: mean}\n", "c", "c: {}\n")
+
+
 def test_error_is_the_one_the_loader_gives_for_the_saved_file(
     folder: Path, tmp_path: Path
 ) -> None:
