@@ -851,14 +851,23 @@ def _line_of_id(path: Path) -> int:
 
 
 def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experiment:
-    """Resolve a CLI reference: a config file's path or an experiment id."""
+    """Resolve a CLI reference: a config file's path or an experiment id.
+
+    A broken config elsewhere in the folder does not stop another experiment;
+    the experiment's own broken file (by its name) is reported as it is.
+    """
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_experiment(path, catalog)
-    for exp in load_experiments(folder, catalog):
+    experiments, errors = load_experiments_each(folder, catalog)
+    for exp in experiments:
         if exp.id == ref:
             return exp
-    raise ConfigError(folder, None, f"no experiment with id or file '{ref}'")
+    for error in errors:
+        if Path(error.file).stem == ref:
+            raise error
+    unread = f"; {len(errors)} config file(s) could not be read" if errors else ""
+    raise ConfigError(folder, None, f"no experiment with id or file '{ref}'{unread}")
 
 
 def as_yaml_mapping(data: Mapping[str, Any]) -> str:

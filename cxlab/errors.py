@@ -65,7 +65,7 @@ class EventLogError(InputError):
     ) -> None:
         self.file = printable(str(file))
         self.column = None if column is None else printable(column)
-        self.rows = None if rows is None else _escape_lines(rows)
+        self.rows = None if rows is None else printable(rows, keep="\n")
         self.detail = printable(message)
         text = f"{self.file}: {self.detail}"
         if self.column is not None:
@@ -73,7 +73,3 @@ class EventLogError(InputError):
         if self.rows:
             text += f"\nFirst offending rows:\n{self.rows}"
         super().__init__(text)
-
-
-def _escape_lines(text: str) -> str:
-    return "\n".join(printable(line) for line in text.split("\n"))

@@ -574,3 +574,14 @@ def test_bad_sample_arguments_exit_2(capsys, tmp_path, args, message) -> None:
     _, err = capsys.readouterr()
     assert code == 2
     assert err == f"error: {message}\n"
+
+
+def test_one_experiment_runs_beside_a_broken_neighbour(capsys, cli_lab) -> None:
+    (cli_lab.experiments_dir / "broken.yaml").write_text("id: [\n")
+    code, out, err = run(capsys, cli_lab, "analyze", "exp")
+    assert code == 0, err
+    assert strict_json(out)["experiment"] == "exp"
+    # The broken file itself, asked for by name, is reported with its line.
+    code, out, err = run(capsys, cli_lab, "analyze", "broken")
+    assert code == 2
+    assert "broken.yaml:2: invalid YAML" in err
