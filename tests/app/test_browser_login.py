@@ -23,13 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.test_browser import (  # noqa: F401 (browser, chromium: fixtures)
-    CHROMIUM_ARGS,
-    browser,
-    chromium,
-    free_port,
-    wait_until_idle,
-)
+from tests.app.test_browser import free_port, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
@@ -163,7 +157,7 @@ def save_existing_config(page: object, app: str) -> None:
 
 
 @pytest.fixture
-def page(browser: object) -> Iterator[object]:  # noqa: F811 (a fresh context)
+def page(browser: object) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
