@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import streamlit as st
 
 from cxlab.errors import InputError
-from ui import cache
+from ui import auth, cache, sources
 
 st.set_page_config(page_title="CX Lab", page_icon=":material/science:", layout="wide")
 
@@ -41,6 +42,8 @@ PAGES = [
     ),
 ]
 page = st.navigation(PAGES)
+auth.gate()
+sources.sweep_at_startup()
 
 
 def data_source_label() -> str:
@@ -50,7 +53,7 @@ def data_source_label() -> str:
     try:
         return f"`{Path(events).relative_to(cache.ROOT)}`"
     except ValueError:
-        return f"`{events}`"
+        return f"`{sources.shown(events)}`"
 
 
 with st.sidebar:
@@ -65,16 +68,17 @@ with st.sidebar:
         "Empty: each experiment as of its own end, or the last day of data.",
     )
     st.caption("Empty = each experiment's own as-of day.")
+    auth.sidebar_status()
 
 try:
     page.run()
 except InputError as exc:
-    st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
-except Exception as exc:  # the friendly box instead of a traceback
+    message = sources.scrub(str(exc))
+    st.error(f"**The input has a problem.** {message}", icon=":material/warning:")
+except Exception:  # the friendly box; the traceback goes to the server's log only
+    logging.getLogger("cxlab.app").exception("page %s failed", page.title)
     st.error(
-        "Something went wrong while drawing this page. The details below help the "
-        "CX Lab maintainers; the other pages still work.",
+        "Something went wrong while drawing this page. The server's log has the "
+        "details for the CX Lab maintainers; the other pages still work.",
         icon=":material/error:",
     )
-    with st.expander("Technical details"):
-        st.exception(exc)

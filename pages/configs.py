@@ -22,7 +22,7 @@ from cxlab.config import (
     Status,
 )
 from cxlab.errors import ConfigError, InputError
-from ui import cache
+from ui import auth, cache, sources
 
 st.title("Configs")
 folder = cache.experiments_folder()
@@ -30,7 +30,7 @@ if flash := st.session_state.pop("configs_flash", None):
     st.success(flash)
 contents = studio.read_folder(folder)
 for error in contents.errors:
-    st.error(error)
+    st.error(sources.scrub(error))
 if contents.catalog is None:
     st.stop()
 catalog = contents.catalog
@@ -71,9 +71,9 @@ def review(kind: str, text: str, file_name: str, checked: Any, shown: str) -> No
     """Validation, diff, optional preview and the guarded save of a draft."""
     st.code(shown, language="yaml")
     if isinstance(checked, ConfigError):
-        st.error(str(checked))
+        st.error(sources.scrub(str(checked)))
         return
-    st.success(f"Valid — would be saved as {folder / file_name}")
+    st.success(f"Valid — would be saved as {sources.shown(folder / file_name)}")
     old = studio.read_text(folder, file_name)
     st.caption("Changes against the file on disk (comments inside edited blocks go)")
     st.code(studio.config_diff(old, text, file_name) or "no change", language="diff")
@@ -86,24 +86,25 @@ def review(kind: str, text: str, file_name: str, checked: Any, shown: str) -> No
             st.dataframe(studio.preview_table(result), hide_index=True)
             st.caption(f"Recommendation now: {result.recommendation.reason}")
         except InputError as exc:
-            st.error(str(exc))
+            st.error(sources.scrub(str(exc)))
     label = f"Overwrite the existing {file_name}"
     confirm = bool(old) and st.checkbox(label, key=f"configs_{kind}_confirm")
     locked = bool(old) and not confirm
     if st.button("Save", key=f"configs_{kind}_save", type="primary", disabled=locked):
         try:
+            auth.require("save_config")
             path = studio.save_config(folder, file_name, text, overwrite=confirm)
         except InputError as exc:
-            st.error(str(exc))
+            st.error(sources.scrub(str(exc)))
         else:
             st.session_state[f"configs_{kind}_draft"] = None
-            st.session_state["configs_flash"] = f"Saved {path}"
+            st.session_state["configs_flash"] = f"Saved {sources.shown(path)}"
             st.rerun()
 
 
 with browse:
     st.subheader("Experiments")
-    st.caption(f"Folder: {folder}")
+    st.caption(f"Folder: {sources.shown(folder)}")
     st.dataframe(studio.experiments_table(contents.experiments), hide_index=True)
     st.subheader("Metric catalog")
     st.dataframe(studio.catalog_table(catalog), hide_index=True)
@@ -167,7 +168,7 @@ with exp_tab:
             name = Path(base.source).name if same else None
             file_name = name or studio.experiment_file_name(draft["id"])
         except InputError as exc:
-            st.error(f"{folder}: {exc}")
+            st.error(f"{sources.shown(folder)}: {exc}")
         else:
             text = draft["text"]
             checked = studio.validate_experiment_text(text, folder, catalog, file_name)
@@ -214,7 +215,7 @@ with metric_tab:
             old_text = studio.read_text(folder, CATALOG_FILE)
             new_text = studio.catalog_with_metric(old_text, metric_id, block)
         except InputError as exc:
-            st.error(f"{folder / CATALOG_FILE}: {exc}")
+            st.error(f"{sources.shown(folder / CATALOG_FILE)}: {exc}")
         else:
             checked = studio.validate_catalog_text(new_text, folder)
             review("metric", new_text, CATALOG_FILE, checked, block)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import streamlit as st
 
@@ -11,18 +9,16 @@ from cxlab import charts, studio
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
-from ui import cache, notices
+from cxlab.sources import check_upload
+from ui import auth, cache, notices, sources
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
-UPLOADS = Path(
-    st.session_state.get("data_uploads_dir") or cache.ROOT / "data" / "uploads"
-)
 
 
 def show_error(exc: InputError) -> None:
     """The engine's named error, with the first offending rows when it has them."""
     headline, rows = studio.error_parts(exc)
-    st.error(headline)
+    st.error(sources.scrub(headline))
     if rows:
         st.code(rows, language=None)
 
@@ -39,11 +35,12 @@ def use_sample() -> None:
 def use_path() -> None:
     path = st.session_state.get("data_path", "").strip()
     try:
-        resolve_source(path)
+        auth.require("choose_server_path")
+        source = sources.resolve(path)
     except InputError as exc:
         st.session_state["data_source_error"] = exc
     else:
-        st.session_state[cache.EVENTS_KEY] = path
+        st.session_state[cache.EVENTS_KEY] = source.spec
 
 
 def use_upload() -> None:
@@ -51,7 +48,14 @@ def use_upload() -> None:
     if upload is None:
         return
     try:
-        path = studio.save_upload(UPLOADS, upload.name, upload.getvalue())
+        auth.require("upload_log")
+        path = studio.save_upload(
+            sources.session_uploads(),
+            upload.name,
+            upload.getvalue(),
+            max_mb=sources.upload_limit_mb(),
+        )
+        check_upload(path)
     except InputError as exc:
         st.session_state["data_source_error"] = exc
     else:
@@ -63,17 +67,20 @@ current = st.session_state.get(cache.EVENTS_KEY) or ""
 if not current or current == str(cache.SAMPLE_EVENTS):
     mode = 0
 else:
-    mode = 2 if str(UPLOADS) in current else 1
+    mode = 2 if str(sources.uploads_root()) in current else 1
 source = st.radio("Event log", SOURCES, mode, horizontal=True, key="data_source")
 if source == SOURCES[0]:
     st.button("Use the bundled sample", on_click=use_sample, key="data_use_sample")
 elif source == SOURCES[1]:
-    st.text_input("File, folder or glob", current, key="data_path")
+    shown = sources.shown(current) if current else ""
+    label = f"File, folder or glob inside {sources.roots_text()}"
+    st.text_input(label, shown, key="data_path")
     st.button("Use this log", on_click=use_path, key="data_use_path")
 else:
-    limit = min(studio.MAX_UPLOAD_MB, st.get_option("server.maxUploadSize"))
+    limit = sources.upload_limit_mb()
     st.file_uploader(
-        f"CSV, Parquet or NDJSON, up to {limit} MB (saved under data/uploads/)",
+        f"CSV, Parquet or NDJSON, up to {limit} MB (kept for this session, "
+        f"{sources.ttl_hours():g} hours at most)",
         type=list(studio.UPLOAD_TYPES),
         key="data_upload",
         on_change=use_upload,
@@ -82,7 +89,7 @@ if error := st.session_state.pop("data_source_error", None):
     show_error(error)
 
 events = st.session_state.get(cache.EVENTS_KEY) or str(cache.SAMPLE_EVENTS)
-st.caption(f"Analysing: {events}")
+st.caption(f"Analysing: {sources.shown(events)}")
 try:
     ws = cache.workspace()
     notices.config_errors(cache.config_errors(ws))

@@ -8,13 +8,14 @@ import streamlit as st
 
 from cxlab.errors import ConfigError
 from cxlab.states import ExperimentState
+from ui import sources
 
 
 def config_errors(errors: Sequence[ConfigError]) -> None:
     """One banner naming each broken experiment config by ``file:line``."""
     if not errors:
         return
-    files = "\n".join(f"- `{error}`" for error in errors)
+    files = "\n".join(f"- `{sources.scrub(str(error))}`" for error in errors)
     st.warning(
         f"**{len(errors)} experiment config(s) could not be loaded, so those "
         "experiments are disabled; every other experiment works.** Fix them on the "

@@ -1,7 +1,11 @@
-"""Shared fixtures of the app tests: the repo root, the sample log, engine results."""
+"""Shared fixtures of the app tests: the repo root, the sample log, engine results,
+and one headless Chromium per test process for the browser tests."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "events.parquet"
 EXPERIMENTS = ROOT / "experiments"
 TIMEOUT = 180  # seconds per AppTest run: 2 shared cores, the first run scans the log
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +51,31 @@ def engine_results(sample_log: Path) -> dict[str, ExperimentResult]:
     """Every experiment analysed by the engine directly (no Streamlit, no cache)."""
     results = analyze_folder(sample_log, experiments_dir=EXPERIMENTS)
     return {r.experiment.id: r for r in results}
+
+
+def missing(message: str) -> None:
+    """Under CI a missing browser is a failure; locally, a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    if path is None:
+        missing(f"{CHROMIUM} is missing (apt-get install chromium)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[object]:
+    """One browser per test process: Playwright's sync API runs one at a time."""
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

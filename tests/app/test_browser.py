@@ -10,7 +10,6 @@ the README's pictures.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,17 +26,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / os.environ.get("CXLAB_SCREENSHOTS", "build/screenshots")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 STARTUP_S = 120
 PAGE_TIMEOUT_MS = 240_000  # the first page scans the log; 2 shared cores
 ERROR_TEXTS = ("Traceback", "Something went wrong", "StreamlitAPIException", "Error:")
@@ -47,21 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def missing(message: str) -> None:
-    """Under CI a missing browser is a failure; locally, a skip."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if path is None:
-        missing(f"{CHROMIUM} is missing (apt-get install chromium)")
-    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -113,18 +86,6 @@ def server(sample_log: Path) -> Iterator[str]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-@pytest.fixture(scope="session")
-def browser(chromium: str) -> Iterator[object]:
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing("the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -44,12 +44,15 @@ def test_each_row_shows_the_engine_verdict_lift_and_recommendation(
     email = table.loc["results?experiment=proactive-shipping-email"]
     expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
     assert email["primary metric"] == "Contacts per order"
-    assert email["lift"] == f"{expected.rel_delta * 100:+.1f}%".replace("-", "−")
+    assert email["lift"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
     assert email["lift"].startswith("−")
     assert expected.verdict == "win"
     assert email["verdict"] == "● win"
     assert email["recommendation"] == "ship"
-    assert email["health"] == "● ok"
+    # The e-mail changed who answers the NPS survey: a warning, so "check".
+    warnings = engine_results["proactive-shipping-email"].warnings
+    assert any("changed who answers NPS" in w for w in warnings)
+    assert email["health"] == "● check"
     carousel = table.loc["results?experiment=recommendations-carousel"]
     assert carousel["health"] == "● SRM"
     assert carousel["verdict"] == "invalid (SRM)"

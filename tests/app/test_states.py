@@ -70,10 +70,10 @@ def test_broken_configs_are_named_by_file_and_line_on_every_page(
 ) -> None:
     text = banner(page(name, timeout, broken))
     assert text.startswith("**3 experiment config(s) could not be loaded")
-    assert f"`{broken / 'click-to-call.yaml'}:" in text
+    assert "`experiments/click-to-call.yaml:" in text
     assert "unknown key 'colour'" in text
-    assert f"`{broken / 'checkout-aa-test.yaml'}:" in text
-    assert f"`{broken / 'delivery-date-promise.yaml'}:" in text
+    assert "`experiments/checkout-aa-test.yaml:" in text
+    assert "`experiments/delivery-date-promise.yaml:" in text
 
 
 def test_the_portfolio_lists_every_experiment_that_loads(
