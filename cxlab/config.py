@@ -809,6 +809,19 @@ def load_experiments(folder: Path | str, catalog: Catalog) -> list[Experiment]:
     return experiments
 
 
+class DuplicateIdError(ConfigError):
+    """An experiment file whose id another file of the folder already uses."""
+
+    def __init__(
+        self, file: Path | str, line: int | None, message: str, experiment_id: str
+    ) -> None:
+        super().__init__(file, line, message)
+        self.experiment_id = experiment_id
+
+    def __reduce__(self) -> tuple[type[DuplicateIdError], tuple]:
+        return DuplicateIdError, (self.file, self.line, self.detail, self.experiment_id)
+
+
 def load_experiments_each(
     folder: Path | str, catalog: Catalog
 ) -> tuple[list[Experiment], list[ConfigError]]:
@@ -837,7 +850,9 @@ def load_experiments_each(
             continue
         if exp.id in seen:
             message = f"experiment id '{exp.id}' is also used by {seen[exp.id]}"
-            errors.append(ConfigError(exp.source, _line_of_id(path), message))
+            errors.append(
+                DuplicateIdError(exp.source, _line_of_id(path), message, exp.id)
+            )
             continue
         seen[exp.id] = exp.source
         experiments.append(exp)
@@ -860,10 +875,13 @@ def find_experiment(ref: str, folder: Path | str, catalog: Catalog) -> Experimen
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return load_experiment(path, catalog)
     experiments, errors = load_experiments_each(folder, catalog)
+    for error in errors:  # an id used twice is ambiguous
+        if isinstance(error, DuplicateIdError) and error.experiment_id == ref:
+            raise error
     for exp in experiments:
         if exp.id == ref:
             return exp
-    for error in errors:
+    for error in errors:  # its own broken file
         if Path(error.file).stem == ref:
             raise error
     unread = f"; {len(errors)} config file(s) could not be read" if errors else ""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cxlab import events
 from cxlab.errors import EventLogError
 from cxlab.sources import (
     OutsideRootsError,
@@ -115,7 +116,8 @@ def test_an_unreadable_folder_inside_the_root_is_a_message_not_a_traceback(
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "rglob", denied)
+    # Root reads every folder, so the refusal is simulated where the folder is listed.
+    monkeypatch.setattr(events.os, "walk", denied)
     with pytest.raises(OutsideRootsError, match=r"^data/logs: cannot be read$"):
         resolve(repo, "data/logs")
 
