@@ -21,7 +21,9 @@ import yaml
 from cxlab.errors import ConfigError
 from cxlab.metrics import TYPES
 
-MetricType = Literal["proportion", "mean", "ratio", "nps"]
+MetricType = Literal[
+    "proportion", "mean", "ratio", "nps", "categorical", "time_to_event"
+]
 Aggregate = Literal["sum", "count", "max", "last"]
 Direction = Literal["increase", "decrease"]
 Decision = Literal["sequential", "fixed", "bayesian"]
@@ -43,6 +45,7 @@ CANONICAL_COLUMNS = (
 )
 CATALOG_FILE = "metrics.yaml"
 WEIGHT_TOLERANCE = 1e-6
+MAX_HORIZON_HOURS = 24 * 365  # a time-to-event horizon of at most a year
 
 FilterValue = str | int | float | bool
 Filter = tuple[tuple[str, FilterValue], ...]
@@ -73,6 +76,10 @@ class MetricDef:
     window_days: int | None = None
     filter: Filter = ()
     format: Format | None = None
+    category: str | None = None  # categorical: the column holding the category
+    start_event: str | None = None  # time_to_event: the clock starts
+    end_event: str | None = None  # time_to_event: the clock stops
+    horizon_hours: float | None = None  # time_to_event: restricted mean up to it
 
     @property
     def label(self) -> str:
@@ -402,10 +409,30 @@ def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> Me
                 fields.line_of("denominator"),
             ),
         )
+    if "horizon_hours" in keys:  # time to event: two events and a horizon
+        horizon = fields.number("horizon_hours", math.nan)
+        if not 0 < horizon <= MAX_HORIZON_HOURS:
+            raise fields.error(
+                "horizon_hours",
+                f"'horizon_hours' must be a number in (0, {MAX_HORIZON_HOURS}]",
+            )
+        return MetricDef(
+            **common,
+            start_event=fields.text("start_event"),
+            end_event=fields.text("end_event"),
+            horizon_hours=horizon,
+        )
     aggregate = (
         fields.choice("aggregate", Aggregate, "sum") if "aggregate" in keys else "sum"
     )
-    return MetricDef(**common, event=fields.text("event"), aggregate=aggregate)
+    category = fields.text("category") if "category" in keys else None
+    if category in CANONICAL_COLUMNS:
+        raise fields.error(
+            "category", f"'category' must be a dimension column, not {category!r}"
+        )
+    return MetricDef(
+        **common, event=fields.text("event"), aggregate=aggregate, category=category
+    )
 
 
 def load_catalog(path: Path | str) -> Catalog:

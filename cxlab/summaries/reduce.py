@@ -24,6 +24,7 @@ from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
 from cxlab.summaries.users import user_days
+from cxlab.summaries.voice import category_changes, survival_changes
 
 PREVIOUS = "previous:"
 
@@ -38,6 +39,8 @@ class Reduced:
     flow: pl.DataFrame  # per (experiment, variant, day): users in/out, pre sums
     dimensions: list[tuple[str, pl.DataFrame, pl.DataFrame]]  # sums, user counts
     before: BeforeExposure  # rows before a first exposure; users in by day
+    categories: pl.DataFrame  # per category and day: Σx, Σx², first (.voice)
+    survival: pl.DataFrame  # per day, minutes and kind: users in less out (.voice)
 
 
 def reduce_log(
@@ -62,6 +65,16 @@ def reduce_log(
         scan.components,
         dims,
     )
+    categories = category_changes(
+        users.detail_rows, users.table, catalog, scan.metric_users
+    )
+    survival = survival_changes(
+        users.detail_rows,
+        users.table,
+        catalog,
+        scan.metric_users,
+        scan.log_row["last_event"],
+    )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
     daily_sums, dim_sums = _summed_changes(
         days, parts, scan.components, arms, experiments, dims
@@ -81,6 +94,8 @@ def reduce_log(
         flow=_flow(users.table, users.pre_columns, arms),
         dimensions=dimensions,
         before=users.before,
+        categories=categories,
+        survival=survival,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from cxlab.attribution import experiment_windows, flag_windows, user_codes
-from cxlab.config import Catalog, Experiment
+from cxlab.config import Catalog, Experiment, MetricDef
 from cxlab.errors import EventLogError
 from cxlab.events import (
     EXAMPLE_ROWS,
@@ -121,10 +121,11 @@ def scan_log(
         dict.fromkeys(c for m in metrics for c in metric_type(m).components(m))
     )
     filter_columns = sorted({col for c in components for col, _ in c.filter})
-    events = _parsed_once(scanned, source, [*dims, *filter_columns])
+    row_columns = _row_columns(metrics, schema, source.label)
+    events = _parsed_once(scanned, source, [*dims, *filter_columns, *row_columns])
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
-    plans = _plans(events, ids, components, dims, codes, as_of, log_health)
+    plans = _plans(events, ids, components, dims, codes, as_of, log_health, row_columns)
     try:
         log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
             pl.collect_all(plans)
@@ -178,6 +179,7 @@ def _plans(
     codes: Sequence[pl.Expr],
     as_of: dt.date | None,
     log_health: bool,
+    row_columns: Sequence[str] = (),
 ) -> list[pl.LazyFrame]:
     """The plans collected together: they share the scan of ``events``.
 
@@ -190,7 +192,9 @@ def _plans(
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
     needed_events = sorted({c.event for c in components} - {EXPOSURE})
-    filter_columns = sorted({col for c in components for col, _ in c.filter})
+    filter_columns = sorted(
+        {col for c in components for col, _ in c.filter} | set(row_columns)
+    )
     component_events = sorted({c.event for c in components})
     event_code = pl.col("event")
     if component_events:
@@ -272,6 +276,24 @@ def _check_filter_columns(
                         "which is not a column of the log",
                         column=column,
                     )
+
+
+def _row_columns(
+    metrics: Sequence[MetricDef], schema: pl.Schema, label: str
+) -> list[str]:
+    """The log columns the metrics' rows need (a categorical's category)."""
+    needed = {}
+    for metric in metrics:
+        for column in metric_type(metric).log_columns(metric):
+            if column not in schema:
+                raise EventLogError(
+                    label,
+                    f"metric '{metric.id}' reads its categories from '{column}', "
+                    "which is not a column of the log",
+                    column=column,
+                )
+            needed[column] = None
+    return list(needed)
 
 
 def _check_declared_variants(
