@@ -470,9 +470,9 @@ def test_nps_comments_follow_the_score_band(events: pl.DataFrame) -> None:
     answers = events.filter(pl.col("event") == "nps_response")
     commented = answers.filter(pl.col("comment").is_not_null())
     assert 0.5 < commented.height / answers.height < 0.6
-    band = {c: "promoter" for c in PROMOTER_COMMENTS}
-    band |= {c: "passive" for c in PASSIVE_COMMENTS}
-    band |= {c: "detractor" for c in DETRACTOR_COMMENTS}
+    band = dict.fromkeys(PROMOTER_COMMENTS, "promoter")
+    band |= dict.fromkeys(PASSIVE_COMMENTS, "passive")
+    band |= dict.fromkeys(DETRACTOR_COMMENTS, "detractor")
     expected = (
         pl.when(pl.col("value") >= 9)
         .then(pl.lit("promoter"))

@@ -174,7 +174,8 @@ def test_a_user_who_meets_the_other_arm_leaves_both_tables(lab, voice_log) -> No
     late = s.categories.filter(
         (pl.col("variant") == "control") & (pl.col("category") == "late")
     )
-    assert late["sum_x"].sum() == 0 and late["first"].sum() == 0
+    assert late["sum_x"].sum() == 0
+    assert late["first"].sum() == 0
     a_state = s.survival.filter(
         (pl.col("variant") == "control") & (pl.col("minutes") == 120)
     )
