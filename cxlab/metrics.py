@@ -216,6 +216,10 @@ class MetricKind(ABC):
         """Columns of the log its rows need beyond the components' (none)."""
         return ()
 
+    def log_events(self, metric: MetricDef) -> tuple[str, ...]:
+        """Events its rows need beyond the components' (none)."""
+        return ()
+
     def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:
         """Per counted row, the values its detail table is built from (none)."""
         return {}
@@ -380,13 +384,16 @@ class TimeToEvent(MetricKind):
     detail = "survival"
 
     def components(self, metric: MetricDef) -> tuple[Component, ...]:
-        """The user's count of start events, and of end events (read by scan)."""
+        """The user's count of start events."""
         assert metric.start_event is not None
-        assert metric.end_event is not None
         return (
             Component(metric.start_event, metric.filter, metric.window_days, "count"),
-            Component(metric.end_event, (), None, "count"),
         )
+
+    def log_events(self, metric: MetricDef) -> tuple[str, ...]:
+        """The end event."""
+        assert metric.end_event is not None
+        return (metric.end_event,)
 
     def user_values(self, values: Sequence[pl.Expr]) -> dict[str, pl.Expr]:
         """1 for a user with a start event."""
@@ -398,7 +405,9 @@ class TimeToEvent(MetricKind):
 
     def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:
         """The moment of each start event and of each end event."""
-        start, end = self.components(metric)
+        (start,) = self.components(metric)
+        assert metric.end_event is not None
+        end = Component(metric.end_event, (), None, "count")
         moment = pl.col("timestamp")
         return {
             START_PREFIX + metric.id: pl.when(start.condition()).then(moment),

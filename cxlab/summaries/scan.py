@@ -122,10 +122,21 @@ def scan_log(
     )
     filter_columns = sorted({col for c in components for col, _ in c.filter})
     row_columns = _row_columns(metrics, schema, source.label)
+    row_events = sorted({e for m in metrics for e in metric_type(m).log_events(m)})
     events = _parsed_once(scanned, source, [*dims, *filter_columns, *row_columns])
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
-    plans = _plans(events, ids, components, dims, codes, as_of, log_health, row_columns)
+    plans = _plans(
+        events,
+        ids,
+        components,
+        dims,
+        codes,
+        as_of,
+        log_health,
+        row_columns,
+        row_events,
+    )
     try:
         log_row, events_by_type, exposure_log, outcomes, rows_per_user, other = (
             pl.collect_all(plans)
@@ -180,6 +191,7 @@ def _plans(
     as_of: dt.date | None,
     log_health: bool,
     row_columns: Sequence[str] = (),
+    row_events: Sequence[str] = (),
 ) -> list[pl.LazyFrame]:
     """The plans collected together: they share the scan of ``events``.
 
@@ -191,11 +203,11 @@ def _plans(
     analysed = events
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
-    needed_events = sorted({c.event for c in components} - {EXPOSURE})
+    component_events = sorted({c.event for c in components} | set(row_events))
+    needed_events = sorted(set(component_events) - {EXPOSURE})
     filter_columns = sorted(
         {col for c in components for col, _ in c.filter} | set(row_columns)
     )
-    component_events = sorted({c.event for c in components})
     event_code = pl.col("event")
     if component_events:
         event_code = event_code.cast(pl.Enum(component_events))

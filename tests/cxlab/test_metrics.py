@@ -161,10 +161,9 @@ def test_components_name_the_events_and_aggregates_of_each_type() -> None:
     assert shape("ratio") == [("contact", "count"), ("order", "count")]
     assert shape("nps") == [("nps_response", "last")]
     assert shape("categorical") == [("contact", "count")]
-    assert shape("time_to_event") == [
-        ("contact", "count"),
-        ("contact_resolved", "count"),
-    ]
+    assert shape("time_to_event") == [("contact", "count")]
+    metric = METRICS["time_to_event"]
+    assert metric_type(metric).log_events(metric) == ("contact_resolved",)
 
 
 def test_categorical_rows_carry_each_event_category_and_none_for_null() -> None:
