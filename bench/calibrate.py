@@ -30,6 +30,8 @@ from stats import calibration as cal  # noqa: E402
 FULL_REPS = {
     cal.coverage_revenue: 20_000,
     cal.coverage_ratio: 20_000,
+    cal.coverage_rmst: 20_000,  # one Kaplan–Meier fit per arm and replicate
+    cal.composition_aa: 20_000,  # one χ² test per replicate
 }
 DEFAULT_REPS = 100_000
 

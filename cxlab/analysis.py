@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -32,13 +32,14 @@ from cxlab.decision import (
     decide,
     recommend,
 )
-from cxlab.summaries import ExperimentHealth, Summaries
+from cxlab.summaries import ExperimentHealth, Summaries, voice
 from stats.aggregates import ArmStats, ProportionStats
 from stats.bayesian import (
     BayesianResult,
     bayesian_test,
     beta_binomial_prob_better,
 )
+from stats.contingency import homogeneity_test
 from stats.cuped import cuped_adjust
 from stats.fixed import FixedResult, fixed_test
 from stats.noninferiority import NonInferiority
@@ -48,6 +49,7 @@ from stats.sequential import (
     sequential_tests,
 )
 from stats.srm import SrmResult, sequential_srm, srm_test
+from stats.survival import SurvivalStats, logrank_p_value, survival_stats
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
@@ -121,6 +123,8 @@ class MetricResult:
     beta_binomial: tuple[float, float] | None = None  # (P(better), expected loss)
     non_inferiority: NonInferiority | None = None
     response: ResponseCheck | None = None
+    category: str | None = None  # categorical: the category this row is about
+    logrank_p_value: float | None = None  # time_to_event: the log-rank test
 
     @property
     def call(self) -> Call:
@@ -141,6 +145,24 @@ class SequentialSrm:
     ok: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Composition:
+    """Whether a treatment changes the mix of a categorical metric's first categories.
+
+    The counts are each arm's users by their first category (``categories``
+    order); the test is :func:`stats.contingency.homogeneity_test`.
+    """
+
+    metric: MetricDef
+    variant: str
+    categories: tuple[str, ...]
+    control: tuple[int, ...]
+    treatment: tuple[int, ...]
+    chi2: float
+    df: int
+    p_value: float
+
+
 @dataclass(frozen=True)
 class ExperimentResult:
     """An experiment analysed as of one day."""
@@ -157,6 +179,7 @@ class ExperimentResult:
     warnings: tuple[str, ...]
     finished: bool
     provenance: dict[str, str] = field(default_factory=dict)
+    compositions: tuple[Composition, ...] = ()
 
     def result(self, metric_id: str, variant: str | None = None) -> MetricResult:
         """The scorecard row of a metric (and treatment, default the first)."""
@@ -204,19 +227,25 @@ def _timeline(
     treatment_rows: list[dict[str, float]],
     *,
     last_only: bool = False,
+    stats: tuple[list[ArmStats], list[ArmStats]] | None = None,
 ) -> list[Look | None]:
     """Every day's look for one metric and treatment, at the experiment's alpha.
 
     With ``last_only`` only the last look is tested (None for the others): each
-    look's tests depend only on the looks up to it.
+    look's tests depend only on the looks up to it. ``stats`` gives the arms'
+    statistics by day where they do not come from the summary rows (a time to
+    an event).
     """
     use_cuped = exp.cuped_days > 0 and metrics.metric_type(metric).cuped
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     arms: list[tuple[Arm, Arm, ArmStats, ArmStats, CupedInfo | None]] = []
-    for c_row, t_row in zip(control_rows, treatment_rows, strict=True):
-        c_stats = metrics.arm_stats(metric, c_row)
-        t_stats = metrics.arm_stats(metric, t_row)
+    for k, (c_row, t_row) in enumerate(zip(control_rows, treatment_rows, strict=True)):
+        if stats is None:
+            c_stats = metrics.arm_stats(metric, c_row)
+            t_stats = metrics.arm_stats(metric, t_row)
+        else:
+            c_stats, t_stats = stats[0][k], stats[1][k]
         cuped = None
         test_c, test_t = c_stats, t_stats
         if use_cuped:
@@ -361,18 +390,41 @@ def analyze_history(
     last_data = last_event.date() if last_event is not None else None
     weights = [v.weight for v in exp.variants]
     roles = dict(exp.metric_roles)
-    timelines: dict[tuple[str, str], list[Look | None]] = {}
+    timelines: dict[tuple[str, str, str | None], list[Look | None]] = {}
+    compositions: dict[tuple[str, str], list[Composition]] = {}
     rows = _rows_by_arm(daily)
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
+        detail = metrics.metric_type(metric).detail
+        if detail == "categories":
+            by_category, firsts = _category_rows(exp, metric, summaries, rows, days)
+            for variant in exp.treatments:
+                for category, arm_rows in by_category.items():
+                    timelines[metric_id, variant, category] = _timeline(
+                        exp,
+                        metric,
+                        arm_rows[exp.control],
+                        arm_rows[variant],
+                        last_only=last_only,
+                    )
+                compositions[metric_id, variant] = _compositions(
+                    exp, metric, variant, firsts
+                )
+            continue
         control_rows = rows[metric_id, exp.control]
+        arms = (
+            _survival_arms(exp, metric, summaries, days)
+            if detail == "survival"
+            else None
+        )
         for variant in exp.treatments:
-            timelines[metric_id, variant] = _timeline(
+            timelines[metric_id, variant, None] = _timeline(
                 exp,
                 metric,
                 control_rows,
                 rows[metric_id, variant],
                 last_only=last_only,
+                stats=None if arms is None else (arms[exp.control], arms[variant]),
             )
     health = summaries.health[exp.id]
     provenance = {
@@ -386,11 +438,9 @@ def analyze_history(
         users = dict(zip(exp.variant_ids, srm_counts[k], strict=True))
         srm = srm_test(srm_counts[k], weights)
         seq_srm = sequential_srm(srm_counts[: k + 1], weights)
-        keyed = [(key, looks[k]) for key, looks in timelines.items()]
+        keyed = [(key, look) for key, looks in timelines.items() if (look := looks[k])]
         entries = [
-            Entry(catalog[m], v, roles[m], look.tests)
-            for (m, v), look in keyed
-            if look is not None
+            _entry(catalog[m], v, roles[m], c, look) for (m, v, c), look in keyed
         ]
         results = [
             _result(
@@ -400,11 +450,11 @@ def analyze_history(
                 decided,
                 users,
                 with_beta_binomial=k == len(days) - 1,
+                category=category,
             )
-            for entry, (_, look), decided in zip(
+            for entry, ((_, _, category), look), decided in zip(
                 entries, keyed, decide(exp, entries), strict=True
             )
-            if look is not None
         ]
         finished = _finished(exp, day, sum(users.values()), last_data)
         multiple = multiple_by_day[k]
@@ -422,8 +472,156 @@ def analyze_history(
                 warnings=_warnings(exp, users, multiple, health, srm, results),
                 finished=finished,
                 provenance=provenance,
+                compositions=tuple(c[k] for c in compositions.values()),
             )
         )
+    return out
+
+
+def _entry(
+    metric: MetricDef, variant: str, role: Role, category: str | None, look: Look
+) -> Entry:
+    """A result to decide; a category's is named after it and corrected with its kin.
+
+    The correction of a categorical metric's results spans its categories (its
+    own family, the metric's id), not the experiment's other metrics.
+    """
+    if category is None:
+        return Entry(metric, variant, role, look.tests)
+    named = replace(metric, name=f"{metric.label}: {category}")
+    return Entry(named, variant, role, look.tests, family=metric.id)
+
+
+def _category_rows(
+    exp: Experiment,
+    metric: MetricDef,
+    summaries: Summaries,
+    rows: dict[tuple[str, str], list[dict]],
+    days: Sequence[dt.date],
+) -> tuple[dict[str, dict[str, list[dict]]], pl.DataFrame]:
+    """Per category and variant, the summary rows (n, Σx, Σx²) of every day.
+
+    ``n`` is the arm's exposed users (the metric's own summary row); the sums
+    cumulate the category's daily changes. Also each day's count of users by
+    their first category, per variant (columns: variant, category, day, first).
+    """
+    table = summaries.categories
+    changes = (
+        pl.DataFrame(schema=voice.CATEGORY_SCHEMA)
+        if table is None
+        else table.filter(
+            (pl.col("experiment_id") == exp.id) & (pl.col("metric") == metric.id)
+        )
+    )
+    categories = sorted(set(changes["category"].to_list()))
+    grid = (
+        pl.DataFrame({"day": list(days)}, schema={"day": pl.Date})
+        .join(pl.DataFrame({"variant": list(exp.variant_ids)}), how="cross")
+        .join(
+            pl.DataFrame({"category": categories}, schema={"category": pl.String}),
+            how="cross",
+        )
+    )
+    cumulative = (
+        grid.join(changes, on=["variant", "category", "day"], how="left")
+        .with_columns(pl.col("sum_x", "sum_xx", "first").fill_null(0.0))
+        .sort("variant", "category", "day")
+        .with_columns(
+            pl.col("sum_x", "sum_xx", "first").cum_sum().over("variant", "category")
+        )
+    )
+    by_category: dict[str, dict[str, list[dict]]] = {c: {} for c in categories}
+    for (variant, category), group in cumulative.group_by(
+        "variant", "category", maintain_order=True
+    ):
+        users = rows[metric.id, str(variant)]
+        by_category[str(category)][str(variant)] = [
+            {"n": user_row["n"], "sum_x": x, "sum_xx": xx}
+            for user_row, x, xx in zip(
+                users, group["sum_x"], group["sum_xx"], strict=True
+            )
+        ]
+    return by_category, cumulative.select("variant", "category", "day", "first")
+
+
+def _compositions(
+    exp: Experiment, metric: MetricDef, variant: str, firsts: pl.DataFrame
+) -> list[Composition]:
+    """Each day's composition test of the users' first categories (control vs arm)."""
+    categories = tuple(sorted(set(firsts["category"].to_list())))
+    counts = {
+        v: firsts.filter(pl.col("variant") == v)
+        .pivot("category", index="day", values="first")
+        .sort("day")
+        for v in (exp.control, variant)
+    }
+    out = []
+    for k in range(counts[variant].height if categories else 0):
+        control = tuple(int(counts[exp.control][c][k]) for c in categories)
+        treatment = tuple(int(counts[variant][c][k]) for c in categories)
+        test = homogeneity_test(control, treatment)
+        out.append(
+            Composition(
+                metric,
+                variant,
+                categories,
+                control,
+                treatment,
+                test.chi2,
+                test.df,
+                test.p_value,
+            )
+        )
+    return out
+
+
+def _survival_arms(
+    exp: Experiment, metric: MetricDef, summaries: Summaries, days: Sequence[dt.date]
+) -> dict[str, list[ArmStats]]:
+    """Per variant, each day's Kaplan–Meier statistics of the time to the end event.
+
+    The states' counts as of a day are the sum of their daily changes up to it
+    (:mod:`cxlab.summaries.voice`); times are in hours, a time at the horizon
+    without the event (still open, or resolved after the horizon) is censored.
+    """
+    table = summaries.survival
+    changes = (
+        pl.DataFrame(schema=voice.SURVIVAL_SCHEMA)
+        if table is None
+        else table.filter(
+            (pl.col("experiment_id") == exp.id) & (pl.col("metric") == metric.id)
+        )
+    )
+    horizon = float(metric.horizon_hours or math.nan)
+    out: dict[str, list[ArmStats]] = {}
+    for variant in exp.variant_ids:
+        of_arm = changes.filter(pl.col("variant") == variant)
+        out[variant] = []
+        for day in days:
+            state = (
+                of_arm.filter(pl.col("day") <= day)
+                .group_by("minutes")
+                .agg(
+                    pl.col("users").filter(pl.col("kind") == voice.RESOLVED).sum(),
+                    pl.col("users")
+                    .filter(pl.col("kind") != voice.RESOLVED)
+                    .sum()
+                    .alias("censored"),
+                    pl.col("users")
+                    .filter(pl.col("kind") == voice.OPEN)
+                    .sum()
+                    .alias("open"),
+                )
+            )
+            out[variant].append(
+                survival_stats(
+                    (state["minutes"] / 60).to_numpy(),
+                    state["users"].to_numpy(),
+                    state["censored"].to_numpy(),
+                    horizon=horizon,
+                    still_open=int(state["open"].sum()),
+                )
+            )
     return out
 
 
@@ -435,6 +633,7 @@ def _result(
     users: dict[str, int],
     *,
     with_beta_binomial: bool,
+    category: str | None = None,
 ) -> MetricResult:
     """One scorecard row from its look and its decision."""
     response = None
@@ -444,6 +643,12 @@ def _result(
             (look.treatment.n, users[entry.variant]),
             alpha=exp.alpha,
         )
+    c, t = look.control.stats, look.treatment.stats
+    logrank = (
+        logrank_p_value(c.km, t.km)
+        if isinstance(c, SurvivalStats) and isinstance(t, SurvivalStats)
+        else None
+    )
     return MetricResult(
         metric=entry.metric,
         variant=entry.variant,
@@ -468,6 +673,8 @@ def _result(
         else None,
         non_inferiority=decided.non_inferiority,
         response=response,
+        category=category,
+        logrank_p_value=logrank,
     )
 
 

@@ -36,6 +36,7 @@ from cxlab.decision import (
 from cxlab.planning import Plan, percent_text
 from stats.aggregates import NpsStats
 from stats.bayesian import BayesianResult
+from stats.survival import SurvivalStats, survival_band
 
 GOOD = "#1a9850"
 BAD = "#d73027"
@@ -642,6 +643,150 @@ def posterior(
         yaxis={"showticklabels": False, "title": "density"},
         height=300,
     )
+
+
+def contact_reasons(
+    result: ExperimentResult, metric_id: str, variant: str, method: Method
+) -> go.Figure:
+    """Why customers contacted us: per category, each arm's rate, sorted by effect.
+
+    The control's rate is a point; the treatment's is its rate with the interval
+    of the method's call placed on the control's rate (control + the call's
+    ``abs_ci``), so what is drawn is the decision layer's interval, at its own
+    level after the correction across the metric's categories. Categories are
+    sorted by the call's relative effect, the biggest cut at the top; the
+    treatment's markers are coloured by verdict.
+
+    Args:
+        result: the analysed experiment.
+        metric_id: a categorical metric.
+        variant: the treatment.
+        method: whose calls to draw.
+    """
+    rows = [
+        r
+        for r in result.results
+        if r.metric.id == metric_id and r.variant == variant and r.category
+    ]
+    rows.sort(key=lambda r: _finite(r.calls[method].rel_delta) or 0.0, reverse=True)
+    labels = [str(r.category) for r in rows]
+    calls = [r.calls[method] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[r.control.value for r in rows],
+            y=labels,
+            mode="markers",
+            name=result.experiment.control,
+            marker={"color": NEUTRAL, "size": 10, "symbol": "line-ns-open"},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r.treatment.value for r in rows],
+            y=labels,
+            mode="markers",
+            name=variant,
+            marker={
+                "color": [verdict_colour(c.verdict) for c in calls],
+                "size": 10,
+            },
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": [
+                    _finite(r.control.value + c.abs_ci[1] - r.treatment.value)
+                    for r, c in zip(rows, calls, strict=True)
+                ],
+                "arrayminus": [
+                    _finite(r.treatment.value - r.control.value - c.abs_ci[0])
+                    for r, c in zip(rows, calls, strict=True)
+                ],
+            },
+            customdata=[
+                [format_delta(r.metric, c.rel_delta, "rel"), level_text(c)]
+                for r, c in zip(rows, calls, strict=True)
+            ],
+            hovertemplate="%{y}: %{x:.4f} per user (%{customdata[0]}, "
+            "%{customdata[1]})<extra></extra>",
+        )
+    )
+    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1])
+    fig.update_xaxes(title="events per exposed user", rangemode="tozero")
+    name = rows[0].metric.label.split(": ")[0] if rows else metric_id
+    return _layout(fig, f"Why customers contacted us: {name}", height=360)
+
+
+def survival_curves(
+    result: ExperimentResult, metric_id: str, variant: str
+) -> go.Figure:
+    """Share still unresolved against hours, per arm, with pointwise bands.
+
+    The Kaplan–Meier curves of the control and the treatment up to the metric's
+    horizon, each with its log(−log) band at the experiment's alpha
+    (:func:`stats.survival.survival_band`).
+
+    Args:
+        result: the analysed experiment.
+        metric_id: a time-to-event metric.
+        variant: the treatment.
+    """
+    row = result.result(metric_id, variant)
+    fig = go.Figure()
+    for k, (arm_id, arm) in enumerate(
+        ((result.experiment.control, row.control), (variant, row.treatment))
+    ):
+        stats = arm.stats
+        if not isinstance(stats, SurvivalStats):
+            continue
+        km = stats.km
+        lower, upper = survival_band(km, alpha=result.experiment.alpha)
+        inside = km.time <= stats.horizon
+        hours = [0.0, *km.time[inside], stats.horizon]
+        curve = [1.0, *km.survival[inside]]
+        low, high = [1.0, *lower[inside]], [1.0, *upper[inside]]
+        colour = ARM_COLOURS[k]
+        steps = {"shape": "hv", "width": 0}
+        fig.add_trace(
+            go.Scatter(
+                x=hours, y=[*high, high[-1]], mode="lines", line=steps,
+                showlegend=False, hoverinfo="skip",
+            )
+        )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=hours, y=[*low, low[-1]], mode="lines", line=steps, fill="tonexty",
+                fillcolor=_band_colour(colour), showlegend=False, hoverinfo="skip",
+            )
+        )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=hours,
+                y=[*curve, curve[-1]],
+                mode="lines",
+                line={"shape": "hv", "color": colour},
+                name=f"{arm_id} ({stats.censored:,} of {stats.n:,} still open)",
+                hovertemplate="%{x:.1f} h: %{y:.1%} unresolved<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title="hours since the contact")
+    fig.update_yaxes(title="share still unresolved", tickformat=".0%", range=[0, 1])
+    return _layout(fig, f"{row.metric.label}: share still unresolved", height=380)
+
+
+def _band_colour(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, 0.18)"
+
+
+def share_still_open(row: MetricResult) -> dict[str, float]:
+    """Per arm of a time-to-event row: the share of its users still open."""
+    out = {}
+    for name, arm in (("control", row.control), ("treatment", row.treatment)):
+        stats = arm.stats
+        if isinstance(stats, SurvivalStats) and stats.n:
+            out[name] = stats.censored / stats.n
+    return out
 
 
 def nps_split(result: ExperimentResult, metric_id: str = "nps") -> go.Figure:

@@ -22,7 +22,9 @@ import yaml
 from cxlab.errors import ConfigError
 from cxlab.metrics import TYPES
 
-MetricType = Literal["proportion", "mean", "ratio", "nps"]
+MetricType = Literal[
+    "proportion", "mean", "ratio", "nps", "categorical", "time_to_event"
+]
 Aggregate = Literal["sum", "count", "max", "last"]
 Direction = Literal["increase", "decrease"]
 Decision = Literal["sequential", "fixed", "bayesian"]
@@ -51,6 +53,7 @@ MAX_COUNT = 10**12  # planned_users and sequential_tuning
 MAX_INTEGER = 10**6  # any other whole number of a config (window_days, ...)
 MAX_CUPED_DAYS = 365
 PRIOR_LIMITS = (1e-6, 1e6)  # a prior's sd, and the bound of its |mean|
+MAX_HORIZON_HOURS = 24 * 365  # a time-to-event horizon of at most a year
 
 FilterValue = str | int | float | bool
 Filter = tuple[tuple[str, FilterValue], ...]
@@ -81,6 +84,10 @@ class MetricDef:
     window_days: int | None = None
     filter: Filter = ()
     format: Format | None = None
+    category: str | None = None  # categorical: the column holding the category
+    start_event: str | None = None  # time_to_event: the clock starts
+    end_event: str | None = None  # time_to_event: the clock stops
+    horizon_hours: float | None = None  # time_to_event: restricted mean up to it
 
     @property
     def label(self) -> str:
@@ -570,10 +577,30 @@ def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> Me
                 fields.line_of("denominator"),
             ),
         )
+    if "horizon_hours" in keys:  # time to event: two events and a horizon
+        horizon = fields.number("horizon_hours", math.nan)
+        if not 0 < horizon <= MAX_HORIZON_HOURS:
+            raise fields.error(
+                "horizon_hours",
+                f"'horizon_hours' must be a number in (0, {MAX_HORIZON_HOURS}]",
+            )
+        return MetricDef(
+            **common,
+            start_event=fields.text("start_event"),
+            end_event=fields.text("end_event"),
+            horizon_hours=horizon,
+        )
     aggregate = (
         fields.choice("aggregate", Aggregate, "sum") if "aggregate" in keys else "sum"
     )
-    return MetricDef(**common, event=fields.text("event"), aggregate=aggregate)
+    category = fields.text("category") if "category" in keys else None
+    if category in CANONICAL_COLUMNS:
+        raise fields.error(
+            "category", f"'category' must be a dimension column, not {category!r}"
+        )
+    return MetricDef(
+        **common, event=fields.text("event"), aggregate=aggregate, category=category
+    )
 
 
 def load_catalog(path: Path | str) -> Catalog:

@@ -9,7 +9,10 @@ entry declares
   components, and which population ``n`` counts (exposed users or responders);
 * how one arm's sufficient statistics (:mod:`stats.aggregates`) are built from a
   summary row, and, where CUPED applies, the arm's covariate statistics;
-* how its deltas read: in points (NPS) or as a relative change.
+* how its deltas read: in points (NPS) or as a relative change;
+* for the types whose results need more than per-user sums (one result per
+  category, a time to an event), the per-row columns its detail table is built
+  from (:mod:`cxlab.summaries.voice`).
 
 The reduction engine (:mod:`cxlab.summaries`) and the analysis ask the entry
 instead of branching on ``metric.type``; a new type is one new entry.
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 
 Row = Mapping[str, float]
 Population = Literal["exposed", "responders"]
+Detail = Literal["categories", "survival"]
+NO_CATEGORY = "(none)"  # the category of an event whose category column is null
 RESPONDERS = "d_pop"  # the summary column counting a responders population
 NPS_PROMOTER_MIN = 9  # scores 9-10
 NPS_PASSIVE_MIN = 7  # scores 7-8; 0-6 are detractors
@@ -178,6 +183,7 @@ class MetricKind(ABC):
     cuped: ClassVar[bool] = False
     delta_in_points: ClassVar[bool] = False
     natural_format: ClassVar[str] = "number"
+    detail: ClassVar[Detail | None] = None
 
     def components(self, metric: MetricDef) -> tuple[Component, ...]:
         """The per-user aggregates the metric needs (one by default)."""
@@ -205,6 +211,18 @@ class MetricKind(ABC):
         if not self.cuped:
             raise ValueError(f"CUPED does not apply to {self.name} metrics")
         return cuped_covariates(row)
+
+    def log_columns(self, metric: MetricDef) -> tuple[str, ...]:
+        """Columns of the log its rows need beyond the components' (none)."""
+        return ()
+
+    def log_events(self, metric: MetricDef) -> tuple[str, ...]:
+        """Events its rows need beyond the components' (none)."""
+        return ()
+
+    def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:
+        """Per counted row, the values its detail table is built from (none)."""
+        return {}
 
 
 class Proportion(MetricKind):
@@ -317,8 +335,98 @@ class Nps(MetricKind):
         return NpsStats(promoters, int(row["n"]) - promoters - detractors, detractors)
 
 
+class Categorical(Mean):
+    """Events per exposed user of each category (reason) found in the data.
+
+    Each category is a mean of per-user counts: the user's events of that
+    category (0 without), so the categories' rates add up to the metric's events
+    per user and a user who contacts twice for one reason counts twice. An event
+    whose category column is null is in the category :data:`NO_CATEGORY`. The
+    summary row of the metric itself carries the count of all its events; the
+    per-category sums and each user's first category are kept by
+    :mod:`cxlab.summaries.voice`.
+    """
+
+    name = "categorical"
+    config_keys = frozenset({"event", "category"})
+    cuped = False
+    detail = "categories"
+
+    def components(self, metric: MetricDef) -> tuple[Component, ...]:
+        """The user's count of the metric's events."""
+        return (_component(metric, aggregate="count"),)
+
+    def log_columns(self, metric: MetricDef) -> tuple[str, ...]:
+        """The category column."""
+        assert metric.category is not None
+        return (metric.category,)
+
+    def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:
+        """The category of each of the metric's events (null on other rows)."""
+        assert metric.category is not None
+        category = pl.col(metric.category).cast(pl.String).fill_null(NO_CATEGORY)
+        condition = _component(metric, aggregate="count").condition()
+        return {category_column(metric): pl.when(condition).then(category)}
+
+
+class TimeToEvent(MetricKind):
+    """Time from a user's first start event to the next end event (Kaplan–Meier).
+
+    ``n`` counts the users with a start event (the summary's responders); the
+    times themselves, censored at the as-of moment while still open, are kept
+    by :mod:`cxlab.summaries.voice`.
+    """
+
+    name = "time_to_event"
+    config_keys = frozenset({"start_event", "end_event", "horizon_hours"})
+    columns = ()
+    population = "responders"
+    detail = "survival"
+
+    def components(self, metric: MetricDef) -> tuple[Component, ...]:
+        """The user's count of start events."""
+        assert metric.start_event is not None
+        return (
+            Component(metric.start_event, metric.filter, metric.window_days, "count"),
+        )
+
+    def log_events(self, metric: MetricDef) -> tuple[str, ...]:
+        """The end event."""
+        assert metric.end_event is not None
+        return (metric.end_event,)
+
+    def user_values(self, values: Sequence[pl.Expr]) -> dict[str, pl.Expr]:
+        """1 for a user with a start event."""
+        return {RESPONDERS: (values[0].fill_null(0) > 0).cast(pl.Float64)}
+
+    def arm_stats(self, row: Row) -> ArmStats:
+        """Not from a summary row: see :func:`stats.survival.survival_stats`."""
+        raise ValueError("time_to_event arms come from the survival summaries")
+
+    def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:
+        """The moment of each start event and of each end event."""
+        (start,) = self.components(metric)
+        assert metric.end_event is not None
+        end = Component(metric.end_event, (), None, "count")
+        moment = pl.col("timestamp")
+        return {
+            START_PREFIX + metric.id: pl.when(start.condition()).then(moment),
+            END_PREFIX + metric.id: pl.when(end.condition()).then(moment),
+        }
+
+
+START_PREFIX = "start:"
+END_PREFIX = "end:"
+
+
+def category_column(metric: MetricDef) -> str:
+    """The per-row column holding a categorical metric's category."""
+    return "category:" + metric.id
+
+
 TYPES: dict[str, MetricKind] = {
-    kind.name: kind for kind in (Proportion(), Mean(), Ratio(), Nps())
+    kind.name: kind
+    for kind in (Proportion(), Mean(), Ratio(), Nps(), Categorical(), TimeToEvent())
 }
 
 

@@ -21,6 +21,7 @@ from cxlab.health import SET_ASIDE_LABELS, HealthReport, ledger_table
 from cxlab.planning import Plan, percent_text, plan_sentence
 from cxlab.summaries import RowLedger
 from stats.aggregates import NpsStats
+from stats.survival import SurvivalStats
 
 ROUND = 10  # significant digits kept in JSON numbers
 
@@ -48,6 +49,8 @@ def _arm(arm: Arm) -> dict[str, Any]:
             "passives": arm.stats.passives,
             "detractors": arm.stats.detractors,
         }
+    if isinstance(arm.stats, SurvivalStats):
+        out["censored"] = arm.stats.censored
     return out
 
 
@@ -73,6 +76,7 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
         sequential["reason"] = seq.reason
     out: dict[str, Any] = {
         "metric": row.metric.id,
+        **({"category": row.category} if row.category is not None else {}),
         "variant": row.variant,
         "role": row.role,
         "control": _arm(row.control),
@@ -98,6 +102,8 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
         "verdict": row.verdict,
         "summary": row.summary,
     }
+    if row.logrank_p_value is not None:
+        out["fixed"]["logrank_p_value"] = row.logrank_p_value
     if row.beta_binomial is not None:
         prob, loss = row.beta_binomial
         out["bayesian"]["beta_binomial"] = {
@@ -158,6 +164,16 @@ def experiment_to_dict(result: ExperimentResult) -> dict[str, Any]:
                 "sequential_ok": result.sequential_srm.ok,
             },
             "results": [result_to_dict(r) for r in result.results],
+            "compositions": [
+                {
+                    "metric": c.metric.id,
+                    "variant": c.variant,
+                    "chi2": c.chi2,
+                    "df": c.df,
+                    "p_value": c.p_value,
+                }
+                for c in result.compositions
+            ],
             "recommendation": {
                 "action": result.recommendation.action,
                 "reason": result.recommendation.reason,

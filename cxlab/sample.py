@@ -3,7 +3,10 @@
 The log covers eight weeks, 2026-09-01 to 2026-10-26 (UTC), of a web shop's customer
 experience: users arrive over time, get exposed to the experiments running when they
 visit, order (heavy-tailed revenue), receive deliveries (about 90 % on time), contact
-customer service (more often after a late delivery) and answer NPS surveys.
+customer service (more often after a late delivery, for a reason: where is my order,
+a return, a damaged item, billing or another), have their contact resolved hours or
+days later (some are still open when the log ends, a few never) and answer NPS surveys,
+some with a comment written from a few phrases per score band.
 
 Every experiment in ``experiments/`` has a known, injected effect, kept here in
 :data:`PLANS` (the YAML files state the same effects in their hypotheses). Effects act
@@ -39,7 +42,15 @@ LOG_DAYS = 56  # 2026-09-01 .. 2026-10-26 inclusive
 DAY = 86_400.0
 LOG_END_S = LOG_DAYS * DAY  # seconds after LOG_START, exclusive
 
-EVENTS = ("exposure", "page_view", "order", "delivery", "contact", "nps_response")
+EVENTS = (
+    "exposure",
+    "page_view",
+    "order",
+    "delivery",
+    "contact",
+    "nps_response",
+    "contact_resolved",
+)
 PLATFORMS = ("ios", "android", "web")
 PLATFORM_P = (0.36, 0.34, 0.30)
 COUNTRIES = ("DE", "FR", "UK", "NL", "ES")
@@ -50,6 +61,42 @@ CHANNEL_P = (0.35, 0.25, 0.40)  # phone, email, chat
 MEDIAN_MINUTES = (9.0, 150.0, 14.0)  # to resolution, per channel
 SIGMA_MINUTES = (0.5, 0.5, 0.5)
 NEW_CUSTOMER_P = 0.42
+# Contact reasons (column `reason` on contact rows), mixes by what prompted the contact.
+REASONS = ("where is my order", "return", "damaged item", "billing", "other")
+REASON_MIX_ON_TIME = (0.25, 0.30, 0.15, 0.15, 0.15)  # after an on-time delivery
+REASON_MIX_LATE = (0.60, 0.10, 0.12, 0.08, 0.10)  # after a late delivery
+REASON_MIX_OWN = (0.20, 0.20, 0.05, 0.25, 0.30)  # unprompted
+NO_REASON_P = 0.02  # contacts logged without a reason
+# Resolution (`contact_resolved` rows): hours after the contact, lognormal per channel.
+MEDIAN_RESOLUTION_HOURS = (3.0, 26.0, 6.0)  # phone, email, chat
+SIGMA_RESOLUTION = 1.0
+LATE_RESOLUTION = 1.25  # contacts after a late delivery take longer
+NEVER_RESOLVED_P = 0.04
+# NPS comments (column `comment` on nps_response rows), per score band.
+COMMENT_P = 0.55
+PROMOTER_COMMENTS = (
+    "Fast delivery, great service",
+    "Easy to order and the parcel came on time",
+    "Friendly and helpful support",
+    "Love the selection",
+)
+PASSIVE_COMMENTS = (
+    "Fine overall",
+    "Delivery was ok but took a while",
+    "Good prices, the app could be faster",
+    "Support was ok",
+)
+DETRACTOR_COMMENTS = (
+    "Parcel was late",
+    "No tracking updates for days",
+    "Item arrived damaged",
+    "Refund took far too long",
+    "Nobody answered my e-mail",
+)
+DETRACTOR_COMMENT_P = (0.2, 0.2, 0.2, 0.2, 0.2)
+# Detractors in the shipping e-mail's control arm mostly write "late" and "tracking".
+SHIPPING_CONTROL_COMMENT_P = (0.35, 0.35, 0.1, 0.1, 0.1)
+COMMENTS = PROMOTER_COMMENTS + PASSIVE_COMMENTS + DETRACTOR_COMMENTS
 
 # Orders. New customers order in a burst after arriving; existing (regular) customers
 # order steadily until the end of the log, a few of them often, which gives the
@@ -104,6 +151,9 @@ class Arm:
         phone: Multiplier on the probability that a contact is a phone call.
         minutes: Multiplier on minutes to resolution.
         nps: NPS points added (promoters taken from detractors).
+        contact_reason: The contact effect falls on this reason only (the other
+            reasons keep their rates); empty: on every reason alike.
+        resolution: Multiplier on the hours from a contact to its resolution.
     """
 
     id: str
@@ -114,6 +164,8 @@ class Arm:
     phone: float = 1.0
     minutes: float = 1.0
     nps: float = 0.0
+    contact_reason: str = ""
+    resolution: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +208,13 @@ PLANS: tuple[Plan, ...] = (
         "proactive-shipping-email",
         dt.date(2026, 9, 7),
         dt.date(2026, 10, 18),
-        _ab("proactive_email", contact=0.88, nps=4.0),
+        _ab("proactive_email", contact=0.88, nps=4.0, contact_reason=REASONS[0]),
     ),
     Plan(
         "help-centre-redesign",
         dt.date(2026, 9, 14),
         dt.date(2026, 10, 18),
-        _ab("new_help_centre", contact=0.92, nps=2.0),
+        _ab("new_help_centre", contact=0.92, nps=2.0, resolution=0.8),
     ),
     Plan(
         "delivery-date-promise",
@@ -234,6 +286,8 @@ class _Rows:
             "experiment": cols.get("experiment", np.full(n, -1, dtype=np.int8)),
             "variant": cols.get("variant", np.full(n, -1, dtype=np.int8)),
             "channel": cols.get("channel", np.full(n, -1, dtype=np.int8)),
+            "reason": cols.get("reason", np.full(n, -1, dtype=np.int8)),
+            "comment": cols.get("comment", np.full(n, -1, dtype=np.int8)),
         }
         for name, arr in full.items():
             self.parts.setdefault(name, []).append(arr)
@@ -398,6 +452,78 @@ def _effect(
     return out
 
 
+def _arm_active(
+    users: np.ndarray,
+    t: np.ndarray,
+    exposures: Sequence[_Exposure],
+    plan: int,
+    arm: int,
+) -> np.ndarray:
+    """Whether each event falls in the given experiment arm's active window."""
+    exposure = exposures[plan]
+    return (
+        (exposure.arm[users] == arm)
+        & (exposure.time[users] <= t)
+        & (t < PLANS[plan].end_s)
+    )
+
+
+def _reasons(
+    rng: np.random.Generator,
+    users: np.ndarray,
+    t: np.ndarray,
+    mix: np.ndarray,
+    exposures: Sequence[_Exposure],
+) -> np.ndarray:
+    """A reason per contact (-1: none logged), from its mix and the arms in force.
+
+    An arm whose contact effect m falls on one reason takes (1 - m) of the base
+    contact rate from that reason alone; the mix is then renormalised, so the
+    other reasons keep their rates under thinning by m.
+    """
+    weights = mix.copy()
+    for p, plan in enumerate(PLANS):
+        for a, spec in enumerate(plan.arms):
+            if spec.contact_reason:
+                hit = _arm_active(users, t, exposures, p, a)
+                r = REASONS.index(spec.contact_reason)
+                weights[hit, r] -= 1.0 - spec.contact
+    weights /= weights.sum(axis=1, keepdims=True)
+    draw = rng.random(len(users))
+    reason = (draw[:, None] > weights.cumsum(axis=1)).sum(axis=1)
+    reason = np.minimum(reason, len(REASONS) - 1)
+    return np.where(rng.random(len(users)) < NO_REASON_P, -1, reason).astype(np.int8)
+
+
+def _comments(
+    rng: np.random.Generator,
+    users: np.ndarray,
+    t: np.ndarray,
+    score: np.ndarray,
+    exposures: Sequence[_Exposure],
+) -> np.ndarray:
+    """A comment code per NPS answer (-1: none), from its score band's phrases."""
+    r = len(users)
+    shipping = [p.id for p in PLANS].index("proactive-shipping-email")
+    in_control = _arm_active(users, t, exposures, shipping, 0)
+    detractor = np.where(
+        in_control,
+        rng.choice(len(DETRACTOR_COMMENTS), size=r, p=SHIPPING_CONTROL_COMMENT_P),
+        rng.choice(len(DETRACTOR_COMMENTS), size=r, p=DETRACTOR_COMMENT_P),
+    )
+    offset = len(PROMOTER_COMMENTS) + len(PASSIVE_COMMENTS)
+    code = np.where(
+        score >= 9,
+        rng.integers(0, len(PROMOTER_COMMENTS), r),
+        np.where(
+            score >= 7,
+            len(PROMOTER_COMMENTS) + rng.integers(0, len(PASSIVE_COMMENTS), r),
+            offset + detractor,
+        ),
+    )
+    return np.where(rng.random(r) < COMMENT_P, code, -1).astype(np.int8)
+
+
 def _max_effect(kind: str) -> float:
     """Largest possible combined multiplier of ``kind`` (for thinning)."""
     return float(np.prod([max(getattr(a, kind) for a in p.arms) for p in PLANS]))
@@ -416,13 +542,18 @@ def generate_sample(
         The event log, one row per event, sorted by timestamp, with the columns of
         CONTRACT §1 (``timestamp``, ``user_id``, ``event``, ``experiment_id``,
         ``variant``, ``value``) and the dimensions ``platform``, ``country``,
-        ``channel`` (contacts only) and ``new_customer``.
+        ``channel`` and ``reason`` (contacts only), ``new_customer``, and the
+        free-text ``comment`` of some NPS answers.
     """
     # Independent streams per part, so that editing one experiment's plan leaves the
     # other experiments' draws (and the users) unchanged.
-    seeds = np.random.SeedSequence(seed).spawn(6 + len(PLANS))
+    seeds = np.random.SeedSequence(seed).spawn(6 + len(PLANS) + 3)
     users_rng, views_rng, orders_rng, deliveries_rng, contacts_rng, nps_rng = (
         np.random.default_rng(s) for s in seeds[:6]
+    )
+    # Streams added later come last, so the earlier streams' draws are unchanged.
+    reasons_rng, resolution_rng, comments_rng = (
+        np.random.default_rng(s) for s in seeds[6 + len(PLANS) :]
     )
     n = n_users
     rows = _Rows()
@@ -509,11 +640,17 @@ def generate_sample(
         ]
     )
     late = np.concatenate([~on_time[after_order], np.zeros(len(own_user), dtype=bool)])
+    mix = np.concatenate(
+        [
+            np.where(on_time[after_order, None], REASON_MIX_ON_TIME, REASON_MIX_LATE),
+            np.tile(REASON_MIX_OWN, (len(own_user), 1)),
+        ]
+    )
     c = len(user)
     keep = (t < LOG_END_S) & (
         contacts_rng.random(c) * top < _effect(user, t, "contact", exposures)
     )
-    user, t, late = user[keep], t[keep], late[keep]
+    user, t, late, mix = user[keep], t[keep], late[keep], mix[keep]
     c = len(user)
     # The phone effect moves contacts between phone and chat; e-mail keeps its share.
     p_phone = np.minimum(CHANNEL_P[0] * _effect(user, t, "phone", exposures), 0.7)
@@ -527,9 +664,24 @@ def generate_sample(
     minutes = contacts_rng.lognormal(np.log(median), sigma)
     minutes *= np.where(late, 1.3, 1.0) * _effect(user, t, "minutes", exposures)
     rows.add(
-        "contact", user, t, value=np.round(minutes, 1), channel=channel.astype(np.int8)
+        "contact",
+        user,
+        t,
+        value=np.round(minutes, 1),
+        channel=channel.astype(np.int8),
+        reason=_reasons(reasons_rng, user, t, mix, exposures),
     )
     contact_t, contact_user = t, user
+
+    # Resolutions, hours or days later; some still open at the end, a few never.
+    hours = resolution_rng.lognormal(
+        np.log(np.asarray(MEDIAN_RESOLUTION_HOURS)[channel]), SIGMA_RESOLUTION
+    )
+    hours *= np.where(late, LATE_RESOLUTION, 1.0)
+    hours *= _effect(user, t, "resolution", exposures)
+    resolved_t = t + hours * 3600.0
+    keep = (resolved_t < LOG_END_S) & (resolution_rng.random(c) >= NEVER_RESOLVED_P)
+    rows.add("contact_resolved", user[keep], resolved_t[keep])
 
     # NPS responses after deliveries and contacts.
     answer_d = nps_rng.random(m) < NPS_AFTER_DELIVERY_P
@@ -563,7 +715,13 @@ def generate_sample(
             nps_rng.choice(7, size=r, p=DETRACTOR_SCORES_P),
         ),
     )
-    rows.add("nps_response", user, t, value=score.astype(np.float64))
+    rows.add(
+        "nps_response",
+        user,
+        t,
+        value=score.astype(np.float64),
+        comment=_comments(comments_rng, user, t, score, exposures),
+    )
 
     return _to_frame(rows.concat(), platform, country, new_customer, n)
 
@@ -606,7 +764,9 @@ def _to_frame(
             "platform": names(platform[user], PLATFORMS),
             "country": names(country[user], COUNTRIES),
             "channel": names(cols["channel"], CHANNELS),
+            "reason": names(cols["reason"], REASONS),
             "new_customer": pl.Series(new_customer[user]),
+            "comment": names(cols["comment"], COMMENTS),
         }
     )
     return frame.with_columns(

@@ -14,7 +14,7 @@ import math
 import polars as pl
 
 from cxlab.config import Correction, Experiment, MetricDef
-from cxlab.metrics import arm_stats
+from cxlab.metrics import arm_stats, metric_type
 from stats.corrections import adjust_p_values
 from stats.fixed import fixed_test
 
@@ -75,8 +75,8 @@ def segment_results(
     rows = by_dimension.filter(
         (pl.col("experiment_id") == experiment.id) & (pl.col("metric") == metric.id)
     )
-    if rows.is_empty():
-        return _empty()
+    if rows.is_empty() or metric_type(metric).detail is not None:
+        return _empty()  # per-category rates and times to an event: no breakdown
     out = []
     groups = rows.partition_by("dimension", "segment", as_dict=True)
     for (dimension, segment), seg in sorted(groups.items(), key=_key):

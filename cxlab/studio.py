@@ -438,6 +438,10 @@ def _spec_text(metric: MetricDef) -> str:
         return f"{num.aggregate}({num.event}) / {den.aggregate}({den.event})"
     if metric.type == "mean":
         return f"{metric.aggregate}({metric.event}) per user"
+    if metric.type == "categorical":
+        return f"count({metric.event}) per user by {metric.category}"
+    if metric.type == "time_to_event":
+        return f"{metric.start_event} → {metric.end_event}, {metric.horizon_hours:g} h"
     return metric.event or ""
 
 
@@ -508,6 +512,10 @@ class MetricForm:
     window_days: int = 0
     filter: str = ""
     format: str = ""
+    category: str = ""  # categorical
+    start_event: str = ""  # time_to_event
+    end_event: str = ""
+    horizon_hours: float = 0.0
 
 
 def parse_filter(text: str) -> dict[str, Any]:
@@ -536,10 +544,16 @@ def metric_block(form: MetricForm) -> str:
             "event": form.denominator_event.strip(),
             "aggregate": form.denominator_aggregate,
         }
+    elif form.type == "time_to_event":
+        spec["start_event"] = form.start_event.strip()
+        spec["end_event"] = form.end_event.strip()
+        spec["horizon_hours"] = form.horizon_hours
     else:
         spec["event"] = form.event.strip()
         if form.type == "mean":
             spec["aggregate"] = form.aggregate
+        if form.type == "categorical":
+            spec["category"] = form.category.strip()
     if form.window_days:
         spec["window_days"] = int(form.window_days)
     if parse_filter(form.filter):
@@ -568,6 +582,10 @@ def form_from_metric(metric: MetricDef) -> MetricForm:
         window_days=metric.window_days or 0,
         filter=", ".join(f"{k}={v}" for k, v in metric.filter),
         format=metric.format or "",
+        category=metric.category or "",
+        start_event=metric.start_event or "",
+        end_event=metric.end_event or "",
+        horizon_hours=metric.horizon_hours or 0.0,
     )
 
 

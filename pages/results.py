@@ -7,6 +7,7 @@ import streamlit as st
 from cxlab import charts, segments
 from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
+from cxlab.metrics import metric_type
 from cxlab.report import experiment_to_dict, to_csv, to_json
 from ui import cache, notices
 
@@ -195,8 +196,16 @@ post = cache.figure(
 )
 figures = [forest, lift, per_arm, post]
 is_nps = charts.has_nps_answers(result, metric_id)
+detail = metric_type(row.metric).detail
+voice_tab = {"categories": ["Contact reasons"], "survival": ["Time to event"]}
 tabs = st.tabs(
-    ["Lift over time", "Per arm", "Posterior", *(["NPS answers"] if is_nps else [])]
+    [
+        "Lift over time",
+        "Per arm",
+        "Posterior",
+        *(["NPS answers"] if is_nps else []),
+        *voice_tab.get(detail or "", []),
+    ]
 )
 tabs[0].plotly_chart(lift, key="lift")
 tabs[0].caption(
@@ -228,8 +237,49 @@ if is_nps:
         },
     )
 
+if detail == "categories":
+    reasons = cache.figure(
+        ws,
+        exp.id,
+        "reasons",
+        (metric_id, variant, method),
+        lambda: charts.contact_reasons(result, metric_id, variant, method),
+    )
+    figures.append(reasons)
+    tabs[-1].plotly_chart(reasons, key="reasons")
+    mix = [
+        c
+        for c in result.compositions
+        if c.metric.id == metric_id and c.variant == variant
+    ]
+    tabs[-1].caption(
+        "Per reason, events per exposed user; the treatment's bar is the "
+        f"{method} call's interval (corrected across the reasons)."
+        + "".join(
+            f" Users' first reason, {variant} vs control: χ² = {c.chi2:.1f} on "
+            f"{c.df} df, p = {c.p_value:.2g}."
+            for c in mix[-1:]
+        )
+    )
+elif detail == "survival":
+    curves = cache.figure(
+        ws,
+        exp.id,
+        "survival",
+        (metric_id, variant),
+        lambda: charts.survival_curves(result, metric_id, variant),
+    )
+    figures.append(curves)
+    tabs[-1].plotly_chart(curves, key="survival")
+    still_open = charts.share_still_open(row)
+    tabs[-1].caption(
+        "Still open at the as-of moment (censored, never counted as resolved): "
+        + ", ".join(f"{name} {share:.1%}" for name, share in still_open.items())
+        + ". Bands: pointwise, at the experiment's alpha."
+    )
+
 # --- segments and exposures ------------------------------------------------------
-if exp.dimensions:
+if exp.dimensions and detail is None:
     st.subheader("Segments")
     seg = segments.segment_results(summaries.by_dimension, exp, row.metric, variant)
     st.caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from stats.aggregates import NpsStats, ProportionStats, RatioStats, SampleStats
+from stats.aggregates import (
+    Estimate,
+    NpsStats,
+    ProportionStats,
+    RatioStats,
+    SampleStats,
+)
+from stats.contingency import homogeneity_test
 from stats.fixed import fixed_test
 from stats.power import sequential_power
 from stats.sequential import (
@@ -25,6 +32,7 @@ from stats.sequential import (
     sequential_test,
 )
 from stats.srm import srm_log_bayes_factor, srm_p_values
+from stats.survival import survival_stats
 
 ALPHA = 0.05
 LOOKS = 28
@@ -884,6 +892,143 @@ def mixture_power_peeking_default_tuning(reps: int, seed: int = 15) -> Calibrati
     return mixture_power_peeking(reps, seed, DEFAULT_TUNING)
 
 
+RMST_HORIZON = 72.0  # hours
+RMST_USERS = 400  # per arm, each with a contact
+RMST_MEAN_HOURS = (20.0, 16.0)  # exponential times to resolution, control / treatment
+RMST_FOLLOW_UP = 150.0  # hours: follow-up uniform on (0, this), then still open
+
+
+def _exponential_rmst(mean: float, horizon: float) -> float:
+    """∫₀^τ exp(−t/m) dt = m (1 − exp(−τ/m))."""
+    return mean * (1 - math.exp(-horizon / mean))
+
+
+def coverage_rmst(reps: int, seed: int = 16) -> CalibrationCheck:
+    """Coverage of the fixed abs_ci of the RMST difference under censoring.
+
+    Times to resolution are exponential (means 20 h and 16 h); each contact is
+    followed for a Uniform(0, 150 h) time, after which it is still open
+    (censored: about a third of the contacts within the 72 h horizon). Each
+    arm's :func:`stats.survival.survival_stats` (Kaplan–Meier, RMST up to 72 h,
+    Greenwood-type variance) feeds :func:`stats.fixed.fixed_test`.
+
+    Args:
+        reps: replicates (one Kaplan–Meier fit per arm each).
+        seed: random seed.
+
+    Returns:
+        The check: coverage 95 % ± 1 pp.
+
+    References:
+        Royston, P. & Parmar, M. K. B. (2013). BMC Med Res Methodol 13, 152
+        (RMST); Klein & Moeschberger (2003), eq. 4.5.2 (its variance).
+    """
+    rng = np.random.default_rng(seed)
+    arms = []
+    for mean in RMST_MEAN_HOURS:
+        times = rng.exponential(mean, (reps, RMST_USERS))
+        follow = rng.uniform(0, RMST_FOLLOW_UP, (reps, RMST_USERS))
+        observed = np.minimum(np.minimum(times, follow), RMST_HORIZON)
+        resolved = (times <= follow) & (times <= RMST_HORIZON)
+        fits = [
+            survival_stats(
+                observed[k],
+                resolved[k].astype(float),
+                (~resolved[k]).astype(float),
+                horizon=RMST_HORIZON,
+                still_open=0,
+            )
+            for k in range(reps)
+        ]
+        arms.append(
+            Estimate(
+                np.array([f.n for f in fits]),
+                np.array([f.mean for f in fits]),
+                np.array([f.var for f in fits]),
+            )
+        )
+    res = fixed_test(arms[0], arms[1], alpha=ALPHA)
+    truth = _exponential_rmst(RMST_MEAN_HOURS[1], RMST_HORIZON) - _exponential_rmst(
+        RMST_MEAN_HOURS[0], RMST_HORIZON
+    )
+    return _coverage(
+        "95 % CI coverage, RMST up to 72 h (Kaplan–Meier, censored)",
+        reps,
+        _covers(res.abs_ci, truth),
+    )
+
+
+CATEGORY_USERS = 5_000  # exposed users per arm
+CATEGORY_RATES = (0.030, 0.024)  # events of one category per user, Poisson
+
+
+def _poisson_counts(rng: np.random.Generator, reps: int, rate: float) -> SampleStats:
+    """Users with Poisson counts, as (n, Σx, Σx²); counts above 8 are negligible."""
+    k = np.arange(9)
+    pmf = sps.poisson.pmf(k, rate)
+    pmf[-1] += 1 - pmf.sum()
+    users = rng.multinomial(CATEGORY_USERS, pmf, reps)
+    return SampleStats(np.full(reps, CATEGORY_USERS), users @ k, users @ (k * k))
+
+
+def coverage_category_rate(reps: int, seed: int = 17) -> CalibrationCheck:
+    """Coverage of the fixed abs_ci of one category's rate per exposed user.
+
+    Each user's count of one contact reason is Poisson (0.030 vs 0.024 per
+    user, most users with none), a mean of per-user counts as the engine's
+    ``categorical`` type reports it.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check: coverage 95 % ± 1 pp.
+    """
+    rng = np.random.default_rng(seed)
+    c = _poisson_counts(rng, reps, CATEGORY_RATES[0])
+    t = _poisson_counts(rng, reps, CATEGORY_RATES[1])
+    res = fixed_test(c, t, alpha=ALPHA)
+    return _coverage(
+        "95 % CI coverage, one contact reason's rate per user (Poisson counts)",
+        reps,
+        _covers(res.abs_ci, CATEGORY_RATES[1] - CATEGORY_RATES[0]),
+    )
+
+
+COMPOSITION_MIX = (0.30, 0.20, 0.20, 0.15, 0.15)
+COMPOSITION_USERS = 600  # users with a contact per arm
+
+
+def composition_aa(reps: int, seed: int = 18) -> CalibrationCheck:
+    """False-positive rate of the composition χ² test when the mix is the same.
+
+    Both arms' users' first categories are multinomial over five reasons with
+    the same shares; :func:`stats.contingency.homogeneity_test` at alpha 0.05.
+
+    Args:
+        reps: replicates.
+        seed: random seed.
+
+    Returns:
+        The check: 5 % ± 1 pp.
+    """
+    rng = np.random.default_rng(seed)
+    c = rng.multinomial(COMPOSITION_USERS, COMPOSITION_MIX, reps)
+    t = rng.multinomial(COMPOSITION_USERS, COMPOSITION_MIX, reps)
+    p = np.array([homogeneity_test(c[k], t[k]).p_value for k in range(reps)])
+    rate = float(np.mean(p < ALPHA))
+    tol = mc_tolerance(ALPHA, reps, 0.01)
+    return _check(
+        "composition χ² test (5 reasons), A/A, one look",
+        reps,
+        rate,
+        "5 % ± 1 pp",
+        ALPHA - tol,
+        ALPHA + tol,
+    )
+
+
 ALL_CHECKS: tuple[Callable[[int], CalibrationCheck], ...] = (
     fixed_aa_final_look,
     fixed_aa_peeking,
@@ -907,4 +1052,7 @@ ALL_CHECKS: tuple[Callable[[int], CalibrationCheck], ...] = (
     mixture_power_peeking,
     mixture_power_read_once_default_tuning,
     mixture_power_peeking_default_tuning,
+    coverage_rmst,
+    coverage_category_rate,
+    composition_aa,
 )

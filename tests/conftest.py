@@ -68,6 +68,17 @@ conversion_2d:
   event: order
   window_days: 2
   direction: increase
+contact_reasons:
+  type: categorical
+  event: contact
+  category: reason
+  direction: decrease
+time_to_resolution:
+  type: time_to_event
+  start_event: contact
+  end_event: contact_resolved
+  horizon_hours: 72
+  direction: decrease
 """
 
 # Experiment "exp": 2026-10-01 .. 2026-10-05 (five whole UTC days), 50/50.

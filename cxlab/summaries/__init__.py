@@ -12,6 +12,10 @@
    sums as of the end of every day, with the segments and health counts by day.
 4. :mod:`.set_aside`: the ledger of the rows no analysis counts.
 5. :mod:`.as_of`: :func:`at_day` cuts all of it at an earlier day, no rescan.
+
+Beside the daily sums, :mod:`.voice` keeps the detail tables of the metric types
+that need more: per-category sums (``categorical``) and the times to an event
+(``time_to_event``), both as daily changes.
 """
 
 from __future__ import annotations
@@ -187,4 +191,6 @@ def _summarize(
             assigned_rows=ledger.assigned_rows,
             keys=grid_keys(experiments),
         ),
+        categories=reduced.categories,
+        survival=reduced.survival,
     )

@@ -88,7 +88,14 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
         health=health,
         as_of=dict.fromkeys(summaries.as_of, day),
         log=_log_at(summaries.log, by_day, health, day),
+        categories=_upto(summaries.categories, day),
+        survival=_upto(summaries.survival, day),
     )
+
+
+def _upto(changes: pl.DataFrame | None, day: dt.date) -> pl.DataFrame | None:
+    """A table of daily changes up to the end of ``day``."""
+    return None if changes is None else changes.filter(pl.col("day") <= day)
 
 
 def _daily_at(daily: pl.DataFrame, keys: pl.DataFrame, day: dt.date) -> pl.DataFrame:

@@ -24,6 +24,7 @@ from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
 from cxlab.summaries.users import user_days
+from cxlab.summaries.voice import category_changes, survival_changes
 
 PREVIOUS = "previous:"
 
@@ -40,6 +41,8 @@ class Reduced:
     before: BeforeExposure  # rows before a first exposure; users in by day
     exposure_fates: Fates | None  # the ledger's exposure rows (when asked)
     outcome_fates: Fates | None  # the ledger's outcome rows (when asked)
+    categories: pl.DataFrame  # per category and day: Σx, Σx², first (.voice)
+    survival: pl.DataFrame  # per day, minutes and kind: users in less out (.voice)
 
 
 def reduce_log(
@@ -65,6 +68,16 @@ def reduce_log(
         dims,
         ledger=scan.ledger,
     )
+    categories = category_changes(
+        users.detail_rows, users.table, catalog, scan.metric_users
+    )
+    survival = survival_changes(
+        users.detail_rows,
+        users.table,
+        catalog,
+        scan.metric_users,
+        scan.log_row["last_event"],
+    )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
     daily_sums, dim_sums = _summed_changes(
         days, parts, scan.components, arms, experiments, dims
@@ -86,6 +99,8 @@ def reduce_log(
         before=users.before,
         exposure_fates=fates,
         outcome_fates=users.fates,
+        categories=categories,
+        survival=survival,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from cxlab.attribution import experiment_windows, flag_windows, user_codes
-from cxlab.config import Catalog, Experiment
+from cxlab.config import Catalog, Experiment, MetricDef
 from cxlab.errors import EventLogError
 from cxlab.events import (
     EXAMPLE_ROWS,
@@ -133,13 +133,26 @@ def scan_log(
     filter_columns = sorted(
         {col for c in [*components, *nps_answers] for col, _ in c.filter}
     )
-    events = _parsed_once(scanned, source, [*dims, *filter_columns])
+    row_columns = _row_columns(metrics, schema, source.label)
+    row_events = sorted({e for m in metrics for e in metric_type(m).log_events(m)})
+    events = _parsed_once(scanned, source, [*dims, *filter_columns, *row_columns])
     rules = log_rules(_any_of(nps_answers))
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
     ledger = log_health and as_of is None
-    plans = _plans(events, ids, components, dims, codes, as_of, log_health, rules)
-    plans.append(_other_events(events, components, ledger))
+    plans = _plans(
+        events,
+        ids,
+        components,
+        dims,
+        codes,
+        as_of,
+        log_health,
+        rules,
+        row_columns,
+        row_events,
+    )
+    plans.append(_other_events(events, components, row_events, ledger))
     try:
         (
             log_row,
@@ -223,6 +236,8 @@ def _plans(
     as_of: dt.date | None,
     log_health: bool,
     rules: dict,
+    row_columns: Sequence[str] = (),
+    row_events: Sequence[str] = (),
 ) -> list[pl.LazyFrame]:
     """The plans collected together: they share the scan of ``events``.
 
@@ -234,9 +249,11 @@ def _plans(
     analysed = events
     if as_of is not None:
         analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
-    needed_events = sorted({c.event for c in components} - {EXPOSURE})
-    filter_columns = sorted({col for c in components for col, _ in c.filter})
-    component_events = sorted({c.event for c in components})
+    component_events = sorted({c.event for c in components} | set(row_events))
+    needed_events = sorted(set(component_events) - {EXPOSURE})
+    filter_columns = sorted(
+        {col for c in components for col, _ in c.filter} | set(row_columns)
+    )
     event_code = pl.col("event")
     if component_events:
         event_code = event_code.cast(pl.Enum(component_events))
@@ -271,10 +288,13 @@ def _plans(
 
 
 def _other_events(
-    events: pl.LazyFrame, components: Sequence[Component], ledger: bool
+    events: pl.LazyFrame,
+    components: Sequence[Component],
+    row_events: Sequence[str],
+    ledger: bool,
 ) -> pl.LazyFrame:
     """The first rows of events no metric reads: the ledger's examples."""
-    read = sorted({c.event for c in components} | {EXPOSURE})
+    read = sorted({c.event for c in components} | {EXPOSURE, *row_events})
     columns = {"timestamp": UTC, "user_id": pl.String, "event": pl.String}
     if not ledger:
         return pl.LazyFrame(schema=columns)
@@ -339,6 +359,24 @@ def _check_filter_columns(
                         "which is not a column of the log",
                         column=column,
                     )
+
+
+def _row_columns(
+    metrics: Sequence[MetricDef], schema: pl.Schema, label: str
+) -> list[str]:
+    """The log columns the metrics' rows need (a categorical's category)."""
+    needed = {}
+    for metric in metrics:
+        for column in metric_type(metric).log_columns(metric):
+            if column not in schema:
+                raise EventLogError(
+                    label,
+                    f"metric '{metric.id}' reads its categories from '{column}', "
+                    "which is not a column of the log",
+                    column=column,
+                )
+            needed[column] = None
+    return list(needed)
 
 
 def _check_declared_variants(

@@ -174,8 +174,12 @@ def _metric_conditions(
     enters, reads = pl.when(False).then(False), pl.when(False).then(False)
     for exp in experiments:
         comps = _components(exp, catalog)
-        counted = [c.condition() for c in comps]
-        fitting = [replace(c, window_days=None).condition() for c in comps]
+        # Events a metric reads beside its components (time to event: the end).
+        metrics = [catalog[m] for m, _ in exp.metric_roles]
+        also = {e for m in metrics for e in metric_type(m).log_events(m)}
+        extra = [pl.col("event").is_in(sorted(also))] if also else []
+        counted = [c.condition() for c in comps] + extra
+        fitting = [replace(c, window_days=None).condition() for c in comps] + extra
         is_exp = pl.col("experiment_id") == exp.id
         enters = enters.when(is_exp).then(pl.any_horizontal(False, *counted))
         reads = reads.when(is_exp).then(pl.any_horizontal(False, *fitting))

@@ -111,3 +111,5 @@ class Summaries:
     log: LogHealth
     fingerprint: tuple = field(default=())
     by_day: ByDay | None = None
+    categories: pl.DataFrame | None = None  # per category: daily changes (.voice)
+    survival: pl.DataFrame | None = None  # times to an event: daily changes (.voice)

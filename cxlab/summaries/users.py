@@ -45,6 +45,7 @@ class Users:
     before: BeforeExposure  # the outcome rows before a first exposure
     pre_columns: dict[str, str]  # metric id → its CUPED pre-period value column
     fates: Fates | None  # every outcome row's fate (the ledger), when asked
+    detail_rows: pl.DataFrame  # uk, day and the detail columns, rows with any
 
 
 def user_days(
@@ -87,16 +88,24 @@ def user_days(
     before = before_exposure(located, rows)
     fates = outcome_fates(located, rows, experiments, catalog) if ledger else None
     day = pl.col("timestamp").dt.date().alias("day")
-    row_values = [day, *[c.row_value() for c in components]]
+    detail = {
+        name: expr.alias(name)
+        for m in metric_users
+        for name, expr in metric_type(catalog[m]).row_columns(catalog[m]).items()
+    }
+    row_values = [day, *[c.row_value() for c in components], *detail.values()]
     counted = _counted_rows(rows, located, first_exposure, "lo", "hi", row_values)
     del rows, located  # the sorted outcome rows are no longer needed
+    detail_rows = counted.select("uk", "day", *detail).filter(
+        pl.any_horizontal(pl.col(list(detail)).is_not_null()) if detail else False
+    )
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
     days = _end_of_day(counted, users, components, ["arm", "conflict_day", *seg_cols])
     del counted
     if pre is not None:
         days = days.join(pre, on="uk", how="left", maintain_order="left")
         users = users.join(pre, on="uk", how="left", maintain_order="left")
-    return Users(users, before, pre_columns, fates), days
+    return Users(users, before, pre_columns, fates, detail_rows), days
 
 
 def _sorted_by_user(outcomes: pl.DataFrame) -> pl.DataFrame:

@@ -187,3 +187,41 @@ def test_scorecard_sentence_and_charts_show_one_delta_and_one_interval(
     assert (lift[0]["y"][-1], lift[1]["y"][-1]) == pytest.approx(
         row.calls["sequential"].abs_ci if points else row.calls["sequential"].rel_ci
     )
+
+
+def test_contact_reasons_tab_draws_the_calls_intervals_sorted_by_effect(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    key = "results_metric_proactive-shipping-email"
+    at.selectbox(key=key).select("contact_reasons").run()
+    assert not at.exception
+    result = engine_results["proactive-shipping-email"]
+    rows = [r for r in result.results if r.metric.id == "contact_reasons"]
+    chart = figure(at, "reasons")
+    control, treatment = chart["data"]
+    # sorted by the call's relative effect: the biggest cut ("where is my order") on top
+    assert control["y"][-1] == "where is my order"
+    by_reason = {r.category: r for r in rows}
+    top = by_reason["where is my order"]
+    call = top.calls[result.experiment.decision]
+    upper = treatment["x"][-1] + treatment["error_x"]["array"][-1]
+    assert upper == pytest.approx(top.control.value + call.abs_ci[1])
+    assert "χ² =" in " ".join(c.value for c in at.caption)
+
+
+def test_time_to_resolution_tab_draws_two_curves_and_the_share_still_open(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("help-centre-redesign", timeout)
+    key = "results_metric_help-centre-redesign"
+    at.selectbox(key=key).select("time_to_resolution").run()
+    assert not at.exception
+    row = engine_results["help-centre-redesign"].result("time_to_resolution")
+    chart = figure(at, "survival")
+    curves = [t for t in chart["data"] if t.get("name")]
+    assert [t["name"].split(" ")[0] for t in curves] == ["control", "new_help_centre"]
+    assert curves[0]["y"][0] == 1.0
+    assert curves[0]["x"][-1] == 72.0
+    share = row.control.stats.censored / row.control.n
+    assert f"control {share:.1%}" in " ".join(c.value for c in at.caption)

@@ -34,6 +34,17 @@ METRICS = {
         denominator=EventSpec("order"),
     ),
     "nps": MetricDef("nps", "nps", "increase", event="nps_response"),
+    "categorical": MetricDef(
+        "contact_reasons", "categorical", "decrease", event="contact", category="reason"
+    ),
+    "time_to_event": MetricDef(
+        "time_to_resolution",
+        "time_to_event",
+        "decrease",
+        start_event="contact",
+        end_event="contact_resolved",
+        horizon_hours=72.0,
+    ),
 }
 
 
@@ -104,6 +115,14 @@ def test_nps_counts_stay_exact_where_scores_squared_would_not() -> None:
             [[1.0, None], [None, 2.0]],
             {"sum_x": [1.0, 0.0], "sum_y": [0.0, 2.0], "sum_xy": [0.0, 0.0]},
         ),
+        # contacts of the metric (all categories): none, 2 → 0, 2 (and squared)
+        ("categorical", [[None, 2.0]], {"sum_x": [0.0, 2.0], "sum_xx": [0.0, 4.0]}),
+        # start events: none, 0, 2 → the user had one: 0, 0, 1
+        (
+            "time_to_event",
+            [[None, 0.0, 2.0], [1.0, None, 1.0]],
+            {RESPONDERS: [0, 0, 1]},
+        ),
         # last answers 10, 9, 8, 7, 6, 0, none
         (
             "nps",
@@ -141,6 +160,36 @@ def test_components_name_the_events_and_aggregates_of_each_type() -> None:
     assert shape("mean") == [("order", "sum")]
     assert shape("ratio") == [("contact", "count"), ("order", "count")]
     assert shape("nps") == [("nps_response", "last")]
+    assert shape("categorical") == [("contact", "count")]
+    assert shape("time_to_event") == [("contact", "count")]
+    metric = METRICS["time_to_event"]
+    assert metric_type(metric).log_events(metric) == ("contact_resolved",)
+
+
+def test_categorical_rows_carry_each_event_category_and_none_for_null() -> None:
+    metric = METRICS["categorical"]
+    ((name, expr),) = metric_type(metric).row_columns(metric).items()
+    assert metric_type(metric).log_columns(metric) == ("reason",)
+    rows = pl.DataFrame(
+        {
+            "event": ["contact", "order", "contact"],
+            "reason": ["billing", "billing", None],
+        }
+    )
+    assert rows.select(expr.alias(name))[name].to_list() == ["billing", None, "(none)"]
+
+
+def test_time_to_event_rows_carry_start_and_end_moments() -> None:
+    metric = METRICS["time_to_event"]
+    columns = metric_type(metric).row_columns(metric)
+    rows = pl.DataFrame(
+        {"event": ["contact", "contact_resolved", "order"], "timestamp": [1, 2, 3]}
+    )
+    out = rows.select(**columns)
+    assert out["start:time_to_resolution"].to_list() == [1, None, None]
+    assert out["end:time_to_resolution"].to_list() == [None, 2, None]
+    with pytest.raises(ValueError, match="survival summaries"):
+        arm_stats(metric, {"n": 1})
 
 
 def test_cuped_covariates_for_cuped_types_and_an_error_for_the_others() -> None:
@@ -159,4 +208,5 @@ def test_cuped_covariates_for_cuped_types_and_an_error_for_the_others() -> None:
 
 def test_only_nps_reads_its_deltas_in_points_and_counts_responders() -> None:
     assert {n for n, kind in TYPES.items() if kind.delta_in_points} == {"nps"}
-    assert {n for n, k in TYPES.items() if k.population == "responders"} == {"nps"}
+    responders = {n for n, k in TYPES.items() if k.population == "responders"}
+    assert responders == {"nps", "time_to_event"}

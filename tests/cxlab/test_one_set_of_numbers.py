@@ -171,7 +171,11 @@ CONFIGS = st.fixed_dictionaries(
 
 
 def random_log(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Exposures over five days, pre-period orders, orders, contacts and NPS."""
+    """Exposures over five days, pre-period orders, orders, contacts and NPS.
+
+    Contacts carry a reason (the treatment cuts one of them) and are resolved
+    hours later, some only after the log ends (still open) or past the horizon.
+    """
     rng = np.random.default_rng(config["seed"])
     arms = ["control", "treatment", "treatment_b"][: config["treatments"] + 1]
     rows = []
@@ -191,11 +195,18 @@ def random_log(config: dict[str, Any]) -> list[dict[str, Any]]:
         ):
             if rng.random() < chance:
                 moment = seen + dt.timedelta(minutes=int(rng.integers(1, 100)))
-                rows.append(_row(moment, user, kind, value))
+                reason = None
+                if kind == "contact":
+                    reasons = ["late", "billing", "damaged"][int(lift > 0.5) :]
+                    reason = str(rng.choice([*reasons, None]))
+                    hours = rng.exponential(30 * (1 - 0.3 * lift))
+                    done = moment + dt.timedelta(hours=float(hours))
+                    rows.append(_row(done, user, "contact_resolved"))
+                rows.append(_row(moment, user, kind, value, reason=reason))
     return rows
 
 
-def _row(moment, user, event, value=None, variant=None) -> dict[str, Any]:
+def _row(moment, user, event, value=None, variant=None, reason=None) -> dict:
     return {
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "user_id": f"u{user}",
@@ -203,6 +214,7 @@ def _row(moment, user, event, value=None, variant=None) -> dict[str, Any]:
         "experiment_id": "exp" if event == "exposure" else None,
         "variant": variant,
         "value": value,
+        "reason": None if reason == "None" else reason,
     }
 
 
@@ -225,7 +237,13 @@ def test_random_experiments_keep_every_invariant_on_every_day(make_lab, config):
                 {"id": a, "weight": w}
                 for a, w in zip(arms, WEIGHTS[len(arms)], strict=True)
             ],
-            secondary_metrics=["revenue", "nps", "contacts_per_order"],
+            secondary_metrics=[
+                "revenue",
+                "nps",
+                "contacts_per_order",
+                "contact_reasons",
+                "time_to_resolution",
+            ],
             guardrail_metrics=["orders"],
             cuped_days=config["cuped_days"],
             bayes_prior=config["bayes_prior"],

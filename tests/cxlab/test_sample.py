@@ -19,7 +19,17 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
-from cxlab.sample import LOG_DAYS, LOG_START, PLANS, generate_sample, write_sample
+from cxlab.sample import (
+    DETRACTOR_COMMENTS,
+    LOG_DAYS,
+    LOG_START,
+    PASSIVE_COMMENTS,
+    PLANS,
+    PROMOTER_COMMENTS,
+    REASONS,
+    generate_sample,
+    write_sample,
+)
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SCHEMA = {
@@ -32,9 +42,19 @@ SCHEMA = {
     "platform": pl.String,
     "country": pl.String,
     "channel": pl.String,
+    "reason": pl.String,
     "new_customer": pl.Boolean,
+    "comment": pl.String,
 }
-EVENTS = {"exposure", "page_view", "order", "delivery", "contact", "nps_response"}
+EVENTS = {
+    "exposure",
+    "page_view",
+    "order",
+    "delivery",
+    "contact",
+    "nps_response",
+    "contact_resolved",
+}
 Z_TOLERANCE = 3.0
 MIN_Z_OF_EFFECT = 2.0
 
@@ -233,6 +253,8 @@ def test_columns_are_filled_only_where_the_contract_says(events: pl.DataFrame) -
         | (exposure != pl.col("variant").is_not_null())
         | (valued != pl.col("value").is_not_null())
         | ((pl.col("event") == "contact") != pl.col("channel").is_not_null())
+        | (pl.col("reason").is_not_null() & (pl.col("event") != "contact"))
+        | (pl.col("comment").is_not_null() & (pl.col("event") != "nps_response"))
     )
     assert bad.height == 0
 
@@ -426,3 +448,101 @@ def test_returns_portal_chat_is_running(events: pl.DataFrame, configs: dict) -> 
     users = attribute(events, config)
     assert 0 < users.height < config["planned_users"]
     assert_recovered(relative_effect(users, "returns_chat", "phoned"), -0.2)
+
+
+# --- the customer's voice: reasons, resolutions, comments ---------------------------
+
+
+def test_contacts_carry_reasons_and_most_are_resolved_later(
+    events: pl.DataFrame,
+) -> None:
+    contacts = events.filter(pl.col("event") == "contact")
+    reasons = contacts["reason"].drop_nulls().unique().sort().to_list()
+    assert reasons == sorted(REASONS)
+    assert 0.01 < contacts["reason"].null_count() / contacts.height < 0.03
+    resolved = events.filter(pl.col("event") == "contact_resolved")
+    assert (
+        0.85 < resolved.height / contacts.height < 0.97
+    )  # some still open, a few never
+
+
+def test_nps_comments_follow_the_score_band(events: pl.DataFrame) -> None:
+    answers = events.filter(pl.col("event") == "nps_response")
+    commented = answers.filter(pl.col("comment").is_not_null())
+    assert 0.5 < commented.height / answers.height < 0.6
+    band = dict.fromkeys(PROMOTER_COMMENTS, "promoter")
+    band |= dict.fromkeys(PASSIVE_COMMENTS, "passive")
+    band |= dict.fromkeys(DETRACTOR_COMMENTS, "detractor")
+    expected = (
+        pl.when(pl.col("value") >= 9)
+        .then(pl.lit("promoter"))
+        .when(pl.col("value") >= 7)
+        .then(pl.lit("passive"))
+        .otherwise(pl.lit("detractor"))
+    )
+    wrong = commented.filter(pl.col("comment").replace_strict(band) != expected)
+    assert wrong.height == 0
+
+
+def reason_counts(events: pl.DataFrame, users: pl.DataFrame, config: dict) -> dict:
+    """Per user (0 without): their contacts of each reason in the experiment."""
+    _, hi = window(config)
+    per_user = (
+        events.filter(pl.col("event") == "contact")
+        .join(users.select("user_id", "first"), on="user_id")
+        .filter(pl.col("timestamp").is_between(pl.col("first"), hi, closed="left"))
+        .group_by("user_id")
+        .agg((pl.col("reason") == r).sum().alias(r) for r in REASONS)
+    )
+    return (
+        users.select("user_id", "variant")
+        .join(per_user, on="user_id", how="left")
+        .with_columns(pl.col(REASONS).fill_null(0).cast(pl.Float64))
+    )
+
+
+def test_proactive_email_cuts_where_is_my_order_but_not_damaged_items(
+    events: pl.DataFrame, configs: dict
+) -> None:
+    config = configs["proactive-shipping-email"]
+    users = reason_counts(events, attribute(events, config), config)
+    wismo = relative_effect(users, "proactive_email", "where is my order")
+    assert_recovered(wismo, -0.45)
+    assert_recovered(
+        relative_effect(users, "proactive_email", "damaged item"), 0.0, detectable=False
+    )
+
+
+def test_help_centre_shortens_resolution(events: pl.DataFrame, configs: dict) -> None:
+    """Median hours from a user's first contact to the next resolution, resolved only:
+    the injected x0.8 on every delay shows in the ratio of the medians."""
+    config = configs["help-centre-redesign"]
+    users = attribute(events, config)
+    _, hi = window(config)
+    ev = pl.col("event")
+    times = (
+        events.filter(ev.is_in(["contact", "contact_resolved"]))
+        .drop("variant")
+        .join(users.select("user_id", "variant", "first"), on="user_id")
+        .filter(pl.col("timestamp").is_between(pl.col("first"), hi, closed="left"))
+        .sort("timestamp")
+        .group_by("user_id", "variant")
+        .agg(
+            pl.col("timestamp").filter(ev == "contact").first().alias("start"),
+            pl.col("timestamp").filter(ev == "contact_resolved").alias("ends"),
+        )
+        .drop_nulls("start")
+        .explode("ends")
+        .filter(pl.col("ends") >= pl.col("start"))
+        .group_by("user_id", "variant")
+        .agg(
+            (
+                (pl.col("ends").min() - pl.col("start").first()).dt.total_seconds()
+                / 3600
+            ).alias("hours")
+        )
+    )
+    medians = dict(times.group_by("variant").agg(pl.col("hours").median()).iter_rows())
+    assert medians["new_help_centre"] / medians["control"] == pytest.approx(
+        0.8, abs=0.08
+    )

@@ -59,6 +59,9 @@ CHEAP_REPS = max(REPS, 10_000)
         cal.mixture_power_peeking,
         cal.mixture_power_read_once_default_tuning,
         cal.mixture_power_peeking_default_tuning,
+        cal.coverage_rmst,
+        cal.coverage_category_rate,
+        cal.composition_aa,
     ],
     ids=lambda f: f.__name__,
 )
