@@ -637,7 +637,7 @@ def _result(
 ) -> MetricResult:
     """One scorecard row from its look and its decision."""
     response = None
-    if metrics.metric_type(entry.metric).population == "responders":
+    if metrics.metric_type(entry.metric).survey:
         response = response_check(
             (look.control.n, users[exp.control]),
             (look.treatment.n, users[entry.variant]),

@@ -174,6 +174,8 @@ class MetricKind(ABC):
         delta_in_points: deltas read as points on the metric's own scale, never
             as a relative change.
         natural_format: how its values show when the catalog names no ``format``.
+        survey: its population answers a survey, so a treatment that changes who
+            answers makes the comparison suspect (the response check).
     """
 
     name: ClassVar[str]
@@ -184,6 +186,7 @@ class MetricKind(ABC):
     delta_in_points: ClassVar[bool] = False
     natural_format: ClassVar[str] = "number"
     detail: ClassVar[Detail | None] = None
+    survey: ClassVar[bool] = False
 
     def components(self, metric: MetricDef) -> tuple[Component, ...]:
         """The per-user aggregates the metric needs (one by default)."""
@@ -315,6 +318,7 @@ class Nps(MetricKind):
     columns = ("sum_x", "sum_y")
     population = "responders"
     delta_in_points = True
+    survey = True
 
     def components(self, metric: MetricDef) -> tuple[Component, ...]:
         """The user's last answer."""
