@@ -130,13 +130,14 @@ scale = controls[1].segmented_control(
     key="results_scale",
 )
 what_if = "" if method == exp.decision else " (what-if: not the method in force)"
-family = sum(r.role != "guardrail" for r in result.results)
 st.caption(
     f"Showing the **{method}** test{what_if}; this experiment decides with "
     f"**{exp.decision}**. Each interval is at its own level: α = {exp.alpha:g} "
-    f"after the {exp.correction} correction across {family} non-guardrail "
-    "results, so an interval excludes 0 exactly when the result is significant. "
-    "NPS is in points. Green = significant in the metric's good direction."
+    f"after the {exp.correction} correction within its family (the primary and "
+    "secondary results together; a metric with one result per category across its "
+    "categories; guardrails alone), so an interval excludes 0 exactly when the "
+    "result is significant. NPS is in points. Green = significant in the metric's "
+    "good direction."
 )
 st.dataframe(
     charts.styled(charts.scorecard_frame(result, method, scale), ["verdict"]),
