@@ -196,7 +196,7 @@ def to_json(payload: Any) -> str:
 
 
 CSV_COLUMNS = [
-    "experiment", "as_of", "metric", "variant", "role",
+    "experiment", "as_of", "metric", "category", "variant", "role",
     "control_n", "control_value", "treatment_n", "treatment_value",
     "abs_delta", "rel_delta",
     "fixed_p_value", "fixed_adjusted_p_value",
@@ -223,6 +223,7 @@ def csv_rows(experiments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "experiment": exp["experiment"],
                     "as_of": exp["as_of"],
                     "metric": r["metric"],
+                    "category": r.get("category"),
                     "variant": r["variant"],
                     "role": r["role"],
                     "control_n": r["control"]["n"],
@@ -305,8 +306,9 @@ def to_table(experiments: Sequence[dict[str, Any]]) -> str:
                 else block["adjusted_p_value"]
             )
             level = block["alpha"]
+            name = r["metric"] + (f": {r['category']}" if r.get("category") else "")
             lines += [
-                f"  {r['metric']:<24} {r['variant']:<18} {r['role']:<10} "
+                f"  {name:<24} {r['variant']:<18} {r['role']:<10} "
                 f"{_fmt(r['control']['value']):>10} "
                 f"{_fmt(r['treatment']['value']):>10} "
                 f"{_fmt(value, 3):>9} "

@@ -16,7 +16,7 @@ from scipy.stats import chi2_contingency
 
 from cxlab.api import results_for
 from cxlab.metrics import TYPES
-from cxlab.report import experiment_to_dict
+from cxlab.report import csv_rows, experiment_to_dict, to_table
 from cxlab.summaries import at_day
 from cxlab.summaries.voice import LATE, OPEN, RESOLVED
 
@@ -181,3 +181,14 @@ def test_a_user_who_meets_the_other_arm_leaves_both_tables(lab, voice_log) -> No
     )
     # a's resolved state enters on 10-01 and leaves on 10-03; b's open one stays
     assert a_state.filter(pl.col("kind") == RESOLVED)["users"].sum() == 0
+
+
+def test_csv_and_table_name_each_category(lab, voice_log) -> None:
+    s = lab.summarize(voice_log, **FIELDS)
+    exp, catalog = lab.load()
+    payload = experiment_to_dict(results_for(exp, catalog, s, history=False)[0])
+    rows = csv_rows([payload])
+    reasons = [r["category"] for r in rows if r["metric"] == "contact_reasons"]
+    assert sorted(reasons) == ["(none)", "billing", "late"]
+    assert all(r["category"] is None for r in rows if r["metric"] != "contact_reasons")
+    assert "contact_reasons: billing" in to_table([payload])
