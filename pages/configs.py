@@ -140,7 +140,8 @@ def yaml_editor(kind: str, checked: Any, file_name: str) -> None:
 def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> bool:
     """The diff against the opened file and the guarded Save; True when clicked."""
     st.caption(f"Your changes to {file_name} since you opened it")
-    diff = editing.config_diff(opened.text, text, file_name)
+    before = opened.text if file_name == opened.file_name else ""  # a new file
+    diff = editing.config_diff(before, text, file_name)
     st.code(diff or "no change", language="diff")
     key = f"configs_{kind}_save"
     if not st.button("Save", key=key, type="primary", disabled=not diff):
