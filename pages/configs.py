@@ -138,7 +138,7 @@ def yaml_editor(kind: str, checked: Any, file_name: str) -> None:
 
 
 def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> bool:
-    """The diff against the opened file and the guarded Save; True when clicked."""
+    """The diff against the opened file and the guarded Save; True once saved."""
     st.caption(f"Your changes to {file_name} since you opened it")
     before = opened.text if file_name == opened.file_name else ""  # a new file
     diff = editing.config_diff(before, text, file_name)
