@@ -559,7 +559,7 @@ def _base_step(key: str, prefix: str, form: str) -> Step:
 
 
 _EXP_PREFIX = f"configs_exp_{EMAIL}_"
-_VALIDATE = f"FormSubmitter:{_EXP_PREFIX}form-Validate"
+_VALIDATE = f"FormSubmitter:{_EXP_PREFIX}form-Apply to YAML"
 
 
 def _configs_on_email(at: AppTest) -> None:
@@ -581,7 +581,7 @@ def _validate_owner(at: AppTest, owner: str) -> None:
 def _validated(at: AppTest, owner: str) -> str | None:
     return expect(
         any(s.value.startswith("Valid — would be saved as") for s in at.success)
-        and any(f"owner: {owner}" in c.value for c in at.code),
+        and f"owner: {owner}" in at.text_area(key="configs_exp_text").value,
         f"no valid draft with owner {owner}",
     )
 
@@ -591,8 +591,8 @@ def _new_owners(at: AppTest, n: int) -> list[str]:
 
 
 def _preview(at: AppTest, owner: str) -> None:
-    if at.text_input(key=f"{_EXP_PREFIX}owner").value != owner or not any(
-        f"owner: {owner}" in c.value for c in at.code
+    if at.text_input(key=f"{_EXP_PREFIX}owner").value != owner or (
+        f"owner: {owner}" not in at.text_area(key="configs_exp_text").value
     ):
         _validate_owner(at, owner)
         at.run()  # untimed: the draft to preview

@@ -1,12 +1,13 @@
 """The config studio and the data source: file logic behind the Configs and Data pages.
 
 Configs: form values become YAML text (:func:`experiment_yaml`, :func:`metric_block`),
-the text is validated exactly as the loader reads files (written to a temporary
-folder and parsed by :mod:`cxlab.config`, errors renamed to the target file so they
-read ``experiments/<id>.yaml:LINE``), compared with the file on disk
-(:func:`config_diff`) and saved atomically (:func:`save_config`: a temporary file in
-the same folder, then :func:`os.replace`), never outside the folder and never over an
-existing file without ``overwrite=True``.
+form edits are applied to the file's original text keeping its comments and key
+order (:func:`edit_experiment_text`, :func:`catalog_with_metric`, through
+:func:`cxlab.editing.apply_changes`), the text is validated exactly as the loader
+reads files (written to a temporary folder and parsed by :mod:`cxlab.config`, errors
+renamed to the target file so they read ``experiments/<id>.yaml:LINE``) and saved by
+:func:`save_config`: validated again, never outside the folder, refused when the
+file changed since it was opened, atomic and audited (:mod:`cxlab.editing`).
 
 Data: safe names for uploaded logs (:func:`save_upload`), the log's columns for the
 column mapping, and the events per day for the data-health chart.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
 import hashlib
 import os
 import re
@@ -49,6 +49,7 @@ from cxlab.config import (
     parse_yaml,
 )
 from cxlab.decision import effect_text, level_text
+from cxlab.editing import AuditEntry, Editor, apply_changes, write_config
 from cxlab.errors import ConfigError, EventLogError, InputError
 from cxlab.events import FORMATS, EventSource, scan_events
 
@@ -91,6 +92,32 @@ def experiment_file_name(experiment_id: str) -> str:
     return f"{check_id(experiment_id)}.yaml"
 
 
+def draft_file_name(text: str, opened: str, opened_id: str | None) -> str:
+    """The file an edited experiment text is saved to.
+
+    The opened file while the text keeps its id; ``<id>.yaml`` for a new id (a
+    new experiment, or a copy under a new id). A text without a readable id keeps
+    the opened file's name (or :data:`NEW_FILE`), so validation names its error.
+
+    Args:
+        text: the edited YAML text.
+        opened: the opened file's name ('' for a new experiment).
+        opened_id: the opened experiment's id (None for a new one).
+
+    Raises:
+        InputError: the text's id is not safe as a file name.
+    """
+    fallback = opened or NEW_FILE
+    try:
+        data = parse_yaml(text, fallback)
+    except ConfigError:
+        return fallback
+    draft_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(draft_id, str) or draft_id == opened_id:
+        return fallback
+    return experiment_file_name(draft_id)
+
+
 def target_path(folder: Path | str, file_name: str) -> Path:
     """The path of a config file inside the experiments folder, checked.
 
@@ -108,62 +135,46 @@ def target_path(folder: Path | str, file_name: str) -> Path:
 
 
 def save_config(
-    folder: Path | str, file_name: str, text: str, *, overwrite: bool
-) -> Path:
-    """Write a config file into the experiments folder atomically.
-
-    The text goes to a temporary file in the same folder (same file system), is
-    flushed to disk and then moved over the target with :func:`os.replace`, so
-    readers see the old file or the new one, never half of one.
+    folder: Path | str,
+    file_name: str,
+    text: str,
+    *,
+    catalog: Catalog,
+    expected: str,
+    editor: Editor,
+    audit: Path,
+) -> AuditEntry | None:
+    """Validate a config text and save it if the file is still the one opened.
 
     Args:
         folder: the experiments folder (must exist).
         file_name: ``<id>.yaml`` or ``metrics.yaml``.
         text: the YAML text.
-        overwrite: replace an existing file (the analyst confirmed it).
+        catalog: the metric catalog (experiments are validated against it).
+        expected: the content hash the editor opened (:data:`editing.ABSENT`
+            for a new file).
+        editor: who saves, with their role.
+        audit: the audit trail.
 
     Returns:
-        The path written.
+        The audit entry, or None when the text equals the file (nothing written).
 
     Raises:
-        InputError: an unsafe name, a missing folder, or an existing file
-            without ``overwrite``.
+        InputError: an unsafe name, a missing folder, an invalid text (a
+            :class:`ConfigError` with ``file:line``), a role that may not save
+            (:class:`AccessDeniedError`), or a file changed since it was opened
+            (:class:`editing.ChangedOnDiskError`).
     """
     if not Path(folder).is_dir():
         raise InputError(f"{folder}: experiments folder not found")
     path = target_path(folder, file_name)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists: confirm the overwrite to replace it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{file_name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def config_diff(old: str, new: str, file_name: str = "config.yaml") -> str:
-    """A unified diff of a config file before and after an edit ('' if equal)."""
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{file_name}",
-            tofile=f"b/{file_name}",
-        )
-    )
-
-
-def read_text(folder: Path | str, file_name: str) -> str:
-    """The current text of a config file, '' when it does not exist."""
-    path = target_path(folder, file_name)
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+    if file_name == CATALOG_FILE:
+        checked = validate_catalog_text(text, folder)
+    else:
+        checked = validate_experiment_text(text, folder, catalog, file_name)
+    if isinstance(checked, ConfigError):
+        raise checked
+    return write_config(path, text, expected=expected, editor=editor, audit=audit)
 
 
 # --- experiments: form values <-> YAML -----------------------------------------------
@@ -245,6 +256,11 @@ def experiment_yaml(form: ExperimentForm) -> str:
     Returns:
         Block YAML in the contract's key order, optional keys only when set.
     """
+    return as_yaml_mapping(experiment_data(form))
+
+
+def experiment_data(form: ExperimentForm) -> dict[str, Any]:
+    """The config mapping of the form's values (contract key order, set keys only)."""
     data: dict[str, Any] = {"id": form.id.strip()}
     for key in ("name", "hypothesis", "owner"):
         if getattr(form, key).strip():
@@ -290,7 +306,26 @@ def experiment_yaml(form: ExperimentForm) -> str:
     }
     if columns:
         data["columns"] = columns
-    return as_yaml_mapping(data)
+    return data
+
+
+def edit_experiment_text(
+    original: str, before: ExperimentForm, after: ExperimentForm, file_name: str
+) -> str:
+    """The experiment's text with the form's edits applied, comments kept.
+
+    Args:
+        original: the config's current text.
+        before: the form's values as it was filled from ``original``.
+        after: the submitted form's values.
+        file_name: the file's name, for error messages.
+
+    Raises:
+        ConfigError: the original text is YAML the config loader refuses.
+    """
+    return apply_changes(
+        original, experiment_data(before), experiment_data(after), file_name=file_name
+    )
 
 
 def form_from_experiment(exp: Experiment) -> ExperimentForm:
@@ -529,6 +564,11 @@ def parse_filter(text: str) -> dict[str, Any]:
 
 def metric_block(form: MetricForm) -> str:
     """The catalog block (``id:`` and its keys) of one metric from the form."""
+    return as_yaml_mapping({form.id.strip(): metric_spec(form)})
+
+
+def metric_spec(form: MetricForm) -> dict[str, Any]:
+    """The definition mapping of one metric from the form (its keys, no id)."""
     spec: dict[str, Any] = {}
     if form.name.strip():
         spec["name"] = form.name.strip()
@@ -561,7 +601,7 @@ def metric_block(form: MetricForm) -> str:
     spec["direction"] = form.direction
     if form.format:
         spec["format"] = form.format
-    return as_yaml_mapping({form.id.strip(): spec})
+    return spec
 
 
 def form_from_metric(metric: MetricDef) -> MetricForm:
@@ -589,34 +629,41 @@ def form_from_metric(metric: MetricDef) -> MetricForm:
     )
 
 
-def catalog_with_metric(catalog_text: str, metric_id: str, block: str) -> str:
-    """The catalog text with one metric's block replaced or appended.
+def catalog_with_metric(
+    catalog_text: str, form: MetricForm, before: MetricForm | None = None
+) -> str:
+    """The catalog text with one metric edited or appended, comments kept.
 
-    Other metrics, comments and blank lines are kept as they are: an existing
-    metric's lines (from its key to the next top-level key, minus trailing
-    comments and blank lines) are swapped for the new block; a new metric is
-    appended at the end.
+    Editing (``before`` given, same id): only the keys the form changed are
+    rewritten (:func:`cxlab.editing.apply_changes`); the catalog's comments, key
+    order and other metrics stay as written. A new metric is appended at the end.
+
+    Args:
+        catalog_text: the catalog's current text.
+        form: the submitted form's values.
+        before: the form's values as it was filled, when editing a metric.
 
     Raises:
-        InputError: the metric id is not a safe id, or the catalog is not YAML
-            the config loader accepts (a :class:`ConfigError`).
+        InputError: the metric id is not a safe id, a new metric's id is taken,
+            or the catalog is not YAML the config loader accepts (a
+            :class:`ConfigError`).
     """
-    if not SAFE_ID.fullmatch(metric_id or ""):
+    metric_id = form.id.strip()
+    if not SAFE_ID.fullmatch(metric_id):
         raise InputError(f"invalid metric id {metric_id!r}: ids are {ID_RULE}")
+    if before is not None and before.id == metric_id:
+        return apply_changes(
+            catalog_text,
+            metric_spec(before),
+            metric_spec(form),
+            file_name=CATALOG_FILE,
+            at=(metric_id,),
+        )
     data = parse_yaml(catalog_text, CATALOG_FILE)
-    lines = catalog_text.splitlines(keepends=True)
-    key_lines = getattr(data, "key_lines", {}) if isinstance(data, dict) else {}
-    if metric_id not in key_lines:
-        text = catalog_text if catalog_text.endswith("\n") else catalog_text + "\n"
-        return text + ("\n" if text.strip() else "") + block
-    start = key_lines[metric_id] - 1
-    later = sorted(line - 1 for line in key_lines.values() if line - 1 > start)
-    end = later[0] if later else len(lines)
-    while end > start + 1 and (
-        not lines[end - 1].strip() or lines[end - 1].startswith("#")
-    ):
-        end -= 1
-    return "".join(lines[:start]) + block + "".join(lines[end:])
+    if isinstance(data, dict) and metric_id in data:
+        raise InputError(f"metric '{metric_id}' exists: pick it to edit it")
+    text = catalog_text if catalog_text.endswith("\n") else catalog_text + "\n"
+    return text + ("\n" if text.strip() else "") + metric_block(form)
 
 
 def validate_catalog_text(text: str, folder: Path | str) -> Catalog | ConfigError:

@@ -1,31 +1,35 @@
-"""Configs: browse the catalog and experiments; create or edit them in forms."""
+"""Configs: browse, edit experiments and the catalog in a form or as YAML, audited."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, get_args
 
 import streamlit as st
 
-from cxlab import studio
+from cxlab import editing, studio
 from cxlab.config import (
     CANONICAL_COLUMNS,
     CATALOG_FILE,
     Aggregate,
+    Catalog,
     Correction,
     Decision,
     Direction,
+    Experiment,
     Format,
     MetricType,
     SequentialMethod,
     Status,
 )
-from cxlab.errors import ConfigError, InputError
+from cxlab.errors import ConfigError, InputError, printable
 from ui import auth, cache, sources
 
 st.title("Configs")
 folder = cache.experiments_folder()
+audit = editing.audit_file(folder, os.environ.get(editing.AUDIT_ENV))
 if flash := st.session_state.pop("configs_flash", None):
     st.success(flash)
 contents = studio.read_folder(folder)
@@ -34,7 +38,8 @@ for error in contents.errors:
 if contents.catalog is None:
     st.stop()
 catalog = contents.catalog
-browse, exp_tab, metric_tab = st.tabs(["Browse", "Experiment", "Metric"])
+tabs = ["Browse", "Experiment", "Metric", "Audit trail"]
+browse, exp_tab, metric_tab, audit_tab = st.tabs(tabs)
 
 
 class Fields:
@@ -67,39 +72,103 @@ class Fields:
         self.out[field] = tuple(col.multiselect(label, options, default, key=key))
 
 
-def review(kind: str, text: str, file_name: str, checked: Any, shown: str) -> None:
-    """Validation, diff, optional preview and the guarded save of a draft."""
-    st.code(shown, language="yaml")
+def forget(prefix: str) -> None:
+    """Drop a form's widget values, so it refills from the YAML."""
+    for key in [k for k in st.session_state if str(k).startswith(prefix)]:
+        del st.session_state[key]
+
+
+def ensure_open(kind: str, path: Path | None, template: str) -> editing.Opened:
+    """The file this editor has open; opening another one resets the YAML text."""
+    held = st.session_state.get(f"configs_{kind}_opened")
+    if held is not None and held[0] == str(path):
+        return held[1]
+    opened = editing.open_config(path, template)
+    st.session_state[f"configs_{kind}_opened"] = (str(path), opened)
+    st.session_state[f"configs_{kind}_text"] = opened.text
+    return opened
+
+
+def reload(kind: str) -> None:
+    """Forget the opened file, so the next run opens it afresh from disk."""
+    st.session_state.pop(f"configs_{kind}_opened", None)
+
+
+def basis(kind: str, prefix: str, text: str, parsed: Any, default: Any) -> Any:
+    """The values the form shows: refilled from the YAML when it changed and parses.
+
+    Args:
+        kind: ``exp`` or ``metric``.
+        prefix: the form's widget key prefix.
+        text: the YAML text now.
+        parsed: the form's values from the text when it is valid, else None.
+        default: the values for a form that shows no valid YAML yet.
+    """
+    key = f"configs_{kind}_basis"
+    held = st.session_state.get(key)
+    if held and held[0] == prefix and (held[1] == text or parsed is None):
+        return held[2]
+    forget(prefix)
+    values = default if parsed is None else parsed
+    st.session_state[key] = (prefix, text, values)
+    return values
+
+
+def apply_form(kind: str, prefix: str, values: Any, edit: Any, *args: Any) -> None:
+    """Apply a submitted form to the YAML text (``edit(*args)`` gives the text)."""
+    try:
+        text = edit(*args)
+    except InputError as exc:
+        st.error(sources.scrub(str(exc)))
+        return
+    st.session_state[f"configs_{kind}_text"] = text
+    st.session_state[f"configs_{kind}_basis"] = (prefix, text, values)
+    st.rerun()
+
+
+def yaml_editor(kind: str, checked: Any, file_name: str) -> None:
+    """The YAML text area, checked by the config loader whenever it changes."""
+    label = "YAML (edit here or in the form)"
+    st.text_area(label, key=f"configs_{kind}_text", height=560)
     if isinstance(checked, ConfigError):
         st.error(sources.scrub(str(checked)))
-        return
-    st.success(f"Valid — would be saved as {sources.shown(folder / file_name)}")
-    old = studio.read_text(folder, file_name)
-    st.caption("Changes against the file on disk (comments inside edited blocks go)")
-    st.code(studio.config_diff(old, text, file_name) or "no change", language="diff")
-    if kind == "exp" and st.button("Preview on the current log", key="configs_preview"):
-        try:
-            ws = cache.workspace()
-            result = cache.load_preview(
-                ws.events, ws.fingerprint, checked, catalog, ws.as_of
-            )
-            st.dataframe(studio.preview_table(result), hide_index=True)
-            st.caption(f"Recommendation now: {result.recommendation.reason}")
-        except InputError as exc:
-            st.error(sources.scrub(str(exc)))
-    label = f"Overwrite the existing {file_name}"
-    confirm = bool(old) and st.checkbox(label, key=f"configs_{kind}_confirm")
-    locked = bool(old) and not confirm
-    if st.button("Save", key=f"configs_{kind}_save", type="primary", disabled=locked):
-        try:
-            auth.require("save_config")
-            path = studio.save_config(folder, file_name, text, overwrite=confirm)
-        except InputError as exc:
-            st.error(sources.scrub(str(exc)))
-        else:
-            st.session_state[f"configs_{kind}_draft"] = None
-            st.session_state["configs_flash"] = f"Saved {sources.shown(path)}"
-            st.rerun()
+        st.caption("The form catches up with YAML edits once the YAML is valid.")
+    elif checked is not None:
+        st.success(f"Valid — would be saved as {sources.shown(folder / file_name)}")
+
+
+def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> bool:
+    """The diff against the opened file and the guarded Save; True once saved."""
+    st.caption(f"Your changes to {file_name} since you opened it")
+    before = opened.text if file_name == opened.file_name else ""  # a new file
+    diff = editing.config_diff(before, text, file_name)
+    st.code(diff or "no change", language="diff")
+    key = f"configs_{kind}_save"
+    if not st.button("Save", key=key, type="primary", disabled=not diff):
+        return False
+    try:
+        studio.save_config(
+            folder,
+            file_name,
+            text,
+            catalog=catalog,
+            expected=opened.expected_hash(file_name),
+            editor=auth.editor(),
+            audit=audit,
+        )
+    except editing.ChangedOnDiskError as exc:
+        st.error(sources.scrub(str(exc)))
+        st.caption("The other change: the file as you opened it → as it is now")
+        other = editing.other_change(opened, studio.target_path(folder, file_name))
+        st.code(other or "no change", language="diff")
+        st.button("Reload", key=f"configs_{kind}_reload", on_click=reload, args=(kind,))
+        return False
+    except InputError as exc:
+        st.error(sources.scrub(str(exc)))
+        return False
+    st.session_state.pop(f"configs_{kind}_opened")
+    st.session_state["configs_flash"] = f"Saved {sources.shown(folder / file_name)}"
+    return True
 
 
 with browse:
@@ -111,12 +180,31 @@ with browse:
 
 with exp_tab:
     by_id = {e.id: e for e in contents.experiments}
+    if (pick := st.session_state.pop("configs_exp_pick", None)) in by_id:
+        st.session_state["configs_exp_base"] = pick
     choice = st.selectbox("Start from", ["(new)", *by_id], key="configs_exp_base")
     base = by_id.get(choice)
     new = studio.ExperimentForm(id="", start=dt.date.today())
-    form = studio.form_from_experiment(base) if base else new
-    f = Fields(f"configs_exp_{base.id if base else 'new'}_", form)
-    with st.form(f"{f.prefix}form"):
+    path = Path(base.source) if base else None
+    opened = ensure_open("exp", path, studio.experiment_yaml(new))
+    text = st.session_state["configs_exp_text"]
+    checked: Any = None
+    file_name = opened.file_name or studio.NEW_FILE
+    if base or text != opened.text:
+        try:
+            base_id = base.id if base else None
+            file_name = studio.draft_file_name(text, opened.file_name, base_id)
+        except InputError as exc:
+            checked = ConfigError(folder, None, str(exc))
+        else:
+            checked = studio.validate_experiment_text(text, folder, catalog, file_name)
+    prefix = f"configs_exp_{base.id if base else 'new'}_"
+    valid = isinstance(checked, Experiment)
+    parsed = studio.form_from_experiment(checked) if valid else None
+    form = basis("exp", prefix, text, parsed, new)
+    f = Fields(prefix, form)
+    left, right = st.columns([3, 2])
+    with left, st.form(f"{f.prefix}form"):
         a, b, c = st.columns(3)
         f.text(a, "Id (the file name)", "id", help="a-z, 0-9, - and _ only")
         f.text(b, "Name", "name")
@@ -137,7 +225,7 @@ with exp_tab:
         f.many(b, "Guardrail metrics", "guardrail_metrics", catalog.ids)
         a, b, c, d = st.columns(4)
         f.pick(a, "Decision method", "decision", get_args(Decision))
-        f.number(b, "Alpha", "alpha", 0.001, max_value=0.499, format="%.3f")
+        f.number(b, "Alpha", "alpha", 0.0, max_value=0.5, format="%.3f")
         f.pick(c, "Correction", "correction", get_args(Correction))
         f.pick(d, "Sequential method", "sequential_method", get_args(SequentialMethod))
         a, b, c, d = st.columns(4)
@@ -156,31 +244,49 @@ with exp_tab:
                 (name, col.text_input(name, mapped.get(name, ""), key=f.prefix + name))
                 for name, col in zip(CANONICAL_COLUMNS, cols, strict=True)
             )
-        if st.form_submit_button("Validate", type="primary"):
+        if st.form_submit_button("Apply to YAML", type="primary"):
             values = studio.ExperimentForm(**{**vars(form), **f.out})
-            text = studio.experiment_yaml(values)
-            draft = {"base": choice, "text": text, "id": values.id.strip()}
-            st.session_state["configs_exp_draft"] = draft
-    draft = st.session_state.get("configs_exp_draft")
-    if draft and draft["base"] == choice:
-        try:
-            same = base is not None and draft["id"] == base.id
-            name = Path(base.source).name if same else None
-            file_name = name or studio.experiment_file_name(draft["id"])
-        except InputError as exc:
-            st.error(f"{sources.shown(folder)}: {exc}")
-        else:
-            text = draft["text"]
-            checked = studio.validate_experiment_text(text, folder, catalog, file_name)
-            review("exp", text, file_name, checked, text)
+            edit = studio.edit_experiment_text
+            apply_form("exp", prefix, values, edit, text, form, values, file_name)
+    with right:
+        yaml_editor("exp", checked, file_name)
+        if checked is None:
+            st.info("Fill in the form or write the YAML: it is checked as you go.")
+    if valid:
+        if st.button("Preview on the current log", key="configs_preview"):
+            try:
+                ws = cache.workspace()
+                result = cache.load_preview(
+                    ws.events, ws.fingerprint, checked, catalog, ws.as_of
+                )
+                st.dataframe(studio.preview_table(result), hide_index=True)
+                st.caption(f"Recommendation now: {result.recommendation.reason}")
+            except InputError as exc:
+                st.error(sources.scrub(str(exc)))
+        if save_panel("exp", opened, text, file_name):
+            st.session_state["configs_exp_pick"] = checked.id
+            st.rerun()
 
 with metric_tab:
-    m_choice = st.selectbox("Start from", ["(new)", *catalog.ids], key="configs_m_base")
-    m_base = catalog[m_choice] if m_choice in catalog.ids else None
-    mform = studio.form_from_metric(m_base) if m_base else studio.MetricForm(id="")
-    g = Fields(f"configs_metric_{m_base.id if m_base else 'new'}_", mform)
+    opened_catalog = ensure_open("metric", folder / CATALOG_FILE, "")
+    m_text = st.session_state["configs_metric_text"]
+    m_checked = studio.validate_catalog_text(m_text, folder)
+    if isinstance(m_checked, Catalog):
+        st.session_state["configs_metric_valid"] = m_checked
+    draft_catalog = st.session_state.get("configs_metric_valid", catalog)
+    if (pick := st.session_state.pop("configs_m_pick", None)) in draft_catalog.ids:
+        st.session_state["configs_m_base"] = pick
+    m_options = ["(new)", *draft_catalog.ids]
+    m_choice = st.selectbox("Start from", m_options, key="configs_m_base")
+    m_base = draft_catalog[m_choice] if m_choice in draft_catalog.ids else None
+    m_prefix = f"configs_metric_{m_base.id if m_base else 'new'}_"
+    m_parsed = studio.form_from_metric(m_base) if m_base else studio.MetricForm(id="")
+    m_valid = isinstance(m_checked, Catalog)
+    mform = basis("metric", m_prefix, m_text, m_parsed if m_valid else None, m_parsed)
+    g = Fields(m_prefix, mform)
     aggregates = get_args(Aggregate)
-    with st.form(f"{g.prefix}form"):
+    left, right = st.columns([3, 2])
+    with left, st.form(f"{g.prefix}form"):
         a, b, c, d = st.columns(4)
         g.text(a, "Id", "id")
         g.text(b, "Name", "name")
@@ -199,23 +305,23 @@ with metric_tab:
         g.text(c, "Denominator event", "denominator_event")
         g.pick(d, "Denominator aggregate", "denominator_aggregate", aggregates)
         g.text(st, "Filter (column=value, comma-separated)", "filter")
-        if st.form_submit_button("Validate", type="primary"):
+        if st.form_submit_button("Apply to YAML", type="primary"):
             values = studio.MetricForm(**{**vars(mform), **g.out})
-            st.session_state["configs_metric_draft"] = {
-                "base": m_choice,
-                "form": values,
-            }
-    m_draft = st.session_state.get("configs_metric_draft")
-    if m_draft and m_draft["base"] == m_choice:
-        values, metric_id = m_draft["form"], m_draft["form"].id.strip()
-        try:
-            if m_base is None and metric_id in catalog.ids:
-                raise InputError(f"metric '{metric_id}' exists: pick it to edit it")
-            block = studio.metric_block(values)
-            old_text = studio.read_text(folder, CATALOG_FILE)
-            new_text = studio.catalog_with_metric(old_text, metric_id, block)
-        except InputError as exc:
-            st.error(f"{sources.shown(folder / CATALOG_FILE)}: {exc}")
-        else:
-            checked = studio.validate_catalog_text(new_text, folder)
-            review("metric", new_text, CATALOG_FILE, checked, block)
+            st.session_state["configs_m_pick"] = values.id.strip()
+            before = mform if m_base else None
+            edit = studio.catalog_with_metric
+            apply_form("metric", m_prefix, values, edit, m_text, values, before)
+    with right:
+        yaml_editor("metric", m_checked, CATALOG_FILE)
+    if m_valid and save_panel("metric", opened_catalog, m_text, CATALOG_FILE):
+        st.rerun()
+
+with audit_tab:
+    entries = editing.read_audit(audit)
+    st.caption(f"Every save, latest first ({sources.shown(audit)}, append-only)")
+    if not entries:
+        st.info("No config has been saved from CX Lab yet.")
+    for entry in entries:
+        title = f"{entry.time} · {entry.user} · {entry.file}"
+        with st.expander(printable(title)):
+            st.code(entry.diff or "no change", language="diff")

@@ -20,6 +20,7 @@ import streamlit as st
 
 from cxlab.access import Action, Role, load_roles, role_of
 from cxlab.access import require as require_role
+from cxlab.editing import LOCAL_USER, Editor
 from cxlab.errors import ConfigError
 from ui.cache import ROOT
 
@@ -64,6 +65,12 @@ def require(action: Action) -> None:
         AccessDeniedError: the role may not do it (the message says who may).
     """
     require_role(current_role(), action)
+
+
+def editor() -> Editor:
+    """Who is saving, for the audit trail: the e-mail, or "local user", and role."""
+    user = st.user.get("email") if login_configured() else None
+    return Editor(str(user or LOCAL_USER), current_role())
 
 
 def _providers() -> list[str | None]:

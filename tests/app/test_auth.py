@@ -63,7 +63,7 @@ def save_new_config(at: AppTest) -> AppTest:
     at.text_input(key=f"{NEW}variants").input("control: 0.5, one_click: 0.5")
     at.date_input(key=f"{NEW}start").set_value(dt.date(2026, 9, 1))
     at.multiselect(key=f"{NEW}primary_metric").set_value(["conversion"])
-    at.button(key=f"FormSubmitter:{NEW}form-Validate").click().run()
+    at.button(key=f"FormSubmitter:{NEW}form-Apply to YAML").click().run()
     return at.button(key="configs_exp_save").click().run()
 
 
@@ -75,6 +75,7 @@ def test_a_viewer_save_is_refused_on_the_server_with_the_message(lab: Path) -> N
         "analyst role or higher; ask an admin to add you to the roles file."
     )
     assert not (lab / "experiments" / "faster-checkout.yaml").exists()
+    assert not (lab / "experiments" / ".audit.jsonl").exists()
 
 
 def test_an_analyst_save_works(lab: Path) -> None:
@@ -83,6 +84,9 @@ def test_an_analyst_save_works(lab: Path) -> None:
     assert not at.error
     assert at.success[0].value == "Saved experiments/faster-checkout.yaml"
     assert (lab / "experiments" / "faster-checkout.yaml").is_file()
+    assert any(
+        e.label.endswith("an@example.com · faster-checkout.yaml") for e in at.expander
+    )
 
 
 def test_a_visitor_who_is_not_logged_in_may_save_nothing(lab: Path) -> None:

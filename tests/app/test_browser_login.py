@@ -6,8 +6,8 @@ from a copy of the repository in a temporary folder, with an ``[auth]`` section 
 its ``.streamlit/secrets.toml`` and a ``roles.yaml`` at its root, so the config it
 saves lands in the copy. Nothing of the app is mocked.
 
-Flow: a viewer logs in, saving a config is refused with the message, logs out; an
-analyst logs in, the save works, logs out.
+Flow: a viewer logs in, saving an edited config is refused with the message, logs
+out; an analyst logs in, the save works, logs out.
 """
 
 from __future__ import annotations
@@ -141,19 +141,19 @@ def log_out(page: object) -> None:
     page.get_by_role("button", name="Log in").wait_for(timeout=TIMEOUT_MS)
 
 
-def save_existing_config(page: object, app: str) -> None:
-    """On the Configs page: start from an experiment, validate, confirm, save."""
+def save_existing_config(page: object, app: str, owner: str) -> None:
+    """On the Configs page: open an experiment, change its owner, apply, save."""
     page.goto(f"{app}/configs")
     page.get_by_role("tab", name="Experiment").click()
     wait_until_idle(page)
     page.get_by_test_id("stSelectbox").filter(has_text="Start from").first.click()
     page.get_by_role("option", name=EXPERIMENT).click()
     wait_until_idle(page)
-    page.get_by_role("button", name="Validate").first.click()
-    wait_for_text(page, f"Overwrite the existing {EXPERIMENT}.yaml")
-    page.get_by_text(f"Overwrite the existing {EXPERIMENT}.yaml").click()
+    page.get_by_label("Owner").first.fill(owner)
+    page.get_by_role("button", name="Apply to YAML").first.click()
+    wait_for_text(page, f"+owner: {owner}")
     wait_until_idle(page)
-    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("button", name="Save", exact=True).first.click()
 
 
 @pytest.fixture
@@ -179,13 +179,14 @@ def test_a_viewer_is_refused_a_save_and_an_analyst_saves(
     assert (
         "viewer@example.com · viewer" in page.get_by_test_id("stSidebar").inner_text()
     )
-    save_existing_config(page, url)
+    save_existing_config(page, url, "viewer-team")
     wait_for_text(page, "Not allowed: your role (viewer) may not save configs.")
     assert stamp(config) == before
     log_out(page)
 
     log_in(page, url, "analyst@example.com")
-    save_existing_config(page, url)
+    save_existing_config(page, url, "analyst-team")
     wait_for_text(page, f"Saved experiments/{EXPERIMENT}.yaml")
     assert stamp(config) != before
+    assert "owner: analyst-team" in config.read_text()
     log_out(page)

@@ -1,4 +1,4 @@
-"""The Configs page: browse, validate with file:line, preview, save only when safe."""
+"""The Configs page: form and YAML editor, file:line as you type, guarded saves."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from ui import cache
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "configs.py")
 NEW = "configs_exp_new_"
-VALIDATE = f"FormSubmitter:{NEW}form-Validate"
+APPLY = "form-Apply to YAML"
+VALIDATE = f"FormSubmitter:{NEW}{APPLY}"
+AA = "checkout-aa-test"
+AA_PREFIX = f"configs_exp_{AA}_"
 TIMEOUT = 90
 
 
@@ -83,7 +86,7 @@ def test_an_invalid_config_shows_the_named_error_and_creates_nothing(
     before = sorted(p.name for p in folder.iterdir())
     at = fill_new(page(folder), "faster-checkout", "control: 0.7, one_click: 0.5")
     assert not at.exception
-    text = at.code[0].value
+    text = at.text_area(key="configs_exp_text").value
     line = text.splitlines().index("variants:") + 1
     assert at.error[0].value == (
         f"experiments/faster-checkout.yaml:{line}: "
@@ -104,27 +107,95 @@ def test_a_path_traversal_id_is_refused_and_nothing_is_written(
     assert sorted(p.name for p in folder.parent.rglob("*")) == before
 
 
-def test_editing_an_existing_config_needs_the_overwrite_confirmation(
+def open_aa(folder: Path) -> AppTest:
+    at = page(folder)
+    return at.selectbox(key="configs_exp_base").set_value(AA).run()
+
+
+def test_a_form_edit_keeps_the_comments_and_saves_after_the_diff(
     folder: Path,
 ) -> None:
-    path = folder / "checkout-aa-test.yaml"
+    path = folder / f"{AA}.yaml"
     original = path.read_text()
-    at = page(folder)
-    at.selectbox(key="configs_exp_base").set_value("checkout-aa-test").run()
-    prefix = "configs_exp_checkout-aa-test_"
-    at.text_input(key=f"{prefix}owner").input("new-owner")
-    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    at = open_aa(folder)
+    assert at.text_area(key="configs_exp_text").value == original
+    assert at.button(key="configs_exp_save").disabled  # nothing changed yet
+    at.text_input(key=f"{AA_PREFIX}owner").input("new-owner")
+    at.button(key=f"FormSubmitter:{AA_PREFIX}{APPLY}").click().run()
     assert not at.exception
-    assert "+owner: new-owner" in at.code[1].value  # the diff
-    assert at.button(key="configs_exp_save").disabled
-    assert path.read_text() == original
-    at.checkbox(key="configs_exp_confirm").check().run()
+    assert "+owner: new-owner" in at.code[0].value  # the diff
+    assert path.read_text() == original  # not saved yet
     at.button(key="configs_exp_save").click().run()
     assert not at.exception
-    assert "owner: new-owner" in path.read_text()
+    assert at.success[0].value == f"Saved experiments/{AA}.yaml"
+    expected = original.replace("owner: experimentation-platform", "owner: new-owner")
+    assert path.read_text() == expected  # comments, order and styles kept
 
 
-def test_a_new_metric_is_added_to_the_catalog_after_confirmation(
+def test_yaml_errors_show_file_and_line_as_you_type_and_the_form_follows(
+    folder: Path,
+) -> None:
+    at = open_aa(folder)
+    text = at.text_area(key="configs_exp_text").value
+    bad = text.replace("weight: 0.5}", "weight: 0.7}", 1)
+    at.text_area(key="configs_exp_text").input(bad).run()
+    assert not at.exception
+    line = bad.splitlines().index("variants:") + 1
+    assert at.error[0].value == (
+        f"experiments/{AA}.yaml:{line}: variant weights must sum to 1, got 1.2"
+    )
+    assert [b.key for b in at.button if b.key == "configs_exp_save"] == []
+    at.text_area(key="configs_exp_text").input(text.replace("fixed", "bayesian"))
+    at.run()
+    assert not at.error
+    assert at.selectbox(key=f"{AA_PREFIX}decision").value == "bayesian"
+
+
+def test_shares_typed_as_variant_ids_are_refused_in_the_form(folder: Path) -> None:
+    at = fill_new(page(folder), "faster-checkout", "control 50%, treatment 50%")
+    assert not at.exception
+    assert "invalid variant id 'control 50%'" in at.error[0].value
+    assert not (folder / "faster-checkout.yaml").exists()
+
+
+def test_a_save_is_refused_when_the_file_changed_underneath(folder: Path) -> None:
+    path = folder / f"{AA}.yaml"
+    at = open_aa(folder)
+    text = at.text_area(key="configs_exp_text").value
+    at.text_area(key="configs_exp_text").input(text + "# mine\n").run()
+    path.write_text(path.read_text() + "# theirs\n")  # another analyst saved
+    at.button(key="configs_exp_save").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith(
+        f"experiments/{AA}.yaml changed since you opened it (by an edit outside "
+        "CX Lab at "
+    )
+    assert at.error[0].value.endswith("reload to see the other change")
+    assert "+# theirs" in at.code[1].value  # the other change
+    assert path.read_text().endswith("# theirs\n")
+    at.button(key="configs_exp_reload").click().run()
+    assert at.text_area(key="configs_exp_text").value == path.read_text()
+
+
+def test_saves_are_shown_in_the_audit_trail_latest_first(folder: Path) -> None:
+    at = open_aa(folder)
+    text = at.text_area(key="configs_exp_text").value
+    at.text_area(key="configs_exp_text").input(text + "# first\n").run()
+    at.button(key="configs_exp_save").click().run()
+    text = at.text_area(key="configs_exp_text").value
+    at.text_area(key="configs_exp_text").input(text + "# second\n").run()
+    at.button(key="configs_exp_save").click().run()
+    assert not at.exception
+    labels = [e.label for e in at.expander if "local user" in e.label]
+    assert len(labels) == 2
+    assert all(label.endswith(f"local user · {AA}.yaml") for label in labels)
+    diffs = [c.value for c in at.code if c.value.startswith(f"--- a/{AA}.yaml")]
+    assert diffs[-2].endswith("+# second")  # latest first
+    assert diffs[-1].endswith("+# first")
+    assert (folder / ".audit.jsonl").is_file()
+
+
+def test_a_new_metric_is_added_to_the_catalog_with_its_comments_kept(
     folder: Path,
 ) -> None:
     at = page(folder)
@@ -132,10 +203,9 @@ def test_a_new_metric_is_added_to_the_catalog_after_confirmation(
     at.text_input(key=f"{prefix}id").input("refund_rate")
     at.text_input(key=f"{prefix}event").input("refund")
     at.selectbox(key=f"{prefix}direction").set_value("decrease")
-    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    at.button(key=f"FormSubmitter:{prefix}{APPLY}").click().run()
     assert not at.exception
     assert not at.error
-    at.checkbox(key="configs_metric_confirm").check().run()
     at.button(key="configs_metric_save").click().run()
     catalog = load_catalog(folder / "metrics.yaml")
     assert catalog["refund_rate"].direction == "decrease"
@@ -149,7 +219,7 @@ def test_preview_runs_the_unsaved_experiment_on_the_current_log(
     at = page(folder, events)
     at.selectbox(key="configs_exp_base").set_value("proactive-shipping-email").run()
     prefix = "configs_exp_proactive-shipping-email_"
-    at.button(key=f"FormSubmitter:{prefix}form-Validate").click().run()
+    at.button(key=f"FormSubmitter:{prefix}{APPLY}").click().run()
     at.button(key="configs_preview").click().run()
     assert not at.exception
     assert not at.error

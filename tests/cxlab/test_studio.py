@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cxlab import studio
+from cxlab import editing, studio
 from cxlab.config import (
     Experiment,
+    MetricDef,
     load_catalog,
     load_experiment,
     load_experiments,
@@ -23,6 +24,7 @@ from cxlab.events import resolve_source
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "experiments" / "metrics.yaml")
 EXPERIMENTS = load_experiments(ROOT / "experiments", CATALOG)
+EDITOR = editing.Editor("ana@example.com", "analyst")
 
 
 @pytest.fixture
@@ -152,7 +154,7 @@ def test_variants_typed_with_shares_are_refused_as_ids(folder: Path) -> None:
 
 def test_catalog_with_alias_is_refused_when_a_metric_is_added() -> None:
     with pytest.raises(ConfigError, match="anchor '&b'"):
-        studio.catalog_with_metric("a: &b {type: mean}\n", "c", "c: {}\n")
+        studio.catalog_with_metric("a: &b {type: mean}\n", studio.MetricForm(id="c"))
 
 
 def test_error_is_the_one_the_loader_gives_for_the_saved_file(
@@ -204,84 +206,93 @@ def test_path_traversal_and_unsafe_ids_are_rejected(bad: str) -> None:
         studio.experiment_file_name(bad)
 
 
+def save(folder: Path, name: str, text: str, expected: str = editing.ABSENT) -> Any:
+    return studio.save_config(
+        folder,
+        name,
+        text,
+        catalog=CATALOG,
+        expected=expected,
+        editor=EDITOR,
+        audit=folder / editing.AUDIT_FILE,
+    )
+
+
 @pytest.mark.parametrize(
     "name", ["../evil.yaml", "sub/x.yaml", "/etc/x.yaml", "x.txt", "..yaml"]
 )
 def test_save_refuses_names_outside_the_folder(folder: Path, name: str) -> None:
     before = sorted(p.name for p in folder.parent.rglob("*"))
     with pytest.raises(InputError):
-        studio.save_config(folder, name, "id: x\n", overwrite=True)
+        save(folder, name, "id: x\n")
     assert sorted(p.name for p in folder.parent.rglob("*")) == before
 
 
 def test_save_writes_the_text_and_the_loader_reads_it(folder: Path) -> None:
     text = studio.experiment_yaml(full_form())
-    path = studio.save_config(folder, "faster-refunds.yaml", text, overwrite=False)
-    assert path == (folder / "faster-refunds.yaml").resolve()
+    entry = save(folder, "faster-refunds.yaml", text)
+    path = folder / "faster-refunds.yaml"
     assert path.read_text() == text
     assert load_experiment(path, CATALOG).id == "faster-refunds"
+    assert (entry.file, entry.user) == ("faster-refunds.yaml", "ana@example.com")
 
 
-def test_overwrite_is_refused_without_confirmation(folder: Path) -> None:
-    path = folder / "proactive-shipping-email.yaml"
-    original = path.read_text()
-    with pytest.raises(InputError, match="already exists"):
-        studio.save_config(folder, path.name, "id: changed\n", overwrite=False)
-    assert path.read_text() == original
-    studio.save_config(folder, path.name, original + "# edited\n", overwrite=True)
-    assert path.read_text().endswith("# edited\n")
-
-
-def test_atomic_save_leaves_no_temp_files(folder: Path) -> None:
-    before = {p.name for p in folder.iterdir()}
-    studio.save_config(folder, "new-one.yaml", "id: new-one\n", overwrite=False)
-    assert {p.name for p in folder.iterdir()} == before | {"new-one.yaml"}
-
-
-def test_failed_save_keeps_the_old_file_and_removes_the_temp_file(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+def test_save_validates_the_text_and_writes_nothing_when_invalid(
+    folder: Path,
 ) -> None:
     path = folder / "checkout-aa-test.yaml"
     original = path.read_text()
-    before = {p.name for p in folder.iterdir()}
-
-    def broken_replace(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        studio.save_config(folder, path.name, "id: x\n", overwrite=True)
+    opened = editing.open_config(path)
+    bad = original.replace("weight: 0.5}", "weight: 0.7}", 1)
+    with pytest.raises(ConfigError, match="variant weights must sum to 1"):
+        save(folder, path.name, bad, opened.hash)
     assert path.read_text() == original
-    assert {p.name for p in folder.iterdir()} == before
+    assert not (folder / editing.AUDIT_FILE).exists()
 
 
-def test_diff_shows_removed_and_added_lines() -> None:
-    diff = studio.config_diff("a: 1\nb: 2\n", "a: 1\nb: 3\n", "x.yaml")
-    assert diff.splitlines() == [
-        "--- a/x.yaml",
-        "+++ b/x.yaml",
-        "@@ -1,2 +1,2 @@",
-        " a: 1",
-        "-b: 2",
-        "+b: 3",
-    ]
-    assert studio.config_diff("same\n", "same\n") == ""
+def test_a_new_config_is_refused_over_an_existing_file(folder: Path) -> None:
+    path = folder / "proactive-shipping-email.yaml"
+    original = path.read_text()
+    with pytest.raises(editing.ChangedOnDiskError, match="changed since you opened"):
+        save(folder, path.name, original + "# edited\n")
+    assert path.read_text() == original
+    save(folder, path.name, original + "# edited\n", editing.open_config(path).hash)
+    assert path.read_text().endswith("# edited\n")
+
+
+def test_a_catalog_save_is_validated_with_every_experiment(folder: Path) -> None:
+    path = folder / "metrics.yaml"
+    text = path.read_text()
+    unused = text.replace("\nconversion:\n", "\nconversion_renamed:\n")
+    with pytest.raises(ConfigError, match="conversion"):
+        save(folder, "metrics.yaml", unused, editing.open_config(path).hash)
+    assert path.read_text() == text
 
 
 # --- the metric catalog --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("metric", CATALOG.metrics, ids=lambda m: m.id)
-def test_rewriting_a_metric_block_keeps_the_catalog_equal(
-    metric: object, folder: Path
+def test_an_unchanged_metric_form_leaves_the_catalog_byte_identical(
+    metric: MetricDef, folder: Path
 ) -> None:
     text = (folder / "metrics.yaml").read_text()
-    block = studio.metric_block(studio.form_from_metric(metric))  # type: ignore[arg-type]
-    new = studio.catalog_with_metric(text, metric.id, block)  # type: ignore[attr-defined]
+    form = studio.form_from_metric(metric)
+    assert studio.catalog_with_metric(text, form, form) == text
+
+
+def test_editing_a_metric_changes_only_its_edited_key(folder: Path) -> None:
+    text = (folder / "metrics.yaml").read_text()
+    form = studio.form_from_metric(CATALOG["revenue_per_user"])
+    edited = dataclasses.replace(form, format="number")
+    new = studio.catalog_with_metric(text, edited, form)
+    assert editing.config_diff(text, new).count("\n-") == 1
+    assert "+  format: number\n" in editing.config_diff(text, new)
+    assert new.startswith("# Metric catalog")  # the header comment survives
     catalog = studio.validate_catalog_text(new, folder)
     assert not isinstance(catalog, ConfigError), catalog
-    assert catalog.metrics == CATALOG.metrics
-    assert new.startswith("# Metric catalog")  # the header comment survives
+    assert catalog["revenue_per_user"].format == "number"
+    assert catalog.metrics[:2] == CATALOG.metrics[:2]
 
 
 def test_a_new_metric_is_appended_and_others_are_untouched(folder: Path) -> None:
@@ -289,17 +300,23 @@ def test_a_new_metric_is_appended_and_others_are_untouched(folder: Path) -> None
     form = studio.MetricForm(
         id="refund_rate", type="proportion", event="refund", direction="decrease"
     )
-    new = studio.catalog_with_metric(text, "refund_rate", studio.metric_block(form))
+    new = studio.catalog_with_metric(text, form)
     assert new.startswith(text)
     catalog = studio.validate_catalog_text(new, folder)
     assert not isinstance(catalog, ConfigError)
     assert catalog.ids == (*CATALOG.ids, "refund_rate")
 
 
+def test_a_new_metric_with_a_taken_id_is_refused(folder: Path) -> None:
+    text = (folder / "metrics.yaml").read_text()
+    with pytest.raises(InputError, match="metric 'nps' exists: pick it to edit it"):
+        studio.catalog_with_metric(text, studio.MetricForm(id="nps", event="x"))
+
+
 def test_an_invalid_metric_is_named_with_catalog_file_and_line(folder: Path) -> None:
     text = (folder / "metrics.yaml").read_text()
     form = studio.MetricForm(id="bad", event="order", filter="event=order")
-    new = studio.catalog_with_metric(text, "bad", studio.metric_block(form))
+    new = studio.catalog_with_metric(text, form)
     error = studio.validate_catalog_text(new, folder)
     assert isinstance(error, ConfigError)
     assert error.file == str(folder / "metrics.yaml")
