@@ -24,7 +24,7 @@ from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
 from cxlab.summaries.users import user_days
-from cxlab.summaries.voice import category_changes, survival_changes
+from cxlab.summaries.voice import category_changes, comment_tables, survival_changes
 
 PREVIOUS = "previous:"
 
@@ -43,6 +43,8 @@ class Reduced:
     outcome_fates: Fates | None  # the ledger's outcome rows (when asked)
     categories: pl.DataFrame  # per category and day: Σx, Σx², first (.voice)
     survival: pl.DataFrame  # per day, minutes and kind: users in less out (.voice)
+    comments: pl.DataFrame  # sampled NPS comments, by band and day (.voice)
+    words: pl.DataFrame  # detractors' word counts: daily changes (.voice)
 
 
 def reduce_log(
@@ -78,6 +80,9 @@ def reduce_log(
         scan.metric_users,
         scan.log_row["last_event"],
     )
+    comments, words = comment_tables(
+        scan.comments, assignments, catalog, scan.metric_users
+    )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
     daily_sums, dim_sums = _summed_changes(
         days, parts, scan.components, arms, experiments, dims
@@ -101,6 +106,8 @@ def reduce_log(
         outcome_fates=users.fates,
         categories=categories,
         survival=survival,
+        comments=comments,
+        words=words,
     )
 
 

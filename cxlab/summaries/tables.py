@@ -119,3 +119,5 @@ class Summaries:
     by_day: ByDay | None = None
     categories: pl.DataFrame | None = None  # per category: daily changes (.voice)
     survival: pl.DataFrame | None = None  # times to an event: daily changes (.voice)
+    comments: pl.DataFrame | None = None  # sampled NPS comments by day (.voice)
+    words: pl.DataFrame | None = None  # detractors' words: daily changes (.voice)
