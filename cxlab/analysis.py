@@ -203,10 +203,11 @@ class Look:
 
 
 def _cuped_arms(
-    control: dict[str, float], treatment: dict[str, float]
+    metric: MetricDef, control: dict[str, float], treatment: dict[str, float]
 ) -> tuple[ArmStats, ArmStats, CupedInfo]:
     adjusted = cuped_adjust(
-        metrics.cuped_covariates(control), metrics.cuped_covariates(treatment)
+        metrics.covariate_stats(metric, control),
+        metrics.covariate_stats(metric, treatment),
     )
     c, t = adjusted.control, adjusted.treatment
     rel = t.mean / c.mean - 1 if c.mean else math.nan
@@ -249,15 +250,14 @@ def _timeline(
         cuped = None
         test_c, test_t = c_stats, t_stats
         if use_cuped:
-            test_c, test_t, cuped = _cuped_arms(c_row, t_row)
+            test_c, test_t, cuped = _cuped_arms(metric, c_row, t_row)
         elif exp.cuped_days > 0:
             cuped = CupedInfo(
                 math.nan,
                 math.nan,
                 math.nan,
                 math.nan,
-                reason="CUPED applies to proportion and mean metrics, "
-                f"not to {metric.type} metrics",
+                reason=f"CUPED does not apply to {metric.type} metrics",
             )
         control = Arm(c_stats.n, c_stats.mean, c_stats)
         treatment = Arm(t_stats.n, t_stats.mean, t_stats)

@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import polars as pl
 
 from stats.aggregates import (
+    NPS_SCALE,
     ArmStats,
     CovariateStats,
     NpsStats,
     ProportionStats,
+    RatioCovariateStats,
     RatioStats,
     SampleStats,
 )
@@ -169,8 +171,11 @@ class MetricKind(ABC):
         columns: the summary columns it fills (the others stay zero).
         population: who ``n`` counts: every exposed user, or only responders
             (their contribution is in the :data:`RESPONDERS` column).
-        cuped: whether CUPED applies; its covariate is the same per-user value
-            ``sum_x`` over the pre-exposure period.
+        cuped: whether CUPED applies. Its covariates are the type's per-user
+            values over the pre-exposure period (:meth:`pre_values`); their sums
+            fixed when a user enters (:meth:`entry_sums`) and those that change
+            with the user's values (:meth:`cuped_sums`) fill the ``pre_*``
+            summary columns.
         delta_in_points: deltas read as points on the metric's own scale, never
             as a relative change.
         natural_format: how its values show when the catalog names no ``format``.
@@ -209,11 +214,30 @@ class MetricKind(ABC):
     def arm_stats(self, row: Row) -> ArmStats:
         """One arm's sufficient statistics from its summary row."""
 
-    def covariate_stats(self, row: Row) -> CovariateStats:
+    def covariate_stats(self, row: Row) -> CovariateStats | RatioCovariateStats:
         """One arm's outcome and pre-period covariate, for CUPED."""
         if not self.cuped:
             raise ValueError(f"CUPED does not apply to {self.name} metrics")
         return cuped_covariates(row)
+
+    def pre_values(self, values: Sequence[pl.Expr]) -> dict[str, pl.Expr]:
+        """A user's covariates from their components over the pre-period.
+
+        The metric's own per-user value x₀ (0 without events), as in Deng, Xu,
+        Kohavi & Walker (2013), CUPED (WSDM 2013, DOI:10.1145/2433396.2433413).
+        """
+        return {"x0": self.user_values(values)["sum_x"]}
+
+    def entry_sums(self, pre: Mapping[str, pl.Expr]) -> dict[str, pl.Expr]:
+        """The covariate sums a user adds when they enter the population."""
+        x0 = pre["x0"]
+        return {"pre_x": x0, "pre_xx": x0 * x0}
+
+    def cuped_sums(
+        self, values: Sequence[pl.Expr], pre: Mapping[str, pl.Expr]
+    ) -> dict[str, pl.Expr]:
+        """The covariate sums that change with the user's values: x·x₀."""
+        return {"pre_xy": self.user_values(values)["sum_x"] * pre["x0"]}
 
     def log_columns(self, metric: MetricDef) -> tuple[str, ...]:
         """Columns of the log its rows need beyond the components' (none)."""
@@ -275,6 +299,7 @@ class Ratio(MetricKind):
     name = "ratio"
     config_keys = frozenset({"numerator", "denominator"})
     columns = ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
+    cuped = True
 
     def components(self, metric: MetricDef) -> tuple[Component, ...]:
         """The numerator's and the denominator's per-user aggregates."""
@@ -305,18 +330,70 @@ class Ratio(MetricKind):
             row["sum_xy"],
         )
 
+    def covariate_stats(self, row: Row) -> RatioCovariateStats:
+        """The ratio's sums, the pre-period ratio's and their cross-products."""
+        return RatioCovariateStats(
+            int(row["n"]),
+            *(row[c] for c in ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy")),
+            *(row[c] for c in ("pre_x", "pre_y", "pre_xx", "pre_yy", "pre_x0y0")),
+            *(row[c] for c in ("pre_xy", "pre_xy0", "pre_yx0", "pre_yy0")),
+        )
+
+    def pre_values(self, values: Sequence[pl.Expr]) -> dict[str, pl.Expr]:
+        """The user's pre-period numerator x₀ and denominator y₀ (0 without)."""
+        parts = self.user_values(values)
+        return {"x0": parts["sum_x"], "y0": parts["sum_y"]}
+
+    def entry_sums(self, pre: Mapping[str, pl.Expr]) -> dict[str, pl.Expr]:
+        """Σx₀, Σy₀, their squares and Σx₀y₀."""
+        x0, y0 = pre["x0"], pre["y0"]
+        return {
+            "pre_x": x0,
+            "pre_xx": x0 * x0,
+            "pre_y": y0,
+            "pre_yy": y0 * y0,
+            "pre_x0y0": x0 * y0,
+        }
+
+    def cuped_sums(
+        self, values: Sequence[pl.Expr], pre: Mapping[str, pl.Expr]
+    ) -> dict[str, pl.Expr]:
+        """The cross-products of (x, y) with (x₀, y₀), for the ratios' covariance."""
+        parts = self.user_values(values)
+        x, y, x0, y0 = parts["sum_x"], parts["sum_y"], pre["x0"], pre["y0"]
+        return {
+            "pre_xy": x * x0,
+            "pre_xy0": x * y0,
+            "pre_yx0": y * x0,
+            "pre_yy0": y * y0,
+        }
+
+
+def _nps_score(score: pl.Expr) -> pl.Expr:
+    """An answer 0-10 as +100 (promoter), 0 (passive) or −100 (detractor); 0 if none."""
+    promoter = (score >= NPS_PROMOTER_MIN).fill_null(False).cast(pl.Float64)
+    detractor = (score < NPS_PASSIVE_MIN).fill_null(False).cast(pl.Float64)
+    return NPS_SCALE * (promoter - detractor)
+
 
 class Nps(MetricKind):
     """Net Promoter Score of the users who answered; their last answer counts.
 
     The summary carries the counts themselves: ``sum_x`` promoters (9-10),
     ``sum_y`` detractors (0-6), ``n`` responders; passives are the rest.
+
+    CUPED: a responder's score s (±100 or 0) is adjusted by their own last
+    answer before exposure, scored the same way, x₀ = 0 for a responder who
+    never answered before (a passive's score: no information either way). The
+    covariate sums run over responders only, as ``n`` does: they enter with the
+    user's first answer in the period (Σx₀, Σx₀², Σs·x₀).
     """
 
     name = "nps"
     config_keys = frozenset({"event"})
     columns = ("sum_x", "sum_y")
     population = "responders"
+    cuped = True
     delta_in_points = True
     survey = True
 
@@ -337,6 +414,38 @@ class Nps(MetricKind):
         """Promoters, passives and detractors, counted exactly."""
         promoters, detractors = int(row["sum_x"]), int(row["sum_y"])
         return NpsStats(promoters, int(row["n"]) - promoters - detractors, detractors)
+
+    def covariate_stats(self, row: Row) -> CovariateStats:
+        """Responders' scores Σs = 100 (P − D), Σs² = 100² (P + D), and Σx₀ …."""
+        promoters, detractors = row["sum_x"], row["sum_y"]
+        return CovariateStats(
+            int(row["n"]),
+            NPS_SCALE * (promoters - detractors),
+            NPS_SCALE**2 * (promoters + detractors),
+            row["pre_x"],
+            row["pre_xx"],
+            row["pre_xy"],
+        )
+
+    def pre_values(self, values: Sequence[pl.Expr]) -> dict[str, pl.Expr]:
+        """The user's last pre-period answer, scored ±100/0 (0 without one)."""
+        return {"x0": _nps_score(values[0])}
+
+    def entry_sums(self, pre: Mapping[str, pl.Expr]) -> dict[str, pl.Expr]:
+        """None: the covariate sums enter with the answer (responders only)."""
+        return {}
+
+    def cuped_sums(
+        self, values: Sequence[pl.Expr], pre: Mapping[str, pl.Expr]
+    ) -> dict[str, pl.Expr]:
+        """Per responder x₀, x₀² and s·x₀."""
+        responder = values[0].is_not_null().cast(pl.Float64)
+        x0 = pre["x0"]
+        return {
+            "pre_x": responder * x0,
+            "pre_xx": responder * x0 * x0,
+            "pre_xy": _nps_score(values[0]) * x0,
+        }
 
 
 class Categorical(Mean):
@@ -444,7 +553,9 @@ def arm_stats(metric: MetricDef, row: Row) -> ArmStats:
     return metric_type(metric).arm_stats(row)
 
 
-def covariate_stats(metric: MetricDef, row: Row) -> CovariateStats:
+def covariate_stats(
+    metric: MetricDef, row: Row
+) -> CovariateStats | RatioCovariateStats:
     """One arm's outcome and pre-period covariate, for CUPED.
 
     Raises:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxlab import charts, segments
+from cxlab import charts, segments, verbatims
 from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.metrics import metric_type
@@ -237,6 +237,26 @@ if is_nps:
             "NPS": st.column_config.NumberColumn(format="%.1f"),
         },
     )
+
+voices = verbatims.arm_voices(summaries, exp, metric_id, result.as_of) if is_nps else ()
+if voices:  # comments are plain text: dataframe cells, never markdown or HTML
+    tabs[3].subheader("In their own words")
+    tabs[3].caption(
+        "A reproducible sample of comments per arm, and the words each arm's "
+        "detractors use distinctly more than the other arms' (weighted log-odds "
+        f"z > {verbatims.DISTINCT_Z:g}, informative prior from the pooled counts)."
+    )
+    for column, voice in zip(tabs[3].columns(len(voices)), voices, strict=True):
+        column.text(voice.variant)
+        column.dataframe(
+            verbatims.comment_frame(voice), hide_index=True, key=f"said_{voice.variant}"
+        )
+        column.dataframe(
+            verbatims.distinct_frame(voice),
+            hide_index=True,
+            column_config={"z": st.column_config.NumberColumn(format="%.2f")},
+            key=f"words_{voice.variant}",
+        )
 
 if detail == "categories":
     reasons = cache.figure(

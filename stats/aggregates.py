@@ -13,7 +13,7 @@ elementwise and return arrays; with scalar fields they return Python floats.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -220,6 +220,37 @@ class CovariateStats:
             self.sum_x + other.sum_x,
             self.sum_xx + other.sum_xx,
             self.sum_xy + other.sum_xy,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RatioCovariateStats:
+    """A ratio metric Σx / Σy with its pre-period ratio Σx₀ / Σy₀, for CUPED.
+
+    Sums over units of the in-period numerator x and denominator y, the same
+    two over the pre-exposure period (x₀, y₀; 0 for units without events), and
+    every product the delta-method covariance of the two ratios needs.
+    """
+
+    n: int
+    sum_x: float
+    sum_y: float
+    sum_xx: float
+    sum_yy: float
+    sum_xy: float
+    pre_x: float
+    pre_y: float
+    pre_xx: float
+    pre_yy: float
+    pre_xy: float  # Σx₀y₀
+    cross_xx: float  # Σx·x₀
+    cross_xy: float  # Σx·y₀
+    cross_yx: float  # Σy·x₀
+    cross_yy: float  # Σy·y₀
+
+    def __add__(self, other: RatioCovariateStats) -> RatioCovariateStats:
+        return RatioCovariateStats(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
         )
 
 

@@ -15,7 +15,8 @@
 
 Beside the daily sums, :mod:`.voice` keeps the detail tables of the metric types
 that need more: per-category sums (``categorical``) and the times to an event
-(``time_to_event``), both as daily changes.
+(``time_to_event``), both as daily changes; and the customers' own words (NPS
+comments: a sample and the detractors' word counts).
 """
 
 from __future__ import annotations
@@ -193,4 +194,6 @@ def _summarize(
         ),
         categories=reduced.categories,
         survival=reduced.survival,
+        comments=reduced.comments,
+        words=reduced.words,
     )

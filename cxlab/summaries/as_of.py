@@ -90,6 +90,8 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
         log=_log_at(summaries.log, by_day, health, day),
         categories=_upto(summaries.categories, day),
         survival=_upto(summaries.survival, day),
+        comments=_upto(summaries.comments, day),
+        words=_upto(summaries.words, day),
     )
 
 

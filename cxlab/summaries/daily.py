@@ -18,6 +18,7 @@ import polars as pl
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import RESPONDERS, metric_type
 from cxlab.summaries.tables import (
+    CUPED_COLUMNS,
     DELTA_COLUMNS,
     DIMENSION_KEYS,
     DIMENSION_SUMS,
@@ -91,33 +92,34 @@ def _population(users: str) -> pl.Expr:
     return n.round(0).cast(pl.Int64).alias("n")
 
 
+ENTRY = "entry:"
+
+
 def _pre_period_sums(flow: pl.DataFrame) -> pl.DataFrame:
-    """The flow's "<metric>:pre_x" / ":pre_xx" columns as rows per metric."""
+    """The flow's "<metric>:<sum>" entry sums as rows per metric, "entry:<sum>"."""
     pre_metrics = sorted({c.split(":")[0] for c in flow.columns if ":pre_" in c})
+    entry = [ENTRY + c for c in CUPED_COLUMNS]
+    keys = {"experiment_id": pl.String, "variant": pl.String, "day": pl.Date}
     empty = pl.DataFrame(
-        schema={
-            "experiment_id": pl.String,
-            "variant": pl.String,
-            "day": pl.Date,
-            "metric": pl.String,
-            "pre_x": pl.Float64,
-            "pre_xx": pl.Float64,
-        }
+        schema={**keys, "metric": pl.String, **dict.fromkeys(entry, pl.Float64)}
     )
     return pl.concat(
         [
-            flow.select(
-                "experiment_id",
-                "variant",
-                "day",
-                pl.lit(m).alias("metric"),
-                pl.col(f"{m}:pre_x").alias("pre_x"),
-                pl.col(f"{m}:pre_xx").alias("pre_xx"),
-            )
-            for m in pre_metrics
-        ]
-        or [empty],
-        how="vertical_relaxed",
+            empty,
+            *[
+                flow.select(
+                    *keys,
+                    pl.lit(m).alias("metric"),
+                    *[
+                        pl.col(f"{m}:{c}").alias(ENTRY + c)
+                        for c in CUPED_COLUMNS
+                        if f"{m}:{c}" in flow.columns
+                    ],
+                )
+                for m in pre_metrics
+            ],
+        ],
+        how="diagonal_relaxed",
     )
 
 
@@ -129,7 +131,7 @@ def cumulate(
     as_of_by_exp: Mapping[str, dt.date],
 ) -> pl.DataFrame:
     """Cumulative statistics for every (experiment, metric, variant, day)."""
-    changes = [*DELTA_COLUMNS, "d_users", "pre_x", "pre_xx"]
+    changes = [*DELTA_COLUMNS, "d_users", *[ENTRY + c for c in CUPED_COLUMNS]]
     table = (
         _grid(experiments, as_of_by_exp)
         .join(deltas, on=KEYS, how="left")
@@ -146,7 +148,10 @@ def cumulate(
             pl.col(changes).cum_sum().over(["experiment_id", "metric", "variant"])
         )
     )
-    return table.select(*KEYS, _population("d_users"), *SUM_COLUMNS)
+    entered = [(pl.col(c) + pl.col(ENTRY + c)).alias(c) for c in CUPED_COLUMNS]
+    return table.with_columns(entered).select(
+        *KEYS, _population("d_users"), *SUM_COLUMNS
+    )
 
 
 def dimension_deltas(

@@ -24,7 +24,7 @@ from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
 from cxlab.summaries.users import user_days
-from cxlab.summaries.voice import category_changes, survival_changes
+from cxlab.summaries.voice import category_changes, comment_tables, survival_changes
 
 PREVIOUS = "previous:"
 
@@ -43,6 +43,8 @@ class Reduced:
     outcome_fates: Fates | None  # the ledger's outcome rows (when asked)
     categories: pl.DataFrame  # per category and day: Σx, Σx², first (.voice)
     survival: pl.DataFrame  # per day, minutes and kind: users in less out (.voice)
+    comments: pl.DataFrame  # sampled NPS comments, by band and day (.voice)
+    words: pl.DataFrame  # detractors' word counts: daily changes (.voice)
 
 
 def reduce_log(
@@ -78,6 +80,9 @@ def reduce_log(
         scan.metric_users,
         scan.log_row["last_event"],
     )
+    comments, words = comment_tables(
+        scan.comments, assignments, catalog, scan.metric_users
+    )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
     daily_sums, dim_sums = _summed_changes(
         days, parts, scan.components, arms, experiments, dims
@@ -94,13 +99,15 @@ def reduce_log(
             ["experiment_id", "variant", "day"],
             scan.metric_users,
         ),
-        flow=_flow(users.table, users.pre_columns, arms),
+        flow=_flow(users.table, users.pre_columns, arms, catalog),
         dimensions=dimensions,
         before=users.before,
         exposure_fates=fates,
         outcome_fates=users.fates,
         categories=categories,
         survival=survival,
+        comments=comments,
+        words=words,
     )
 
 
@@ -140,13 +147,13 @@ class _Parts:
 
     metric_users: Mapping[str, Sequence[str]]
     catalog: Catalog
-    pre_columns: Mapping[str, str]
+    pre_columns: Mapping[str, Mapping[str, str]]
 
     def of(self, prefix: str = "") -> dict[str, pl.Expr]:
         """The contributions from the component columns ``prefix + name``.
 
-        Only the sums a metric type fills (the others are zero); x·x₀ with the
-        pre-period value x₀ where CUPED applies.
+        Only the sums a metric type fills (the others are zero); where CUPED
+        applies, the covariate sums that change with the user's values.
         """
         parts = {}
         for metric_id in self.metric_users:
@@ -155,8 +162,8 @@ class _Parts:
             values = [pl.col(prefix + c.name) for c in kind.components(metric)]
             metric_parts = kind.user_values(values)
             if metric_id in self.pre_columns:
-                pre = pl.col(self.pre_columns[metric_id]).fill_null(0.0)
-                metric_parts["pre_xy"] = metric_parts["sum_x"] * pre
+                pre = _covariates(self.pre_columns[metric_id])
+                metric_parts |= kind.cuped_sums(values, pre)
             parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
         return parts
 
@@ -218,31 +225,44 @@ def _summed_changes(
     return daily_sums, dim_sums
 
 
+def _covariates(columns: Mapping[str, str]) -> dict[str, pl.Expr]:
+    """A metric's CUPED covariates from their columns, 0 without a pre-period."""
+    return {name: pl.col(c).fill_null(0.0) for name, c in columns.items()}
+
+
 def _flow(
-    users: pl.DataFrame, pre_columns: Mapping[str, str], arms: pl.DataFrame
+    users: pl.DataFrame,
+    pre_columns: Mapping[str, Mapping[str, str]],
+    arms: pl.DataFrame,
+    catalog: Catalog,
 ) -> pl.DataFrame:
     """Per (experiment, variant, day): users in and out, and their pre-period sums.
 
-    A user enters on their exposure day (+1, +x₀, +x₀²) and leaves when they meet
-    a second variant (−1, −x₀, −x₀²; counted in ``d_conflicts``).
+    A user enters on their exposure day (+1 and the type's entry sums, e.g. +x₀,
+    +x₀²) and leaves when they meet a second variant (−1 and the same taken
+    back; counted in ``d_conflicts``). The sums are columns "<metric>:<sum>".
     """
     conflict = pl.col("conflict_day")
-    pre = {m: pl.col(c).fill_null(0.0) for m, c in pre_columns.items()}
+    entry = {
+        f"{m}:{name}": value
+        for m, columns in pre_columns.items()
+        for name, value in metric_type(catalog[m])
+        .entry_sums(_covariates(columns))
+        .items()
+    }
     entering = users.select(
         "arm",
         pl.col("exposure_day").alias("day"),
         pl.lit(1).alias("d_users"),
         pl.lit(0).alias("d_conflicts"),
-        *[v.alias(f"{m}:pre_x") for m, v in pre.items()],
-        *[(v**2).alias(f"{m}:pre_xx") for m, v in pre.items()],
+        *[v.alias(k) for k, v in entry.items()],
     )
     leaving = users.filter(conflict.is_not_null()).select(
         "arm",
         conflict.alias("day"),
         pl.lit(-1).alias("d_users"),
         pl.lit(1).alias("d_conflicts"),
-        *[(-v).alias(f"{m}:pre_x") for m, v in pre.items()],
-        *[(-(v**2)).alias(f"{m}:pre_xx") for m, v in pre.items()],
+        *[(-v).alias(k) for k, v in entry.items()],
     )
     return _named_arms(
         pl.concat([entering, leaving], how="vertical_relaxed")

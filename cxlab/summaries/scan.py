@@ -44,6 +44,7 @@ from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import EXAMPLE_COLUMNS
 
 TEXT_FORMATS = {".csv", ".ndjson", ".jsonl", ".json"}
+COMMENT = "comment"  # the optional free-text column of NPS answers
 OTHER_EXAMPLES = 50  # rows of events no metric reads, to find a few of assigned users
 
 
@@ -86,6 +87,7 @@ class Scan:
     exposure_days: pl.DataFrame  # experiment, variant, day: exposure rows, in window
     other_experiments: pl.DataFrame  # examples of unconfigured experiments' rows
     other_events: pl.DataFrame  # first rows of events no metric reads (ledger only)
+    comments: pl.DataFrame  # NPS answers with a comment (none without the column)
     outside_window: pl.DataFrame  # examples of exposures outside the window
     windows: pl.DataFrame  # per experiment: its number, window and pre-period
     dims: list[str]
@@ -135,7 +137,18 @@ def scan_log(
     )
     row_columns = _row_columns(metrics, schema, source.label)
     row_events = sorted({e for m in metrics for e in metric_type(m).log_events(m)})
-    events = _parsed_once(scanned, source, [*dims, *filter_columns, *row_columns])
+    answers = [
+        c
+        for m in metrics
+        if isinstance(metric_type(m), Nps)
+        for c in metric_type(m).components(m)
+    ]
+    commented = answers if COMMENT in schema else []
+    events = _parsed_once(
+        scanned,
+        source,
+        [*dims, *filter_columns, *row_columns, *([COMMENT] if commented else [])],
+    )
     rules = log_rules(_any_of(nps_answers))
     codes = user_codes(exact=options.exact_user_codes)
     ids = [e.id for e in experiments]
@@ -153,6 +166,7 @@ def scan_log(
         row_events,
     )
     plans.append(_other_events(events, components, row_events, ledger))
+    plans.append(_comment_rows(events, commented, codes, as_of))
     try:
         (
             log_row,
@@ -162,6 +176,7 @@ def scan_log(
             rows_per_user,
             other,
             other_events,
+            comments,
         ) = pl.collect_all(plans)
     except pl.exceptions.PolarsError as exc:
         raise read_error(source.files, source.label, exc) from exc
@@ -185,6 +200,7 @@ def scan_log(
         exposure_days=exposure_days,
         other_experiments=other,
         other_events=other_events,
+        comments=comments,
         outside_window=exposures.filter(~pl.col("in_window"))
         .select(EXAMPLE_COLUMNS)
         .head(EXAMPLE_ROWS),
@@ -302,6 +318,35 @@ def _other_events(
         events.filter(~pl.col("event").is_in(read))
         .select(*columns)
         .head(OTHER_EXAMPLES)
+    )
+
+
+def _comment_rows(
+    events: pl.LazyFrame,
+    answers: Sequence[Component],
+    codes: Sequence[pl.Expr],
+    as_of: dt.date | None,
+) -> pl.LazyFrame:
+    """The NPS answers with a comment: time, user, score, comment, filter columns.
+
+    Empty (no rows) when no analysed NPS metric exists or the log has no
+    ``comment`` column; :mod:`.voice` keeps the ones of analysed users.
+    """
+    if not answers:
+        return pl.LazyFrame(schema={"timestamp": UTC})
+    filter_columns = sorted({col for c in answers for col, _ in c.filter})
+    analysed = events
+    if as_of is not None:
+        analysed = events.filter(pl.col("timestamp") < analysis_cutoff_of_day(as_of))
+    has_text = pl.col(COMMENT).cast(pl.String).str.strip_chars().str.len_chars() > 0
+    return analysed.filter(_any_of(answers) & has_text).select(
+        "timestamp",
+        "user_id",
+        *codes,
+        "event",
+        "value",
+        pl.col(COMMENT).cast(pl.String),
+        *filter_columns,
     )
 
 

@@ -16,20 +16,26 @@ import polars as pl
 
 from cxlab.metrics import RESPONDERS
 
-SUM_COLUMNS = (
-    "sum_x",
-    "sum_xx",
-    "sum_y",
-    "sum_yy",
-    "sum_xy",
+# CUPED's sums of the pre-period covariates x₀ (and y₀ for a ratio) and their
+# cross-products with the in-period x and y: pre_xy = Σx·x₀, pre_xy0 = Σx·y₀,
+# pre_yx0 = Σy·x₀, pre_yy0 = Σy·y₀, pre_x0y0 = Σx₀·y₀.
+CUPED_COLUMNS = (
     "pre_x",
     "pre_xx",
     "pre_xy",
+    "pre_y",
+    "pre_yy",
+    "pre_x0y0",
+    "pre_xy0",
+    "pre_yx0",
+    "pre_yy0",
 )
+SUM_COLUMNS = ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", *CUPED_COLUMNS)
 STAT_COLUMNS = ("n", *SUM_COLUMNS)
 # The daily changes summed per (experiment, metric, variant, day): responders
-# (for a type whose population they are), the sums and CUPED's cross-product.
-DELTA_COLUMNS = [RESPONDERS, "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy", "pre_xy"]
+# (for a type whose population they are), the sums and CUPED's sums that change
+# with a user's values (the others enter with the user: the flow's).
+DELTA_COLUMNS = [RESPONDERS, *SUM_COLUMNS]
 DIMENSION_KEYS = ["experiment_id", "metric", "variant", "dimension", "segment"]
 DIMENSION_SUMS = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
 HEALTH_COUNTS = (
@@ -113,3 +119,5 @@ class Summaries:
     by_day: ByDay | None = None
     categories: pl.DataFrame | None = None  # per category: daily changes (.voice)
     survival: pl.DataFrame | None = None  # times to an event: daily changes (.voice)
+    comments: pl.DataFrame | None = None  # sampled NPS comments by day (.voice)
+    words: pl.DataFrame | None = None  # detractors' words: daily changes (.voice)

@@ -43,7 +43,7 @@ class Users:
 
     table: pl.DataFrame  # per assignment (row ``uk``): arm, days, segments, pre x
     before: BeforeExposure  # the outcome rows before a first exposure
-    pre_columns: dict[str, str]  # metric id → its CUPED pre-period value column
+    pre_columns: dict[str, dict[str, str]]  # metric id → covariate → its column
     fates: Fates | None  # every outcome row's fate (the ledger), when asked
     detail_rows: pl.DataFrame  # uk, day and the detail columns, rows with any
 
@@ -144,14 +144,16 @@ def _cuped_columns(
     experiments: Sequence[Experiment],
     catalog: Catalog,
     metric_users: Mapping[str, Sequence[str]],
-) -> dict[str, str]:
-    """Metric id → pre-period column, for metrics CUPED applies to somewhere."""
+) -> dict[str, dict[str, str]]:
+    """Metric id → covariate → its column, for metrics CUPED applies to somewhere."""
     cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
-    return {
-        m: f"pre_{m}"
-        for m, exp_ids in metric_users.items()
-        if metric_type(catalog[m]).cuped and cuped_ids & set(exp_ids)
-    }
+    out = {}
+    for m, exp_ids in metric_users.items():
+        kind = metric_type(catalog[m])
+        if kind.cuped and cuped_ids & set(exp_ids):
+            values = [pl.col(c.name) for c in kind.components(catalog[m])]
+            out[m] = {name: f"pre_{m}:{name}" for name in kind.pre_values(values)}
+    return out
 
 
 def _counted_rows(
@@ -180,13 +182,13 @@ def _pre_period(
     located: pl.DataFrame,
     first_exposure: pl.Series | None,
     catalog: Catalog,
-    pre_columns: Mapping[str, str],
+    pre_columns: Mapping[str, Mapping[str, str]],
 ) -> pl.DataFrame | None:
-    """Per user with a pre-period: each CUPED metric's value before exposure.
+    """Per user with a pre-period: each CUPED metric's covariates before exposure.
 
-    The covariate is the metric's own per-user value ``x`` over the pre-period,
-    as in Deng, Xu, Kohavi & Walker (2013), CUPED (WSDM 2013,
-    DOI:10.1145/2433396.2433413).
+    The covariates are the type's :meth:`~cxlab.metrics.MetricKind.pre_values`
+    over the pre-period: the metric's own per-user value, as in Deng, Xu,
+    Kohavi & Walker (2013), CUPED (WSDM 2013, DOI:10.1145/2433396.2433413).
     """
     if not pre_columns:
         return None
@@ -206,13 +208,14 @@ def _pre_period(
         .group_by("uk")
         .agg(*[c.group_agg() for c in pre_components])
     )
-    values = {
-        column: metric_type(m).user_values(
-            [pl.col(c.name) for c in metric_type(m).components(m)]
-        )["sum_x"]
-        for m, column in zip(metrics, pre_columns.values(), strict=True)
-    }
-    return per_user.select("uk", *[v.alias(c) for c, v in values.items()])
+    values = [
+        value.alias(columns[name])
+        for m, columns in zip(metrics, pre_columns.values(), strict=True)
+        for name, value in metric_type(m)
+        .pre_values([pl.col(c.name) for c in metric_type(m).components(m)])
+        .items()
+    ]
+    return per_user.select("uk", *values)
 
 
 def _end_of_day(

@@ -20,6 +20,21 @@ Two metric types need more than one row of sums per (variant, day):
   day's Kaplan–Meier counts are their sum up to that day, so an earlier as-of
   day (:func:`cxlab.summaries.at_day`) and every day of a history need no
   rescan. Rows per user: at most the days until the horizon, plus two.
+
+NPS answers may carry a free-text ``comment`` (CONTRACT §2). Of an analysed
+user's counted answers with one (in the window, before any day they met a
+second variant), :func:`comment_tables` keeps
+
+* the words of detractors' comments (0-6), counted per (experiment, metric,
+  variant, day, word) as daily changes, taken back on the day a user meets a
+  second variant: lowercase runs of letters (and apostrophes), without
+  :data:`STOP_WORDS` and one-letter words;
+* a reproducible sample of promoters' (9-10) and detractors' comments: each
+  answer gets a key, a hash of its user id and time (fixed seed, stable for a
+  given Polars version); per (experiment, metric, variant, band, day) the
+  :data:`SAMPLE_PER_DAY` lowest keys are kept, and every answer of a user who
+  meets a second variant. The lowest keys as of any day are among them, so a
+  sample read at an earlier day (:func:`comments_at`) equals a fresh scan's.
 """
 
 from __future__ import annotations
@@ -29,8 +44,17 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from cxlab.attribution import USER_CHECK, USER_CODE
 from cxlab.config import Catalog
-from cxlab.metrics import END_PREFIX, START_PREFIX, category_column, metric_type
+from cxlab.metrics import (
+    END_PREFIX,
+    NPS_PASSIVE_MIN,
+    NPS_PROMOTER_MIN,
+    START_PREFIX,
+    Nps,
+    category_column,
+    metric_type,
+)
 
 OPEN, RESOLVED, LATE = 0, 1, 2
 GONE = -1  # the user left the analysis (met a second variant)
@@ -54,6 +78,33 @@ SURVIVAL_SCHEMA = {
     "users": pl.Int64,
 }
 MICROSECOND = dt.timedelta(microseconds=1)
+PROMOTER, DETRACTOR = "promoter", "detractor"
+SAMPLE_PER_DAY = 5
+SAMPLE_SEED = 20_080_417
+WORD = r"\p{L}[\p{L}']*"
+STOP_WORDS = frozenset(
+    """a an and are as at be been but by did do does for from had has have i if in
+    is it it's its just me my no not of on or so that the their them they this to
+    too was we were what when with you your i'm i've don't didn't""".split()  # noqa: SIM905
+)
+COMMENT_SCHEMA = {
+    "experiment_id": pl.String,
+    "metric": pl.String,
+    "variant": pl.String,
+    "band": pl.String,
+    "day": pl.Date,
+    "conflict_day": pl.Date,
+    "key": pl.UInt64,
+    "comment": pl.String,
+}
+WORD_SCHEMA = {
+    "experiment_id": pl.String,
+    "metric": pl.String,
+    "variant": pl.String,
+    "day": pl.Date,
+    "word": pl.String,
+    "count": pl.Int64,
+}
 
 
 def category_changes(
@@ -293,4 +344,139 @@ def _survival_of(
             pl.col("users").cast(pl.Int64),
         )
         .sort("experiment_id", "variant", "day", "minutes", "kind")
+    )
+
+
+def comment_tables(
+    comments: pl.DataFrame,
+    users: pl.DataFrame,
+    catalog: Catalog,
+    metric_users: Mapping[str, Sequence[str]],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sampled comments and the detractors' word counts (module docstring).
+
+    Args:
+        comments: the scan's NPS answers with a comment (time, user codes, user
+            id, event, value, comment, filter columns).
+        users: the assignments (user codes, ``experiment_id``, ``variant``,
+            ``first_exposure``, ``window_end``, ``conflict_day``).
+        catalog: the metric catalog.
+        metric_users: metric id → ids of the experiments that analyse it.
+
+    Returns:
+        (comments per :data:`COMMENT_SCHEMA`, word changes per :data:`WORD_SCHEMA`).
+    """
+    samples, words = (
+        [pl.DataFrame(schema=COMMENT_SCHEMA)],
+        [pl.DataFrame(schema=WORD_SCHEMA)],
+    )
+    for metric_id, exp_ids in metric_users.items():
+        metric = catalog[metric_id]
+        if not comments.height or not isinstance(metric_type(metric), Nps):
+            continue
+        (answer,) = metric_type(metric).components(metric)
+        counted = (
+            comments.join(
+                users.filter(pl.col("experiment_id").is_in(exp_ids)).select(
+                    USER_CODE,
+                    USER_CHECK,
+                    "experiment_id",
+                    "variant",
+                    "first_exposure",
+                    "window_end",
+                    "conflict_day",
+                ),
+                on=[USER_CODE, USER_CHECK],
+            )
+            .filter(
+                answer.condition()
+                & (pl.col("timestamp") >= pl.col("first_exposure"))
+                & (pl.col("timestamp") < pl.col("window_end"))
+            )
+            .with_columns(pl.col("timestamp").dt.date().alias("day"))
+            .filter(
+                pl.col("conflict_day").is_null()
+                | (pl.col("day") < pl.col("conflict_day"))
+            )
+            .with_columns(
+                pl.lit(metric_id).alias("metric"),
+                pl.when(pl.col("value") >= NPS_PROMOTER_MIN)
+                .then(pl.lit(PROMOTER))
+                .when(pl.col("value") < NPS_PASSIVE_MIN)
+                .then(pl.lit(DETRACTOR))
+                .alias("band"),
+            )
+            .filter(pl.col("band").is_not_null())
+        )
+        samples.append(_sample(counted))
+        words.append(_word_changes(counted.filter(pl.col("band") == DETRACTOR)))
+    return (
+        pl.concat(samples, how="vertical_relaxed"),
+        pl.concat(words, how="vertical_relaxed"),
+    )
+
+
+def _sample(counted: pl.DataFrame) -> pl.DataFrame:
+    """Per (experiment, metric, variant, band, day) the lowest keys, and conflicts'."""
+    key = pl.concat_str(
+        pl.col("user_id").cast(pl.String), pl.col("timestamp").cast(pl.String)
+    ).hash(seed=SAMPLE_SEED)
+    keys = ["experiment_id", "metric", "variant", "band", "day"]
+    keyed = counted.with_columns(key.alias("key"))
+    conflicted = pl.col("conflict_day").is_not_null()
+    lowest = keyed.filter(~conflicted).filter(
+        pl.col("key").rank("ordinal").over(keys) <= SAMPLE_PER_DAY
+    )
+    return (
+        pl.concat([lowest, keyed.filter(conflicted)])
+        .select(*COMMENT_SCHEMA)
+        .sort(*keys[:-1], "key")
+    )
+
+
+def _word_changes(detractors: pl.DataFrame) -> pl.DataFrame:
+    """Word counts of detractors' comments by day; a conflict takes them back."""
+    keys = ["experiment_id", "metric", "variant"]
+    tokens = (
+        detractors.select(
+            *keys,
+            "day",
+            "conflict_day",
+            pl.col("comment").str.to_lowercase().str.extract_all(WORD).alias("word"),
+        )
+        .explode("word")
+        .filter(
+            (pl.col("word").str.len_chars() > 1)
+            & ~pl.col("word").is_in(list(STOP_WORDS))
+        )
+    )
+    taken_back = tokens.filter(pl.col("conflict_day").is_not_null()).select(
+        *keys, pl.col("conflict_day").alias("day"), "word", pl.lit(-1).alias("count")
+    )
+    return (
+        pl.concat(
+            [tokens.select(*keys, "day", "word", pl.lit(1).alias("count")), taken_back]
+        )
+        .group_by(*keys, "day", "word")
+        .agg(pl.col("count").sum().cast(pl.Int64))
+        .select(*WORD_SCHEMA)
+        .sort(*keys, "day", "word")
+    )
+
+
+def comments_at(sample: pl.DataFrame, day: dt.date, per_band: int) -> pl.DataFrame:
+    """The sampled comments as of the end of ``day``: the lowest keys per band.
+
+    Answers of users who met a second variant by then are left out.
+    """
+    kept = sample.filter(
+        (pl.col("day") <= day)
+        & (pl.col("conflict_day").is_null() | (pl.col("conflict_day") > day))
+    )
+    keys = ["experiment_id", "metric", "variant", "band"]
+    return (
+        kept.sort(*keys, "key")
+        .group_by(keys, maintain_order=True)
+        .head(per_band)
+        .select(*keys, "comment")
     )

@@ -21,7 +21,7 @@ from cxlab.metrics import (
     covariate_stats,
     metric_type,
 )
-from stats.aggregates import CovariateStats, NpsStats
+from stats.aggregates import CovariateStats, NpsStats, RatioCovariateStats
 
 METRICS = {
     "proportion": MetricDef("conversion", "proportion", "increase", event="order"),
@@ -196,14 +196,43 @@ def test_cuped_covariates_for_cuped_types_and_an_error_for_the_others() -> None:
     row = {"n": 3, "sum_x": 6.0, "sum_xx": 14.0}
     row |= {"pre_x": 3.0, "pre_xx": 5.0, "pre_xy": 9.0}
     cuped = {name for name, kind in TYPES.items() if kind.cuped}
-    assert cuped == {"proportion", "mean"}
-    for name in cuped:
+    assert cuped == {"proportion", "mean", "ratio", "nps"}
+    for name in ("proportion", "mean"):
         assert covariate_stats(METRICS[name], row) == CovariateStats(
             3, 6.0, 14.0, 3.0, 5.0, 9.0
         )
     for name in set(TYPES) - cuped:
         with pytest.raises(ValueError, match=f"CUPED does not apply to {name}"):
             covariate_stats(METRICS[name], row)
+
+
+def test_nps_cuped_reads_responders_scores_from_the_counts() -> None:
+    # 3 responders: 2 promoters (+100), 1 detractor (−100): Σs = 100, Σs² = 3·100².
+    row = {"n": 3, "sum_x": 2.0, "sum_y": 1.0}
+    row |= {"pre_x": -100.0, "pre_xx": 10_000.0, "pre_xy": 10_000.0}
+    assert covariate_stats(METRICS["nps"], row) == CovariateStats(
+        3, 100.0, 30_000.0, -100.0, 10_000.0, 10_000.0
+    )
+
+
+def test_nps_covariate_sums_run_over_responders_and_score_answers() -> None:
+    kind = metric_type(METRICS["nps"])
+    frame = pl.DataFrame({"now": [9.0, None, 3.0, 7.0], "pre": [2.0, 10.0, None, 8.0]})
+    pre = kind.pre_values([pl.col("pre")])
+    assert frame.select(**pre)["x0"].to_list() == [-100.0, 100.0, 0.0, 0.0]
+    assert kind.entry_sums(pre) == {}
+    sums = frame.select(**kind.cuped_sums([pl.col("now")], pre))
+    assert sums["pre_x"].to_list() == [-100.0, 0.0, 0.0, 0.0]  # responders only
+    assert sums["pre_xx"].to_list() == [10_000.0, 0.0, 0.0, 0.0]
+    assert sums["pre_xy"].to_list() == [-10_000.0, 0.0, 0.0, 0.0]
+
+
+def test_ratio_cuped_reads_every_cross_product() -> None:
+    names = ("sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy", "pre_x", "pre_y")
+    names += ("pre_xx", "pre_yy", "pre_x0y0", "pre_xy", "pre_xy0", "pre_yx0")
+    row = {"n": 4, **{c: float(i) for i, c in enumerate([*names, "pre_yy0"])}}
+    stats = covariate_stats(METRICS["ratio"], row)
+    assert stats == RatioCovariateStats(4, *(float(i) for i in range(14)))
 
 
 def test_only_nps_reads_its_deltas_in_points_and_counts_responders() -> None:

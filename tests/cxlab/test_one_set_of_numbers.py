@@ -171,7 +171,7 @@ CONFIGS = st.fixed_dictionaries(
 
 
 def random_log(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Exposures over five days, pre-period orders, orders, contacts and NPS.
+    """Exposures over five days, pre-period activity, orders, contacts and NPS.
 
     Contacts carry a reason (the treatment cuts one of them) and are resolved
     hours later, some only after the log ends (still open) or past the horizon.
@@ -186,8 +186,12 @@ def random_log(config: dict[str, Any]) -> list[dict[str, Any]]:
         seen = start + dt.timedelta(minutes=int(rng.integers(0, 5 * 24 * 60 - 120)))
         keen = rng.random() < 0.5  # pre-period behaviour predicts the outcome
         rows.append(_row(seen, user, "exposure", variant=arm))
-        if keen:
-            rows.append(_row(start - dt.timedelta(days=1), user, "order", 20.0))
+        if keen:  # the pre-period of CUPED for every type: orders, contacts, NPS
+            before = start - dt.timedelta(days=1)
+            rows.append(_row(before, user, "order", 20.0))
+            if rng.random() < 0.5:
+                rows.append(_row(before, user, "contact"))
+            rows.append(_row(before, user, "nps_response", float(rng.integers(0, 11))))
         for kind, chance, value in (
             ("order", 0.15 + 0.25 * keen + 0.1 * lift, 10 + 30 * rng.random()),
             ("contact", 0.2 - 0.1 * lift, None),

@@ -273,6 +273,82 @@ def test_cuped_pre_period_of_a_proportion_is_whether_the_user_converted(
     )
 
 
+def test_cuped_sums_of_a_ratio_cross_numerator_and_denominator(lab, row_of) -> None:
+    e = lab.event
+    rows = [
+        # a: pre x₀ 1 contact, y₀ 2 orders; in period x 1, y 3
+        e("2026-09-28T10:00:00Z", "a", "order"),
+        e("2026-09-29T10:00:00Z", "a", "order"),
+        e("2026-09-29T11:00:00Z", "a", "contact"),
+        e("2026-10-01T10:00:00Z", "a", "exposure", "control"),
+        e("2026-10-02T10:00:00Z", "a", "order"),
+        e("2026-10-02T11:00:00Z", "a", "order"),
+        e("2026-10-03T10:00:00Z", "a", "order"),
+        e("2026-10-03T11:00:00Z", "a", "contact"),
+        # b: pre x₀ 0, y₀ 1; in period x 2, y 1
+        e("2026-09-30T10:00:00Z", "b", "order"),
+        e("2026-10-01T10:00:00Z", "b", "exposure", "control"),
+        e("2026-10-02T10:00:00Z", "b", "order"),
+        e("2026-10-02T11:00:00Z", "b", "contact"),
+        e("2026-10-02T12:00:00Z", "b", "contact"),
+        # c: no pre-period (x₀ = y₀ = 0); in period y 1
+        e("2026-10-01T10:00:00Z", "c", "exposure", "control"),
+        e("2026-10-04T10:00:00Z", "c", "order"),
+    ]
+    s = lab.summarize(rows, primary_metric="contacts_per_order", cuped_days=7)
+    end = row_of(s, "contacts_per_order", "control")
+    # pre: Σx₀ 1, Σy₀ 3, Σx₀² 1, Σy₀² 4+1 = 5, Σx₀y₀ 2
+    assert sums(end, "pre_x", "pre_y", "pre_xx", "pre_yy", "pre_x0y0") == (
+        1.0,
+        3.0,
+        1.0,
+        5.0,
+        2.0,
+    )
+    # Σx·x₀ = 1·1, Σx·y₀ = 1·2 + 2·1 = 4, Σy·x₀ = 3·1 = 3, Σy·y₀ = 3·2 + 1·1 = 7
+    assert sums(end, "pre_xy", "pre_xy0", "pre_yx0", "pre_yy0") == (1.0, 4.0, 3.0, 7.0)
+    # 10-02: a has y 2, x 0; b has y 1, x 2: Σx·y₀ = 2, Σy·x₀ = 2, Σy·y₀ = 5
+    first = row_of(s, "contacts_per_order", "control", "2026-10-02")
+    assert sums(first, "pre_xy", "pre_xy0", "pre_yx0", "pre_yy0") == (
+        0.0,
+        2.0,
+        2.0,
+        5.0,
+    )
+    assert sums(first, "pre_x", "pre_y") == (1.0, 3.0)  # entered on 10-01
+
+
+def test_cuped_sums_of_nps_run_over_responders_with_their_last_earlier_answer(
+    lab, row_of
+) -> None:
+    e = lab.event
+    rows = [
+        # a: answered 3 then 9 before exposure (last: promoter, x₀ +100); 2 after
+        e("2026-09-27T10:00:00Z", "a", "nps_response", value=3),
+        e("2026-09-28T10:00:00Z", "a", "nps_response", value=9),
+        e("2026-10-01T10:00:00Z", "a", "exposure", "control"),
+        e("2026-10-03T10:00:00Z", "a", "nps_response", value=2),  # s −100
+        # b: detractor before (x₀ −100), never answers after: not a responder
+        e("2026-09-29T10:00:00Z", "b", "nps_response", value=1),
+        e("2026-10-01T10:00:00Z", "b", "exposure", "control"),
+        # c: never answered before (x₀ 0); promoter after (s +100)
+        e("2026-10-01T10:00:00Z", "c", "exposure", "control"),
+        e("2026-10-02T10:00:00Z", "c", "nps_response", value=10),
+    ]
+    s = lab.summarize(rows, primary_metric="nps", cuped_days=7)
+    end = row_of(s, "nps", "control")
+    # responders a, c: Σx₀ 100, Σx₀² 100², Σs·x₀ = −100·100 + 100·0
+    assert sums(end, "n", "pre_x", "pre_xx", "pre_xy") == (
+        2,
+        100.0,
+        10_000.0,
+        -10_000.0,
+    )
+    # 10-02: only c has answered
+    first = row_of(s, "nps", "control", "2026-10-02")
+    assert sums(first, "n", "pre_x", "pre_xx", "pre_xy") == (1, 0.0, 0.0, 0.0)
+
+
 def test_without_cuped_days_pre_sums_are_zero(lab, row_of) -> None:
     e = lab.event
     rows = [

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from stats.aggregates import CovariateStats, SampleStats
+from stats.aggregates import CovariateStats, RatioCovariateStats, SampleStats
 from stats.cuped import cuped_adjust
 from stats.fixed import fixed_test
 
@@ -82,3 +82,68 @@ def test_arm_with_one_unit_gives_nan_and_reason() -> None:
     assert math.isnan(res.theta)
     assert math.isnan(res.control.mean)
     assert res.reason is not None
+
+
+# --- ratio metrics: CUPED on the linearised ratio ---------------------------------
+
+
+def _ratio_arm(x, y, x0, y0) -> RatioCovariateStats:
+    return RatioCovariateStats(
+        x.size,
+        *(float(v.sum()) for v in (x, y, x * x, y * y, x * y)),
+        *(float(v.sum()) for v in (x0, y0, x0 * x0, y0 * y0, x0 * y0)),
+        *(float(v.sum()) for v in (x * x0, x * y0, y * x0, y * y0)),
+    )
+
+
+def _linearised(x, y):
+    """Each unit's delta-method contribution to Σx/Σy: (x − R y) / ȳ."""
+    return (x - x.sum() / y.sum() * y) / y.mean()
+
+
+@pytest.fixture
+def ratio_raw() -> list[tuple[np.ndarray, ...]]:
+    """Contacts (x) per order (y), now and in the pre-period, for two arms."""
+    rng = np.random.default_rng(5)
+    arms = []
+    for n, rate in ((1_500, 0.30), (1_400, 0.24)):
+        y0 = rng.poisson(2.0, n).astype(float)
+        x0 = rng.binomial(y0.astype(int), 0.3).astype(float)
+        keen = y0 + rng.poisson(0.5, n)
+        y = rng.poisson(keen).astype(float)
+        x = rng.binomial(y.astype(int), rate).astype(float) + (x0 > 1)
+        arms.append((x, y, x0, y0))
+    return arms
+
+
+def test_ratio_adjustment_matches_least_squares_on_linearised_values(
+    ratio_raw,
+) -> None:
+    res = cuped_adjust(*(_ratio_arm(*arm) for arm in ratio_raw))
+    x, y, x0, y0 = (np.concatenate(v) for v in zip(*ratio_raw, strict=True))
+    # θ: least squares of the pooled linearised ratio on the pooled linearised
+    # pre-period ratio, with an intercept (Deng, Knoblich & Lu 2018 §3.3).
+    design = np.column_stack([np.ones(x.size), _linearised(x0, y0)])
+    (_, theta), *_ = np.linalg.lstsq(design, _linearised(x, y), rcond=None)
+    assert res.theta == pytest.approx(theta, rel=1e-9)
+    pooled_pre = x0.sum() / y0.sum()
+    for est, (xa, ya, x0a, y0a) in zip(
+        (res.control, res.treatment), ratio_raw, strict=True
+    ):
+        ratio, pre_ratio = xa.sum() / ya.sum(), x0a.sum() / y0a.sum()
+        assert est.mean == pytest.approx(ratio - theta * (pre_ratio - pooled_pre))
+        adjusted = _linearised(xa, ya) - theta * _linearised(x0a, y0a)
+        assert est.var == pytest.approx(adjusted.var(ddof=1), rel=1e-9)
+    assert 0.05 < res.variance_reduction < 0.9
+    assert res.reason is None
+
+
+def test_ratio_without_pre_period_denominator_is_not_adjusted(ratio_raw) -> None:
+    x, y, x0, _ = ratio_raw[0]
+    arm = _ratio_arm(x, y, x0 * 0, x0 * 0)
+    res = cuped_adjust(arm, arm)
+    assert res.theta == 0.0
+    assert res.variance_reduction == 0.0
+    assert res.reason == "an arm has no pre-period denominator"
+    assert res.control.mean == pytest.approx(x.sum() / y.sum())
+    assert res.control.var == pytest.approx(_linearised(x, y).var(ddof=1))
