@@ -29,6 +29,7 @@ from cxlab.config import (
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import health_report
+from cxlab.sql.engines import ENGINES, resolve_engine
 
 if TYPE_CHECKING:  # the planning (scipy) is imported on first use
     from cxlab.planning import Baseline
@@ -60,6 +61,15 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_engine_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="reduction engine; the output is the same whichever runs it",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="python -m cxlab", description=__doc__)
@@ -79,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--as-of", default=None, help="analyse as of the end of DATE")
     analyze.add_argument("--history", action="store_true", help="one object per day")
     analyze.add_argument("--format", choices=("json", "csv", "table"), default="json")
+    _add_engine_arg(analyze)
 
     check = add("check", "validate a log and configs; health report")
     _add_config_args(check)
     check.add_argument("--format", choices=("text", "json"), default="text")
+    _add_engine_arg(check)
 
     sample = add("sample", "regenerate the bundled sample log")
     sample.add_argument("--out", default="data/events.parquet")
@@ -132,7 +144,12 @@ def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
     )
     imports.start()
     summaries = summarize_all(
-        resolve_source(args.events), experiments, catalog, as_of=as_of, log_health=False
+        resolve_source(args.events),
+        experiments,
+        catalog,
+        as_of=as_of,
+        log_health=False,
+        engine=resolve_engine(args.engine),
     )
     imports.join()
     from cxlab.report import experiment_to_dict, to_csv, to_json, to_table
@@ -154,7 +171,8 @@ def _check(args: argparse.Namespace, problems: list[InputError]) -> str:
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
     experiments = load_experiments(args.experiments, catalog)
     source = resolve_source(args.events)
-    summaries = summarize_all(source, experiments, catalog)
+    engine = resolve_engine(args.engine, ledger=True)
+    summaries = summarize_all(source, experiments, catalog, engine=engine)
     report = health_report(source, experiments, summaries)
     from cxlab.report import health_text, health_to_dict, to_json
 
