@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -62,11 +63,12 @@ def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
             f"{label}: column 'kind' has unknown value(s) "
             f"{', '.join(sorted(map(str, kinds)))} (expected {', '.join(KINDS)})"
         )
+    day = pl.col("day")
     return changes.select(
         pl.col(
             "kind", "experiment_id", "variant", "metric", "dimension", "segment"
         ).cast(pl.String),
-        pl.col("day").cast(pl.Date),
+        day.str.to_date() if changes.schema["day"] == pl.String else day.cast(pl.Date),
         pl.col(COUNTS).cast(pl.Int64),
         pl.col([*SUMS, *PRE]).cast(pl.Float64),
     )
@@ -189,3 +191,43 @@ def summaries_from_changes(
         log=log,
         fingerprint=fingerprint,
     )
+
+
+def read_summaries(
+    path: str | Path,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    as_of: dt.date | None = None,
+) -> dict[str, Summaries]:
+    """Summaries per experiment from a table the printed SQL made (CSV or Parquet).
+
+    Raises:
+        InputError: the file cannot be read, is not such a table, or holds no
+            rows of an experiment asked for.
+    """
+    file = Path(path)
+    try:
+        if file.suffix.lower() == ".csv":
+            table = pl.read_csv(file, infer_schema_length=None)
+        else:
+            table = pl.read_parquet(file)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"{file}: cannot read the summaries table: {exc}") from exc
+    changes = check_changes(table, str(file))
+    present = set(changes["experiment_id"].drop_nulls().to_list())
+    for e in experiments:
+        if e.id not in present:
+            raise InputError(
+                f"{file}: no rows of experiment '{e.id}' "
+                "(make the table with `cxlab sql` for it)"
+            )
+    stat = file.stat()
+    summaries = summaries_from_changes(
+        changes,
+        experiments,
+        catalog,
+        as_of=as_of,
+        fingerprint=((str(file), stat.st_size, stat.st_mtime_ns),),
+    )
+    return {e.id: summaries for e in experiments}
