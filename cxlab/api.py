@@ -25,7 +25,8 @@ from cxlab.config import (
     load_experiments,
 )
 from cxlab.events import EventSource, resolve_source
-from cxlab.summaries import SUM_COLUMNS, Summaries, summarize
+from cxlab.sql.engines import summarize_with
+from cxlab.summaries import SUM_COLUMNS, Summaries
 
 if TYPE_CHECKING:  # the analysis (scipy) is imported on first use
     from cxlab.analysis import ExperimentResult
@@ -47,8 +48,12 @@ def summarize_all(
     *,
     as_of: dt.date | None = None,
     log_health: bool = True,
+    engine: str = "polars",
 ) -> dict[str, Summaries]:
-    """Summaries for each experiment: one scan per distinct ``columns`` mapping."""
+    """Summaries for each experiment: one scan per distinct ``columns`` mapping.
+
+    ``engine`` names the reduction engine (:mod:`cxlab.sql.engines`).
+    """
     groups: dict[tuple, list[Experiment]] = {}
     for exp in experiments:
         groups.setdefault(exp.columns, []).append(exp)
@@ -56,8 +61,8 @@ def summarize_all(
         groups[()] = []
     out: dict[str, Summaries] = {}
     for members in groups.values():
-        summaries = summarize(
-            source, members, catalog, as_of=as_of, log_health=log_health
+        summaries = summarize_with(
+            engine, source, members, catalog, as_of=as_of, log_health=log_health
         )
         out |= {exp.id: summaries for exp in members}
         if not members:

@@ -29,6 +29,9 @@ from cxlab.config import (
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import health_report
+from cxlab.sql.engines import ENGINES, resolve_engine
+from cxlab.sql.reduction import DIALECTS, build_reduction, render
+from cxlab.sql.tables import read_summaries
 
 if TYPE_CHECKING:  # the planning (scipy) is imported on first use
     from cxlab.planning import Baseline
@@ -48,8 +51,12 @@ def _date(text: str) -> dt.date:
         raise UsageError(f"--as-of: '{text}' is not a date YYYY-MM-DD") from None
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", required=True, help="log file, folder or glob")
+def _add_config_args(
+    parser: argparse.ArgumentParser, *, events_required: bool = True
+) -> None:
+    parser.add_argument(
+        "--events", required=events_required, help="log file, folder or glob"
+    )
     parser.add_argument(
         "--experiments",
         default=str(DEFAULT_EXPERIMENTS_DIR),
@@ -57,6 +64,15 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics", default=None, help="metric catalog (default: metrics.yaml there)"
+    )
+
+
+def _add_engine_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="reduction engine; the output is the same whichever runs it",
     )
 
 
@@ -75,14 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = add("analyze", "analyse one experiment or all of them")
     analyze.add_argument("experiment", nargs="?", help="config file or experiment id")
     analyze.add_argument("--all", action="store_true", help="every experiment")
-    _add_config_args(analyze)
+    _add_config_args(analyze, events_required=False)
+    analyze.add_argument(
+        "--summaries",
+        default=None,
+        help="a table made by `cxlab sql` (CSV or Parquet) instead of --events",
+    )
     analyze.add_argument("--as-of", default=None, help="analyse as of the end of DATE")
     analyze.add_argument("--history", action="store_true", help="one object per day")
     analyze.add_argument("--format", choices=("json", "csv", "table"), default="json")
+    _add_engine_arg(analyze)
 
     check = add("check", "validate a log and configs; health report")
     _add_config_args(check)
     check.add_argument("--format", choices=("text", "json"), default="text")
+    _add_engine_arg(check)
+
+    sql = add("sql", "print the reduction as SQL, to run where the data is")
+    sql.add_argument("experiment", help="config file or experiment id")
+    sql.add_argument("--experiments", default=str(DEFAULT_EXPERIMENTS_DIR))
+    sql.add_argument("--metrics", default=None)
+    sql.add_argument("--dialect", choices=DIALECTS, default="duckdb")
+    sql.add_argument("--table", default="events", help="the events table's name")
+    sql.add_argument("--as-of", default=None, help="cut the data at the end of DATE")
 
     sample = add("sample", "regenerate the bundled sample log")
     sample.add_argument("--out", default="data/events.parquet")
@@ -131,9 +162,19 @@ def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
         target=importlib.import_module, args=("cxlab.report",), daemon=True
     )
     imports.start()
-    summaries = summarize_all(
-        resolve_source(args.events), experiments, catalog, as_of=as_of, log_health=False
-    )
+    if (args.events is None) == (args.summaries is None):
+        raise UsageError("analyze: give --events LOG or --summaries FILE (one of them)")
+    if args.summaries is not None:
+        summaries = read_summaries(args.summaries, experiments, catalog, as_of=as_of)
+    else:
+        summaries = summarize_all(
+            resolve_source(args.events),
+            experiments,
+            catalog,
+            as_of=as_of,
+            log_health=False,
+            engine=resolve_engine(args.engine),
+        )
     imports.join()
     from cxlab.report import experiment_to_dict, to_csv, to_json, to_table
 
@@ -154,13 +195,22 @@ def _check(args: argparse.Namespace, problems: list[InputError]) -> str:
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
     experiments = load_experiments(args.experiments, catalog)
     source = resolve_source(args.events)
-    summaries = summarize_all(source, experiments, catalog)
+    engine = resolve_engine(args.engine, ledger=True)
+    summaries = summarize_all(source, experiments, catalog, engine=engine)
     report = health_report(source, experiments, summaries)
     from cxlab.report import health_text, health_to_dict, to_json
 
     if args.format == "json":
         return to_json(health_to_dict(report))
     return health_text(report)
+
+
+def _sql(args: argparse.Namespace, problems: list[InputError]) -> str:
+    catalog = load_catalog(catalog_path(args.experiments, args.metrics))
+    exp = find_experiment(args.experiment, args.experiments, catalog)
+    as_of = _date(args.as_of) if args.as_of else None
+    query = build_reduction([exp], catalog, table=args.table, as_of=as_of)
+    return render(query, args.dialect) + ";\n"
 
 
 def _sample(args: argparse.Namespace, problems: list[InputError]) -> str:
@@ -182,6 +232,7 @@ Command = Callable[[argparse.Namespace, list[InputError]], str]
 COMMANDS: dict[str, Command] = {
     "analyze": _analyze,
     "check": _check,
+    "sql": _sql,
     "sample": _sample,
     "plan": _plan,
 }

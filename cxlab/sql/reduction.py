@@ -1,0 +1,967 @@
+"""The reduction as one SQL statement, built once as a SQLGlot tree from the configs.
+
+:func:`build_reduction` follows the Polars engine's attribution rules (CONTRACT §1)
+and the metric registry; :func:`render` prints the tree in a dialect. The stages
+are common table expressions:
+
+1. ``src``: the events table, columns mapped to the contract's names and typed;
+   ``ev``: the same cut at the as-of day.
+2. ``windows``: per experiment its analysis window; ``exposures``: the
+   configured experiments' exposure rows, flagged ``in_window``.
+3. ``ranked`` / ``firsts`` / ``people``: one row per (experiment, user) from the
+   first in-window exposure (ties in log order), with the first exposure to
+   another variant (``conflict_at``), the dimension values of the first row,
+   the CUPED pre-period covariates and the rows before the first exposure.
+4. ``joined`` / ``user_day``: the outcome rows of each user joined to their
+   assignments, in phases (before, CUPED pre-period, counted); each component's
+   aggregate per (assignment, phase, day).
+5. ``running`` / ``valued`` / ``changes``: each component's value at the end of
+   each day, the user's contribution to every metric's sums (zero from the day
+   they meet a second variant) and its change since their previous day.
+6. The output: the changes summed per (experiment, variant, day) and per
+   segment, the users entering and leaving, the exposure counts and the log's
+   last day, all in one long table of additive daily changes
+   (:data:`OUTPUT_COLUMNS`, documented in docs/summaries-format.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from cxlab.attribution import analysis_cutoff
+from cxlab.config import Catalog, Experiment
+from cxlab.events import EXPOSURE
+from cxlab.metrics import RESPONDERS, Component, metric_type
+from cxlab.sql.values import sql_values
+from cxlab.summaries.as_of import analysis_cutoff_of_day
+from cxlab.summaries.tables import MISSING
+
+DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "postgres")
+CONTRACT_COLUMNS = ("experiment_id", "variant", "value")
+LOG_ORDER = "log_order"
+SUMS = ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
+# The output table: name → SQL type. Rows of one key add up (daily changes).
+OUTPUT_COLUMNS: dict[str, str] = {
+    "kind": "VARCHAR",
+    "experiment_id": "VARCHAR",
+    "variant": "VARCHAR",
+    "metric": "VARCHAR",
+    "dimension": "VARCHAR",
+    "segment": "VARCHAR",
+    "day": "DATE",
+    "entered": "BIGINT",
+    "conflicts": "BIGINT",
+    "pre_exposure_events": "BIGINT",
+    "exposure_rows": "BIGINT",
+    "in_window_rows": "BIGINT",
+    "first_seen": "BIGINT",
+    "responders": "DOUBLE",
+    **dict.fromkeys(SUMS, "DOUBLE"),
+    "pre_x": "DOUBLE",
+    "pre_xx": "DOUBLE",
+    "pre_xy": "DOUBLE",
+}
+KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric")
+
+
+# --- small builders ------------------------------------------------------------------
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    """A quoted column reference."""
+    return exp.column(name, table=table, quoted=True)
+
+
+def text(value: str) -> exp.Literal:
+    """A text literal (quoted and escaped by the renderer)."""
+    return exp.Literal.string(value)
+
+
+def num(value: float | int) -> exp.Literal:
+    """A number literal."""
+    return exp.Literal.number(value)
+
+
+def instant(moment: dt.datetime) -> exp.Expression:
+    """A UTC timestamp literal."""
+    stamp = moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    return exp.cast(text(stamp), "TIMESTAMPTZ")
+
+
+def days_after(moment: exp.Expression, days: int) -> exp.Expression:
+    """``moment`` plus a whole number of days."""
+    interval = exp.Interval(this=text(str(days)), unit=exp.Var(this="DAY"))
+    return exp.Add(this=moment, expression=interval)
+
+
+def days_before(moment: exp.Expression, days: int) -> exp.Expression:
+    """``moment`` minus a whole number of days."""
+    interval = exp.Interval(this=text(str(days)), unit=exp.Var(this="DAY"))
+    return exp.Sub(this=moment, expression=interval)
+
+
+def day_of(moment: exp.Expression) -> exp.Expression:
+    """The UTC day of a timestamp (the session's time zone must be UTC)."""
+    return exp.cast(moment, "DATE")
+
+
+def is_in(expr: exp.Expression, values: Sequence[str]) -> exp.Expression:
+    """``expr IN (...)`` over text values; FALSE for none."""
+    if not values:
+        return exp.false()
+    return exp.In(this=expr, expressions=[text(v) for v in values])
+
+
+def flag(condition: exp.Expression) -> exp.Expression:
+    """1 where the condition holds, else 0."""
+    return exp.case().when(condition, num(1)).else_(num(0))
+
+
+def window(
+    func: exp.Expression,
+    partition: Sequence[exp.Expression],
+    order: Sequence[exp.Ordered] = (),
+    *,
+    running: bool = False,
+) -> exp.Window:
+    """``func OVER (PARTITION BY … ORDER BY … [ROWS UNBOUNDED PRECEDING])``."""
+    spec = None
+    if running:
+        spec = exp.WindowSpec(
+            kind="ROWS",
+            start="UNBOUNDED",
+            start_side="PRECEDING",
+            end="CURRENT ROW",
+        )
+    return exp.Window(
+        this=func,
+        partition_by=list(partition),
+        order=exp.Order(expressions=list(order)) if order else None,
+        spec=spec,
+    )
+
+
+def asc(expr: exp.Expression) -> exp.Ordered:
+    """Ascending, NULLs first (as Polars sorts)."""
+    return exp.Ordered(this=expr, desc=False, nulls_first=True)
+
+
+def desc(expr: exp.Expression) -> exp.Ordered:
+    """Descending, NULLs last."""
+    return exp.Ordered(this=expr, desc=True, nulls_first=False)
+
+
+def union_all(selects: Sequence[exp.Select]) -> exp.Query:
+    """The selects, one after another."""
+    query: exp.Query = selects[0]
+    for select in selects[1:]:
+        query = exp.union(query, select, distinct=False)
+    return query
+
+
+# --- what the configs ask for --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The experiments' needs: metrics, components, dimensions, CUPED metrics."""
+
+    experiments: tuple[Experiment, ...]
+    catalog: Catalog
+    metric_users: dict[str, list[str]]  # metric id → ids of its experiments
+    components: tuple[Component, ...]
+    dims: tuple[str, ...]
+    cuped_metrics: tuple[str, ...]  # metrics with a pre-period covariate
+
+    @classmethod
+    def of(
+        cls, experiments: Sequence[Experiment], catalog: Catalog, engine: str
+    ) -> Plan:
+        """What the SQL must compute for these experiments.
+
+        Raises:
+            UnsupportedMetricError: a metric type the SQL cannot express yet.
+        """
+        metric_users: dict[str, list[str]] = {}
+        for e in experiments:
+            for metric_id, _ in e.metric_roles:
+                sql_values(catalog[metric_id].type, engine)
+                metric_users.setdefault(metric_id, []).append(e.id)
+        components = dict.fromkeys(
+            c
+            for m in metric_users
+            for c in metric_type(catalog[m]).components(catalog[m])
+        )
+        cuped_ids = {e.id for e in experiments if e.cuped_days > 0}
+        cuped = tuple(
+            m
+            for m, ids in metric_users.items()
+            if metric_type(catalog[m]).cuped and cuped_ids & set(ids)
+        )
+        dims = dict.fromkeys(d for e in experiments for d in e.dimensions)
+        return cls(
+            tuple(experiments),
+            catalog,
+            metric_users,
+            tuple(components),
+            tuple(dims),
+            cuped,
+        )
+
+    @property
+    def outcome_events(self) -> list[str]:
+        """The events any metric reads (exposures aside)."""
+        return sorted({c.event for c in self.components} - {EXPOSURE})
+
+    @property
+    def filter_columns(self) -> list[str]:
+        """The columns metric filters test."""
+        return sorted({column for c in self.components for column, _ in c.filter})
+
+    def index(self, metric_id: str) -> int:
+        """The metric's number, naming its wide columns ``m<i>_…``."""
+        return list(self.metric_users).index(metric_id)
+
+    def values(self, metric_id: str, prefix: str = "") -> dict[str, exp.Expression]:
+        """The metric's user values from the component columns ``prefix + name``."""
+        metric = self.catalog[metric_id]
+        kind = metric_type(metric)
+        comps = [col(prefix + c.name) for c in kind.components(metric)]
+        return sql_values(metric.type, "sql")(comps)
+
+
+# --- the stages ----------------------------------------------------------------------
+
+
+def _source(
+    table: exp.Expression,
+    plan: Plan,
+    columns: Mapping[str, str],
+    log_order: exp.Expression | None,
+) -> exp.Select:
+    """The events with the contract's names and types (``src``)."""
+    extra = dict.fromkeys([*plan.dims, *plan.filter_columns])
+
+    def named(name: str) -> exp.Expression:
+        return col(columns.get(name, name))
+
+    return exp.select(
+        exp.cast(named("timestamp"), "TIMESTAMPTZ").as_("ts"),
+        exp.cast(named("user_id"), "VARCHAR").as_("user_id"),
+        exp.cast(named("event"), "VARCHAR").as_("event"),
+        exp.cast(named("experiment_id"), "VARCHAR").as_("experiment_id"),
+        exp.cast(named("variant"), "VARCHAR").as_("variant"),
+        exp.cast(named("value"), "DOUBLE").as_("value"),
+        *[named(d).as_(d, quoted=True) for d in extra],
+        (log_order if log_order is not None else num(0)).as_(LOG_ORDER),
+    ).from_(table)
+
+
+def _windows(plan: Plan, as_of: dt.date | None) -> exp.Query:
+    """One row per experiment: its id and analysis window."""
+    return union_all(
+        [
+            exp.select(
+                text(e.id).as_("experiment_id"),
+                instant(dt.datetime.combine(e.start, dt.time(), dt.UTC)).as_(
+                    "window_start"
+                ),
+                instant(analysis_cutoff(e, as_of)).as_("window_end"),
+            )
+            for e in plan.experiments
+        ]
+    )
+
+
+def _exposures(plan: Plan) -> exp.Select:
+    """The configured experiments' exposure rows, flagged ``in_window``."""
+    ts = col("ts", "e")
+    in_window = exp.and_(
+        exp.GTE(this=ts, expression=col("window_start", "w")),
+        exp.LT(this=ts.copy(), expression=col("window_end", "w")),
+    )
+    return (
+        exp.select(
+            "e.*",
+            col("window_end", "w"),
+            exp.cast(in_window, "BOOLEAN").as_("in_window"),
+        )
+        .from_(exp.to_table("ev").as_("e"))
+        .join(
+            exp.to_table("windows").as_("w"),
+            on=exp.EQ(
+                this=col("experiment_id", "e"), expression=col("experiment_id", "w")
+            ),
+        )
+        .where(exp.EQ(this=col("event", "e"), expression=text(EXPOSURE)))
+    )
+
+
+def _ranked() -> exp.Select:
+    """In-window exposure rows numbered per (experiment, user) in time, log order."""
+    keys = [col("experiment_id"), col("user_id")]
+    k = window(exp.func("ROW_NUMBER"), keys, [asc(col("ts")), asc(col(LOG_ORDER))])
+    return exp.select("*", k.as_("k")).from_("exposures").where(col("in_window"))
+
+
+def _firsts(plan: Plan) -> exp.Select:
+    """Each (experiment, user)'s first in-window exposure, with conflict time."""
+    other = (
+        exp.select(
+            col("experiment_id", "r"),
+            col("user_id", "r"),
+            exp.func("MIN", col("ts", "r")).as_("conflict_at"),
+        )
+        .from_(exp.to_table("ranked").as_("r"))
+        .join(
+            exp.to_table("ranked").as_("f"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "r"),
+                    expression=col("experiment_id", "f"),
+                ),
+                exp.EQ(this=col("user_id", "r"), expression=col("user_id", "f")),
+                exp.EQ(this=col("k", "f"), expression=num(1)),
+            ),
+        )
+        .where(exp.NEQ(this=col("variant", "r"), expression=col("variant", "f")))
+        .group_by(col("experiment_id", "r"), col("user_id", "r"))
+    )
+    pre_start = exp.case()
+    for e in plan.experiments:
+        if e.cuped_days > 0:
+            pre_start = pre_start.when(
+                exp.EQ(this=col("experiment_id", "a"), expression=text(e.id)),
+                days_before(col("ts", "a"), e.cuped_days),
+            )
+    if not any(e.cuped_days > 0 for e in plan.experiments):
+        pre_start = exp.cast(exp.Null(), "TIMESTAMPTZ")
+    return (
+        exp.select(
+            col("experiment_id", "a"),
+            col("user_id", "a"),
+            col("variant", "a"),
+            col("ts", "a").as_("first_exposure"),
+            pre_start.as_("pre_start"),
+            col("window_end", "a"),
+            col("conflict_at", "c"),
+            day_of(col("ts", "a")).as_("exposure_day"),
+            day_of(col("conflict_at", "c")).as_("conflict_day"),
+            *[
+                exp.func(
+                    "COALESCE", exp.cast(col(d, "a"), "VARCHAR"), text(MISSING)
+                ).as_(f"seg_{i}")
+                for i, d in enumerate(plan.dims)
+            ],
+        )
+        .from_(exp.to_table("ranked").as_("a"))
+        .join(
+            other.subquery("c"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "a"),
+                    expression=col("experiment_id", "c"),
+                ),
+                exp.EQ(this=col("user_id", "a"), expression=col("user_id", "c")),
+            ),
+            join_type="LEFT",
+        )
+        .where(exp.EQ(this=col("k", "a"), expression=num(1)))
+    )
+
+
+def _filter_condition(component: Component) -> exp.Expression:
+    """The component's equality filter on other columns (as the Polars engine)."""
+    conditions: list[exp.Expression] = []
+    for column, value in component.filter:
+        if isinstance(value, bool):
+            left = exp.func("LOWER", exp.cast(col(column), "VARCHAR"))
+            conditions.append(exp.EQ(this=left, expression=text(str(value).lower())))
+        elif isinstance(value, int | float):
+            left = exp.TryCast(this=col(column), to=exp.DataType.build("DOUBLE"))
+            conditions.append(exp.EQ(this=left, expression=num(float(value))))
+        else:
+            left = exp.cast(col(column), "VARCHAR")
+            conditions.append(exp.EQ(this=left, expression=text(str(value))))
+    return exp.and_(*conditions) if conditions else exp.true()
+
+
+def _component_row(component: Component) -> exp.Expression:
+    """Per joined row: its contribution to the component (1 or the value), or NULL."""
+    condition = exp.and_(
+        exp.EQ(this=col("event"), expression=text(component.event)),
+        _filter_condition(component),
+    )
+    if component.aggregate != "count":
+        condition = exp.and_(
+            condition, exp.Not(this=exp.Is(this=col("value"), expression=exp.Null()))
+        )
+    if component.window_days is not None:
+        limit = days_after(col("first_exposure"), component.window_days)
+        condition = exp.and_(condition, exp.LT(this=col("ts"), expression=limit))
+    contribution = num("1.0") if component.aggregate == "count" else col("value")
+    return exp.case().when(condition, contribution).as_(component.name)
+
+
+def _joined(plan: Plan) -> exp.Select:
+    """Outcome rows × their user's assignments, up to the window's end, in phases."""
+    ts = col("ts", "o")
+    phase = (
+        exp.case()
+        .when(exp.GTE(this=ts, expression=col("first_exposure", "a")), text("in"))
+        .when(exp.GTE(this=ts.copy(), expression=col("pre_start", "a")), text("pre"))
+        .else_(text("before"))
+    )
+    counted = exp.GTE(this=ts.copy(), expression=col("first_exposure", "a"))
+    filters = [col(c, "o") for c in plan.filter_columns]
+    return (
+        exp.select(
+            col("experiment_id", "a"),
+            col("user_id", "a"),
+            col("first_exposure", "a"),
+            ts.copy(),
+            col(LOG_ORDER, "o"),
+            col("event", "o"),
+            col("value", "o"),
+            *filters,
+            phase.as_("phase"),
+            exp.case().when(counted, day_of(ts.copy())).as_("day"),
+        )
+        .from_(exp.to_table("outcomes").as_("o"))
+        .join(
+            exp.to_table("people_base").as_("a"),
+            on=exp.and_(
+                exp.EQ(this=col("user_id", "o"), expression=col("user_id", "a")),
+                exp.LT(this=ts.copy(), expression=col("window_end", "a")),
+            ),
+        )
+    )
+
+
+def _user_day(plan: Plan) -> exp.Select:
+    """Each component per (assignment, phase, day); the rows of each."""
+    keys = [col("experiment_id"), col("user_id"), col("phase"), col("day")]
+    rows = exp.select(
+        *keys,
+        col("ts"),
+        col(LOG_ORDER),
+        *[_component_row(c) for c in plan.components],
+    ).from_("joined")
+    ranks = []
+    for c in plan.components:
+        if c.aggregate == "last":
+            is_null = exp.Is(this=col(c.name), expression=exp.Null())
+            rank = window(
+                exp.func("ROW_NUMBER"),
+                [*[k.copy() for k in keys], is_null],
+                [desc(col("ts")), desc(col(LOG_ORDER))],
+            )
+            ranks.append(rank.as_("r_" + c.name))
+    ranked = exp.select("*", *ranks).from_(rows.subquery("x"))
+
+    def aggregate(c: Component) -> exp.Expression:
+        if c.aggregate in ("count", "sum"):
+            return exp.func("SUM", col(c.name)).as_(c.name)
+        if c.aggregate == "max":
+            return exp.func("MAX", col(c.name)).as_(c.name)
+        first = exp.EQ(this=col("r_" + c.name), expression=num(1))
+        return exp.func("MAX", exp.case().when(first, col(c.name))).as_(c.name)
+
+    return (
+        exp.select(
+            *[k.copy() for k in keys],
+            exp.func("COUNT", exp.Star()).as_("rows"),
+            *[aggregate(c) for c in plan.components],
+        )
+        .from_(ranked.subquery("y"))
+        .group_by(*[k.copy() for k in keys])
+    )
+
+
+def _pre_values(plan: Plan) -> exp.Select:
+    """Per assignment: each CUPED metric's value over the pre-period (x₀)."""
+    values = {m: plan.values(m)["sum_x"] for m in plan.cuped_metrics}
+    return (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            *[v.as_(f"x0_{plan.index(m)}") for m, v in values.items()],
+        )
+        .from_("user_day")
+        .where(exp.EQ(this=col("phase"), expression=text("pre")))
+    )
+
+
+def _before_counts() -> exp.Select:
+    """Per assignment: the outcome rows before its first exposure."""
+    return (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            exp.func("SUM", col("rows")).as_("before"),
+        )
+        .from_("user_day")
+        .where(exp.NEQ(this=col("phase"), expression=text("in")))
+        .group_by(col("experiment_id"), col("user_id"))
+    )
+
+
+def _people(plan: Plan) -> exp.Select:
+    """The assignments with their pre-period covariates and earlier rows."""
+
+    def on(alias: str) -> exp.Expression:
+        return exp.and_(
+            exp.EQ(
+                this=col("experiment_id", "a"), expression=col("experiment_id", alias)
+            ),
+            exp.EQ(this=col("user_id", "a"), expression=col("user_id", alias)),
+        )
+
+    x0 = [
+        exp.func("COALESCE", col(f"x0_{plan.index(m)}", "p"), num("0.0")).as_(
+            f"x0_{plan.index(m)}"
+        )
+        for m in plan.cuped_metrics
+    ]
+    return (
+        exp.select(
+            "a.*",
+            exp.func("COALESCE", col("before", "b"), num(0)).as_("before"),
+            *x0,
+        )
+        .from_(exp.to_table("people_base").as_("a"))
+        .join(exp.to_table("pre_values").as_("p"), on=on("p"), join_type="LEFT")
+        .join(exp.to_table("before_counts").as_("b"), on=on("b"), join_type="LEFT")
+    )
+
+
+def _running(plan: Plan) -> exp.Query:
+    """Each component's value at the end of each counted day of each assignment.
+
+    A row is added on the day a user meets a second variant (their values drop
+    to zero there). ``last`` carries the latest non-NULL value forward: its
+    count of non-NULL values so far numbers the groups that share it.
+    """
+    keys = [col("experiment_id"), col("user_id")]
+    comps = [col(c.name) for c in plan.components]
+    days = union_all(
+        [
+            exp.select(*[k.copy() for k in keys], col("day"), *comps)
+            .from_("user_day")
+            .where(exp.EQ(this=col("phase"), expression=text("in"))),
+            exp.select(
+                *[k.copy() for k in keys],
+                col("conflict_day").as_("day"),
+                *[exp.cast(exp.Null(), "DOUBLE").as_(c.name) for c in plan.components],
+            )
+            .from_("people_base")
+            .where(
+                exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null()))
+            ),
+        ]
+    )
+    order = [asc(col("day"))]
+
+    def running(c: Component) -> list[exp.Expression]:
+        value = col(c.name)
+        if c.aggregate in ("count", "sum"):
+            total = exp.func("SUM", exp.func("COALESCE", value, num(0)))
+            return [window(total, keys, order, running=True).as_(c.name)]
+        if c.aggregate == "max":
+            peak = exp.func("MAX", value)
+            return [window(peak, keys, order, running=True).as_(c.name)]
+        seen = exp.func("COUNT", value)
+        return [
+            value.copy(),
+            window(seen, keys, order, running=True).as_("g_" + c.name),
+        ]
+
+    first = exp.select(
+        *[k.copy() for k in keys],
+        col("day"),
+        *[e for c in plan.components for e in running(c)],
+    ).from_(days.subquery("d"))
+    carried = [
+        window(
+            exp.func("MAX", col(c.name)),
+            [*[k.copy() for k in keys], col("g_" + c.name)],
+        ).as_(c.name)
+        if c.aggregate == "last"
+        else col(c.name)
+        for c in plan.components
+    ]
+    return exp.select(*[k.copy() for k in keys], col("day"), *carried).from_(
+        first.subquery("f")
+    )
+
+
+def _metric_columns(plan: Plan) -> dict[str, exp.Expression]:
+    """Every metric's user values as wide columns ``m<i>_<sum>`` (and x·x₀)."""
+    columns: dict[str, exp.Expression] = {}
+    for m in plan.metric_users:
+        i = plan.index(m)
+        values = plan.values(m)
+        if m in plan.cuped_metrics:
+            values["pre_xy"] = exp.Mul(
+                this=values["sum_x"].copy(), expression=col(f"x0_{i}", "p")
+            )
+        columns |= {f"m{i}_{name}": v for name, v in values.items()}
+    return columns
+
+
+def _valued(plan: Plan) -> exp.Select:
+    """Users' contributions per counted day; zero from their conflict day on."""
+    conflict = col("conflict_day", "p")
+    active = exp.or_(
+        exp.Is(this=conflict, expression=exp.Null()),
+        exp.LT(this=col("day", "r"), expression=conflict.copy()),
+    )
+    return (
+        exp.select(
+            col("experiment_id", "r"),
+            col("user_id", "r"),
+            col("variant", "p"),
+            col("day", "r"),
+            *[col(f"seg_{i}", "p") for i in range(len(plan.dims))],
+            *[
+                exp.cast(exp.case().when(active.copy(), v).else_(num(0)), "DOUBLE").as_(
+                    name
+                )
+                for name, v in _metric_columns(plan).items()
+            ],
+        )
+        .from_(exp.to_table("running").as_("r"))
+        .join(
+            exp.to_table("people").as_("p"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "r"),
+                    expression=col("experiment_id", "p"),
+                ),
+                exp.EQ(this=col("user_id", "r"), expression=col("user_id", "p")),
+            ),
+        )
+    )
+
+
+def _changes(plan: Plan) -> exp.Select:
+    """Each contribution less the same on the user's previous day."""
+    keys = [col("experiment_id"), col("user_id")]
+    order = [asc(col("day"))]
+    names = list(_metric_columns(plan))
+    return exp.select(
+        col("experiment_id"),
+        col("variant"),
+        col("day"),
+        *[col(f"seg_{i}") for i in range(len(plan.dims))],
+        *[
+            exp.Sub(
+                this=col(n),
+                expression=window(
+                    exp.func("LAG", col(n), num(1), num("0.0")), keys, order
+                ),
+            ).as_(n)
+            for n in names
+        ],
+    ).from_("valued")
+
+
+# --- the output ----------------------------------------------------------------------
+
+
+def _row(kind: str, given: Mapping[str, exp.Expression]) -> list[exp.Expression]:
+    """One select list of the output: the given columns, the others NULL, typed."""
+    values = {"kind": text(kind), **given}
+    return [
+        exp.cast(values.get(name, exp.Null()), sql_type).as_(name)
+        for name, sql_type in OUTPUT_COLUMNS.items()
+    ]
+
+
+def _summed(
+    plan: Plan, grouping: Sequence[exp.Expression], segment: int | None
+) -> list[exp.Select]:
+    """The changes summed per (arm[, segment], day), one select per metric."""
+    kind = "metric" if segment is None else "segment_metric"
+    dims_of = {e.id: e.dimensions for e in plan.experiments}
+    out = []
+    for m, users in plan.metric_users.items():
+        i = plan.index(m)
+        if segment is not None:
+            users = [u for u in users if plan.dims[segment] in dims_of[u]]
+            if not users:
+                continue
+        filled = plan.values(m).keys() | (
+            {"pre_xy"} if m in plan.cuped_metrics else set()
+        )
+        given = {
+            "experiment_id": col("experiment_id"),
+            "variant": col("variant"),
+            "metric": text(m),
+            "day": col("day"),
+            **{
+                ("responders" if name == RESPONDERS else name): exp.func(
+                    "SUM", col(f"m{i}_{name}")
+                )
+                for name in filled
+            },
+        }
+        if segment is not None:
+            given |= {
+                "dimension": text(plan.dims[segment]),
+                "segment": col(f"seg_{segment}"),
+            }
+        out.append(
+            exp.select(*_row(kind, given))
+            .from_("changes")
+            .where(is_in(col("experiment_id"), users))
+            .group_by(*[g.copy() for g in grouping])
+        )
+    return out
+
+
+def _neg(e: exp.Expression) -> exp.Expression:
+    return exp.Neg(this=exp.Paren(this=e))
+
+
+def _pre_moves(i: int) -> dict[str, tuple[exp.Expression, exp.Expression]]:
+    """x₀ and x₀² of metric ``i``: added on entering, taken back on leaving."""
+    x0 = col(f"x0_{i}")
+    square = exp.Mul(this=x0.copy(), expression=x0.copy())
+    return {
+        f"pre_x_{i}": (x0, _neg(x0.copy())),
+        f"pre_xx_{i}": (square, _neg(square.copy())),
+    }
+
+
+def _arm_rows(plan: Plan) -> list[exp.Select]:
+    """Users entering and leaving each arm (and segment); their pre-period sums."""
+    conflicted = exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null()))
+    out = []
+
+    def moves(values: dict[str, tuple[exp.Expression, exp.Expression]]) -> exp.Query:
+        keys = {
+            "experiment_id": (col("experiment_id"), col("experiment_id")),
+            "variant": (col("variant"), col("variant")),
+            "day": (col("exposure_day"), col("conflict_day")),
+        }
+        both = keys | values
+        return union_all(
+            [
+                exp.select(*[v[0].copy().as_(k) for k, v in both.items()]).from_(
+                    "people"
+                ),
+                exp.select(*[v[1].copy().as_(k) for k, v in both.items()])
+                .from_("people")
+                .where(conflicted.copy()),
+            ]
+        )
+
+    arm_moves = {
+        "entered": (num(1), num(0)),
+        "conflicts": (num(0), num(1)),
+        "pre_exposure_events": (col("before"), _neg(col("before"))),
+    }
+    for m in plan.cuped_metrics:
+        arm_moves |= _pre_moves(plan.index(m))
+    arm = moves(arm_moves)
+    keys = [col("experiment_id"), col("variant"), col("day")]
+    sums = ["entered", "conflicts", "pre_exposure_events"]
+    out.append(
+        exp.select(
+            *_row(
+                "arm",
+                {
+                    **{k.name: k.copy() for k in keys},
+                    **{s: exp.func("SUM", col(s)) for s in sums},
+                },
+            )
+        )
+        .from_(arm.subquery("m"))
+        .group_by(*keys)
+    )
+    for m in plan.cuped_metrics:
+        i = plan.index(m)
+        given = {
+            **{k.name: k.copy() for k in keys},
+            "metric": text(m),
+            "pre_x": exp.func("SUM", col(f"pre_x_{i}")),
+            "pre_xx": exp.func("SUM", col(f"pre_xx_{i}")),
+        }
+        out.append(
+            exp.select(*_row("metric", given))
+            .from_(arm.subquery("m"))
+            .where(is_in(col("experiment_id"), plan.metric_users[m]))
+            .group_by(*[k.copy() for k in keys])
+        )
+    for i, d in enumerate(plan.dims):
+        users = [e.id for e in plan.experiments if d in e.dimensions]
+        seg = moves(
+            {
+                "segment": (col(f"seg_{i}"), col(f"seg_{i}")),
+                "entered": (num(1), num(0)),
+                "conflicts": (num(0), num(1)),
+            }
+        )
+        grouping = [*[k.copy() for k in keys], col("segment")]
+        out.append(
+            exp.select(
+                *_row(
+                    "segment_arm",
+                    {
+                        **{k.name: k.copy() for k in keys},
+                        "dimension": text(d),
+                        "segment": col("segment"),
+                        "entered": exp.func("SUM", col("entered")),
+                        "conflicts": exp.func("SUM", col("conflicts")),
+                    },
+                )
+            )
+            .from_(seg.subquery("s"))
+            .where(is_in(col("experiment_id"), users))
+            .group_by(*grouping)
+        )
+    return out
+
+
+def _exposure_rows() -> list[exp.Select]:
+    """Exposure rows (in the window or not) and users first seen, per arm and day."""
+    keys = [col("experiment_id"), col("variant")]
+    day = day_of(col("ts"))
+    rows = (
+        exp.select(
+            *_row(
+                "arm",
+                {
+                    "experiment_id": col("experiment_id"),
+                    "variant": col("variant"),
+                    "day": day,
+                    "exposure_rows": exp.func("COUNT", exp.Star()),
+                    "in_window_rows": exp.func("SUM", flag(col("in_window"))),
+                },
+            )
+        )
+        .from_("exposures")
+        .group_by(*[k.copy() for k in keys], day.copy())
+    )
+    first_seen = (
+        exp.select(
+            *[k.copy() for k in keys],
+            day_of(exp.func("MIN", col("ts"))).as_("day"),
+        )
+        .from_("ranked")
+        .group_by(*[k.copy() for k in keys], col("user_id"))
+    )
+    seen = (
+        exp.select(
+            *_row(
+                "arm",
+                {
+                    "experiment_id": col("experiment_id"),
+                    "variant": col("variant"),
+                    "day": col("day"),
+                    "first_seen": exp.func("COUNT", exp.Star()),
+                },
+            )
+        )
+        .from_(first_seen.subquery("u"))
+        .group_by(*[k.copy() for k in keys], col("day"))
+    )
+    return [rows, seen]
+
+
+def _log_row() -> exp.Select:
+    """The day of the log's last event (of the whole log, not cut at as-of)."""
+    return exp.select(*_row("log", {"day": day_of(exp.func("MAX", col("ts")))})).from_(
+        "src"
+    )
+
+
+def build_reduction(
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    table: str | exp.Expression = "events",
+    as_of: dt.date | None = None,
+    log_order: exp.Expression | None = None,
+    engine: str = "sql",
+) -> exp.Query:
+    """The whole reduction as one SQLGlot query over the events table.
+
+    Args:
+        experiments: the experiments (sharing one ``columns`` mapping).
+        catalog: the metric catalog.
+        table: the events table's name, or an expression reading the log.
+        as_of: analyse the data as it stood at the end of this UTC day.
+        log_order: an expression of the row's position in the log, which breaks
+            ties in time (first exposure, last answer); without it rows at the
+            same instant are in no particular order.
+        engine: the engine's name, for the error of an unsupported metric type.
+
+    Returns:
+        The query; its rows are the :data:`OUTPUT_COLUMNS` table of changes.
+
+    Raises:
+        UnsupportedMetricError: a metric type the SQL cannot express yet.
+        ValueError: no experiments.
+    """
+    if not experiments:
+        raise ValueError("the SQL reduction needs at least one experiment")
+    plan = Plan.of(experiments, catalog, engine)
+    source = exp.to_table(table) if isinstance(table, str) else table
+    columns = dict(experiments[0].columns)
+    ev = exp.select("*").from_("src")
+    if as_of is not None:
+        cutoff = instant(analysis_cutoff_of_day(as_of))
+        ev = ev.where(exp.LT(this=col("ts"), expression=cutoff))
+    outcomes = (
+        exp.select("*").from_("ev").where(is_in(col("event"), plan.outcome_events))
+    )
+    stages: list[tuple[str, exp.Query]] = [
+        ("src", _source(source, plan, columns, log_order)),
+        ("ev", ev),
+        ("windows", _windows(plan, as_of)),
+        ("exposures", _exposures(plan)),
+        ("ranked", _ranked()),
+        ("people_base", _firsts(plan)),
+        ("outcomes", outcomes),
+        ("joined", _joined(plan)),
+        ("user_day", _user_day(plan)),
+        ("pre_values", _pre_values(plan)),
+        ("before_counts", _before_counts()),
+        ("people", _people(plan)),
+        ("running", _running(plan)),
+        ("valued", _valued(plan)),
+        ("changes", _changes(plan)),
+    ]
+    arm = [col("experiment_id"), col("variant"), col("day")]
+    parts = [
+        _log_row(),
+        *_exposure_rows(),
+        *_arm_rows(plan),
+        *_summed(plan, arm, None),
+        *[
+            s
+            for i in range(len(plan.dims))
+            for s in _summed(plan, [*arm, col(f"seg_{i}")], i)
+        ],
+    ]
+    query = union_all(parts)
+    for name, stage in stages:
+        query = query.with_(name, as_=stage)
+    return query
+
+
+def render(query: exp.Query, dialect: str) -> str:
+    """The query as SQL text of a dialect (one of :data:`DIALECTS`)."""
+    return query.sql(dialect=dialect, pretty=True)
+
+
+def parse(sql: str, dialect: str) -> exp.Expression:
+    """Parse rendered SQL back (a check that a dialect's text is well formed)."""
+    return sqlglot.parse_one(sql, dialect=dialect)

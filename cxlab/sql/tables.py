@@ -1,0 +1,233 @@
+"""From the SQL reduction's table of daily changes to :class:`Summaries`.
+
+The SQL (:mod:`cxlab.sql.reduction`) leaves one long table of additive daily
+changes (docs/summaries-format.md). Here it is split by ``kind`` into the frames
+the Polars engine's own later stages take (:mod:`cxlab.summaries.daily`), so the
+cumulation, the segment tables and the health counts are the same code whichever
+engine reduced the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from cxlab.config import Catalog, Experiment
+from cxlab.errors import InputError
+from cxlab.metrics import RESPONDERS
+from cxlab.sql.reduction import KINDS, OUTPUT_COLUMNS
+from cxlab.summaries import LogHealth, Summaries
+from cxlab.summaries.as_of import health_at, variants_at
+from cxlab.summaries.daily import (
+    as_of_day,
+    cumulate,
+    dimension_deltas,
+    dimension_table,
+    health_by_day,
+    variants_by_day,
+)
+from cxlab.summaries.tables import DELTA_COLUMNS
+
+ARM = ["experiment_id", "variant", "day"]
+METRIC = ["experiment_id", "metric", "variant", "day"]
+COUNTS = [
+    "entered",
+    "conflicts",
+    "pre_exposure_events",
+    "exposure_rows",
+    "in_window_rows",
+    "first_seen",
+]
+SUMS = ["responders", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
+PRE = ["pre_x", "pre_xx", "pre_xy"]
+
+
+def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
+    """The table with the documented columns and kinds, typed.
+
+    Raises:
+        InputError: a missing column or an unknown kind, naming the file.
+    """
+    missing = [c for c in OUTPUT_COLUMNS if c not in changes.columns]
+    if missing:
+        raise InputError(
+            f"{label}: not a summaries table: no column {', '.join(missing)} "
+            "(see docs/summaries-format.md)"
+        )
+    kinds = set(changes["kind"].unique().to_list()) - set(KINDS)
+    if kinds:
+        raise InputError(
+            f"{label}: column 'kind' has unknown value(s) "
+            f"{', '.join(sorted(map(str, kinds)))} (expected {', '.join(KINDS)})"
+        )
+    day = pl.col("day")
+    return changes.select(
+        pl.col(
+            "kind", "experiment_id", "variant", "metric", "dimension", "segment"
+        ).cast(pl.String),
+        day.str.to_date() if changes.schema["day"] == pl.String else day.cast(pl.Date),
+        pl.col(COUNTS).cast(pl.Int64),
+        pl.col([*SUMS, *PRE]).cast(pl.Float64),
+    )
+
+
+def _of_kind(changes: pl.DataFrame, kind: str, keys: Sequence[str]) -> pl.DataFrame:
+    """The rows of a kind, summed per key (rows of one key add up)."""
+    rows = changes.filter(pl.col("kind") == kind)
+    values = [c for c in [*COUNTS, *SUMS, *PRE] if c not in keys]
+    return rows.group_by(keys, maintain_order=True).agg(
+        pl.col(values).fill_null(0).sum()
+    )
+
+
+def _deltas(metric: pl.DataFrame, keys: Sequence[str] = ARM) -> pl.DataFrame:
+    """Per (experiment, metric, variant[, segment], day): the sums' changes."""
+    return metric.select(
+        *keys,
+        "metric",
+        pl.col("responders").alias(RESPONDERS),
+        *[c for c in DELTA_COLUMNS if c != RESPONDERS],
+    )
+
+
+def _flow(arm: pl.DataFrame, metric: pl.DataFrame) -> pl.DataFrame:
+    """Users in and out per (experiment, variant, day), with pre-period sums wide."""
+    moves = arm.filter((pl.col("entered") != 0) | (pl.col("conflicts") != 0)).select(
+        *ARM,
+        (pl.col("entered") - pl.col("conflicts")).cast(pl.Int32).alias("d_users"),
+        pl.col("conflicts").cast(pl.Int32).alias("d_conflicts"),
+    )
+    pre = metric.filter((pl.col("pre_x") != 0) | (pl.col("pre_xx") != 0))
+    for m in pre["metric"].unique(maintain_order=True).to_list():
+        wide = pre.filter(pl.col("metric") == m).select(
+            *ARM,
+            pl.col("pre_x").alias(f"{m}:pre_x"),
+            pl.col("pre_xx").alias(f"{m}:pre_xx"),
+        )
+        moves = moves.join(wide, on=ARM, how="left")
+    return moves
+
+
+def _dimensions(
+    changes: pl.DataFrame, experiments: Sequence[Experiment]
+) -> pl.DataFrame:
+    """Per segment: the summed changes and the users in and out, by day."""
+    keys = ["experiment_id", "variant", "segment", "day"]
+    users = _of_kind(changes, "segment_arm", ["dimension", *keys])
+    sums = _of_kind(changes, "segment_metric", ["dimension", "metric", *keys])
+    parts = []
+    for d in dict.fromkeys(x for e in experiments for x in e.dimensions):
+        counts = users.filter(pl.col("dimension") == d).select(
+            *keys, (pl.col("entered") - pl.col("conflicts")).alias("users")
+        )
+        deltas = _deltas(sums.filter(pl.col("dimension") == d), keys)
+        parts.append((d, deltas, counts))
+    return dimension_deltas(parts, experiments)
+
+
+def summaries_from_changes(
+    changes: pl.DataFrame,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    as_of: dt.date | None,
+    log: LogHealth | None = None,
+    fingerprint: tuple = (),
+) -> Summaries:
+    """The summaries of the experiments from the SQL reduction's output.
+
+    Args:
+        changes: the reduction's table (:data:`OUTPUT_COLUMNS`), checked.
+        experiments: the experiments it was built for.
+        catalog: the metric catalog.
+        as_of: the as-of day it was cut at, if any.
+        log: what the engine knows of the whole log; without it, the log's last
+            day comes from the table's ``log`` row and the rest is unknown.
+        fingerprint: the log's fingerprint (provenance).
+
+    Returns:
+        The summaries; ``by_day`` is not kept (an as-of cut needs a rescan).
+    """
+    arm = _of_kind(changes, "arm", ARM)
+    metric = _of_kind(changes, "metric", METRIC)
+    last = changes.filter(pl.col("kind") == "log")["day"].max()
+    last_day = last if isinstance(last, dt.date) else None
+    exposure_days = arm.filter(pl.col("exposure_rows") > 0).select(
+        *ARM, "exposure_rows", "in_window_rows"
+    )
+    users_by_day = arm.filter(pl.col("first_seen") > 0).select(
+        *ARM, pl.col("first_seen").alias("users")
+    )
+    people = arm.group_by("experiment_id", "day").agg(
+        pl.col("entered").sum().alias("exposed_users"),
+        pl.col("pre_exposure_events").sum(),
+        pl.col("conflicts").sum().alias("multiple_exposures"),
+    )
+    health_daily = health_by_day(exposure_days, people)
+    ids = [e.id for e in experiments]
+    flow = _flow(arm, metric)
+    as_of_by_exp = {e.id: as_of_day(e, as_of, last_day) for e in experiments}
+    variants = variants_by_day(exposure_days, users_by_day)
+    if log is None:
+        moment = dt.datetime.combine(last_day, dt.time(), dt.UTC) if last_day else None
+        log = LogHealth(
+            rows=0,
+            users=None,
+            first_event=None,
+            last_event=moment,
+            events_by_type=pl.DataFrame(schema={"event": pl.String, "rows": pl.UInt32}),
+            exposures_by_variant=variants_at(variants),
+            set_aside={},
+        )
+    return Summaries(
+        daily=cumulate(_deltas(metric), flow, experiments, catalog, as_of_by_exp),
+        by_dimension=dimension_table(_dimensions(changes, experiments), catalog),
+        exposures=flow.select(*ARM, "d_users", "d_conflicts").sort(ARM),
+        health=health_at(ids, health_daily, None),
+        as_of=as_of_by_exp,
+        log=log,
+        fingerprint=fingerprint,
+    )
+
+
+def read_summaries(
+    path: str | Path,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    as_of: dt.date | None = None,
+) -> dict[str, Summaries]:
+    """Summaries per experiment from a table the printed SQL made (CSV or Parquet).
+
+    Raises:
+        InputError: the file cannot be read, is not such a table, or holds no
+            rows of an experiment asked for.
+    """
+    file = Path(path)
+    try:
+        if file.suffix.lower() == ".csv":
+            table = pl.read_csv(file, infer_schema_length=None)
+        else:
+            table = pl.read_parquet(file)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"{file}: cannot read the summaries table: {exc}") from exc
+    changes = check_changes(table, str(file))
+    present = set(changes["experiment_id"].drop_nulls().to_list())
+    for e in experiments:
+        if e.id not in present:
+            raise InputError(
+                f"{file}: no rows of experiment '{e.id}' "
+                "(make the table with `cxlab sql` for it)"
+            )
+    stat = file.stat()
+    summaries = summaries_from_changes(
+        changes,
+        experiments,
+        catalog,
+        as_of=as_of,
+        fingerprint=((str(file), stat.st_size, stat.st_mtime_ns),),
+    )
+    return {e.id: summaries for e in experiments}

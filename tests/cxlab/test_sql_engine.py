@@ -1,0 +1,216 @@
+"""The SQL reduction equals the Polars engine: sufficient statistics and JSON.
+
+The sample (cxlab/sample.py, small) with the bundled experiments, and random small
+logs (hypothesis) with every supported metric type, a dimension, CUPED, a metric
+window, multiple exposures and events before, at and after the window. The SQL of
+the other dialects is rendered and parsed back; the printed DuckDB SQL is run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import tempfile
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cxlab.cli import main
+from cxlab.config import load_catalog, load_experiment, load_experiments
+from cxlab.errors import InputError
+from cxlab.events import resolve_source
+from cxlab.sample import write_sample
+from cxlab.sql.duckdb_engine import summarize_duckdb
+from cxlab.sql.reduction import DIALECTS, OUTPUT_COLUMNS, build_reduction, parse, render
+from cxlab.sql.tables import check_changes, summaries_from_changes
+from cxlab.sql.values import UnsupportedMetricError, sql_values
+from cxlab.summaries import summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ROOT / "experiments"
+REL = 1e-12
+LOG_START = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
+METRICS = [
+    "revenue",
+    "orders",
+    "max_order",
+    "last_order",
+    "nps",
+    "contacts_per_order",
+    "phone_contact_rate",
+    "conversion_2d",
+]
+
+
+def assert_equal_summaries(left, right) -> None:
+    """Equal keys, counts exactly, sums to 1e-12 relative; equal health."""
+    for name in ("daily", "by_dimension", "exposures"):
+        a, b = getattr(left, name), getattr(right, name)
+        assert a.schema == b.schema, name
+        keys = [c for c in a.columns if a.schema[c] in (pl.String, pl.Date)]
+        a, b = a.sort(keys), b.sort(keys)
+        floats = [c for c in a.columns if a.schema[c] == pl.Float64]
+        assert a.drop(floats).equals(b.drop(floats)), f"{name}\n{a}\n!=\n{b}"
+        for c in floats:
+            scale = a[c].abs().max() or 1.0
+            assert ((a[c] - b[c]).abs().max() or 0.0) <= REL * scale, (name, c)
+    assert left.health == right.health
+    assert left.as_of == right.as_of
+
+
+def cli(*args: str) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(list(args)) == 0
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sample") / "events.parquet"
+    return write_sample(path, seed=7, n_users=3_000)
+
+
+def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = load_experiments(EXPERIMENTS, catalog)
+    source = resolve_source(sample)
+    polars_summaries = summarize(source, experiments, catalog, log_health=False)
+    duckdb_summaries = summarize_duckdb(source, experiments, catalog)
+    assert polars_summaries.daily["n"].max() > 100
+    assert_equal_summaries(polars_summaries, duckdb_summaries)
+
+
+def test_analyze_json_is_byte_identical_across_engines(sample: Path) -> None:
+    args = [
+        "analyze",
+        "--all",
+        "--events",
+        str(sample),
+        "--experiments",
+        str(EXPERIMENTS),
+    ]
+    polars_json = cli(*args, "--engine", "polars")
+    assert '"results"' in polars_json
+    assert cli(*args, "--engine", "duckdb") == polars_json
+
+
+def test_printed_sql_analysed_from_its_table_gives_the_same_json(
+    sample: Path, tmp_path: Path
+) -> None:
+    experiment = "proactive-shipping-email"
+    sql = cli("sql", experiment, "--experiments", str(EXPERIMENTS), "--table", "ev")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{sample}')")
+    table = tmp_path / "summaries.csv"
+    con.sql(sql.rstrip().rstrip(";")).pl().write_csv(table)
+    common = [experiment, "--experiments", str(EXPERIMENTS)]
+    from_events = cli("analyze", *common, "--events", str(sample))
+    from_table = cli("analyze", *common, "--summaries", str(table))
+    strip = [line for line in from_events.splitlines() if "log_fingerprint" not in line]
+    assert [
+        line for line in from_table.splitlines() if "log_fingerprint" not in line
+    ] == strip
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_rendered_sql_parses_back_in_its_dialect(dialect: str) -> None:
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = load_experiments(EXPERIMENTS, catalog)
+    sql = render(build_reduction(experiments, catalog), dialect)
+    tree = parse(sql, dialect)
+    assert render(tree, dialect) == sql
+    assert sql.count("UNION ALL") > 10
+
+
+def test_unsupported_metric_type_is_named() -> None:
+    with pytest.raises(UnsupportedMetricError, match="time_to_event metrics are not"):
+        sql_values("time_to_event", "duckdb")
+
+
+def test_summaries_table_without_a_column_is_refused() -> None:
+    columns = {c: [None] for c in OUTPUT_COLUMNS if c != "sum_x"}
+    with pytest.raises(
+        InputError, match=r"t\.csv: not a summaries table: no column sum_x "
+    ):
+        check_changes(pl.DataFrame(columns), "t.csv")
+
+
+@st.composite
+def logs(draw) -> list[dict]:
+    """Up to 30 rows of six users over 2026-09-28 .. 2026-10-08 (exp: 10-01..10-05)."""
+    n = draw(st.integers(1, 30))
+    minutes = draw(
+        st.lists(st.integers(0, 11 * 24 * 60), min_size=n, max_size=n, unique=True)
+    )
+    rows = []
+    for minute in minutes:
+        kind = draw(
+            st.sampled_from(
+                ["exposure", "exposure", "order", "contact", "nps_response"]
+            )
+        )
+        value = None
+        if kind == "order":
+            value = float(draw(st.integers(-5, 50)))
+        elif kind == "nps_response":
+            value = float(draw(st.integers(0, 10)))
+        moment = LOG_START + dt.timedelta(minutes=minute)
+        rows.append(
+            {
+                "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "user_id": draw(st.sampled_from(["u0", "u1", "u2", "u3", "u4", "u5"])),
+                "event": kind,
+                "experiment_id": "exp" if kind == "exposure" else None,
+                "variant": draw(st.sampled_from(["control", "treatment"]))
+                if kind == "exposure"
+                else None,
+                "value": value,
+                "platform": draw(st.sampled_from(["ios", "web", None])),
+                "channel": draw(st.sampled_from(["phone", "chat"])),
+            }
+        )
+    return rows
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=logs(),
+    cuped_days=st.sampled_from([0, 2]),
+    as_of=st.sampled_from([None, dt.date(2026, 10, 3)]),
+    fmt=st.sampled_from(["events.csv", "events.parquet"]),
+)
+def test_duckdb_equals_polars_on_random_logs(
+    make_lab, rows, cuped_days, as_of, fmt
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        lab = make_lab(Path(folder))
+        path = lab.experiment(
+            secondary_metrics=METRICS, dimensions=["platform"], cuped_days=cuped_days
+        )
+        catalog = load_catalog(lab.catalog_path)
+        exp = load_experiment(path, catalog)
+        source = resolve_source(lab.log(rows, fmt))
+        polars_summaries = summarize(source, [exp], catalog, as_of=as_of)
+        duckdb_summaries = summarize_duckdb(source, [exp], catalog, as_of=as_of)
+        assert_equal_summaries(polars_summaries, duckdb_summaries)
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        reader = "read_csv" if fmt.endswith(".csv") else "read_parquet"
+        con.execute(
+            f"CREATE VIEW events AS SELECT * FROM {reader}('{source.files[0]}')"
+        )
+        printed = render(build_reduction([exp], catalog, as_of=as_of), "duckdb")
+        table = check_changes(con.sql(printed).pl(), "printed")
+        from_table = summaries_from_changes(table, [exp], catalog, as_of=as_of)
+        assert_equal_summaries(polars_summaries, from_table)
