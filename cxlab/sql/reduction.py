@@ -37,7 +37,7 @@ from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
 from cxlab.metrics import RESPONDERS, Component, metric_type
-from cxlab.sql.values import sql_values
+from cxlab.sql.values import check_sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
 
@@ -203,6 +203,8 @@ class Plan:
             for m, ids in metric_users.items()
             if metric_type(catalog[m]).cuped and cuped_ids & set(ids)
         )
+        for m in cuped:
+            check_sql_cuped(catalog[m].type, engine)
         dims = dict.fromkeys(d for e in experiments for d in e.dimensions)
         return cls(
             tuple(experiments),

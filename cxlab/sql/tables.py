@@ -84,12 +84,20 @@ def _of_kind(changes: pl.DataFrame, kind: str, keys: Sequence[str]) -> pl.DataFr
 
 
 def _deltas(metric: pl.DataFrame, keys: Sequence[str] = ARM) -> pl.DataFrame:
-    """Per (experiment, metric, variant[, segment], day): the sums' changes."""
+    """Per (experiment, metric, variant[, segment], day): the sums' changes.
+
+    Sums the SQL does not compute (the ratio and NPS CUPED sums: CUPED on those
+    types is refused by the SQL engines) are zero.
+    """
     return metric.select(
         *keys,
         "metric",
         pl.col("responders").alias(RESPONDERS),
-        *[c for c in DELTA_COLUMNS if c != RESPONDERS],
+        *[
+            pl.col(c) if c in metric.columns else pl.lit(0.0).alias(c)
+            for c in DELTA_COLUMNS
+            if c != RESPONDERS
+        ],
     )
 
 

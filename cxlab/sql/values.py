@@ -88,6 +88,24 @@ SQL_VALUES: dict[str, Values] = {
 }
 
 
+# CUPED in SQL: the covariate is the metric's own pre-period value (sum_x), which
+# fits these types; ratio and NPS CUPED need more sums (cxlab.metrics entries).
+SQL_CUPED = ("proportion", "mean")
+
+
+def check_sql_cuped(metric_type: str, engine: str) -> None:
+    """Refuse CUPED on a type the SQL reduction cannot adjust, naming it.
+
+    Raises:
+        UnsupportedMetricError: the SQL reduction has no CUPED rule for the type.
+    """
+    if metric_type not in SQL_CUPED:
+        raise UnsupportedMetricError(
+            f"CUPED on {metric_type} metrics is not supported by the {engine} "
+            "engine yet (use --engine polars, or cuped_days: 0)"
+        )
+
+
 def sql_values(metric_type: str, engine: str) -> Values:
     """The SQL user values of a metric type.
 

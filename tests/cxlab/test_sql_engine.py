@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import shutil
 import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 REL = 1e-12
 LOG_START = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
+SQL_CUPED_OK = {"revenue", "orders", "max_order", "last_order", "phone_contact_rate"}
 METRICS = [
     "revenue",
     "orders",
@@ -70,15 +72,52 @@ def cli(*args: str) -> str:
     return out.getvalue()
 
 
+def sql_ready(experiments, catalog) -> list:
+    """The experiments the SQL reduction can run (its refusals are tested below)."""
+    ready = []
+    for e in experiments:
+        try:
+            build_reduction([e], catalog)
+        except UnsupportedMetricError:
+            continue
+        ready.append(e)
+    return ready
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "events.parquet"
     return write_sample(path, seed=7, n_users=3_000)
 
 
-def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
+@pytest.fixture(scope="module")
+def ready_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundled configs holding only the SQL-ready experiments."""
+    folder = tmp_path_factory.mktemp("configs")
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    shutil.copy(EXPERIMENTS / "metrics.yaml", folder / "metrics.yaml")
+    for e in sql_ready(load_experiments(EXPERIMENTS, catalog), catalog):
+        shutil.copy(e.source, folder / Path(e.source).name)
+    return folder
+
+
+def test_the_bundled_experiments_the_sql_cannot_run_are_refused_by_name() -> None:
     catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
     experiments = load_experiments(EXPERIMENTS, catalog)
+    ready = sql_ready(experiments, catalog)
+    assert len(ready) >= 4
+    refused = [e for e in experiments if e not in ready]
+    for e in refused:
+        with pytest.raises(UnsupportedMetricError, match="not supported by the"):
+            build_reduction([e], catalog)
+    free = next(e for e in refused if e.id == "free-shipping-threshold")
+    with pytest.raises(UnsupportedMetricError, match="CUPED on ratio metrics"):
+        build_reduction([free], catalog)
+
+
+def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = sql_ready(load_experiments(EXPERIMENTS, catalog), catalog)
     source = resolve_source(sample)
     polars_summaries = summarize(source, experiments, catalog, log_health=False)
     duckdb_summaries = summarize_duckdb(source, experiments, catalog)
@@ -86,14 +125,16 @@ def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
     assert_equal_summaries(polars_summaries, duckdb_summaries)
 
 
-def test_analyze_json_is_byte_identical_across_engines(sample: Path) -> None:
+def test_analyze_json_is_byte_identical_across_engines(
+    sample: Path, ready_folder: Path
+) -> None:
     args = [
         "analyze",
         "--all",
         "--events",
         str(sample),
         "--experiments",
-        str(EXPERIMENTS),
+        str(ready_folder),
     ]
     polars_json = cli(*args, "--engine", "polars")
     assert '"results"' in polars_json
@@ -101,16 +142,16 @@ def test_analyze_json_is_byte_identical_across_engines(sample: Path) -> None:
 
 
 def test_printed_sql_analysed_from_its_table_gives_the_same_json(
-    sample: Path, tmp_path: Path
+    sample: Path, tmp_path: Path, ready_folder: Path
 ) -> None:
-    experiment = "proactive-shipping-email"
-    sql = cli("sql", experiment, "--experiments", str(EXPERIMENTS), "--table", "ev")
+    experiment = "returns-portal-chat"
+    sql = cli("sql", experiment, "--experiments", str(ready_folder), "--table", "ev")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{sample}')")
     table = tmp_path / "summaries.csv"
     con.sql(sql.rstrip().rstrip(";")).pl().write_csv(table)
-    common = [experiment, "--experiments", str(EXPERIMENTS)]
+    common = [experiment, "--experiments", str(ready_folder)]
     from_events = cli("analyze", *common, "--events", str(sample))
     from_table = cli("analyze", *common, "--summaries", str(table))
     strip = [line for line in from_events.splitlines() if "log_fingerprint" not in line]
@@ -122,7 +163,7 @@ def test_printed_sql_analysed_from_its_table_gives_the_same_json(
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_rendered_sql_parses_back_in_its_dialect(dialect: str) -> None:
     catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
-    experiments = load_experiments(EXPERIMENTS, catalog)
+    experiments = sql_ready(load_experiments(EXPERIMENTS, catalog), catalog)
     sql = render(build_reduction(experiments, catalog), dialect)
     tree = parse(sql, dialect)
     assert render(tree, dialect) == sql
@@ -195,8 +236,12 @@ def test_duckdb_equals_polars_on_random_logs(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
+        # CUPED in SQL covers proportion and mean metrics (ratio/NPS: refused).
+        metrics = (
+            METRICS if not cuped_days else [m for m in METRICS if m in SQL_CUPED_OK]
+        )
         path = lab.experiment(
-            secondary_metrics=METRICS, dimensions=["platform"], cuped_days=cuped_days
+            secondary_metrics=metrics, dimensions=["platform"], cuped_days=cuped_days
         )
         catalog = load_catalog(lab.catalog_path)
         exp = load_experiment(path, catalog)
