@@ -23,6 +23,9 @@ from cxlab.config import (
 )
 from cxlab.errors import ConfigError, InputError
 from ui import cache
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Configs")
 folder = cache.experiments_folder()

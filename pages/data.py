@@ -12,6 +12,9 @@ from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS
 from ui import cache, notices
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
 UPLOADS = Path(

@@ -9,6 +9,9 @@ from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.report import experiment_to_dict, to_csv, to_json
 from ui import cache, notices
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 ACTIONS = {
     "ship": (st.success, "Ship", ":material/rocket_launch:"),
