@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from cxlab.errors import InputError
-from ui import cache
+from ui import cache, notices, url_state
 
 st.set_page_config(page_title="CX Lab", page_icon=":material/science:", layout="wide")
 
@@ -41,6 +41,7 @@ PAGES = [
     ),
 ]
 page = st.navigation(PAGES)
+link_problem = url_state.restore_as_of()  # a link's as_of, before the date input
 
 
 def data_source_label() -> str:
@@ -65,6 +66,8 @@ with st.sidebar:
         "Empty: each experiment as of its own end, or the last day of data.",
     )
     st.caption("Empty = each experiment's own as-of day.")
+    notices.link_problems([link_problem] if link_problem else [])
+url_state.keep_as_of()
 
 try:
     page.run()

@@ -77,10 +77,13 @@ def server() -> Iterator[tuple[str, float]]:
         while True:
             if process.poll() is not None:
                 raise RuntimeError("streamlit exited")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
+            health = f"{url}/_stcore/health"
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(health, timeout=5) as r,
+            ):
+                if r.status == 200:
+                    break
             time.sleep(0.05)
         yield url, time.perf_counter()
     finally:
@@ -117,9 +120,7 @@ def one_run(browser: object) -> tuple[float, float, float]:
 
 
 def _stats(values: Sequence[float]) -> str:
-    return (
-        f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
-    )
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
 def measure(runs: int) -> str:
@@ -139,7 +140,9 @@ def measure(runs: int) -> str:
         browser.close()
     load_after = os.getloadavg()
     first, deep, later = zip(*rows, strict=True)
-    load = " / ".join(f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after))
+    load = " / ".join(
+        f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after, strict=True)
+    )
     return "\n".join(
         [
             HEADING,
