@@ -53,8 +53,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, float]]:
-    """A fresh ``streamlit run app.py``; its URL and the moment it answered."""
+def server() -> Iterator[tuple[str, float, int]]:
+    """A fresh ``streamlit run app.py``; its URL, the moment it answered, its pid."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -85,7 +85,7 @@ def server() -> Iterator[tuple[str, float]]:
                 if r.status == 200:
                     break
             time.sleep(0.05)
-        yield url, time.perf_counter()
+        yield url, time.perf_counter(), process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -104,19 +104,27 @@ def _results(context: object, url: str, experiment: str) -> float:
     return time.perf_counter() - start
 
 
-def one_run(browser: object) -> tuple[float, float, float]:
-    """(first page s, results deep link s, a later results page s)."""
-    with server() as (url, up):
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(browser: object) -> tuple[float, float, float, float]:
+    """(first page s, its server CPU s, results deep link s, later results s)."""
+    with server() as (url, up, pid):
+        cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.goto(url)
-        _drawn(page, '[data-testid="stDataFrame"]')
+        _drawn(page, '[data-testid="stTable"], [data-testid="stDataFrame"]')
         first = time.perf_counter() - up
+        cpu = cpu_seconds(pid) - cpu_up
         deep = _results(context, url, FIRST)
         page.wait_for_timeout(10_000)
         later = _results(context, url, LATER)
         context.close()
-    return first, deep, later
+    return first, cpu, deep, later
 
 
 def _stats(values: Sequence[float]) -> str:
@@ -129,7 +137,7 @@ def measure(runs: int) -> str:
 
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.UTC)
-    rows: list[tuple[float, float, float]] = []
+    rows: list[tuple[float, float, float, float]] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless"]
@@ -139,7 +147,7 @@ def measure(runs: int) -> str:
             print(f"run {i + 1}: " + ", ".join(f"{x:.2f} s" for x in rows[-1]))
         browser.close()
     load_after = os.getloadavg()
-    first, deep, later = zip(*rows, strict=True)
+    first, cpu, deep, later = zip(*rows, strict=True)
     load = " / ".join(
         f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after, strict=True)
     )
@@ -155,6 +163,9 @@ def measure(runs: int) -> str:
             "| --- | --- | --- |",
             f"| portfolio (`/`) drawn, from the server being up | {_stats(first)} | "
             + ", ".join(f"{x:.1f}" for x in first)
+            + " |",
+            f"| server CPU (user + sys) for that first page | {_stats(cpu)} | "
+            + ", ".join(f"{x:.1f}" for x in cpu)
             + " |",
             f"| results deep link ({FIRST}) right after | {_stats(deep)} | "
             + ", ".join(f"{x:.1f}" for x in deep)
