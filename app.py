@@ -21,7 +21,7 @@ PAGES = [
         title="Portfolio",
         icon=":material/dashboard:",
         default=True,
-        url_path="portfolio",
+        url_path="home",  # the default page is served at "/", never at its url_path
     ),
     st.Page(
         "pages/results.py",
@@ -38,6 +38,13 @@ PAGES = [
         title="Planner",
         icon=":material/straighten:",
         url_path="planner",
+    ),
+    st.Page(  # "/portfolio" opens the portfolio too (shared links, bookmarks)
+        "pages/portfolio.py",
+        title="Portfolio",
+        icon=":material/dashboard:",
+        url_path="portfolio",
+        visibility="hidden",
     ),
 ]
 page = st.navigation(PAGES)

@@ -264,7 +264,8 @@ def test_portfolio_url_shows_the_essential_columns_without_scrolling(
     page: object, server: str
 ) -> None:
     open_page(page, f"{server}/portfolio", "All experiments")
-    assert "Experiment portfolio" in main_text(page)  # not "Page not found"
+    assert "Experiment portfolio" in main_text(page)
+    assert "Page not found" not in page.locator("body").inner_text()
     table = page.locator('[data-testid="stTable"]')
     table.scroll_into_view_if_needed()
     box = table.bounding_box()
