@@ -389,7 +389,7 @@ def _set_scale(at: AppTest, scale: str) -> None:
 
 def _scale_shown(at: AppTest, scale: str) -> str | None:
     frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    relative = all(str(v).endswith("%") for v in frame["delta"])
+    relative = all(str(v).endswith(("%", " pts")) for v in frame["delta"])  # NPS: pts
     return expect(
         at.segmented_control(key="results_scale").value == scale
         and relative == (scale == "rel"),
