@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from cxlab.errors import InputError
-from ui import auth, cache, sources
+from ui import auth, cache, notices, sources, url_state
 
 st.set_page_config(page_title="CX Lab", page_icon=":material/science:", layout="wide")
 
@@ -22,7 +22,7 @@ PAGES = [
         title="Portfolio",
         icon=":material/dashboard:",
         default=True,
-        url_path="portfolio",
+        url_path="home",  # the default page is served at "/", never at its url_path
     ),
     st.Page(
         "pages/results.py",
@@ -40,10 +40,18 @@ PAGES = [
         icon=":material/straighten:",
         url_path="planner",
     ),
+    st.Page(  # "/portfolio" opens the portfolio too (shared links, bookmarks)
+        "pages/portfolio.py",
+        title="Portfolio",
+        icon=":material/dashboard:",
+        url_path="portfolio",
+        visibility="hidden",
+    ),
 ]
 page = st.navigation(PAGES)
 auth.gate()
 sources.sweep_at_startup()
+link_problem = url_state.restore_as_of()  # a link's as_of, before the date input
 
 
 def data_source_label() -> str:
@@ -69,6 +77,8 @@ with st.sidebar:
     )
     st.caption("Empty = each experiment's own as-of day.")
     auth.sidebar_status()
+    notices.link_problems([link_problem] if link_problem else [])
+url_state.keep_as_of()
 
 try:
     page.run()

@@ -389,7 +389,7 @@ def _set_scale(at: AppTest, scale: str) -> None:
 
 def _scale_shown(at: AppTest, scale: str) -> str | None:
     frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    relative = all(str(v).endswith("%") for v in frame["delta"])
+    relative = all(str(v).endswith(("%", " pts")) for v in frame["delta"])  # NPS: pts
     return expect(
         at.segmented_control(key="results_scale").value == scale
         and relative == (scale == "rel"),
@@ -535,6 +535,33 @@ def _filter_steps(key: str, column: str, label: str) -> Step:
         apply,
         check,
         teardown=reset,
+    )
+
+
+def _search_step() -> Step:
+    def values(at: AppTest, n: int) -> list[str]:
+        current = at.text_input(key="portfolio_search").value
+        return alternate("customer-service", "", current, n)
+
+    def apply(at: AppTest, text: str) -> None:
+        at.text_input(key="portfolio_search").set_value(text)
+        at.button(key="FormSubmitter:portfolio_filters-Filter").click()
+
+    def check(at: AppTest, text: str) -> str | None:
+        tags = [str(t) for t in at.dataframe[0].value["tags"]]
+        return expect(
+            at.text_input(key="portfolio_search").value == text
+            and all(text in t for t in tags),
+            f"rows not matching the search {text!r}",
+        )
+
+    return Step(
+        "portfolio",
+        "Search box (text input + Filter button)",
+        values,
+        apply,
+        check,
+        teardown=lambda at: (apply(at, ""), at.run()),
     )
 
 
@@ -769,6 +796,7 @@ def steps() -> list[Step]:
         _filter_steps("portfolio_status", "status", "Status"),
         _filter_steps("portfolio_owner", "owner", "Owner"),
         _filter_steps("portfolio_tag", "tags", "Tag"),
+        _search_step(),
         _portfolio_as_of_step(),
         Step(
             "results",

@@ -5,20 +5,38 @@ no Streamlit. The combined effect of shipped experiments is never a raw sum of l
 each shipped lift is first shrunk toward zero by empirical Bayes (winners are
 selected for looking good, so their raw estimates are biased upward), then the
 shrunk lifts are combined multiplicatively with a delta-method interval.
+
+Every verdict, effect and interval here is the decision method's call
+(``MetricResult.call``), the same the experiment's results page shows. This module
+imports neither Plotly nor the charts, so that the home page draws without them.
+
+A/A tests (an experiment whose treatments are copies of control, run to check the
+assignment and the metrics) carry the tag ``aa-test`` (or ``aa``) in their config;
+they are listed but never counted in the win and learning rates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
+from urllib.parse import quote
 
-from scipy import stats as sps
+import polars as pl
 
 from cxlab.analysis import ExperimentResult, MetricResult
-from cxlab.charts import BADGES, ci_text
-from cxlab.decision import effect_text, in_points, level_text
+from cxlab.config import Experiment
+from cxlab.decision import (
+    Call,
+    effect_text,
+    format_delta,
+    in_points,
+    level_text,
+    shown_scale,
+)
+from cxlab.summaries import Summaries
 from stats.shrinkage import (
     combine_additive,
     combine_multiplicative,
@@ -28,6 +46,11 @@ from stats.shrinkage import (
 
 DECIDED = ("shipped", "rolled_back", "stopped")
 IMPACT_METRICS = ("conversion", "nps", "contacts_per_order")
+AA_TAGS = frozenset({"aa-test", "aa"})
+TRAFFIC_DAYS = 7  # the ETA extrapolates the mean daily new users of the last week
+VERDICTS = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
+# The engine action a decided status implies; "stopped" implies none.
+IMPLIED_ACTION = {"shipped": "ship", "rolled_back": "roll_back"}
 
 
 # --- one row per experiment -----------------------------------------------------------
@@ -111,15 +134,173 @@ def days_run(result: ExperimentResult) -> int:
     return max((last - exp.start).days + 1, 0)
 
 
-def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object]]:
+def is_aa_test(experiment: Experiment) -> bool:
+    """Whether the config marks the experiment as an A/A test (tag ``aa-test``/``aa``).
+
+    An A/A test gives every arm the same experience, to check the assignment and
+    the metrics; its "wins" are false positives by construction, so it never
+    counts in the win or learning rate.
+    """
+    return bool(AA_TAGS & {t.lower() for t in experiment.tags})
+
+
+# --- progress and ETA -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far an experiment is toward its ``planned_users``, and when it gets there.
+
+    Attributes:
+        users: analysed users so far.
+        planned: the config's ``planned_users`` (None: no plan).
+        daily: mean new users per day over the last :data:`TRAFFIC_DAYS` days.
+        share: users / planned (None without a plan).
+        eta: the day the plan is reached at ``daily`` (running and short of it).
+        text: the ETA in words: a day (``"12 Nov 2026"``), ``"reached"``,
+            ``"no plan"``, ``"no traffic"``, or ``"ended"`` (not running).
+    """
+
+    users: int
+    planned: int | None
+    daily: float
+    share: float | None
+    eta: dt.date | None
+    text: str
+
+
+def daily_new_users(
+    exposures: pl.DataFrame,
+    experiment: Experiment,
+    as_of: dt.date,
+    days: int = TRAFFIC_DAYS,
+) -> float:
+    """Mean new analysed users per day over the last ``days`` days up to ``as_of``.
+
+    Days without exposures count as zero; an experiment younger than ``days``
+    averages over the days since its start.
+
+    Args:
+        exposures: ``Summaries.exposures`` (``experiment_id``, ``day``, ``d_users``).
+        experiment: the experiment.
+        as_of: the last day counted.
+        days: the window length.
+
+    Returns:
+        New users per day (0.0 before the start).
+    """
+    first = max(experiment.start, as_of - dt.timedelta(days=days - 1))
+    span = (as_of - first).days + 1
+    if span <= 0:
+        return 0.0
+    mine = pl.col("experiment_id") == experiment.id
+    total = exposures.filter(mine & pl.col("day").is_between(first, as_of))["d_users"]
+    return float(total.sum() or 0) / span
+
+
+def progress_of(result: ExperimentResult, daily: float) -> Progress:
+    """Progress to ``planned_users`` and the ETA of a running experiment.
+
+    The ETA is the as-of day plus the days the missing users take at the observed
+    daily rate, rounded up: ``as_of + ceil((planned - users) / daily)``.
+
+    Args:
+        result: the analysed experiment.
+        daily: its recent new users per day (:func:`daily_new_users`).
+
+    Returns:
+        The :class:`Progress`.
+    """
+    users = sum(result.users.values())
+    planned = result.experiment.planned_users
+    share = users / planned if planned else None
+    eta = None
+    if status_of(result) != "running":
+        text = "ended"
+    elif planned is None:
+        text = "no plan"
+    elif users >= planned:
+        text = "reached"
+    elif daily <= 0:
+        text = "no traffic"
+    else:
+        eta = result.as_of + dt.timedelta(days=math.ceil((planned - users) / daily))
+        text = f"{eta:%d %b %Y}"
+    return Progress(users, planned, daily, share, eta, text)
+
+
+# --- does the status agree with the engine? -------------------------------------------
+
+
+def engine_reason(result: ExperimentResult) -> str:
+    """The engine's call in two or three words, e.g. ``"not significant"``."""
+    if not result.srm.ok:
+        return "sample-ratio mismatch"
+    if any(r.role == "guardrail" and r.verdict == "loss" for r in result.results):
+        return "guardrail harmed"
+    row = headline_row(result)
+    if row is None:
+        return "no primary metric"
+    return {
+        "win": "primary metric won",
+        "loss": "primary metric worse",
+        "inconclusive": "not significant",
+    }[row.verdict]
+
+
+def agrees(result: ExperimentResult) -> bool:
+    """Whether a shipped or rolled-back status matches the engine's recommendation."""
+    implied = IMPLIED_ACTION.get(status_of(result))
+    return implied is None or implied == result.recommendation.action
+
+
+def status_text(result: ExperimentResult) -> str:
+    """The status in words, with the engine's call when the two disagree.
+
+    E.g. ``"shipped — engine: review (not significant)"``: a decision taken
+    against the engine is never shown silently.
+    """
+    status = status_of(result).replace("_", " ")
+    if agrees(result):
+        return status
+    action = result.recommendation.action.replace("_", " ")
+    return f"{status} — engine: {action} ({engine_reason(result)})"
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def results_link(experiment_id: str, as_of: dt.date | None = None) -> str:
+    """The results page of an experiment (as of a day, when one is chosen)."""
+    link = f"results?experiment={experiment_id}"
+    return link if as_of is None else f"{link}&as_of={as_of.isoformat()}"
+
+
+def _ci_text(row: MetricResult, call: Call) -> str:
+    """The call's interval as the scorecard shows it (relative; NPS in points)."""
+    lo, hi = call.rel_ci if shown_scale(row.metric, "rel") == "rel" else call.abs_ci
+    m = row.metric
+    return f"[{format_delta(m, lo, 'rel')}, {format_delta(m, hi, 'rel')}]"
+
+
+def portfolio_rows(
+    results: Sequence[ExperimentResult],
+    summaries: Mapping[str, Summaries] | None = None,
+    as_of: dt.date | None = None,
+) -> list[dict[str, object]]:
     """One display row per experiment (plain values, ready for a table).
 
     Args:
         results: the analysed experiments.
+        summaries: the summaries by experiment id, whose exposures give the
+            recent daily traffic for the ETA (:func:`daily_new_users`); an
+            experiment without them has no traffic.
+        as_of: the chosen as-of day, carried by the results links.
 
     Returns:
-        Rows with the experiment's id, name, status, owner, tags, days run, users,
-        primary metric with its relative delta and the decision method's interval,
+        Rows with the experiment's id, name, status (with the engine's call when
+        they disagree), owner, tags, days run, users, progress and ETA, primary
+        metric with its relative delta and the decision method's interval,
         verdict, guardrail state, health dot, recommendation and results link.
     """
     rows = []
@@ -127,7 +308,7 @@ def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object
         exp = result.experiment
         row = headline_row(result)
         call = row.call if row else None
-        verdict = BADGES[row.verdict if row else "inconclusive"]
+        verdict = VERDICTS[row.verdict if row else "inconclusive"]
         if not result.srm.ok:
             verdict = "invalid (SRM)"
         primary = "—"
@@ -135,32 +316,106 @@ def portfolio_rows(results: Sequence[ExperimentResult]) -> list[dict[str, object
             primary = row.metric.label
             if len(exp.treatments) > 1:
                 primary += f" ({row.variant})"
+        lift = effect_text(row.metric, call) if row and call else "—"
+        ci = _ci_text(row, call) if row and call else "—"
+        daily = 0.0
+        if summaries is not None and exp.id in summaries:
+            exposures = summaries[exp.id].exposures
+            daily = daily_new_users(exposures, exp, result.as_of)
+        progress = progress_of(result, daily)
         rows.append(
             {
                 "health": health_dot(result),
                 "experiment": exp.label,
                 "id": exp.id,
+                "name": f"{results_link(exp.id, as_of)}#{quote(exp.label)}",
                 "status": status_of(result),
+                "status_text": status_text(result),
+                "agrees": agrees(result),
+                "aa_test": is_aa_test(exp),
                 "owner": exp.owner,
                 "tags": ", ".join(exp.tags),
                 "days": days_run(result),
-                "users": sum(result.users.values()),
+                "users": progress.users,
+                "progress": progress.share,
+                "eta": progress.text,
                 "primary metric": primary,
                 "rel_delta": call.rel_delta if call else math.nan,
-                "lift": effect_text(row.metric, call) if row and call else "—",
+                "lift": lift,
                 "ci_low": call.rel_ci[0] if call else math.nan,
                 "ci_high": call.rel_ci[1] if call else math.nan,
-                "ci": ci_text(row, call, "rel") if row and call else "—",
+                "ci": ci,
+                "effect": "—" if lift == "—" else f"{primary}: {lift} {ci}",
                 "level": level_text(call) if call else "—",
                 "method": exp.decision,
                 "verdict": verdict,
                 "guardrails": guardrail_state(result),
                 "recommendation": result.recommendation.action.replace("_", " "),
                 "reason": result.recommendation.reason,
-                "link": f"results?experiment={exp.id}",
+                "decision note": exp.decision_note,
+                "link": results_link(exp.id, as_of),
             }
         )
     return rows
+
+
+MARKDOWN_SPECIAL = "\\`*_[]()<>#|~:$"
+COLOURS = {"win": "green", "loss": "red", "ship": "green", "roll back": "red"}
+HEALTH_COLOURS = {"● ok": "green", "● check": "orange", "● SRM": "red"}
+
+
+def _md(text: object) -> str:
+    """Plain text made safe inside Markdown (no links, styles or directives)."""
+    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in str(text))
+
+
+def _coloured(text: str, colour: str | None) -> str:
+    return f":{colour}[{_md(text)}]" if colour else _md(text)
+
+
+def executive_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, str]]:
+    """The table for executives: the essential columns, in Markdown, per row.
+
+    The name links to the results page; verdict, engine call and health are
+    coloured (green good, red bad, orange a check); a status that disagrees with
+    the engine is flagged ⚠, an A/A test named as such.
+
+    Args:
+        rows: rows of :func:`portfolio_rows`.
+
+    Returns:
+        One mapping per row from column title to a Markdown cell.
+    """
+    cells = []
+    for row in rows:
+        verdict = str(row["verdict"]).split()[-1]
+        action = str(row["recommendation"])
+        status = _md(row["status_text"])
+        if row["aa_test"]:
+            status += " (A/A test)"
+        if not row["agrees"]:
+            status = f":orange[⚠ {status}]"
+        share = row["progress"]
+        planned = "no plan" if share is None else f"{share:.0%} of plan"
+        cells.append(
+            {
+                "experiment": f"[{_md(row['experiment'])}]({row['link']})",
+                "status": status,
+                "primary effect [interval]": _md(row["effect"]),
+                "verdict": _coloured(str(row["verdict"]), COLOURS.get(verdict)),
+                "engine says": _coloured(action, COLOURS.get(action)),
+                "guardrails": _coloured(
+                    str(row["guardrails"]),
+                    "red" if str(row["guardrails"]).startswith("harmed") else None,
+                ),
+                "health": _coloured(
+                    str(row["health"]), HEALTH_COLOURS.get(str(row["health"]))
+                ),
+                "progress": _md(f"{planned} ({row['users']:,} users)"),
+                "ETA": _md(row["eta"]),
+            }
+        )
+    return cells
 
 
 # --- headline tiles -------------------------------------------------------------------
@@ -172,12 +427,14 @@ class Headline:
 
     Attributes:
         running: experiments running now.
-        decided: experiments decided (shipped, rolled back, stopped) in the quarter.
+        decided: experiments decided (shipped, rolled back, stopped) in the
+            quarter, A/A tests left out.
         wins: decided experiments where a treatment won on a primary metric.
         learnings: decided experiments that were valid (no sample-ratio mismatch)
             and conclusive either way (a primary metric significant, or a
             guardrail significantly harmed).
         quarter: the quarter's label, e.g. ``"Q4 2026"``.
+        aa_tests: A/A tests decided in the quarter (not counted above).
     """
 
     running: int
@@ -185,6 +442,7 @@ class Headline:
     wins: int
     learnings: int
     quarter: str
+    aa_tests: int = 0
 
     @property
     def win_rate(self) -> float:
@@ -224,6 +482,8 @@ def headline(results: Sequence[ExperimentResult], today: dt.date) -> Headline:
     An experiment counts as decided in the quarter of its end date (its as-of day
     when it has none). ``today`` is the reference day, normally the latest as-of
     day of the data, so that a historical log reads the same on any wall-clock day.
+    A/A tests (:func:`is_aa_test`) are left out of the decided experiments, the
+    wins and the learnings: they only check the set-up.
 
     Args:
         results: the analysed experiments.
@@ -233,18 +493,20 @@ def headline(results: Sequence[ExperimentResult], today: dt.date) -> Headline:
         The :class:`Headline`.
     """
     quarter = quarter_of(today)
-    decided = [
+    in_quarter = [
         r
         for r in results
         if status_of(r) in DECIDED
         and quarter_of(r.experiment.end or r.as_of) == quarter
     ]
+    decided = [r for r in in_quarter if not is_aa_test(r.experiment)]
     return Headline(
         running=sum(status_of(r) == "running" for r in results),
         decided=len(decided),
         wins=sum(is_win(r) for r in decided),
         learnings=sum(is_conclusive(r) for r in decided),
         quarter=f"Q{quarter[1]} {quarter[0]}",
+        aa_tests=len(in_quarter) - len(decided),
     )
 
 
@@ -342,7 +604,7 @@ def shipped_impact(
     shrunk = shrink([y for *_, y, _ in shipped], [s for *_, s in shipped], tau2)
     combine = combine_additive if scale == "points" else combine_multiplicative
     estimate, se = combine(shrunk.estimates, shrunk.variances)
-    z = float(sps.norm.ppf(1 - alpha / 2))
+    z = NormalDist().inv_cdf(1 - alpha / 2)
     return CombinedEffect(
         metric=metric_id,
         label=label,
@@ -361,21 +623,33 @@ def shipped_impact(
     )
 
 
+SEARCHED = ("experiment", "id", "owner", "tags", "primary metric", "status_text")
+
+
 def filter_rows(
     rows: Sequence[dict[str, object]],
     *,
     statuses: Sequence[str] = (),
     owners: Sequence[str] = (),
     tags: Sequence[str] = (),
+    text: str = "",
 ) -> list[dict[str, object]]:
-    """Rows matching every non-empty filter (a row matches a tag filter by any tag)."""
+    """Rows matching every non-empty filter.
+
+    A row matches a tag filter by any of its tags, and the search ``text`` when
+    every word of it occurs (case-insensitively) in its name, id, owner, tags,
+    primary metric or status.
+    """
+    words = text.lower().split()
 
     def keep(row: dict[str, object]) -> bool:
         row_tags = {t.strip() for t in str(row["tags"]).split(",") if t.strip()}
+        haystack = " ".join(str(row.get(c, "")) for c in SEARCHED).lower()
         return (
             (not statuses or row["status"] in statuses)
             and (not owners or row["owner"] in owners)
             and (not tags or bool(row_tags & set(tags)))
+            and all(w in haystack for w in words)
         )
 
     return [row for row in rows if keep(row)]

@@ -26,6 +26,9 @@ from cxlab.config import (
 )
 from cxlab.errors import ConfigError, InputError, printable
 from ui import auth, cache, sources
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Configs")
 folder = cache.experiments_folder()

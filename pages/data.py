@@ -11,6 +11,9 @@ from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from cxlab.sources import check_upload
 from ui import auth, cache, notices, sources
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
 

@@ -10,6 +10,9 @@ from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
 from ui import cache, notices
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Planner")
 st.caption(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cxlab import charts, portfolio
+from cxlab import portfolio
 from cxlab.errors import InputError
 from cxlab.states import states_summary
 from ui import cache, notices
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Experiment portfolio")
 
@@ -39,12 +42,15 @@ tiles[1].metric(
     border=True,
     help=f"Shipped, rolled back or stopped with an end date in {head.quarter}.",
 )
+aa_note = (
+    f" A/A tests (tag `aa-test` or `aa`) are left out: {head.aa_tests} this quarter."
+)
 tiles[2].metric(
     "Win rate",
     "—" if head.decided == 0 else f"{head.win_rate:.0%}",
     border=True,
     help=f"{head.wins} of {head.decided} decided experiments: a treatment won "
-    "significantly on a primary metric (and the traffic split was sound).",
+    "significantly on a primary metric (and the traffic split was sound)." + aa_note,
 )
 tiles[3].metric(
     "Learning rate",
@@ -52,7 +58,7 @@ tiles[3].metric(
     border=True,
     help=f"{head.learnings} of {head.decided} decided experiments were valid (no "
     "sample-ratio mismatch) and conclusive either way: a primary metric moved "
-    "significantly or a guardrail was significantly harmed.",
+    "significantly or a guardrail was significantly harmed." + aa_note,
 )
 
 for line in states_summary(list(states.values())):
@@ -72,82 +78,74 @@ for col, metric_id in zip(impact_cols, portfolio.IMPACT_METRICS, strict=True):
         st.caption(caption)
 
 st.subheader("All experiments")
-rows = portfolio.portfolio_rows(results)
+rows = portfolio.portfolio_rows(results, cache.all_summaries(ws), ws.as_of)
 with st.form("portfolio_filters", border=False):
-    filters = st.columns([1, 1, 1, 0.4], vertical_alignment="bottom")
-    statuses = filters[0].multiselect(
+    filters = st.columns([1.4, 1, 1, 1, 0.4], vertical_alignment="bottom")
+    text = filters[0].text_input(
+        "Search",
+        key="portfolio_search",
+        placeholder="name, owner, tag, metric…",
+    )
+    statuses = filters[1].multiselect(
         "Status", sorted({str(r["status"]) for r in rows}), key="portfolio_status"
     )
-    owners = filters[1].multiselect(
+    owners = filters[2].multiselect(
         "Owner", sorted({str(r["owner"]) for r in rows}), key="portfolio_owner"
     )
     all_tags = sorted(
         {t.strip() for r in rows for t in str(r["tags"]).split(",") if t.strip()}
     )
-    tags = filters[2].multiselect("Tag", all_tags, key="portfolio_tag")
-    filters[3].form_submit_button("Filter", width="stretch")
+    tags = filters[3].multiselect("Tag", all_tags, key="portfolio_tag")
+    filters[4].form_submit_button("Filter", width="stretch")
 
-shown = portfolio.filter_rows(rows, statuses=statuses, owners=owners, tags=tags)
+shown = portfolio.filter_rows(
+    rows, statuses=statuses, owners=owners, tags=tags, text=text
+)
 if not shown:
     st.info("No experiment matches these filters.")
     st.stop()
 
 labels = [states[str(row["id"])].label for row in shown]
-table = (
-    pl.DataFrame(shown)
-    .with_columns(state=pl.Series(labels))
-    .select(
-        "state",
-        "health",
-        "link",
-        "primary metric",
-        "lift",
-        "ci",
-        "verdict",
-        "recommendation",
-        "guardrails",
-        "status",
-        "days",
-        "users",
-        "owner",
-        "experiment",
-        "method",
-        "reason",
-        "tags",
-    )
-)
-st.dataframe(
-    charts.styled(table, ["health", "verdict", "recommendation", "guardrails"]),
-    hide_index=True,
-    key="portfolio_table",
-    column_config={
-        "state": st.column_config.TextColumn(
-            "data",
-            help="ok · not started (as-of before the start) · no exposures (nobody "
-            "entered it) · data ends … (the as-of date is after the log's last day)",
-            width="small",
-        ),
-        "health": st.column_config.TextColumn(
-            "health",
-            help="ok · check (multiple exposures, low sample) · SRM (broken split)",
-            width="small",
-        ),
-        "link": st.column_config.LinkColumn(
-            "results", display_text=r"results\?experiment=(.*)", width="medium"
-        ),
-        "experiment": st.column_config.TextColumn("experiment", width="medium"),
-        "users": st.column_config.NumberColumn("users", format="localized"),
-        "lift": st.column_config.TextColumn(
-            "lift", help="Relative delta of the primary metric."
-        ),
-        "ci": st.column_config.TextColumn(
-            "CI", help="The decision method's interval of the relative lift."
-        ),
-        "reason": st.column_config.TextColumn("why", width="large"),
-    },
-)
+st.table(pl.DataFrame(portfolio.executive_rows(shown)), hide_index=True)
 st.caption(
-    "Each id opens the experiment's results page; the link is shareable. Lift and CI "
-    "are those of the decision method in force; experiments marked SRM have a "
-    "broken traffic split, so their results are not trustworthy."
+    "Each name opens the experiment's results page; the link is shareable. Effect and "
+    "interval are those of the decision method in force (NPS in points); experiments "
+    "marked SRM have a broken traffic split, so their results are not trustworthy. "
+    "⚠: the status disagrees with the engine's recommendation. Progress counts "
+    "analysed users against planned_users; the ETA extrapolates the mean daily new "
+    "users of the last 7 days."
 )
+with st.expander("Details: owner, tags, data, why and decision notes"):
+    st.dataframe(
+        pl.DataFrame(shown).with_columns(state=pl.Series(labels)),
+        hide_index=True,
+        key="portfolio_table",
+        column_order=[
+            "link",
+            "status",
+            "owner",
+            "tags",
+            "state",
+            "days",
+            "users",
+            "primary metric",
+            "level",
+            "method",
+            "reason",
+            "decision note",
+        ],
+        column_config={
+            "link": st.column_config.LinkColumn(
+                "experiment", display_text=r"results\?experiment=([^&#]*)"
+            ),
+            "state": st.column_config.TextColumn(
+                "data",
+                help="ok · not started (as-of before the start) · no exposures "
+                "(nobody entered it) · data ends … (the as-of date is after the "
+                "log's last day)",
+            ),
+            "users": st.column_config.NumberColumn("users", format="localized"),
+            "reason": st.column_config.TextColumn("why (engine)", width="large"),
+            "decision note": st.column_config.TextColumn(width="large"),
+        },
+    )

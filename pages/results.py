@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cxlab import charts, segments, verbatims
+from cxlab import charts, links, segments, verbatims
 from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.metrics import metric_type
 from cxlab.report import experiment_to_dict, to_csv, to_json
-from ui import cache, notices
+from ui import cache, notices, url_state
+from ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 ACTIONS = {
     "ship": (st.success, "Ship", ":material/rocket_launch:"),
@@ -31,15 +34,9 @@ if not by_id:
     st.stop()
 
 
-def sync_query_params() -> None:
-    """Keep ``results?experiment=<id>`` in the URL: a shareable deep link."""
-    st.query_params["experiment"] = st.session_state["results_experiment"]
-
-
-wanted = st.query_params.get("experiment")
+wanted = url_state.from_url("experiment")
 if wanted is not None and wanted not in by_id:
-    shown = wanted[:64].replace("`", "")
-    st.error(f"Unknown experiment id `{shown}`. The experiments are:")
+    st.error(f"Unknown experiment id `{links.shown(wanted)}`. The experiments are:")
     st.markdown(
         "\n".join(f"- [{e.label}](results?experiment={i})" for i, e in by_id.items())
     )
@@ -54,11 +51,10 @@ experiment_id = st.selectbox(
     "Experiment",
     list(by_id),
     key="results_experiment",
-    on_change=sync_query_params,
     format_func=lambda i: f"{by_id[i].label} ({i})",
 )
 st.session_state[cache.EXPERIMENT_KEY] = experiment_id
-st.query_params["experiment"] = experiment_id  # the URL always names what is shown
+url_state.to_url({"experiment": experiment_id})  # the URL names what is shown
 try:
     state = cache.state_of(ws, by_id[experiment_id])
     if not state.has_results:
@@ -72,6 +68,15 @@ except InputError as exc:
 result = history[-1]  # the as-of result is the history's last day (tested)
 exp = result.experiment
 summaries = cache.summaries_for(ws, exp.id)
+widget_keys = {
+    "method": f"results_method_{exp.id}",
+    "scale": "results_scale",
+    "metric": f"results_metric_{exp.id}",
+    "variant": f"results_variant_{exp.id}",
+}
+link_problems = url_state.restore(widget_keys, links.results_choices(result))
+st.session_state.setdefault(widget_keys["method"], exp.decision)
+st.session_state.setdefault(widget_keys["scale"], "rel")
 
 # --- header -------------------------------------------------------------------------
 st.title(exp.label)
@@ -89,6 +94,7 @@ meta[3].markdown(
     f"correction {exp.correction})"
 )
 notices.experiment_state(state)
+notices.link_problems(link_problems)
 box, action, icon = ACTIONS[result.recommendation.action]
 box(f"**Recommendation: {action}.** {result.recommendation.reason}", icon=icon)
 if exp.decision_note:
@@ -116,18 +122,16 @@ controls = st.columns([3, 2])
 method = controls[0].segmented_control(
     "Method",
     METHODS,
-    default=exp.decision,
     required=True,
     format_func=str.capitalize,
-    key=f"results_method_{exp.id}",
+    key=widget_keys["method"],
 )
 scale = controls[1].segmented_control(
     "Delta",
     ["rel", "abs"],
-    default="rel",
     required=True,
     format_func={"rel": "Relative", "abs": "Absolute"}.get,
-    key="results_scale",
+    key=widget_keys["scale"],
 )
 what_if = "" if method == exp.decision else " (what-if: not the method in force)"
 st.caption(
@@ -163,10 +167,11 @@ metric_ids = list(dict.fromkeys(r.metric.id for r in result.results))
 labels = {r.metric.id: r.metric.label for r in result.results}
 picks = st.columns(2)
 metric_id = picks[0].selectbox(
-    "Metric", metric_ids, format_func=labels.get, key=f"results_metric_{exp.id}"
+    "Metric", metric_ids, format_func=labels.get, key=widget_keys["metric"]
 )
-variant = picks[1].selectbox(
-    "Treatment", exp.treatments, key=f"results_variant_{exp.id}"
+variant = picks[1].selectbox("Treatment", exp.treatments, key=widget_keys["variant"])
+url_state.to_url(
+    {"method": method, "scale": scale, "metric": metric_id, "variant": variant}
 )
 row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")

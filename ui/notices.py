@@ -30,3 +30,11 @@ def experiment_state(state: ExperimentState) -> None:
         st.info(state.message, icon=":material/schedule:")
     elif state.kind != "ok":
         st.warning(state.message, icon=":material/warning:")
+
+
+def link_problems(problems: Sequence[str]) -> None:
+    """A small note naming each value of the URL that was left out, and why."""
+    for problem in problems:
+        st.caption(
+            f":material/link_off: The link's {problem}; showing the default instead."
+        )

@@ -159,7 +159,7 @@ def test_portfolio_is_the_home_page_with_links_to_results(
 ) -> None:
     open_page(page, server, "All experiments")
     assert "Experiment portfolio" in main_text(page)
-    page.wait_for_selector('[data-testid="stDataFrame"]')
+    page.wait_for_selector('[data-testid="stTable"]')
     text = main_text(page)
     for tile in ("Running now", "Decided this quarter", "Win rate", "Learning rate"):
         assert tile in text
@@ -219,3 +219,69 @@ def test_other_pages_render_without_errors(
     assert main_text(page).strip()
     assert_no_error_text(page)
     screenshot(page, name)
+
+
+def test_portfolio_url_shows_the_essential_columns_without_scrolling(
+    page: object, server: str
+) -> None:
+    open_page(page, f"{server}/portfolio", "All experiments")
+    assert "Experiment portfolio" in main_text(page)
+    assert "Page not found" not in page.locator("body").inner_text()
+    table = page.locator('[data-testid="stTable"]')
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    assert box["x"] + box["width"] <= 1440
+    assert page.evaluate(
+        "() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
+        " return t.scrollWidth <= t.clientWidth; }"
+    )
+    headers = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=\"stTable\"] th')]"
+        ".map(h => [h.innerText.trim(), h.getBoundingClientRect().right])"
+    )
+    shown = {name: right for name, right in headers if name}
+    for name in ("experiment", "status", "primary effect [interval]", "verdict"):
+        assert name in shown
+        assert shown[name] <= 1440
+    link = page.get_by_role("link", name="Proactive shipping e-mail")
+    assert link.get_attribute("href").endswith(
+        "results?experiment=proactive-shipping-email"
+    )
+    assert_no_error_text(page)
+    screenshot(page, "portfolio-executives")
+
+
+def test_results_deep_link_with_every_parameter_sets_the_widgets(
+    page: object, server: str
+) -> None:
+    query = (
+        "experiment=free-shipping-threshold&method=bayesian&scale=abs"
+        "&metric=conversion&variant=threshold_35&as_of=2026-10-20"
+    )
+    open_page(page, f"{server}/results?{query}", "Download")
+    text = main_text(page)
+    assert "Free-shipping threshold" in text
+    assert "Showing the bayesian test" in text
+    assert "as of 20 Oct 2026" in text
+    boxes = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]')
+    selected = [
+        box.text_content()
+        + " "
+        + " ".join(i.input_value() for i in box.locator("input").all())
+        for box in boxes.all()
+    ]
+    assert any("Conversion" in s for s in selected), selected
+    assert any("threshold_35" in s for s in selected), selected
+    active = page.evaluate(
+        '() => [...document.querySelectorAll(\'[data-testid="stButtonGroup"] '
+        "button')].filter(b => b.getAttribute('aria-checked') === 'true' || "
+        "b.getAttribute('aria-pressed') === 'true' || "
+        "(b.dataset.testid || '').includes('Active')).map(b => b.innerText.trim())"
+    )
+    assert "Bayesian" in active
+    assert "Absolute" in active
+    sidebar = page.locator('[data-testid="stSidebar"] input').first.input_value()
+    assert sidebar == "2026-10-20"
+    assert "as_of=2026-10-20" in page.url
+    assert_no_error_text(page)
+    screenshot(page, "results-deep-link")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cxlab import portfolio
+from cxlab import charts, portfolio
 from cxlab.analysis import ExperimentResult
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "portfolio.py")
@@ -40,8 +41,8 @@ def test_every_configured_experiment_is_a_row_linking_to_its_results(
 def test_each_row_shows_the_engine_verdict_lift_and_recommendation(
     page: AppTest, engine_results: Results
 ) -> None:
-    table = page.dataframe[0].value.set_index("link")
-    email = table.loc["results?experiment=proactive-shipping-email"]
+    table = page.dataframe[0].value.set_index("id")
+    email = table.loc["proactive-shipping-email"]
     expected = engine_results["proactive-shipping-email"].result("contacts_per_order")
     assert email["primary metric"] == "Contacts per order"
     assert email["lift"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
@@ -53,7 +54,7 @@ def test_each_row_shows_the_engine_verdict_lift_and_recommendation(
     warnings = engine_results["proactive-shipping-email"].warnings
     assert any("changed who answers NPS" in w for w in warnings)
     assert email["health"] == "● check"
-    carousel = table.loc["results?experiment=recommendations-carousel"]
+    carousel = table.loc["recommendations-carousel"]
     assert carousel["health"] == "● SRM"
     assert carousel["verdict"] == "invalid (SRM)"
 
@@ -144,14 +145,18 @@ def test_an_earlier_as_of_date_shows_the_portfolio_as_it_stood_then(
     at.session_state["as_of"] = dt.date(2026, 10, 5)
     at.run()
     assert not at.exception
-    table = at.dataframe[0].value.set_index("link")
+    table = at.dataframe[0].value.set_index("id")
     status = table["status"].to_dict()
     # returns-portal-chat starts on 10-12; the shipping e-mail ran 09-07 to 10-18.
-    assert status["results?experiment=returns-portal-chat"] == "planned"
-    assert status["results?experiment=proactive-shipping-email"] == "running"
-    assert status["results?experiment=checkout-aa-test"] == "stopped"  # ended 09-27
-    assert table.loc["results?experiment=checkout-aa-test", "days"] == 27
-    assert table.loc["results?experiment=proactive-shipping-email", "days"] == 29
+    assert status["returns-portal-chat"] == "planned"
+    assert status["proactive-shipping-email"] == "running"
+    assert status["checkout-aa-test"] == "stopped"  # ended 09-27
+    assert table.loc["checkout-aa-test", "days"] == 27
+    assert table.loc["proactive-shipping-email", "days"] == 29
+    # The results links carry the as-of day.
+    assert table.loc["checkout-aa-test", "link"] == (
+        "results?experiment=checkout-aa-test&as_of=2026-10-05"
+    )
     assert any("05 Oct 2026" in c.value for c in at.caption)
 
 
@@ -164,3 +169,112 @@ def test_home_is_the_portfolio_with_the_shared_sidebar(timeout: int) -> None:
     assert "Sample log" in sidebar
     assert at.sidebar.date_input[0].label == "As-of date"
     assert at.sidebar.date_input[0].value is None  # each experiment's own as-of
+
+
+# --- the table for executives -------------------------------------------------------
+
+
+def test_names_in_words_link_to_results_beside_the_essential_columns(
+    page: AppTest, engine_results: Results
+) -> None:
+    table = page.table[0].value
+    assert list(table.columns) == [
+        "experiment",
+        "status",
+        "primary effect [interval]",
+        "verdict",
+        "engine says",
+        "guardrails",
+        "health",
+        "progress",
+        "ETA",
+    ]
+    names = {
+        f"[{r.experiment.label}](results?experiment={i})"
+        for i, r in engine_results.items()
+    }
+    assert set(table["experiment"]) == names
+    chat = table.set_index("experiment").loc[
+        "[Chat in the returns portal](results?experiment=returns-portal-chat)"
+    ]
+    assert chat["status"] == "running"
+    assert chat["ETA"].endswith("2026")  # a day, from the last 7 days' traffic
+    assert "of plan" in chat["progress"]
+
+
+def test_a_shipped_experiment_the_engine_calls_review_is_flagged_with_its_note(
+    page: AppTest, engine_results: Results
+) -> None:
+    promise = engine_results["delivery-date-promise"]
+    assert promise.experiment.status == "shipped"
+    assert promise.recommendation.action == "review"
+    table = page.table[0].value.set_index("experiment")
+    row = table.loc[
+        "[Delivery date promise at checkout](results?experiment=delivery-date-promise)"
+    ]
+    assert row["status"] == (
+        r":orange[⚠ shipped — engine\: review \(not significant\)]"
+    )
+    details = page.dataframe[0].value.set_index("id")
+    assert details.loc["delivery-date-promise", "decision note"] == (
+        promise.experiment.decision_note
+    )
+    email = table.loc[
+        "[Proactive shipping e-mail](results?experiment=proactive-shipping-email)"
+    ]
+    assert email["status"] == "shipped"  # shipped as the engine recommends
+
+
+def test_each_effect_is_the_call_the_results_page_shows(
+    page: AppTest, engine_results: Results
+) -> None:
+    rows = page.dataframe[0].value.set_index("id")
+    for exp_id, result in engine_results.items():
+        head = portfolio.headline_row(result)
+        scorecard = charts.scorecard_frame(result, result.experiment.decision)
+        shown = scorecard.filter(
+            (scorecard["metric"] == head.metric.label)
+            & (scorecard["variant"] == head.variant)
+        ).row(0, named=True)
+        assert rows.loc[exp_id, "ci"] == shown["interval"], exp_id
+        assert rows.loc[exp_id, "lift"].removesuffix(" points") == shown[
+            "delta"
+        ].removesuffix(" pts"), exp_id
+
+
+def test_search_keeps_the_experiments_whose_words_match(timeout: int) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=timeout).run()
+    at.text_input(key="portfolio_search").set_value("customer-service nps")
+    at.button[0].click().run()
+    ids = set(at.dataframe[0].value["id"])
+    assert ids == {"click-to-call"}  # tag customer-service, primary metric NPS
+    at.text_input(key="portfolio_search").set_value("no such words")
+    at.button[0].click().run()
+    assert any("No experiment matches" in i.value for i in at.info)
+
+
+def test_an_aa_test_decided_this_quarter_is_not_in_the_win_rate(
+    timeout: int, tmp_path: Path, engine_results: Results
+) -> None:
+    folder = tmp_path / "experiments"
+    shutil.copytree(Path(PAGE).parents[1] / "experiments", folder)
+    aa = folder / "checkout-aa-test.yaml"
+    aa.write_text(aa.read_text().replace("end: 2026-09-27", "end: 2026-10-20"))
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state["experiments_dir"] = str(folder)
+    at.run()
+    assert not at.exception
+    decided = [
+        r
+        for r in engine_results.values()
+        if r.experiment.status in ("shipped", "rolled_back", "stopped")
+        and r.experiment.end >= dt.date(2026, 10, 1)
+        and r.experiment.id != "checkout-aa-test"
+    ]
+    assert metric_value(at, "Decided this quarter") == str(len(decided))
+    wins = sum(portfolio.is_win(r) for r in decided)
+    assert metric_value(at, "Win rate") == f"{wins / len(decided):.0%}"
+    tile = next(m for m in at.metric if m.label == "Win rate")
+    assert "left out: 1 this quarter" in tile.help
+    status = at.dataframe[0].value.set_index("id").loc["checkout-aa-test", "status"]
+    assert status == "stopped"

@@ -171,9 +171,9 @@ def test_the_portfolio_names_experiments_not_started_and_past_the_data(
         "returns-portal-chat stand at that day, the last with data."
     ) in [i.value for i in late.info]
     table = frame_with(late, "link")
-    states = dict(zip(table["link"], table["state"], strict=True))
-    assert states["results?experiment=returns-portal-chat"] == "data ends 26 Oct"
-    assert states["results?experiment=click-to-call"] == "ok"  # ended 18 Oct
+    states = dict(zip(table["id"], table["state"], strict=True))
+    assert states["returns-portal-chat"] == "data ends 26 Oct"
+    assert states["click-to-call"] == "ok"  # ended 18 Oct
 
 
 # --- unknown ids -------------------------------------------------------------------

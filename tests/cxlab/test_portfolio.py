@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
+import polars as pl
 import pytest
 
 from cxlab import portfolio
@@ -29,7 +30,9 @@ def row(metric: str, variant: str, role: str, verdict: str, rel: float, se: floa
     )
 
 
-def experiment(exp_id, status, rows, *, srm_ok=True, end=dt.date(2026, 10, 20)):
+def experiment(
+    exp_id, status, rows, *, srm_ok=True, end=dt.date(2026, 10, 20), tags=()
+):
     return SimpleNamespace(
         experiment=SimpleNamespace(
             id=exp_id,
@@ -38,6 +41,7 @@ def experiment(exp_id, status, rows, *, srm_ok=True, end=dt.date(2026, 10, 20)):
             end=None if status == "running" else end,
             treatments=("t",),
             decision="fixed",
+            tags=tags,
         ),
         srm=SimpleNamespace(ok=srm_ok),
         results=tuple(rows),
@@ -106,3 +110,151 @@ def test_shipped_impact_shrinks_with_tau2_from_all_valid_experiments() -> None:
 
 def test_shipped_impact_is_none_without_shipped_experiments() -> None:
     assert portfolio.shipped_impact(PORTFOLIO[1:2], "conversion") is None
+
+
+# --- A/A tests, progress and ETA, agreement with the engine, filters ------------------
+
+
+def test_aa_tests_are_left_out_of_the_win_and_learning_rates() -> None:
+    aa = experiment(
+        "aa",
+        "stopped",
+        [row("conversion", "t", "primary", "win", 0.01, 0.004)],  # a false positive
+        tags=("platform", "aa-test"),
+    )
+    head = portfolio.headline([*PORTFOLIO, aa], dt.date(2026, 11, 5))
+    assert head.decided == 4  # as without it
+    assert head.wins == 2
+    assert head.win_rate == pytest.approx(0.5)
+    assert head.aa_tests == 1
+    assert portfolio.is_aa_test(SimpleNamespace(tags=("AA",)))
+    assert not portfolio.is_aa_test(SimpleNamespace(tags=("aab", "checkout")))
+
+
+def exposures(days: dict[str, int], experiment_id: str = "e") -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "experiment_id": [experiment_id] * len(days),
+            "day": [dt.date.fromisoformat(d) for d in days],
+            "d_users": list(days.values()),
+        }
+    )
+
+
+def test_daily_new_users_is_the_mean_of_the_last_seven_days_with_gaps_as_zero() -> None:
+    exp = SimpleNamespace(id="e", start=dt.date(2026, 10, 1))
+    log = exposures({"2026-10-01": 999, "2026-10-14": 700, "2026-10-20": 700})
+    # 10-14 .. 10-20: 1400 users over 7 days (the 10-01 day is outside the window)
+    assert portfolio.daily_new_users(log, exp, dt.date(2026, 10, 20)) == 200
+    # Three days old: the mean over those three days.
+    young = SimpleNamespace(id="e", start=dt.date(2026, 10, 18))
+    assert portfolio.daily_new_users(log, young, dt.date(2026, 10, 20)) == 700 / 3
+    assert portfolio.daily_new_users(log, young, dt.date(2026, 10, 17)) == 0
+
+
+def running(users: int, planned: int | None, status: str = "running"):
+    result = experiment("e", status, [])
+    result.experiment.planned_users = planned
+    result.users = {"control": users // 2, "t": users - users // 2}
+    result.as_of = dt.date(2026, 10, 20)
+    return result
+
+
+def test_eta_is_the_day_the_plan_is_reached_at_the_recent_daily_rate() -> None:
+    progress = portfolio.progress_of(running(6_000, 10_000), daily=300)
+    # 4,000 users missing at 300 a day: 13.3 days, rounded up to 14.
+    assert progress.eta == dt.date(2026, 11, 3)
+    assert progress.text == "03 Nov 2026"
+    assert progress.share == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(
+    ("users", "planned", "daily", "status", "text"),
+    [
+        (6_000, None, 300, "running", "no plan"),
+        (12_000, 10_000, 300, "running", "reached"),
+        (6_000, 10_000, 0, "running", "no traffic"),
+        (6_000, 10_000, 300, "shipped", "ended"),
+    ],
+)
+def test_eta_says_why_there_is_no_day(users, planned, daily, status, text) -> None:
+    progress = portfolio.progress_of(running(users, planned, status), daily)
+    assert progress.text == text
+    assert progress.eta is None
+    assert progress.share == (None if planned is None else users / planned)
+
+
+def test_a_shipped_experiment_the_engine_would_not_ship_is_flagged() -> None:
+    result = experiment(
+        "s", "shipped", [row("conversion", "t", "primary", "inconclusive", 0.01, 0.02)]
+    )
+    result.recommendation = SimpleNamespace(action="review")
+    assert not portfolio.agrees(result)
+    assert portfolio.status_text(result) == "shipped — engine: review (not significant)"
+    result.recommendation = SimpleNamespace(action="ship")
+    assert portfolio.agrees(result)
+    assert portfolio.status_text(result) == "shipped"
+    stopped = experiment("x", "stopped", [])
+    stopped.recommendation = SimpleNamespace(action="review")
+    assert portfolio.status_text(stopped) == "stopped"  # stopping implies no call
+
+
+ROWS = [
+    {
+        "experiment": "Proactive shipping e-mail",
+        "id": "proactive-shipping-email",
+        "owner": "delivery-experience",
+        "tags": "delivery, email",
+        "primary metric": "Contacts per order",
+        "status": "shipped",
+        "status_text": "shipped",
+    },
+    {
+        "experiment": "Checkout A/A test",
+        "id": "checkout-aa-test",
+        "owner": "experimentation-platform",
+        "tags": "aa-test",
+        "primary metric": "Conversion",
+        "status": "stopped",
+        "status_text": "stopped",
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "ids"),
+    [
+        ({"text": "SHIPPING"}, ["proactive-shipping-email"]),
+        ({"text": "conversion platform"}, ["checkout-aa-test"]),
+        ({"text": "email nowhere"}, []),
+        ({"statuses": ["stopped"]}, ["checkout-aa-test"]),
+        ({"tags": ["email"], "text": "contacts"}, ["proactive-shipping-email"]),
+        ({"owners": ["delivery-experience"], "text": "a/a"}, []),
+        ({}, ["proactive-shipping-email", "checkout-aa-test"]),
+    ],
+)
+def test_filters_and_search_keep_rows_matching_all_of_them(kwargs, ids) -> None:
+    assert [r["id"] for r in portfolio.filter_rows(ROWS, **kwargs)] == ids
+
+
+def test_markdown_cells_escape_names_and_flag_disagreement() -> None:
+    row = {
+        "experiment": "Sale [50%] *now*",
+        "link": "results?experiment=sale",
+        "status_text": "shipped — engine: review (not significant)",
+        "agrees": False,
+        "aa_test": False,
+        "effect": "Conversion: +1.4% [−1.5%, +4.3%]",
+        "verdict": "○ inconclusive",
+        "recommendation": "review",
+        "guardrails": "ok",
+        "health": "● SRM",
+        "progress": 0.5,
+        "users": 1234,
+        "eta": "ended",
+    }
+    cells = portfolio.executive_rows([row])[0]
+    assert cells["experiment"] == r"[Sale \[50%\] \*now\*](results?experiment=sale)"
+    assert cells["status"].startswith(":orange[⚠ shipped — engine")
+    assert cells["health"] == r":red[● SRM]"
+    assert cells["progress"] == r"50% of plan \(1,234 users\)"
