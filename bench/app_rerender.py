@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from results_md import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -59,7 +61,6 @@ from streamlit.testing.v1 import app_test as app_test_module  # noqa: E402
 APP = ROOT / "app.py"
 SAMPLE = ROOT / "data" / "events.parquet"
 RESULTS = ROOT / "bench" / "RESULTS.md"
-MARKER = "<!-- notes below are kept when the table is rewritten -->"
 HEADING = "## App re-render after the first load (AppTest)"
 COMMAND = "python bench/app_rerender.py"
 BUDGET_MS = 200.0
@@ -1217,20 +1218,6 @@ def section(report: Report, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Put ``text`` below the marker, replacing an earlier copy of the section."""
-    content = path.read_text() if path.is_file() else f"{MARKER}\n"
-    if MARKER not in content:
-        content = content.rstrip("\n") + f"\n\n{MARKER}\n"
-    head, tail = content.split(MARKER, 1)
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(tail):
-        tail = pattern.sub(lambda _: text + "\n", tail, count=1)
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text
-    path.write_text(head + MARKER + tail.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1256,7 +1243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = section(report, command)
     print(text)
     if not args.no_write and not args.only:
-        write_section(text)
+        write_section(RESULTS, HEADING, text)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     failed = [r for r in [report.first_load, *report.rows] if r.problems]
     return 1 if failed else 0

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -35,9 +34,10 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from results_md import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
-MARKER = "<!-- notes below are kept when the table is rewritten -->"
 HEADING = "## First page drawn after the server is up (browser)"
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 240_000
@@ -178,18 +178,6 @@ def measure(runs: int) -> str:
     )
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Put ``text`` below the marker, replacing an earlier copy of the section."""
-    content = path.read_text()
-    head, tail = content.split(MARKER, 1)
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(tail):
-        tail = pattern.sub(lambda _: text + "\n", tail, count=1)
-    else:
-        tail = tail.rstrip("\n") + "\n\n" + text
-    path.write_text(head + MARKER + tail.rstrip("\n") + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = measure(args.runs)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(RESULTS, HEADING, text)
     return 0
 
 
