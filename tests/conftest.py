@@ -19,7 +19,14 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) from any folder
     sys.path.insert(0, ROOT)
 
+from hypothesis import settings  # noqa: E402
+
 from cxlab.config import load_catalog, load_experiment  # noqa: E402
+
+# Property tests draw the same examples on every run: a test that fails at random
+# is a defect. A found failure is kept as an explicit test.
+settings.register_profile("cxlab", derandomize=True)
+settings.load_profile("cxlab")
 from cxlab.events import resolve_source  # noqa: E402
 from cxlab.summaries import summarize  # noqa: E402
 

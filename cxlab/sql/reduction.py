@@ -446,10 +446,23 @@ def _joined(plan: Plan) -> exp.Select:
 
 
 def _user_day(plan: Plan) -> exp.Select:
-    """Each component per (assignment, phase, day); the rows of each."""
+    """Each component per (assignment, phase, day); the rows of each.
+
+    Only the counted phase is split by day: the CUPED pre-period (and the rows
+    before it) is one group per assignment, so its covariate x₀ is the component
+    over the whole pre-period, as in the Polars engine.
+    """
     keys = [col("experiment_id"), col("user_id"), col("phase"), col("day")]
+    counted_day = (
+        exp.case()
+        .when(exp.EQ(this=col("phase"), expression=text("in")), col("day"))
+        .as_("day")
+    )
     rows = exp.select(
-        *keys,
+        col("experiment_id"),
+        col("user_id"),
+        col("phase"),
+        counted_day,
         col("ts"),
         col(LOG_ORDER),
         *[_component_row(c) for c in plan.components],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import shutil
 import tempfile
 from contextlib import redirect_stdout
@@ -222,6 +223,7 @@ def logs(draw) -> list[dict]:
 
 @settings(
     max_examples=12,
+    derandomize=True,  # the same examples every run
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -259,3 +261,28 @@ def test_duckdb_equals_polars_on_random_logs(
         table = check_changes(con.sql(printed).pl(), "printed")
         from_table = summaries_from_changes(table, [exp], catalog, as_of=as_of)
         assert_equal_summaries(polars_summaries, from_table)
+
+
+# Found by the random test above (a random seed, 2026-12-02): with CUPED, DuckDB
+# counts the pre-period covariate twice in this log (pre_x 2 where Polars has 1).
+# A known disagreement, kept here until the SQL's pre-period is fixed.
+KNOWN_CUPED_CASE = Path(__file__).with_name("sql_cuped_case.json")
+
+
+@pytest.mark.xfail(
+    strict=True, reason="DuckDB's CUPED pre-period disagrees with Polars (open bug)"
+)
+def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path):
+    rows = json.loads(KNOWN_CUPED_CASE.read_text())
+    lab = make_lab(tmp_path)
+    path = lab.experiment(
+        secondary_metrics=sorted(SQL_CUPED_OK), dimensions=["platform"], cuped_days=2
+    )
+    catalog = load_catalog(lab.catalog_path)
+    exp = load_experiment(path, catalog)
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    as_of = dt.date(2026, 10, 3)
+    assert_equal_summaries(
+        summarize(source, [exp], catalog, as_of=as_of),
+        summarize_duckdb(source, [exp], catalog, as_of=as_of),
+    )
