@@ -86,15 +86,20 @@ def _of_kind(changes: pl.DataFrame, kind: str, keys: Sequence[str]) -> pl.DataFr
 def _deltas(metric: pl.DataFrame, keys: Sequence[str] = ARM) -> pl.DataFrame:
     """Per (experiment, metric, variant[, segment], day): the sums' changes.
 
-    Sums the SQL does not compute (the ratio and NPS CUPED sums: CUPED on those
-    types is refused by the SQL engines) are zero.
+    The pre-period sums a user brings on entering (x₀, x₀²) travel in the flow
+    (:func:`_flow`), as the Polars engine's entry sums do, so they are zero here;
+    sums the SQL does not compute (the ratio and NPS CUPED sums: CUPED on those
+    types is refused by the SQL engines) are zero too.
     """
+    entry = {"pre_x", "pre_xx"}
     return metric.select(
         *keys,
         "metric",
         pl.col("responders").alias(RESPONDERS),
         *[
-            pl.col(c) if c in metric.columns else pl.lit(0.0).alias(c)
+            pl.col(c)
+            if c in metric.columns and c not in entry
+            else pl.lit(0.0).alias(c)
             for c in DELTA_COLUMNS
             if c != RESPONDERS
         ],

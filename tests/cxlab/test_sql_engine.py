@@ -264,14 +264,11 @@ def test_duckdb_equals_polars_on_random_logs(
 
 
 # Found by the random test above (a random seed, 2026-12-02): with CUPED, DuckDB
-# counts the pre-period covariate twice in this log (pre_x 2 where Polars has 1).
-# A known disagreement, kept here until the SQL's pre-period is fixed.
+# counted the pre-period covariate twice (pre_x 2 where Polars had 1): the entry
+# sums went both through the flow and the metric's changes. Kept as a regression.
 KNOWN_CUPED_CASE = Path(__file__).with_name("sql_cuped_case.json")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="DuckDB's CUPED pre-period disagrees with Polars (open bug)"
-)
 def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path):
     rows = json.loads(KNOWN_CUPED_CASE.read_text())
     lab = make_lab(tmp_path)
