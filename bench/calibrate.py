@@ -32,6 +32,7 @@ FULL_REPS = {
     cal.coverage_ratio: 20_000,
     cal.coverage_rmst: 20_000,  # one Kaplan–Meier fit per arm and replicate
     cal.composition_aa: 20_000,  # one χ² test per replicate
+    cal.coverage_capped_revenue: 20_000,
 }
 DEFAULT_REPS = 100_000
 
@@ -199,6 +200,10 @@ def render(results: list[cal.CalibrationCheck], seconds: list[float]) -> str:
         "  continuous monitoring, so checking only daily leaves alpha unspent.",
         "- Power: where a fixed test at the planned size has 80 %, the group",
         "  sequential test keeps most of it while allowing early stopping.",
+        "- Capped revenue (`cap: {percentile: 0.999}`): each replicate's cap is the",
+        "  pooled sample percentile, as the engine's; the interval is judged against",
+        "  the mean capped at the population percentile, not the raw mean, and does",
+        "  not allow for the cap being estimated.",
         "",
         *_drift_notes(by_check),
         "",

@@ -76,6 +76,18 @@ class CupedInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Cap:
+    """A capped mean's cap at the look's day (:mod:`cxlab.summaries.cap`).
+
+    ``value`` is the pooled ``percentile`` of the users' values that day; NaN
+    before any user entered.
+    """
+
+    percentile: float
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseCheck:
     """Whether a treatment changed who answers a survey (NPS).
 
@@ -125,6 +137,7 @@ class MetricResult:
     response: ResponseCheck | None = None
     category: str | None = None  # categorical: the category this row is about
     logrank_p_value: float | None = None  # time_to_event: the log-rank test
+    cap: Cap | None = None  # a capped mean: its percentile and value that day
 
     @property
     def call(self) -> Call:
@@ -451,6 +464,7 @@ def analyze_history(
                 users,
                 with_beta_binomial=k == len(days) - 1,
                 category=category,
+                cap=_cap(summaries, exp.id, entry.metric, day),
             )
             for entry, ((_, _, category), look), decided in zip(
                 entries, keyed, decide(exp, entries), strict=True
@@ -634,6 +648,7 @@ def _result(
     *,
     with_beta_binomial: bool,
     category: str | None = None,
+    cap: Cap | None = None,
 ) -> MetricResult:
     """One scorecard row from its look and its decision."""
     response = None
@@ -675,7 +690,28 @@ def _result(
         response=response,
         category=category,
         logrank_p_value=logrank,
+        cap=cap,
     )
+
+
+def _cap(
+    summaries: Summaries, exp_id: str, metric: MetricDef, day: dt.date
+) -> Cap | None:
+    """A capped mean's cap at the end of ``day``: the last one found by then."""
+    if metric.cap is None:
+        return None
+    caps = summaries.caps
+    found = (
+        caps.filter(
+            (pl.col("experiment_id") == exp_id)
+            & (pl.col("metric") == metric.id)
+            & (pl.col("day") <= day)
+        ).sort("day")["cap"]
+        if caps is not None
+        else pl.Series([], dtype=pl.Float64)
+    )
+    value = found[-1] if found.len() else None
+    return Cap(metric.cap, math.nan if value is None else value)
 
 
 def response_check(

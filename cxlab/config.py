@@ -50,6 +50,7 @@ ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ID_RULE = "1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
 MAX_DEPTH = 32  # nesting levels of a config's YAML
 MAX_COUNT = 10**12  # planned_users and sequential_tuning
+MIN_CAP_PERCENTILE = 0.5  # a cap below the median would cap most users
 MAX_INTEGER = 10**6  # any other whole number of a config (window_days, ...)
 MAX_CUPED_DAYS = 365
 PRIOR_LIMITS = (1e-6, 1e6)  # a prior's sd, and the bound of its |mean|
@@ -88,6 +89,7 @@ class MetricDef:
     start_event: str | None = None  # time_to_event: the clock starts
     end_event: str | None = None  # time_to_event: the clock stops
     horizon_hours: float | None = None  # time_to_event: restricted mean up to it
+    cap: float | None = None  # mean: each user's value capped at this percentile
 
     @property
     def label(self) -> str:
@@ -599,8 +601,29 @@ def _parse_metric(path: Path, metric_id: str, data: Any, line: int | None) -> Me
             "category", f"'category' must be a dimension column, not {category!r}"
         )
     return MetricDef(
-        **common, event=fields.text("event"), aggregate=aggregate, category=category
+        **common,
+        event=fields.text("event"),
+        aggregate=aggregate,
+        category=category,
+        cap=_parse_cap(fields) if "cap" in keys else None,
     )
+
+
+def _parse_cap(fields: _Fields) -> float | None:
+    """A mean metric's ``cap: {percentile: p}``, p in (0.5, 1) (CONTRACT §2)."""
+    if not fields.has("cap"):
+        return None
+    cap = _Fields(
+        fields.path, fields.data["cap"], f"{fields.what}.cap", fields.line_of("cap")
+    )
+    cap.reject_unknown({"percentile"})
+    percentile = cap.number("percentile", math.nan)
+    if not MIN_CAP_PERCENTILE < percentile < 1:
+        raise cap.error(
+            "percentile" if cap.has("percentile") else None,
+            f"'cap' needs 'percentile', a number in ({MIN_CAP_PERCENTILE}, 1)",
+        )
+    return percentile
 
 
 def load_catalog(path: Path | str) -> Catalog:

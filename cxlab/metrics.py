@@ -276,10 +276,20 @@ class Proportion(MetricKind):
 
 
 class Mean(MetricKind):
-    """Mean per exposed user of an aggregate of events (0 without events)."""
+    """Mean per exposed user of an aggregate of events (0 without events).
+
+    With ``cap: {percentile: p}`` each user's value is capped before any test
+    at the p-th percentile (linear interpolation) of the values of all the
+    experiment's analysed users, arms pooled, at the end of the analysed day:
+    winsorization, as in Kohavi, Tang & Xu (2020), Trustworthy Online Controlled
+    Experiments, ch. 22. The cap is each day's own, so every ``--history`` day
+    and every earlier as-of day (:func:`cxlab.summaries.at_day`) uses the cap of
+    that day; the reduction finds it from the users' values by day
+    (:mod:`cxlab.summaries.cap`), without a rescan.
+    """
 
     name = "mean"
-    config_keys = frozenset({"event", "aggregate"})
+    config_keys = frozenset({"event", "aggregate", "cap"})
     columns = ("sum_x", "sum_xx")
     cuped = True
 

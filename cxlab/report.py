@@ -121,6 +121,8 @@ def result_to_dict(row: MetricResult) -> dict[str, Any]:
                 "rel_delta": row.cuped.rel_delta,
             }
         out["cuped"] = cuped
+    if row.cap is not None:
+        out["cap"] = {"percentile": row.cap.percentile, "value": row.cap.value}
     if row.response is not None:
         out["control"]["response_rate"] = row.response.control_rate
         out["treatment"]["response_rate"] = row.response.treatment_rate

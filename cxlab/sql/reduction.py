@@ -37,7 +37,7 @@ from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
 from cxlab.metrics import RESPONDERS, Component, metric_type
-from cxlab.sql.values import check_sql_cuped, sql_values
+from cxlab.sql.values import check_sql_cap, check_sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
 
@@ -191,6 +191,7 @@ class Plan:
         for e in experiments:
             for metric_id, _ in e.metric_roles:
                 sql_values(catalog[metric_id].type, engine)
+                check_sql_cap(catalog[metric_id], engine)
                 metric_users.setdefault(metric_id, []).append(e.id)
         components = dict.fromkeys(
             c

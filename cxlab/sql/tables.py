@@ -19,6 +19,7 @@ from cxlab.config import Catalog, Experiment
 from cxlab.errors import InputError
 from cxlab.metrics import RESPONDERS
 from cxlab.sql.reduction import KINDS, OUTPUT_COLUMNS
+from cxlab.sql.values import check_sql_cap
 from cxlab.summaries import LogHealth, Summaries
 from cxlab.summaries.as_of import health_at, variants_at
 from cxlab.summaries.daily import (
@@ -217,8 +218,12 @@ def read_summaries(
 
     Raises:
         InputError: the file cannot be read, is not such a table, or holds no
-            rows of an experiment asked for.
+            rows of an experiment asked for; or a metric is a capped mean (the
+            SQL keeps no caps).
     """
+    for e in experiments:
+        for metric_id, _ in e.metric_roles:
+            check_sql_cap(catalog[metric_id], "SQL")
     file = Path(path)
     try:
         if file.suffix.lower() == ".csv":

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from sqlglot import exp
 
+from cxlab.config import MetricDef
 from cxlab.errors import InputError
 from cxlab.metrics import NPS_PASSIVE_MIN, NPS_PROMOTER_MIN, RESPONDERS
 
@@ -103,6 +104,19 @@ def check_sql_cuped(metric_type: str, engine: str) -> None:
         raise UnsupportedMetricError(
             f"CUPED on {metric_type} metrics is not supported by the {engine} "
             "engine yet (use --engine polars, or cuped_days: 0)"
+        )
+
+
+def check_sql_cap(metric: MetricDef, engine: str) -> None:
+    """Refuse a capped mean, naming it: its daily caps are the Polars engine's.
+
+    Raises:
+        UnsupportedMetricError: the metric has a ``cap``.
+    """
+    if metric.cap is not None:
+        raise UnsupportedMetricError(
+            f"metric '{metric.id}': 'cap' is not supported by the {engine} engine "
+            "yet (use --engine polars)"
         )
 
 

@@ -16,7 +16,8 @@
 Beside the daily sums, :mod:`.voice` keeps the detail tables of the metric types
 that need more: per-category sums (``categorical``) and the times to an event
 (``time_to_event``), both as daily changes; and the customers' own words (NPS
-comments: a sample and the detractors' word counts).
+comments: a sample and the detractors' word counts). :mod:`.cap` gives the capped
+means their changes and keeps their caps by day.
 """
 
 from __future__ import annotations
@@ -196,4 +197,5 @@ def _summarize(
         survival=reduced.survival,
         comments=reduced.comments,
         words=reduced.words,
+        caps=reduced.caps,
     )

@@ -92,6 +92,7 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
         survival=_upto(summaries.survival, day),
         comments=_upto(summaries.comments, day),
         words=_upto(summaries.words, day),
+        caps=_upto(summaries.caps, day),
     )
 
 

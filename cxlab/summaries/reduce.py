@@ -7,7 +7,8 @@ days. Per metric, each user's contribution to the sums (the registry's
 taken less the same on their previous day, and the changes are summed per
 (variant, day) and per (variant, segment, day) in one streaming collect. A user
 who meets a second variant retires on that day: their contribution is taken
-back. The users entering and leaving each arm make the flow.
+back. The users entering and leaving each arm make the flow. A capped mean's
+contribution moves with its day's cap too, so :mod:`.cap` gives its changes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import polars as pl
 from cxlab.attribution import USER_CODE, attribute_exposures
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
+from cxlab.summaries.cap import CAP_SCHEMA, capped_changes
 from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
@@ -45,6 +47,7 @@ class Reduced:
     survival: pl.DataFrame  # per day, minutes and kind: users in less out (.voice)
     comments: pl.DataFrame  # sampled NPS comments, by band and day (.voice)
     words: pl.DataFrame  # detractors' word counts: daily changes (.voice)
+    caps: pl.DataFrame  # capped means: the cap per experiment, metric, day (.cap)
 
 
 def reduce_log(
@@ -84,8 +87,9 @@ def reduce_log(
         scan.comments, assignments, catalog, scan.metric_users
     )
     parts = _Parts(scan.metric_users, catalog, users.pre_columns)
+    capped, caps = _capped(days, users.table, parts, arms, dims)
     daily_sums, dim_sums = _summed_changes(
-        days, parts, scan.components, arms, experiments, dims
+        days, parts, scan.components, arms, experiments, dims, capped
     )
     del days  # the biggest frame: free it now
     dimensions = _dimensions(
@@ -108,6 +112,7 @@ def reduce_log(
         survival=survival,
         comments=comments,
         words=words,
+        caps=caps,
     )
 
 
@@ -150,22 +155,57 @@ class _Parts:
     pre_columns: Mapping[str, Mapping[str, str]]
 
     def of(self, prefix: str = "") -> dict[str, pl.Expr]:
-        """The contributions from the component columns ``prefix + name``.
-
-        Only the sums a metric type fills (the others are zero); where CUPED
-        applies, the covariate sums that change with the user's values.
-        """
+        """The contributions of the metrics without a cap (:mod:`.cap` has those)."""
         parts = {}
         for metric_id in self.metric_users:
-            metric = self.catalog[metric_id]
-            kind = metric_type(metric)
-            values = [pl.col(prefix + c.name) for c in kind.components(metric)]
-            metric_parts = kind.user_values(values)
-            if metric_id in self.pre_columns:
-                pre = _covariates(self.pre_columns[metric_id])
-                metric_parts |= kind.cuped_sums(values, pre)
-            parts |= {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
+            if self.catalog[metric_id].cap is None:
+                parts |= self.metric(metric_id, prefix)
         return parts
+
+    def metric(self, metric_id: str, prefix: str = "") -> dict[str, pl.Expr]:
+        """A metric's contributions from the component columns ``prefix + name``.
+
+        Only the sums its type fills (the others are zero); where CUPED
+        applies, the covariate sums that change with the user's values.
+        """
+        metric = self.catalog[metric_id]
+        kind = metric_type(metric)
+        values = [pl.col(prefix + c.name) for c in kind.components(metric)]
+        metric_parts = kind.user_values(values)
+        if metric_id in self.pre_columns:
+            pre = _covariates(self.pre_columns[metric_id])
+            metric_parts |= kind.cuped_sums(values, pre)
+        return {f"{metric_id}|{k}": e for k, e in metric_parts.items()}
+
+
+def _capped(
+    days: pl.DataFrame,
+    users: pl.DataFrame,
+    parts: _Parts,
+    arms: pl.DataFrame,
+    dims: Sequence[str],
+) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """The capped means' changes per user and day, and their caps (:mod:`.cap`)."""
+    changes, caps = [], [pl.DataFrame(schema=CAP_SCHEMA)]
+    for metric_id, exp_ids in parts.metric_users.items():
+        metric = parts.catalog[metric_id]
+        if metric.cap is None:
+            continue
+        of_exps = pl.col("arm").is_in(
+            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
+        )
+        (component,) = metric_type(metric).components(metric)
+        metric_changes, metric_caps = capped_changes(
+            metric,
+            component.name,
+            parts.metric(metric_id),
+            days.filter(of_exps),
+            users.filter(of_exps),
+            [SEGMENT_PREFIX + d for d in dims],
+        )
+        changes.append(metric_changes)
+        caps.append(metric_caps)
+    return changes, pl.concat(caps)
 
 
 def _summed_changes(
@@ -175,11 +215,13 @@ def _summed_changes(
     arms: pl.DataFrame,
     experiments: Sequence[Experiment],
     dims: Sequence[str],
+    capped: Sequence[pl.DataFrame],
 ) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
     """The changes summed per (arm, day), and per (arm, segment, day) by dimension.
 
     Each user's contribution on each of their days less the same on their
-    previous day; a user who meets a second variant retires on that day.
+    previous day; a user who meets a second variant retires on that day. The
+    capped means' changes (``capped``, from :mod:`.cap`) join them.
     """
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
     conflict = pl.col("conflict_day")
@@ -204,7 +246,9 @@ def _summed_changes(
                 *seg_cols,
                 *[(-e).alias(k) for k, e in now.items()],
             ),
-        ]
+            *[frame.lazy() for frame in capped],
+        ],
+        how="diagonal_relaxed",
     )
     wide_sums = pl.selectors.contains("|").sum()
     ids = {e.id for e in experiments}

@@ -121,3 +121,4 @@ class Summaries:
     survival: pl.DataFrame | None = None  # times to an event: daily changes (.voice)
     comments: pl.DataFrame | None = None  # sampled NPS comments by day (.voice)
     words: pl.DataFrame | None = None  # detractors' words: daily changes (.voice)
+    caps: pl.DataFrame | None = None  # capped means' caps from each day on (.cap)

@@ -73,7 +73,9 @@ def test_simulated_rate_meets_its_target(check) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "check", [cal.coverage_revenue, cal.coverage_ratio], ids=lambda f: f.__name__
+    "check",
+    [cal.coverage_revenue, cal.coverage_ratio, cal.coverage_capped_revenue],
+    ids=lambda f: f.__name__,
 )
 def test_simulated_coverage_of_per_user_metrics(check) -> None:
     result = check(REPS)
