@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import polars as pl
@@ -519,14 +519,7 @@ def _category_rows(
     cumulate the category's daily changes. Also each day's count of users by
     their first category, per variant (columns: variant, category, day, first).
     """
-    table = summaries.categories
-    changes = (
-        pl.DataFrame(schema=voice.CATEGORY_SCHEMA)
-        if table is None
-        else table.filter(
-            (pl.col("experiment_id") == exp.id) & (pl.col("metric") == metric.id)
-        )
-    )
+    changes = _detail_rows(summaries.categories, voice.CATEGORY_SCHEMA, exp, metric)
     categories = sorted(set(changes["category"].to_list()))
     grid = (
         pl.DataFrame({"day": list(days)}, schema={"day": pl.Date})
@@ -589,6 +582,20 @@ def _compositions(
     return out
 
 
+def _detail_rows(
+    table: pl.DataFrame | None,
+    schema: Mapping[str, pl.DataType],
+    exp: Experiment,
+    metric: MetricDef,
+) -> pl.DataFrame:
+    """One experiment's and metric's rows of a detail table (empty without one)."""
+    if table is None:
+        return pl.DataFrame(schema=schema)
+    return table.filter(
+        (pl.col("experiment_id") == exp.id) & (pl.col("metric") == metric.id)
+    )
+
+
 def _survival_arms(
     exp: Experiment, metric: MetricDef, summaries: Summaries, days: Sequence[dt.date]
 ) -> dict[str, list[ArmStats]]:
@@ -598,14 +605,7 @@ def _survival_arms(
     (:mod:`cxlab.summaries.voice`); times are in hours, a time at the horizon
     without the event (still open, or resolved after the horizon) is censored.
     """
-    table = summaries.survival
-    changes = (
-        pl.DataFrame(schema=voice.SURVIVAL_SCHEMA)
-        if table is None
-        else table.filter(
-            (pl.col("experiment_id") == exp.id) & (pl.col("metric") == metric.id)
-        )
-    )
+    changes = _detail_rows(summaries.survival, voice.SURVIVAL_SCHEMA, exp, metric)
     horizon = float(metric.horizon_hours or math.nan)
     out: dict[str, list[ArmStats]] = {}
     for variant in exp.variant_ids:

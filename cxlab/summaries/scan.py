@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from cxlab.attribution import experiment_windows, flag_windows, user_codes
-from cxlab.config import Catalog, Experiment, MetricDef
+from cxlab.config import CANONICAL_COLUMNS, Catalog, Experiment, MetricDef
 from cxlab.errors import EventLogError
 from cxlab.events import (
     EXAMPLE_ROWS,
@@ -474,12 +474,7 @@ def _parsed_once(
     present = pl.when(pl.col(RAW_TS).is_not_null()).then(pl.lit(True))
     value_present = pl.when(pl.col(RAW_VALUE).is_not_null()).then(pl.lit(True))
     frame = scanned.select(
-        "timestamp",
-        "user_id",
-        "event",
-        "experiment_id",
-        "variant",
-        "value",
+        *CANONICAL_COLUMNS,
         *dict.fromkeys(extra),
         present.alias(RAW_TS),
         value_present.alias(RAW_VALUE),
