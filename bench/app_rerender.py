@@ -121,7 +121,7 @@ class ScanCounter:
     @contextlib.contextmanager
     def installed(self) -> Iterator[ScanCounter]:
         # Everything the pages import, so each binding of the functions is found.
-        importlib.import_module("ui.cache")
+        importlib.import_module("cxlab.ui.cache")
         for name in ("api", "studio", "health", "planning", "summaries"):
             importlib.import_module(f"cxlab.{name}")
         summaries = sys.modules["cxlab.summaries"]
@@ -129,7 +129,7 @@ class ScanCounter:
         wrapper = self._wrap("summarize", original)
         for module in list(sys.modules.values()):
             named = getattr(module, "__name__", "")
-            if named.split(".")[0] in ("cxlab", "stats") and (
+            if named.split(".")[0] == "cxlab" and (
                 getattr(module, "summarize", None) is original
             ):
                 self._patch(module, "summarize", wrapper)

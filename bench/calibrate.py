@@ -23,7 +23,7 @@ import scipy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stats import calibration as cal  # noqa: E402
+from cxlab.stats import calibration as cal  # noqa: E402
 
 # Full replicate counts: 100,000 where the arms are drawn as counts (seconds),
 # 20,000 where every user's values are drawn (revenue, ratio).

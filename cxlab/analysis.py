@@ -32,24 +32,24 @@ from cxlab.decision import (
     decide,
     recommend,
 )
-from cxlab.summaries import ExperimentHealth, Summaries, voice
-from stats.aggregates import ArmStats, ProportionStats
-from stats.bayesian import (
+from cxlab.stats.aggregates import ArmStats, ProportionStats
+from cxlab.stats.bayesian import (
     BayesianResult,
     bayesian_test,
     beta_binomial_prob_better,
 )
-from stats.contingency import homogeneity_test
-from stats.cuped import cuped_adjust
-from stats.fixed import FixedResult, fixed_test
-from stats.noninferiority import NonInferiority
-from stats.sequential import (
+from cxlab.stats.contingency import homogeneity_test
+from cxlab.stats.cuped import cuped_adjust
+from cxlab.stats.fixed import FixedResult, fixed_test
+from cxlab.stats.noninferiority import NonInferiority
+from cxlab.stats.sequential import (
     SequentialResult,
     group_sequential_test,
     sequential_tests,
 )
-from stats.srm import SrmResult, sequential_srm, srm_test
-from stats.survival import SurvivalStats, logrank_p_value, survival_stats
+from cxlab.stats.srm import SrmResult, sequential_srm, srm_test
+from cxlab.stats.survival import SurvivalStats, logrank_p_value, survival_stats
+from cxlab.summaries import ExperimentHealth, Summaries, voice
 
 MULTIPLE_EXPOSURE_WARN_SHARE = 0.01
 MIN_USERS_PER_ARM = 100
@@ -163,7 +163,7 @@ class Composition:
     """Whether a treatment changes the mix of a categorical metric's first categories.
 
     The counts are each arm's users by their first category (``categories``
-    order); the test is :func:`stats.contingency.homogeneity_test`.
+    order); the test is :func:`cxlab.stats.contingency.homogeneity_test`.
     """
 
     metric: MetricDef

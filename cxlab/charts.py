@@ -34,9 +34,9 @@ from cxlab.decision import (
     shown_scale,
 )
 from cxlab.planning import Plan, percent_text
-from stats.aggregates import NpsStats
-from stats.bayesian import BayesianResult
-from stats.survival import SurvivalStats, survival_band
+from cxlab.stats.aggregates import NpsStats
+from cxlab.stats.bayesian import BayesianResult
+from cxlab.stats.survival import SurvivalStats, survival_band
 
 GOOD = "#1a9850"
 BAD = "#d73027"
@@ -724,7 +724,7 @@ def survival_curves(
 
     The Kaplan–Meier curves of the control and the treatment up to the metric's
     horizon, each with its log(−log) band at the experiment's alpha
-    (:func:`stats.survival.survival_band`).
+    (:func:`cxlab.stats.survival.survival_band`).
 
     Args:
         result: the analysed experiment.

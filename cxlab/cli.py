@@ -10,6 +10,8 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import os
+import subprocess
 import sys
 import threading
 import traceback
@@ -78,7 +80,11 @@ def _add_engine_arg(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m cxlab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cxlab",
+        description="CX Lab: A/B tests on the metrics customers feel. Exit code 0 "
+        "on success, 2 on bad input, 1 on an internal fault (--debug shows it).",
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--debug", action="store_true", help="print the traceback of an internal fault"
@@ -115,7 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--table", default="events", help="the events table's name")
     sql.add_argument("--as-of", default=None, help="cut the data at the end of DATE")
 
-    sample = add("sample", "regenerate the bundled sample log")
+    app = add("app", "start the dashboard on this folder's data/ and experiments/")
+    app.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="where the server listens (default: this machine only; configure a "
+        "login before sharing it, README 'Login, roles and data sources')",
+    )
+    app.add_argument("--port", type=int, default=None, help="default: 8501")
+
+    sample = add(
+        "sample",
+        "write the bundled sample log (and the example configs, if experiments/ "
+        "has none)",
+    )
     sample.add_argument("--out", default="data/events.parquet")
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--users", type=int, default=200_000)
@@ -219,9 +238,27 @@ def _sample(args: argparse.Namespace, problems: list[InputError]) -> str:
     if args.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     from cxlab.sample import write_sample
+    from cxlab.workspace import add_examples
 
     path = write_sample(Path(args.out), seed=args.seed, n_users=args.users)
-    return f"wrote {path}"
+    return "\n".join([f"wrote {path}", *add_examples(Path.cwd())])
+
+
+def _app(args: argparse.Namespace, problems: list[InputError]) -> str:
+    from cxlab import workspace
+
+    folder = Path.cwd()
+    for line in workspace.add_examples(folder):
+        print(line, file=sys.stderr)
+    script = workspace.app_folder() / "app.py"
+    flags = workspace.streamlit_flags(args.address, args.port)
+    env = {**os.environ, workspace.WORKSPACE_ENV: str(folder)}
+    code = subprocess.call(
+        [sys.executable, "-m", "streamlit", "run", str(script), *flags], env=env
+    )
+    if code != 0:
+        raise InputError(f"the dashboard's server stopped with exit code {code}")
+    return "the dashboard stopped"
 
 
 def _plan(args: argparse.Namespace, problems: list[InputError]) -> str:
@@ -234,6 +271,7 @@ COMMANDS: dict[str, Command] = {
     "check": _check,
     "sql": _sql,
     "sample": _sample,
+    "app": _app,
     "plan": _plan,
 }
 

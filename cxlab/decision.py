@@ -13,7 +13,7 @@ holds:
   keep α;
 * the intervals at 1 − that level, computed by the method's own test, so the
   intervals exclude 0 exactly when the result is significant (abs and rel agree:
-  :func:`stats.delta.agreeing_rel_ci`);
+  :func:`cxlab.stats.delta.agreeing_rel_ci`);
 * ``significant`` and the ``verdict`` in the metric's good direction.
 
 The result's ``significant``, ``verdict`` and ``summary`` are the call of the
@@ -29,17 +29,21 @@ from typing import Literal, Protocol
 
 from cxlab.config import Experiment, MetricDef, Role
 from cxlab.metrics import metric_type
-from stats.aggregates import ArmStats
-from stats.bayesian import BayesianResult, bayesian_test
-from stats.corrections import adjust_p_values
-from stats.fixed import FixedResult, fixed_test
-from stats.noninferiority import (
+from cxlab.stats.aggregates import ArmStats
+from cxlab.stats.bayesian import BayesianResult, bayesian_test
+from cxlab.stats.corrections import adjust_p_values
+from cxlab.stats.fixed import FixedResult, fixed_test
+from cxlab.stats.noninferiority import (
     NonInferiority,
     bayesian_non_inferiority,
     fixed_non_inferiority,
     sequential_non_inferiority,
 )
-from stats.sequential import SequentialResult, group_sequential_test, sequential_test
+from cxlab.stats.sequential import (
+    SequentialResult,
+    group_sequential_test,
+    sequential_test,
+)
 
 Method = Literal["sequential", "fixed", "bayesian"]
 METHODS: tuple[Method, ...] = ("sequential", "fixed", "bayesian")

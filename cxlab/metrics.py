@@ -7,7 +7,7 @@ entry declares
 * its components: the per-user aggregates of events its values are made of;
 * a user's contribution to each column of the summary tables, from those
   components, and which population ``n`` counts (exposed users or responders);
-* how one arm's sufficient statistics (:mod:`stats.aggregates`) are built from a
+* how one arm's sufficient statistics (:mod:`cxlab.stats.aggregates`) are built from a
   summary row, and, where CUPED applies, the arm's covariate statistics;
 * how its deltas read: in points (NPS) or as a relative change;
 * for the types whose results need more than per-user sums (one result per
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
 
-from stats.aggregates import (
+from cxlab.stats.aggregates import (
     NPS_SCALE,
     ArmStats,
     CovariateStats,
@@ -523,7 +523,7 @@ class TimeToEvent(MetricKind):
         return {RESPONDERS: (values[0].fill_null(0) > 0).cast(pl.Float64)}
 
     def arm_stats(self, row: Row) -> ArmStats:
-        """Not from a summary row: see :func:`stats.survival.survival_stats`."""
+        """Not from a summary row: see :func:`cxlab.stats.survival.survival_stats`."""
         raise ValueError("time_to_event arms come from the survival summaries")
 
     def row_columns(self, metric: MetricDef) -> dict[str, pl.Expr]:

@@ -1,7 +1,7 @@
 """Power and planning for a catalog metric: users, days and detectable effects.
 
 The engine side of the Planner page and of ``python -m cxlab plan``. The statistics
-come from :mod:`stats.power` (statsmodels ``NormalIndPower`` for the fixed-horizon
+come from :mod:`cxlab.stats.power` (statsmodels ``NormalIndPower`` for the fixed-horizon
 test, the normal-mixture confidence sequence for the sequential inflation); this
 module adds what needs the engine: the baseline mean and variance taken from the
 control arm of the latest experiment that used the metric, the observed daily
@@ -23,8 +23,7 @@ from scipy import optimize
 from cxlab.config import MAX_COUNT, Experiment, MetricDef
 from cxlab.errors import InputError
 from cxlab.metrics import arm_stats, metric_type
-from cxlab.summaries import Summaries
-from stats.power import (
+from cxlab.stats.power import (
     comparison_alpha,
     days_needed,
     mde_by_week,
@@ -32,8 +31,9 @@ from stats.power import (
     sequential_inflation,
     sequential_power,
 )
-from stats.sequential import DEFAULT_TUNING
-from stats.srm import srm_test
+from cxlab.stats.sequential import DEFAULT_TUNING
+from cxlab.stats.srm import srm_test
+from cxlab.summaries import Summaries
 
 DEFAULT_MDE = 0.05
 DEFAULT_POWER = 0.8
@@ -200,7 +200,7 @@ def has_srm(experiment: Experiment, summaries: Summaries) -> bool:
 
     Returns:
         True when the users per variant as of the summaries' day mismatch the
-        configured weights (:func:`stats.srm.srm_test`, p below 0.001).
+        configured weights (:func:`cxlab.stats.srm.srm_test`, p below 0.001).
     """
     day = summaries.as_of[experiment.id]
     flow = summaries.exposures.filter(
@@ -364,7 +364,7 @@ def sequential_mde(
 ) -> float:
     """Relative MDE of the mixture sequential test analysed at ``users_per_arm``.
 
-    Solves :func:`stats.power.sequential_power` (δ/σ) = power for δ/σ.
+    Solves :func:`cxlab.stats.power.sequential_power` (δ/σ) = power for δ/σ.
 
     Args:
         baseline_mean: control mean.

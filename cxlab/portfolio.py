@@ -36,13 +36,13 @@ from cxlab.decision import (
     level_text,
     shown_scale,
 )
-from cxlab.summaries import Summaries
-from stats.shrinkage import (
+from cxlab.stats.shrinkage import (
     combine_additive,
     combine_multiplicative,
     shrink,
     tau2_moments,
 )
+from cxlab.summaries import Summaries
 
 DECIDED = ("shipped", "rolled_back", "stopped")
 IMPACT_METRICS = ("conversion", "nps", "contacts_per_order")
@@ -561,9 +561,9 @@ def shipped_impact(
     measured the metric, each treatment's fixed-horizon estimate once, so that it
     describes the spread of true effects in general and not only of the winners.
     Each shipped experiment's effect of its shipped treatment is then shrunk toward
-    zero (:func:`stats.shrinkage.shrink`) and the shrunk effects are combined:
-    multiplicatively for lifts (:func:`stats.shrinkage.combine_multiplicative`),
-    additively in points for NPS (:func:`stats.shrinkage.combine_additive`). The
+    zero (:func:`cxlab.stats.shrinkage.shrink`) and the shrunk effects are combined:
+    multiplicatively for lifts (:func:`cxlab.stats.shrinkage.combine_multiplicative`),
+    additively in points for NPS (:func:`cxlab.stats.shrinkage.combine_additive`). The
     experiments are assumed to act independently on the same population.
 
     Args:

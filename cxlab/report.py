@@ -19,9 +19,9 @@ from cxlab.analysis import Arm, ExperimentResult, MetricResult
 from cxlab.errors import printable
 from cxlab.health import SET_ASIDE_LABELS, HealthReport, ledger_table
 from cxlab.planning import Plan, percent_text, plan_sentence
+from cxlab.stats.aggregates import NpsStats
+from cxlab.stats.survival import SurvivalStats
 from cxlab.summaries import RowLedger
-from stats.aggregates import NpsStats
-from stats.survival import SurvivalStats
 
 ROUND = 10  # significant digits kept in JSON numbers
 

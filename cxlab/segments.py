@@ -2,7 +2,7 @@
 
 Segment results come from the as-of summaries per dimension value
 (:attr:`cxlab.summaries.Summaries.by_dimension`), turned into arm statistics with
-:func:`cxlab.metrics.arm_stats` and tested with :func:`stats.fixed.fixed_test`.
+:func:`cxlab.metrics.arm_stats` and tested with :func:`cxlab.stats.fixed.fixed_test`.
 Many segments mean many tests, so the p-values are also adjusted across the
 breakdown (Holm by default) and :func:`comparisons_note` says so in words.
 """
@@ -15,8 +15,8 @@ import polars as pl
 
 from cxlab.config import Correction, Experiment, MetricDef
 from cxlab.metrics import arm_stats, metric_type
-from stats.corrections import adjust_p_values
-from stats.fixed import fixed_test
+from cxlab.stats.corrections import adjust_p_values
+from cxlab.stats.fixed import fixed_test
 
 SEGMENT_COLUMNS = (
     "dimension",

@@ -4,7 +4,7 @@ Reads the small comment tables of :mod:`cxlab.summaries.voice` as of a day: per
 arm a reproducible sample of promoters' and detractors' comments, and the words
 each arm's detractors use distinctly more than the other arms' detractors, by
 the weighted log-odds with an informative Dirichlet prior (the pooled counts of
-all arms' detractors; :func:`stats.fightin_words.log_odds_z`).
+all arms' detractors; :func:`cxlab.stats.fightin_words.log_odds_z`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from cxlab.config import Experiment
+from cxlab.stats.fightin_words import log_odds_z
 from cxlab.summaries import Summaries
 from cxlab.summaries.voice import DETRACTOR, PROMOTER, comments_at
-from stats.fightin_words import log_odds_z
 
 COMMENTS_PER_BAND = 4
 DISTINCT_Z = 1.96  # a word is distinct when its z-score exceeds this

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from cxlab.stats.aggregates import ArmStats, ProportionStats
+from cxlab.stats.delta import as_output, check_alpha, compare_arms, z_upper
+from cxlab.stats.fixed import _interval
 from scipy import integrate, special
-
-from stats.aggregates import ArmStats, ProportionStats
-from stats.delta import as_output, check_alpha, compare_arms, z_upper
-from stats.fixed import _interval
 
 Direction = Literal["increase", "decrease"]
 

@@ -2,7 +2,7 @@
 
 Each check simulates replicate experiments as arrays of per-arm sufficient
 statistics and runs the package's own test functions on them elementwise (the
-arms' fields are numpy arrays; see :mod:`stats.aggregates`), so what is
+arms' fields are numpy arrays; see :mod:`cxlab.stats.aggregates`), so what is
 validated is the code the app runs, not a copy. Used by ``tests/stats`` (with
 fewer replicates) and ``bench/calibrate.py`` (which writes ``docs/calibration.md``).
 """
@@ -14,25 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
-
-from stats.aggregates import (
+from cxlab.stats.aggregates import (
     Estimate,
     NpsStats,
     ProportionStats,
     RatioStats,
     SampleStats,
 )
-from stats.contingency import homogeneity_test
-from stats.fixed import fixed_test
-from stats.power import sequential_power
-from stats.sequential import (
+from cxlab.stats.contingency import homogeneity_test
+from cxlab.stats.fixed import fixed_test
+from cxlab.stats.power import sequential_power
+from cxlab.stats.sequential import (
     DEFAULT_TUNING,
     group_sequential_boundaries,
     sequential_test,
 )
-from stats.srm import srm_log_bayes_factor, srm_p_values
-from stats.survival import survival_stats
+from cxlab.stats.srm import srm_log_bayes_factor, srm_p_values
+from cxlab.stats.survival import survival_stats
+from scipy import stats as sps
 
 ALPHA = 0.05
 LOOKS = 28
@@ -832,7 +831,7 @@ def mixture_power_theory(tuning: float) -> float:
         tuning: N*.
 
     Returns:
-        :func:`stats.power.sequential_power` at N/2 users per arm, with effect
+        :func:`cxlab.stats.power.sequential_power` at N/2 users per arm, with effect
         size δ / σ̄, σ̄² = (p_c q_c + p_t q_t) / 2 (so λ = δ / se of the z test).
 
     References:
@@ -979,8 +978,8 @@ def coverage_rmst(reps: int, seed: int = 16) -> CalibrationCheck:
     Times to resolution are exponential (means 20 h and 16 h); each contact is
     followed for a Uniform(0, 150 h) time, after which it is still open
     (censored: about a third of the contacts within the 72 h horizon). Each
-    arm's :func:`stats.survival.survival_stats` (Kaplan–Meier, RMST up to 72 h,
-    Greenwood-type variance) feeds :func:`stats.fixed.fixed_test`.
+    arm's :func:`cxlab.stats.survival.survival_stats` (Kaplan–Meier, RMST up to 72 h,
+    Greenwood-type variance) feeds :func:`cxlab.stats.fixed.fixed_test`.
 
     Args:
         reps: replicates (one Kaplan–Meier fit per arm each).
@@ -1074,7 +1073,7 @@ def composition_aa(reps: int, seed: int = 18) -> CalibrationCheck:
     """False-positive rate of the composition χ² test when the mix is the same.
 
     Both arms' users' first categories are multinomial over five reasons with
-    the same shares; :func:`stats.contingency.homogeneity_test` at alpha 0.05.
+    the same shares; :func:`cxlab.stats.contingency.homogeneity_test` at alpha 0.05.
 
     Args:
         reps: replicates.

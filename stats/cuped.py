@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stats.aggregates import CovariateStats, Estimate, RatioCovariateStats
+from cxlab.stats.aggregates import CovariateStats, Estimate, RatioCovariateStats
 
 
 @dataclass(frozen=True, slots=True)

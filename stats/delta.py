@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cxlab.stats.aggregates import ArmStats
 from scipy import special
-
-from stats.aggregates import ArmStats
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cxlab.stats.aggregates import ArmStats
+from cxlab.stats.delta import (
+    agreeing_rel_ci,
+    as_output,
+    check_alpha,
+    compare_arms,
+    z_upper,
+)
 from scipy import special
-
-from stats.aggregates import ArmStats
-from stats.delta import agreeing_rel_ci, as_output, check_alpha, compare_arms, z_upper
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +28,8 @@ class FixedResult:
         p_value: two-sided p-value of H0: abs_delta = 0.
         abs_ci: (lower, upper) 1 − alpha confidence interval of abs_delta.
         rel_ci: (lower, upper) delta-method confidence interval of rel_delta,
-            made to agree with abs_ci about 0 (:func:`stats.delta.agreeing_rel_ci`).
+            made to agree with abs_ci about 0
+            (:func:`cxlab.stats.delta.agreeing_rel_ci`).
         se: standard error of abs_delta.
         rel_se: delta-method standard error of rel_delta.
         reason: why some fields are NaN, else None.

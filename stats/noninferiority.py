@@ -13,11 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from cxlab.stats.aggregates import ArmStats
+from cxlab.stats.delta import compare_arms
+from cxlab.stats.sequential import DEFAULT_TUNING, mixture_p_value
 from scipy import special
-
-from stats.aggregates import ArmStats
-from stats.delta import compare_arms
-from stats.sequential import DEFAULT_TUNING, mixture_p_value
 
 Direction = Literal["increase", "decrease"]
 
@@ -100,7 +99,7 @@ def sequential_non_inferiority(
         margin: relative margin m > 0.
         direction: the metric's good direction.
         alpha: level (and the level the mixture is tuned for).
-        tuning: N*, as in :func:`stats.sequential.sequential_test`.
+        tuning: N*, as in :func:`cxlab.stats.sequential.sequential_test`.
 
     Returns:
         The test; ``p_value`` = min(1, 1/Λ) at z = (±L̂ + m) / se(L̂) when z > 0.

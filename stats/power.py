@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cxlab.stats.sequential import DEFAULT_TUNING, mixture_multiplier
 from scipy import optimize, special
 from statsmodels.stats.power import NormalIndPower
-
-from stats.sequential import DEFAULT_TUNING, mixture_multiplier
 
 
 @dataclass(frozen=True, slots=True)

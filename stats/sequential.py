@@ -20,10 +20,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
-
-from stats.aggregates import ArmStats
-from stats.delta import (
+from cxlab.stats.aggregates import ArmStats
+from cxlab.stats.delta import (
     Deltas,
     agreeing_rel_ci,
     as_output,
@@ -31,7 +29,8 @@ from stats.delta import (
     compare_arms,
     z_upper,
 )
-from stats.fixed import _interval
+from cxlab.stats.fixed import _interval
+from scipy import optimize, special
 
 DEFAULT_TUNING = 5_000
 SQRT_2PI = math.sqrt(2 * math.pi)
@@ -167,8 +166,8 @@ def sequential_test(
     abs_ci = abs_delta ± c(t)·se, rel_ci = rel_delta ± c(t)·rel_se, and
     p = min(1, 1/Λ) with z = abs_delta/se; p < alpha exactly when abs_ci excludes
     0; rel_ci is made to agree with abs_ci about 0
-    (:func:`stats.delta.agreeing_rel_ci`). Arms may hold numpy arrays
-    (elementwise, ``reason`` None), as in :func:`stats.fixed.fixed_test`.
+    (:func:`cxlab.stats.delta.agreeing_rel_ci`). Arms may hold numpy arrays
+    (elementwise, ``reason`` None), as in :func:`cxlab.stats.fixed.fixed_test`.
 
     This is the sequence at the current look. It covers the current cumulative
     effect at every look simultaneously, also when that effect drifts over time;

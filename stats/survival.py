@@ -6,8 +6,8 @@ hold): at each time ``t_i`` the number of events ``d_i`` and of censorings
 it (the usual convention: the censored unit is still at risk at ``t_i``).
 
 :class:`SurvivalStats` is one arm's restricted mean survival time (RMST) as
-sufficient statistics for the tests of :mod:`stats.fixed`,
-:mod:`stats.sequential` and :mod:`stats.bayesian`: ``n`` units, ``mean`` the
+sufficient statistics for the tests of :mod:`cxlab.stats.fixed`,
+:mod:`cxlab.stats.sequential` and :mod:`cxlab.stats.bayesian`: ``n`` units, ``mean`` the
 RMST and ``var`` = n · Var(RMST), so that ``var / n`` is the estimator's
 variance, as for every other arm.
 """
@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from cxlab.stats.delta import check_alpha, z_upper
 from scipy import stats as sps
-
-from stats.delta import check_alpha, z_upper
 
 
 @dataclass(frozen=True, slots=True)

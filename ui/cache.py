@@ -35,11 +35,12 @@ from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
 from cxlab.states import ExperimentState, experiment_state
 from cxlab.summaries import Summaries, at_day
+from cxlab.workspace import workspace
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = workspace()  # the checkout's root, or the folder `cxlab app` was started in
 SAMPLE_EVENTS = ROOT / "data" / "events.parquet"
 EXPERIMENTS_DIR = ROOT / "experiments"
 

@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import polars as pl
 import pytest
+from cxlab.stats.aggregates import SampleStats
+from cxlab.stats.fixed import fixed_test
 from scipy import stats as sps
 
 from cxlab import charts
@@ -15,8 +17,6 @@ from cxlab.config import Catalog, Experiment, MetricDef, Variant
 from cxlab.decision import Call, recommend, sentence, verdict_of
 from cxlab.report import experiment_to_dict
 from cxlab.summaries import SUM_COLUMNS, ExperimentHealth, LogHealth, Summaries
-from stats.aggregates import SampleStats
-from stats.fixed import fixed_test
 
 CONVERSION = MetricDef("conversion", "proportion", "increase", event="order")
 CONTACTS = MetricDef("contact_rate", "proportion", "decrease", event="contact")

@@ -17,6 +17,8 @@ import textwrap
 import numpy as np
 import polars as pl
 import pytest
+from cxlab.stats.aggregates import SampleStats
+from cxlab.stats.fixed import fixed_test
 
 from cxlab.cli import main
 from cxlab.config import ConfigError, load_catalog
@@ -24,8 +26,6 @@ from cxlab.sql.reduction import Plan
 from cxlab.sql.tables import read_summaries
 from cxlab.sql.values import UnsupportedMetricError
 from cxlab.summaries import at_day
-from stats.aggregates import SampleStats
-from stats.fixed import fixed_test
 from tests.conftest import last_row
 
 CAPPED = """\

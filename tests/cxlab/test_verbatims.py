@@ -7,11 +7,11 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from cxlab.stats.fightin_words import log_odds_z
 
 from cxlab.summaries import at_day
 from cxlab.summaries.voice import comments_at
 from cxlab.verbatims import arm_voices, comment_frame, distinct_frame
-from stats.fightin_words import log_odds_z
 
 
 def _answer(lab, when, user, score, comment):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from cxlab.stats.aggregates import ProportionStats, SampleStats
 from hypothesis import strategies as st
-
-from stats.aggregates import ProportionStats, SampleStats
 
 
 @st.composite

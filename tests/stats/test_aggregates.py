@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 import pytest
-
-from stats.aggregates import NpsStats, ProportionStats, RatioStats, SampleStats
+from cxlab.stats.aggregates import NpsStats, ProportionStats, RatioStats, SampleStats
 
 
 def test_sample_stats_match_numpy_on_raw_values() -> None:

@@ -21,16 +21,15 @@ import os
 
 import numpy as np
 import pytest
-from scipy import stats as sps
-
-from stats import calibration as cal
-from stats.aggregates import ProportionStats
-from stats.sequential import (
+from cxlab.stats import calibration as cal
+from cxlab.stats.aggregates import ProportionStats
+from cxlab.stats.sequential import (
     DEFAULT_TUNING,
     group_sequential_test,
     mixture_multiplier,
     sequential_test,
 )
+from scipy import stats as sps
 
 REPS = int(os.environ.get("CXLAB_SIM_REPS", "4000"))
 CHEAP_REPS = max(REPS, 10_000)

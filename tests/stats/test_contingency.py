@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from cxlab.stats.contingency import homogeneity_test
 from scipy.stats import chi2_contingency
-
-from stats.contingency import homogeneity_test
 
 
 @pytest.mark.parametrize(

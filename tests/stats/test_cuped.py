@@ -4,10 +4,9 @@ import math
 
 import numpy as np
 import pytest
-
-from stats.aggregates import CovariateStats, RatioCovariateStats, SampleStats
-from stats.cuped import cuped_adjust
-from stats.fixed import fixed_test
+from cxlab.stats.aggregates import CovariateStats, RatioCovariateStats, SampleStats
+from cxlab.stats.cuped import cuped_adjust
+from cxlab.stats.fixed import fixed_test
 
 
 def _arm(y: np.ndarray, x: np.ndarray) -> CovariateStats:

@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 import pytest
-
-from stats.fightin_words import log_odds_z
+from cxlab.stats.fightin_words import log_odds_z
 
 
 def test_hand_worked_two_words_with_pooled_prior() -> None:

@@ -3,15 +3,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from scipy import stats as sps
-
-from stats.aggregates import ProportionStats, SampleStats
-from stats.noninferiority import (
+from cxlab.stats.aggregates import ProportionStats, SampleStats
+from cxlab.stats.noninferiority import (
     bayesian_non_inferiority,
     fixed_non_inferiority,
     sequential_non_inferiority,
 )
-from stats.sequential import mixture_multiplier
+from cxlab.stats.sequential import mixture_multiplier
+from scipy import stats as sps
 
 CONTROL = ProportionStats(20_000, 2_000)
 

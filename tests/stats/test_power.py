@@ -3,9 +3,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from scipy import stats as sps
-
-from stats.power import (
+from cxlab.stats.power import (
     days_needed,
     mde_by_week,
     minimum_detectable_effect,
@@ -13,6 +11,7 @@ from stats.power import (
     sequential_inflation,
     sequential_power,
 )
+from scipy import stats as sps
 
 P = 0.12
 VAR = P * (1 - P)

@@ -7,14 +7,13 @@ import math
 from dataclasses import asdict
 
 import pytest
-
-from stats.aggregates import CovariateStats, ProportionStats
-from stats.bayesian import bayesian_test
-from stats.cuped import cuped_adjust
-from stats.fixed import fixed_test
-from stats.power import required_users, sequential_inflation
-from stats.sequential import group_sequential_test, sequential_test
-from stats.srm import sequential_srm, srm_test
+from cxlab.stats.aggregates import CovariateStats, ProportionStats
+from cxlab.stats.bayesian import bayesian_test
+from cxlab.stats.cuped import cuped_adjust
+from cxlab.stats.fixed import fixed_test
+from cxlab.stats.power import required_users, sequential_inflation
+from cxlab.stats.sequential import group_sequential_test, sequential_test
+from cxlab.stats.srm import sequential_srm, srm_test
 
 C, T = ProportionStats(10_012, 1_202), ProportionStats(9_987, 1_252)
 COV = CovariateStats(100, 50.0, 80.0, 40.0, 60.0, 30.0)

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from stats.shrinkage import (
+from cxlab.stats.shrinkage import (
     combine_additive,
     combine_multiplicative,
     shrink,
