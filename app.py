@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 import streamlit as st
-from cxlab.ui import auth, cache, notices, sources, url_state
 
 from cxlab.errors import InputError
+from cxlab.ui import auth, cache, notices, sources, url_state
 
 st.set_page_config(page_title="CX Lab", page_icon=":material/science:", layout="wide")
 

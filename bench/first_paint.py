@@ -1,10 +1,11 @@
 """Time from the server being up to the first page drawn, in a real browser.
 
-    python bench/first_paint.py                  # 5 fresh servers, print the table
+    python bench/first_paint.py                  # 5 pairs of servers, print the table
     python bench/first_paint.py --runs 3 --write # and put it into bench/RESULTS.md
 
-Each run starts a fresh ``streamlit run app.py`` (a new process: cold imports, cold
-caches) on the bundled sample log, waits until ``/_stcore/health`` answers (t0),
+Each run starts a fresh ``streamlit run app.py`` (a new process: cold imports, empty
+memory caches) on the bundled sample log, twice: a restart, whose summaries an
+earlier server stored on disk, and a first start with an empty store. It waits until ``/_stcore/health`` answers (t0),
 then opens, in headless Chromium at 1440×900 (started before the server, so its own
 start-up is not counted):
 
@@ -29,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -53,8 +55,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, float, int]]:
-    """A fresh ``streamlit run app.py``; its URL, the moment it answered, its pid."""
+def server(store: Path) -> Iterator[tuple[str, float, int]]:
+    """A fresh ``streamlit run app.py`` keeping its summaries on disk in ``store``;
+    its URL, the moment it answered, its pid."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -69,6 +72,7 @@ def server() -> Iterator[tuple[str, float, int]]:
             "true",
         ],
         cwd=ROOT,
+        env={**os.environ, "CXLAB_CACHE_DIR": str(store)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -110,9 +114,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(browser: object) -> tuple[float, float, float, float]:
+def one_run(browser: object, store: Path) -> tuple[float, float, float, float]:
     """(first page s, its server CPU s, results deep link s, later results s)."""
-    with server() as (url, up, pid):
+    with server(store) as (url, up, pid):
         cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
@@ -131,23 +135,52 @@ def _stats(values: Sequence[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
+def _rows(label: str, rows: list[tuple[float, float, float, float]]) -> list[str]:
+    first, cpu, deep, later = zip(*rows, strict=True)
+    return [
+        f"| {label}: portfolio (`/`) drawn, from the server being up | "
+        f"{_stats(first)} | " + ", ".join(f"{x:.1f}" for x in first) + " |",
+        f"| {label}: server CPU (user + sys) for that first page | {_stats(cpu)} | "
+        + ", ".join(f"{x:.1f}" for x in cpu)
+        + " |",
+        f"| {label}: results deep link ({FIRST}) right after | {_stats(deep)} | "
+        + ", ".join(f"{x:.1f}" for x in deep)
+        + " |",
+        f"| {label}: results of {LATER}, 10 s later | {_stats(later)} | "
+        + ", ".join(f"{x:.1f}" for x in later)
+        + " |",
+    ]
+
+
 def measure(runs: int) -> str:
-    """Run ``runs`` fresh servers; the Markdown section with the numbers."""
+    """Run ``runs`` pairs of fresh servers; the Markdown section with the numbers.
+
+    Each pair is a *restart* (the summaries stored on disk by an earlier server of
+    the same log and configs) and a *first start* (an empty store: the log is
+    scanned), interleaved so that both see the same load.
+    """
     from playwright.sync_api import sync_playwright
 
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.UTC)
-    rows: list[tuple[float, float, float, float]] = []
-    with sync_playwright() as p:
+    warm: list[tuple[float, float, float, float]] = []
+    cold: list[tuple[float, float, float, float]] = []
+    with (
+        sync_playwright() as p,
+        tempfile.TemporaryDirectory() as kept,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless"]
         )
+        one_run(browser, Path(kept))  # fills the store; not measured
         for i in range(runs):
-            rows.append(one_run(browser))
-            print(f"run {i + 1}: " + ", ".join(f"{x:.2f} s" for x in rows[-1]))
+            warm.append(one_run(browser, Path(kept)))
+            cold.append(one_run(browser, Path(scratch) / str(i)))
+            for label, row in (("restart", warm[-1]), ("first start", cold[-1])):
+                print(f"run {i + 1} {label}: " + ", ".join(f"{x:.2f} s" for x in row))
         browser.close()
     load_after = os.getloadavg()
-    first, cpu, deep, later = zip(*rows, strict=True)
     load = " / ".join(
         f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after, strict=True)
     )
@@ -156,23 +189,15 @@ def measure(runs: int) -> str:
             HEADING,
             "",
             f"Reproduce: `python bench/first_paint.py --runs {runs}`. Measured "
-            f"{started:%Y-%m-%d %H:%M} UTC, {runs} fresh servers; load average "
-            f"(1 / 5 / 15 min, before–after) {load}; nproc = {os.cpu_count()}.",
+            f"{started:%Y-%m-%d %H:%M} UTC, {runs} pairs of fresh servers; load "
+            f"average (1 / 5 / 15 min, before–after) {load}; nproc = {os.cpu_count()}.",
+            "A restart finds the summaries an earlier server stored (`cxlab.store`); a "
+            "first start scans the log.",
             "",
             "| what | min / median / max s | each run s |",
             "| --- | --- | --- |",
-            f"| portfolio (`/`) drawn, from the server being up | {_stats(first)} | "
-            + ", ".join(f"{x:.1f}" for x in first)
-            + " |",
-            f"| server CPU (user + sys) for that first page | {_stats(cpu)} | "
-            + ", ".join(f"{x:.1f}" for x in cpu)
-            + " |",
-            f"| results deep link ({FIRST}) right after | {_stats(deep)} | "
-            + ", ".join(f"{x:.1f}" for x in deep)
-            + " |",
-            f"| results of {LATER}, 10 s later | {_stats(later)} | "
-            + ", ".join(f"{x:.1f}" for x in later)
-            + " |",
+            *_rows("restart", warm),
+            *_rows("first start", cold),
             "",
         ]
     )

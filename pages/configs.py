@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any, get_args
 
 import streamlit as st
-from cxlab.ui import auth, cache, sources
-from cxlab.ui.navigation import ensure_app_navigation
 
 from cxlab import editing, studio
 from cxlab.config import (
@@ -27,6 +25,8 @@ from cxlab.config import (
     Status,
 )
 from cxlab.errors import ConfigError, InputError, printable
+from cxlab.ui import auth, cache, sources
+from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 

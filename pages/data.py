@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import polars as pl
 import streamlit as st
-from cxlab.ui import auth, cache, notices, sources
-from cxlab.ui.navigation import ensure_app_navigation
 
 from cxlab import charts, studio
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from cxlab.sources import check_upload
+from cxlab.ui import auth, cache, notices, sources
+from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import streamlit as st
-from cxlab.ui import cache, notices
-from cxlab.ui.navigation import ensure_app_navigation
 
 from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
+from cxlab.ui import cache, notices
+from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 

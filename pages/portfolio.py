@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 import streamlit as st
-from cxlab.ui import cache, notices
-from cxlab.ui.navigation import ensure_app_navigation
 
 from cxlab import portfolio
 from cxlab.errors import InputError
 from cxlab.states import states_summary
+from cxlab.ui import cache, notices
+from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import streamlit as st
-from cxlab.ui import cache, notices, url_state
-from cxlab.ui.navigation import ensure_app_navigation
 
 from cxlab import charts, links, segments, verbatims
 from cxlab.decision import METHODS, in_points
 from cxlab.errors import InputError
 from cxlab.metrics import metric_type
 from cxlab.report import experiment_to_dict, to_csv, to_json
+from cxlab.ui import cache, notices, url_state
+from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import integrate, special
+
 from cxlab.stats.aggregates import ArmStats, ProportionStats
 from cxlab.stats.delta import as_output, check_alpha, compare_arms, z_upper
 from cxlab.stats.fixed import _interval
-from scipy import integrate, special
 
 Direction = Literal["increase", "decrease"]
 

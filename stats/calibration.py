@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as sps
+
 from cxlab.stats.aggregates import (
     Estimate,
     NpsStats,
@@ -31,7 +33,6 @@ from cxlab.stats.sequential import (
 )
 from cxlab.stats.srm import srm_log_bayes_factor, srm_p_values
 from cxlab.stats.survival import survival_stats
-from scipy import stats as sps
 
 ALPHA = 0.05
 LOOKS = 28

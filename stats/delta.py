@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from cxlab.stats.aggregates import ArmStats
 from scipy import special
+
+from cxlab.stats.aggregates import ArmStats
 
 
 @dataclass(frozen=True, slots=True)

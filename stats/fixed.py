@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
+
 from cxlab.stats.aggregates import ArmStats
 from cxlab.stats.delta import (
     agreeing_rel_ci,
@@ -15,7 +17,6 @@ from cxlab.stats.delta import (
     compare_arms,
     z_upper,
 )
-from scipy import special
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from scipy import special
+
 from cxlab.stats.aggregates import ArmStats
 from cxlab.stats.delta import compare_arms
 from cxlab.stats.sequential import DEFAULT_TUNING, mixture_p_value
-from scipy import special
 
 Direction = Literal["increase", "decrease"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cxlab.stats.sequential import DEFAULT_TUNING, mixture_multiplier
 from scipy import optimize, special
 from statsmodels.stats.power import NormalIndPower
+
+from cxlab.stats.sequential import DEFAULT_TUNING, mixture_multiplier
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+from scipy import optimize, special
+
 from cxlab.stats.aggregates import ArmStats
 from cxlab.stats.delta import (
     Deltas,
@@ -30,7 +32,6 @@ from cxlab.stats.delta import (
     z_upper,
 )
 from cxlab.stats.fixed import _interval
-from scipy import optimize, special
 
 DEFAULT_TUNING = 5_000
 SQRT_2PI = math.sqrt(2 * math.pi)

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from cxlab.stats.delta import check_alpha, z_upper
 from scipy import stats as sps
+
+from cxlab.stats.delta import check_alpha, z_upper
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import streamlit as st
-from cxlab.ui.cache import ROOT
 
 from cxlab.access import Action, Role, load_roles, role_of
 from cxlab.access import require as require_role
 from cxlab.editing import LOCAL_USER, Editor
 from cxlab.errors import ConfigError
+from cxlab.ui.cache import ROOT
 
 ROLES_ENV = "CXLAB_ROLES_FILE"
 LOCAL_ROLE: Role = "admin"

@@ -13,6 +13,7 @@ summaries). They are frozen dataclasses and Polars frames; nothing may mutate th
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import streamlit as st
 
+from cxlab import store
 from cxlab.analysis import ExperimentResult, analyze_history
 from cxlab.api import results_for, summarize_all
 from cxlab.config import (
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 ROOT = workspace()  # the checkout's root, or the folder `cxlab app` was started in
+STORE_ENV = "CXLAB_CACHE_DIR"
 SAMPLE_EVENTS = ROOT / "data" / "events.parquet"
 EXPERIMENTS_DIR = ROOT / "experiments"
 
@@ -132,9 +135,23 @@ def load_summaries(
     experiments_dir: str,
     configs: tuple[tuple[str, str], ...],
 ) -> dict[str, Summaries]:
-    """Summaries of every experiment over the log's whole range: the one scan."""
+    """Summaries of every experiment over the log's whole range: the one scan.
+
+    Also kept on disk (:mod:`cxlab.store`), so a restarted server reads them back
+    instead of rescanning an unchanged log with unchanged configs.
+    """
+    name = "summaries-" + store.key(events, fingerprint, experiments_dir, configs)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     catalog, experiments = load_configs(experiments_dir, configs)
-    return summarize_all(resolve_source(events), experiments, catalog)
+    summaries = summarize_all(resolve_source(events), experiments, catalog)
+    store.save(store_folder(), name, summaries)
+    return summaries
+
+
+def store_folder() -> Path:
+    """Where summaries outlive the server: ``CXLAB_CACHE_DIR`` or ``.cxlab-cache``."""
+    return Path(os.environ.get(STORE_ENV) or ROOT / ".cxlab-cache")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import streamlit as st
-from cxlab.ui import sources
 
 from cxlab.errors import ConfigError
 from cxlab.states import ExperimentState
+from cxlab.ui import sources
 
 
 def config_errors(errors: Sequence[ConfigError]) -> None:

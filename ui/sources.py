@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
-from cxlab.ui.cache import ROOT, experiments_folder
 
 from cxlab.events import EventSource
 from cxlab.sources import (
@@ -27,6 +26,7 @@ from cxlab.sources import (
     sweep_uploads,
 )
 from cxlab.studio import MAX_UPLOAD_MB
+from cxlab.ui.cache import ROOT, experiments_folder
 
 ROOTS_ENV = "CXLAB_DATA_ROOTS"
 UPLOADS_ENV = "CXLAB_UPLOADS_DIR"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import streamlit as st
-from cxlab.ui import cache
 
 from cxlab import links
+from cxlab.ui import cache
 
 WRITTEN = "url_written"  # session-state key: the values this session put in the URL
 

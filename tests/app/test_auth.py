@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cxlab.ui import cache
 from streamlit.testing.v1 import AppTest
+
+from cxlab.ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW = "configs_exp_new_"

@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cxlab.ui import cache
 from streamlit.testing.v1 import AppTest
 
 from cxlab.config import load_catalog, load_experiment
 from cxlab.sample import write_sample
+from cxlab.ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "configs.py")

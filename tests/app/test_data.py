@@ -6,8 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from cxlab.ui import cache
 from streamlit.testing.v1 import AppTest
+
+from cxlab.ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "data.py")

@@ -6,13 +6,13 @@ import math
 from pathlib import Path
 
 import pytest
-from cxlab.ui import cache
 from streamlit.testing.v1 import AppTest
 
 from cxlab import planning
 from cxlab.api import summarize_all
 from cxlab.config import load_catalog, load_experiments
 from cxlab.events import resolve_source
+from cxlab.ui import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "planner.py")

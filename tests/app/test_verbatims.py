@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxlab.ui import cache
 from streamlit.testing.v1 import AppTest
+
+from cxlab.ui import cache
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
 SCRIPT = "<script>alert('x')</script> late"

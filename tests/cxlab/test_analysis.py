@@ -7,8 +7,6 @@ from dataclasses import replace
 
 import polars as pl
 import pytest
-from cxlab.stats.aggregates import SampleStats
-from cxlab.stats.fixed import fixed_test
 from scipy import stats as sps
 
 from cxlab import charts
@@ -16,6 +14,8 @@ from cxlab.analysis import analyze_history
 from cxlab.config import Catalog, Experiment, MetricDef, Variant
 from cxlab.decision import Call, recommend, sentence, verdict_of
 from cxlab.report import experiment_to_dict
+from cxlab.stats.aggregates import SampleStats
+from cxlab.stats.fixed import fixed_test
 from cxlab.summaries import SUM_COLUMNS, ExperimentHealth, LogHealth, Summaries
 
 CONVERSION = MetricDef("conversion", "proportion", "increase", event="order")

@@ -17,14 +17,14 @@ import textwrap
 import numpy as np
 import polars as pl
 import pytest
-from cxlab.stats.aggregates import SampleStats
-from cxlab.stats.fixed import fixed_test
 
 from cxlab.cli import main
 from cxlab.config import ConfigError, load_catalog
 from cxlab.sql.reduction import Plan
 from cxlab.sql.tables import read_summaries
 from cxlab.sql.values import UnsupportedMetricError
+from cxlab.stats.aggregates import SampleStats
+from cxlab.stats.fixed import fixed_test
 from cxlab.summaries import at_day
 from tests.conftest import last_row
 

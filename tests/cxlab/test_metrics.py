@@ -12,7 +12,6 @@ from typing import get_args
 
 import polars as pl
 import pytest
-from cxlab.stats.aggregates import CovariateStats, NpsStats, RatioCovariateStats
 
 from cxlab.config import EventSpec, MetricDef, MetricType
 from cxlab.metrics import (
@@ -22,6 +21,7 @@ from cxlab.metrics import (
     covariate_stats,
     metric_type,
 )
+from cxlab.stats.aggregates import CovariateStats, NpsStats, RatioCovariateStats
 
 METRICS = {
     "proportion": MetricDef("conversion", "proportion", "increase", event="order"),

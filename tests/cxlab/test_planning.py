@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cxlab.stats.power import sequential_power
 from statsmodels.stats.power import NormalIndPower
 
 from cxlab import charts, planning
@@ -17,6 +16,7 @@ from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
+from cxlab.stats.power import sequential_power
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "experiments" / "metrics.yaml")

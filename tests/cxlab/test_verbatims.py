@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
-from cxlab.stats.fightin_words import log_odds_z
 
+from cxlab.stats.fightin_words import log_odds_z
 from cxlab.summaries import at_day
 from cxlab.summaries.voice import comments_at
 from cxlab.verbatims import arm_voices, comment_frame, distinct_frame

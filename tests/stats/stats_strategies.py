@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cxlab.stats.aggregates import ProportionStats, SampleStats
 from hypothesis import strategies as st
+
+from cxlab.stats.aggregates import ProportionStats, SampleStats
 
 
 @st.composite

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from cxlab.stats.aggregates import NpsStats, ProportionStats, RatioStats, SampleStats
 
 

@@ -4,12 +4,13 @@ import math
 
 import numpy as np
 import pytest
-from cxlab.stats.aggregates import ProportionStats
-from cxlab.stats.bayesian import bayesian_test, beta_binomial_prob_better
-from cxlab.stats.fixed import fixed_test
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stats_strategies import proportion_arms
+
+from cxlab.stats.aggregates import ProportionStats
+from cxlab.stats.bayesian import bayesian_test, beta_binomial_prob_better
+from cxlab.stats.fixed import fixed_test
 
 CONTROL = ProportionStats(10_012, 1_202)
 TREATMENT = ProportionStats(9_987, 1_252)

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from cxlab.stats import calibration as cal
 from cxlab.stats.aggregates import ProportionStats
 from cxlab.stats.sequential import (
@@ -29,7 +31,6 @@ from cxlab.stats.sequential import (
     mixture_multiplier,
     sequential_test,
 )
-from scipy import stats as sps
 
 REPS = int(os.environ.get("CXLAB_SIM_REPS", "4000"))
 CHEAP_REPS = max(REPS, 10_000)

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from cxlab.stats.contingency import homogeneity_test
 from scipy.stats import chi2_contingency
+
+from cxlab.stats.contingency import homogeneity_test
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,11 @@ import math
 
 import numpy as np
 import pytest
-from cxlab.stats.corrections import adjust_p_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
+
+from cxlab.stats.corrections import adjust_p_values
 
 P_VALUES = [0.01, 0.04, 0.03, 0.2, 0.04, 0.5, 0.001]
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from cxlab.stats.aggregates import CovariateStats, RatioCovariateStats, SampleStats
 from cxlab.stats.cuped import cuped_adjust
 from cxlab.stats.fixed import fixed_test

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from cxlab.stats.fightin_words import log_odds_z
 
 

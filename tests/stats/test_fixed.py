@@ -4,13 +4,14 @@ import math
 
 import numpy as np
 import pytest
-from cxlab.stats.aggregates import Estimate, ProportionStats, SampleStats
-from cxlab.stats.fixed import fixed_test
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stats_strategies import proportion_arms, sample_arms
 from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+from cxlab.stats.aggregates import Estimate, ProportionStats, SampleStats
+from cxlab.stats.fixed import fixed_test
 
 CONTROL = ProportionStats(10_012, 1_202)
 TREATMENT = ProportionStats(9_987, 1_252)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from scipy import stats as sps
+
 from cxlab.stats.aggregates import ProportionStats, SampleStats
 from cxlab.stats.noninferiority import (
     bayesian_non_inferiority,
@@ -10,7 +12,6 @@ from cxlab.stats.noninferiority import (
     sequential_non_inferiority,
 )
 from cxlab.stats.sequential import mixture_multiplier
-from scipy import stats as sps
 
 CONTROL = ProportionStats(20_000, 2_000)
 

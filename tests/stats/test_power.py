@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from scipy import stats as sps
+
 from cxlab.stats.power import (
     days_needed,
     mde_by_week,
@@ -11,7 +13,6 @@ from cxlab.stats.power import (
     sequential_inflation,
     sequential_power,
 )
-from scipy import stats as sps
 
 P = 0.12
 VAR = P * (1 - P)

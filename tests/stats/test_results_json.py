@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict
 
 import pytest
+
 from cxlab.stats.aggregates import CovariateStats, ProportionStats
 from cxlab.stats.bayesian import bayesian_test
 from cxlab.stats.cuped import cuped_adjust

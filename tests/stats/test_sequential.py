@@ -7,6 +7,12 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize
+from scipy import stats as sps
+from stats_strategies import proportion_arms
+
 from cxlab.stats import sequential as seq
 from cxlab.stats.aggregates import ProportionStats, SampleStats
 from cxlab.stats.fixed import fixed_test
@@ -20,11 +26,6 @@ from cxlab.stats.sequential import (
     sequential_test,
     sequential_tests,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import optimize
-from scipy import stats as sps
-from stats_strategies import proportion_arms
 
 CONTROL = ProportionStats(10_012, 1_202)
 TREATMENT = ProportionStats(9_987, 1_252)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from cxlab.stats.shrinkage import (
     combine_additive,
     combine_multiplicative,

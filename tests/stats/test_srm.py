@@ -4,13 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from cxlab.stats.srm import (
     sequential_srm,
     srm_log_bayes_factor,
     srm_p_values,
     srm_test,
 )
-from scipy import stats as sps
 
 
 def test_contract_example_srm_golden() -> None:

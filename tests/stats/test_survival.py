@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
+from lifelines.utils import restricted_mean_survival_time
+
 from cxlab.stats.survival import (
     kaplan_meier,
     logrank_p_value,
@@ -11,9 +15,6 @@ from cxlab.stats.survival import (
     survival_band,
     survival_stats,
 )
-from lifelines import KaplanMeierFitter
-from lifelines.statistics import logrank_test
-from lifelines.utils import restricted_mean_survival_time
 
 
 def counts(time: np.ndarray, event: np.ndarray):
