@@ -9,6 +9,7 @@ the README's pictures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -37,30 +38,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(sample_log: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port; its base URL."""
-    port = free_port()
-    log = (ROOT / ".pytest_cache" / f"streamlit-{port}.log").resolve()
-    log.parent.mkdir(exist_ok=True)
+@contextlib.contextmanager
+def running(
+    command: list[str | Path], port: int, cwd: Path, log: Path, **popen: object
+) -> Iterator[str]:
+    """A Streamlit server started by ``command`` on ``port``; its base URL once it
+    answers. Its output goes to ``log``; it is stopped afterwards."""
     with log.open("w") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, **popen
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -86,6 +72,19 @@ def server(sample_log: Path) -> Iterator[str]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(sample_log: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port; its base URL."""
+    port = free_port()
+    log = (ROOT / ".pytest_cache" / f"streamlit-{port}.log").resolve()
+    log.parent.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py"]
+    command += ["--server.port", str(port), "--server.headless", "true"]
+    command += ["--browser.gatherUsageStats", "false"]
+    with running(command, port, ROOT, log) as url:
+        yield url
 
 
 @pytest.fixture

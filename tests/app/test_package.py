@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from tests.app.test_browser import (
     free_port,
     main_text,
     open_page,
+    running,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,35 +150,9 @@ def app_server(installed: Path, tmp_path: Path) -> Iterator[tuple[str, int]]:
     env = outside_checkout()
     run([installed / "cxlab", "sample", "--users", SAMPLE_USERS], tmp_path, env)
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [installed / "cxlab", "app", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.5)
+    command = [installed / "cxlab", "app", "--port", str(port)]
+    with running(command, port, tmp_path, tmp_path / "server.log", env=env) as url:
         yield url, port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.mark.browser
