@@ -29,7 +29,6 @@ from tests.app.test_browser import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTUP_S = 120
 SAMPLE_USERS = "20000"
 
 
