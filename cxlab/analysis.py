@@ -32,6 +32,7 @@ from cxlab.decision import (
     decide,
     recommend,
 )
+from cxlab.novelty import NoveltyCheck, novelty_checks
 from cxlab.summaries import ExperimentHealth, Summaries, voice
 from stats.aggregates import ArmStats, ProportionStats
 from stats.bayesian import (
@@ -193,6 +194,7 @@ class ExperimentResult:
     finished: bool
     provenance: dict[str, str] = field(default_factory=dict)
     compositions: tuple[Composition, ...] = ()
+    novelty: tuple[NoveltyCheck, ...] = ()  # the as-of day's only (cxlab.novelty)
 
     def result(self, metric_id: str, variant: str | None = None) -> MetricResult:
         """The scorecard row of a metric (and treatment, default the first)."""
@@ -487,6 +489,9 @@ def analyze_history(
                 finished=finished,
                 provenance=provenance,
                 compositions=tuple(c[k] for c in compositions.values()),
+                novelty=novelty_checks(exp, catalog, summaries, day)
+                if k == len(days) - 1
+                else (),
             )
         )
     return out

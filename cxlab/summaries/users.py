@@ -25,6 +25,7 @@ from cxlab.attribution import (
 )
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
+from cxlab.summaries.novelty import BUCKET, BUCKETS, row_bucket
 from cxlab.summaries.scan import Handover
 from cxlab.summaries.set_aside import (
     BeforeExposure,
@@ -58,8 +59,9 @@ def user_days(
     components: Sequence[Component],
     dims: Sequence[str],
     *,
+    by_age: Sequence[Component] = (),
     ledger: bool = False,
-) -> tuple[Users, pl.DataFrame]:
+) -> tuple[Users, pl.DataFrame, pl.DataFrame | None]:
     """The users, and per (user, day) their components at the end of the day.
 
     Args:
@@ -71,18 +73,23 @@ def user_days(
         metric_users: metric id → ids of the experiments that analyse it.
         components: every per-user aggregate the metrics need.
         dims: dimension names.
+        by_age: the components also taken per exposure-age bucket (the
+            novelty check's, :mod:`cxlab.summaries.novelty`).
         ledger: also judge every outcome row (used, or why not).
 
     Returns:
-        The users, and one row per (``uk``, ``day``) with a counted row: the
+        The users; one row per (``uk``, ``day``) with a counted row: the
         components' values, the user's arm, conflict day, segments and CUPED
-        pre-period values.
+        pre-period values; and with ``by_age``, one row per (user, bucket, day)
+        with a counted row of that bucket: ``uk`` = user · N + bucket,
+        ``bucket``, ``day``, the ``by_age`` components over the bucket's rows,
+        ``arm`` and ``conflict_day`` (None without ``by_age``).
     """
     rows = _sorted_by_user(outcomes.take())
     located = locate(_with_arms(assignments, arms, dims), rows)
     users = located.drop(*SLICE_COLUMNS)
     windowed = any(c.window_days is not None for c in components)
-    first_exposure = users["first_exposure"] if windowed else None
+    first_exposure = users["first_exposure"] if windowed or by_age else None
     pre_columns = _cuped_columns(experiments, catalog, metric_users)
     pre = _pre_period(rows, located, first_exposure, catalog, pre_columns)
     before = before_exposure(located, rows)
@@ -94,6 +101,8 @@ def user_days(
         for name, expr in metric_type(catalog[m]).row_columns(catalog[m]).items()
     }
     row_values = [day, *[c.row_value() for c in components], *detail.values()]
+    if by_age:
+        row_values.append(row_bucket())
     counted = _counted_rows(rows, located, first_exposure, "lo", "hi", row_values)
     del rows, located  # the sorted outcome rows are no longer needed
     detail_rows = counted.select("uk", "day", *detail).filter(
@@ -101,11 +110,12 @@ def user_days(
     )
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
     days = _end_of_day(counted, users, components, ["arm", "conflict_day", *seg_cols])
+    ages = _end_of_bucket_day(counted, users, by_age) if by_age else None
     del counted
     if pre is not None:
         days = days.join(pre, on="uk", how="left", maintain_order="left")
         users = users.join(pre, on="uk", how="left", maintain_order="left")
-    return Users(users, before, pre_columns, fates, detail_rows), days
+    return Users(users, before, pre_columns, fates, detail_rows), days, ages
 
 
 def _sorted_by_user(outcomes: pl.DataFrame) -> pl.DataFrame:
@@ -228,13 +238,37 @@ def _end_of_day(
 
     Rows are sorted by (uk, time); the user's own columns are attached by ``uk``.
     """
+    days = _last_of_day(counted.lazy(), components).collect()
+    return days.hstack(list(users.select(pl.col(user_columns).gather(days["uk"]))))
+
+
+def _end_of_bucket_day(
+    counted: pl.DataFrame, users: pl.DataFrame, components: Sequence[Component]
+) -> pl.DataFrame:
+    """The components over each exposure-age bucket's rows, at the end of each day.
+
+    A user's rows are in time order, so their buckets are consecutive runs: keyed
+    by ``uk · N + bucket``, each (user, bucket) is a unit of its own.
+    """
+    units = len(BUCKETS)
+    unit = (pl.col("uk") * units + pl.col(BUCKET)).alias("uk")
+    days = (
+        _last_of_day(
+            counted.lazy().select(unit, "day", *[c.name for c in components]),
+            components,
+        )
+        .with_columns((pl.col("uk") % units).cast(pl.Int64).alias(BUCKET))
+        .collect()
+    )
+    user = (days["uk"] // units).cast(pl.UInt32)
+    return days.hstack(list(users.select(pl.col("arm", "conflict_day").gather(user))))
+
+
+def _last_of_day(rows: pl.LazyFrame, components: Sequence[Component]) -> pl.LazyFrame:
+    """The components' running values at each unit's (``uk``) last row of a day."""
     next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
         pl.col("day") != pl.col("day").shift(-1)
     )
-    days = (
-        counted.lazy()
-        .select("uk", "day", *[c.cumulative() for c in components])
-        .filter(next_differs.fill_null(True))
-        .collect()
+    return rows.select("uk", "day", *[c.cumulative() for c in components]).filter(
+        next_differs.fill_null(True)
     )
-    return days.hstack(list(users.select(pl.col(user_columns).gather(days["uk"]))))
