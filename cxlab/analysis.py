@@ -203,6 +203,13 @@ class ExperimentResult:
                 return row
         raise KeyError((metric_id, variant))
 
+    def novelty_check(self, metric_id: str, variant: str) -> NoveltyCheck | None:
+        """A metric's and treatment's novelty check (None on a day before as-of)."""
+        found = [
+            c for c in self.novelty if c.metric.id == metric_id and c.variant == variant
+        ]
+        return found[0] if found else None
+
 
 # --- the timeline of one metric and treatment ----------------------------------------
 

@@ -25,7 +25,12 @@ from cxlab.summaries import Summaries
 from cxlab.summaries.novelty import BUCKET, BUCKETS, NOVELTY_SUMS, splits
 from stats.fixed import FixedResult, fixed_test
 
-Pattern = Literal["fades", "grows", "reverses", "steady", "too early", "not applicable"]
+# The analysis' too-few-users line (cxlab.analysis.MIN_USERS_PER_ARM): a smaller
+# bucket is drawn but not quoted.
+MIN_USERS_PER_BUCKET = 100
+Pattern = Literal[
+    "fades", "grows", "reverses", "steady", "too little data", "not applicable"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,8 @@ class NoveltyCheck:
         alpha: the level of each bucket's interval (the experiment's, uncorrected).
         buckets: the buckets the metric has events in, youngest first (empty
             when the check does not apply).
-        pattern: fades, grows, reverses, steady, too early or not applicable
+        pattern: fades, grows, reverses, steady, too little data or not
+            applicable
             (see :func:`novelty_pattern`).
         sentence: the pattern in words, quoting the first and last buckets.
     """
@@ -176,20 +182,24 @@ def shown(metric: MetricDef, fixed: FixedResult) -> tuple[float, tuple[float, fl
 def novelty_pattern(
     metric: MetricDef, lifts: tuple[AgeLift, ...]
 ) -> tuple[Pattern, str]:
-    """How the effect moves from day 1 to the oldest bucket with an interval.
+    """How the effect moves from day 1 to the oldest bucket that can be read.
 
-    The rule: compare the day-1 bucket with the oldest bucket whose interval is
-    finite (relative lift; NPS in points). When their intervals do not overlap
-    the effect changed with exposure age: it *fades* when the later estimate is
+    The rule: a bucket can be read when its interval is finite and each arm has
+    at least :data:`MIN_USERS_PER_BUCKET` users (NPS: responders), the analysis'
+    own too-few-users line, so that one small, noisy bucket cannot make the
+    sentence. The day-1 bucket is compared with the oldest readable one
+    (relative lift; NPS in points). When their intervals do not overlap the
+    effect changed with exposure age: it *fades* when the later estimate is
     smaller in size, *grows* when it is larger with the same sign, *reverses*
     when it is larger with the other sign. Overlapping intervals are *steady*
-    ("no sign of novelty"). Without a finite day-1 interval and a later one it
-    is *too early*. Non-overlap of two 1 − α intervals is a conservative test of
-    their difference (Schenker & Gentleman 2001, "On judging the significance of
-    differences by examining the overlap between confidence intervals", The
+    ("no sign of novelty"). Without a readable day 1 and a later readable bucket
+    it is *too little data*. Non-overlap of two 1 − α intervals is a conservative test
+    of their difference (Schenker & Gentleman 2001, "On judging the significance
+    of differences by examining the overlap between confidence intervals", The
     American Statistician 55(3), DOI:10.1198/000313001317097960); the buckets
     share users, so an exact test of the difference would need their covariance,
-    which the summaries do not keep.
+    which the summaries do not keep. No correction for the many buckets, metrics
+    and treatments: a diagnostic, not a decision.
 
     Args:
         metric: the metric (its delta scale).
@@ -202,11 +212,13 @@ def novelty_pattern(
         lift
         for lift in lifts
         if all(math.isfinite(v) for v in shown(metric, lift.fixed)[1])
+        and min(lift.control_n, lift.treatment_n) >= MIN_USERS_PER_BUCKET
     ]
     if not usable or usable[0].label != BUCKETS[0][0] or len(usable) < 2:
-        return "too early", (
-            "Too early to tell whether the effect fades: day 1 and a later bucket "
-            "both need users with data in each arm."
+        return "too little data", (
+            "Too little data to tell whether the effect fades: day 1 and a later "
+            f"bucket each need {MIN_USERS_PER_BUCKET} users per arm (NPS: "
+            "responders) and an interval."
         )
     first, last = usable[0], usable[-1]
     (a, (a_lo, a_hi)), (b, (b_lo, b_hi)) = (

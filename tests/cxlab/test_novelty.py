@@ -132,8 +132,8 @@ def test_the_checks_arms_are_the_buckets_users_and_values(lab) -> None:
         (3.0, 0.0),
         (1.0, 0.0),
     ]
-    # one control user per bucket: no interval anywhere, so too early to tell
-    assert revenue.pattern == "too early"
+    # one control user per bucket: no interval anywhere
+    assert revenue.pattern == "too little data"
     assert checks["contact_reasons"].pattern == "not applicable"
     assert checks["contact_reasons"].buckets == ()
     assert "categorical" in checks["contact_reasons"].sentence
@@ -235,7 +235,8 @@ def test_nps_buckets_count_responders_and_read_in_points(lab) -> None:
         25,
         100.0,
     )
-    assert check.pattern == "too early"  # 8–14: all promoters, no variance
+    # fewer than 100 responders per arm in every bucket: nothing to quote
+    assert check.pattern == "too little data"
 
 
 def test_an_earlier_as_of_day_cut_from_the_one_scan_gives_the_same_check(
@@ -285,3 +286,24 @@ def test_the_buckets_come_from_the_one_scan_of_the_log(lab, monkeypatch) -> None
         "conversion_2d",
         "nps",
     }
+
+
+def test_the_chart_draws_each_bucket_with_its_interval_or_none(lab) -> None:
+    from cxlab import charts
+
+    s = lab.summarize(_fading_log(lab.event), **OCTOBER, primary_metric="conversion")
+    exp, catalog = lab.load()
+    (check,) = analyze(exp, catalog, s).novelty
+    (points,) = charts.novelty_lifts(check, "rel").data
+    assert list(points.x) == ["day 1", "days 2–7", "days 8–14", "day 15+"]
+    day1 = check.buckets[0].fixed
+    assert points.y[0] == pytest.approx(2.0)
+    assert points.error_y.array[0] == pytest.approx(day1.rel_ci[1] - 2.0)
+    assert points.error_y.arrayminus[0] == pytest.approx(2.0 - day1.rel_ci[0])
+    # days 8–14: no orders in either arm, no lift and no interval
+    assert points.y[2] is None
+    assert points.error_y.array[2] is None
+    assert "(no interval)" in points.hovertext[2]
+    assert "users: control 200 · treatment 200" in points.hovertext[0]
+    (absolute,) = charts.novelty_lifts(check, "abs").data
+    assert absolute.y[0] == pytest.approx(0.4)  # 60% − 20%, in the metric's unit
