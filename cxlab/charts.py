@@ -205,6 +205,18 @@ def safety_text(row: MetricResult) -> str:
     return f"{state} (within {test.margin:.0%}, p = {test.p_value:.2g})"
 
 
+def cap_text(row: MetricResult, as_of: dt.date) -> str | None:
+    """A capped mean's cap as the page states it beside the metric (None: no cap)."""
+    if row.cap is None:
+        return None
+    share = f"{row.cap.percentile * 100:.4g}"
+    return (
+        f"Each user's value is capped at {format_value(row.metric, row.cap.value)}: "
+        f"the {share}th percentile of all analysed users' values, arms pooled, at "
+        f"the end of {as_of:%d %b %Y} (winsorization)."
+    )
+
+
 def _scorecard_order(result: ExperimentResult) -> list[MetricResult]:
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
     return sorted(result.results, key=lambda r: order[r.role])

@@ -175,6 +175,8 @@ url_state.to_url(
 )
 row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")
+if cap := charts.cap_text(row, result.as_of):
+    st.caption(cap)
 lift = cache.figure(
     ws,
     exp.id,

@@ -274,3 +274,33 @@ def test_the_novelty_check_follows_the_delta_scale_and_says_where_it_does_not_ap
     key = "results_metric_proactive-shipping-email"
     at.selectbox(key=key).select("contact_reasons").run()
     assert any("does not apply to categorical" in i.value for i in at.info)
+
+
+def test_a_capped_mean_states_its_cap_beside_the_metric(lab, timeout: int) -> None:
+    lab.catalog_path.write_text(
+        lab.catalog_path.read_text()
+        + "capped_revenue:\n  type: mean\n  event: order\n  cap: {percentile: 0.9}\n"
+        "  direction: increase\n"
+    )
+    e = lab.event
+    rows = []
+    for arm, prefix, values in (
+        ("control", "a", [10, 20, 30, 40, 1000]),
+        ("treatment", "b", [5, 15, 25, 35, 45]),
+    ):
+        for i, value in enumerate(values):
+            rows.append(e("2026-10-01T09:00Z", f"{prefix}{i}", "exposure", arm))
+            rows.append(e("2026-10-02T09:00Z", f"{prefix}{i}", "order", value=value))
+    path = lab.log(rows)
+    lab.experiment(primary_metric="capped_revenue")
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state["events_path"] = str(path)
+    at.session_state["experiments_dir"] = str(lab.experiments_dir)
+    at.query_params["experiment"] = "exp"
+    at.run()
+    assert not at.exception
+    # numpy's linear 90th percentile of the ten values: 45 + 0.1 · 955 = 140.5
+    assert any(
+        c.value.startswith("Each user's value is capped at 140.5: the 90th percentile")
+        for c in at.caption
+    )
