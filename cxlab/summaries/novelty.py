@@ -40,6 +40,8 @@ BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("day 15+", 336, None),
 )
 BUCKET = "bucket"  # the bucket's index in BUCKETS
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
 NOVELTY_SUMS = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
 NOVELTY_SCHEMA = {
     "experiment_id": pl.String,
@@ -91,12 +93,16 @@ def bucket_flow(users: pl.DataFrame) -> pl.DataFrame:
         Per ``arm``, ``bucket``, ``day``: ``users``, the net change.
     """
     conflict = pl.col("conflict_day")
+    exposed = users.lazy().select(
+        "arm", conflict, pl.col("first_exposure").dt.epoch("us").alias("us")
+    )
     frames = []
     for b, (_, start, _) in enumerate(BUCKETS):
-        entry = (pl.col("first_exposure") + pl.duration(hours=start)).dt.date()
-        reached = users.select("arm", entry.alias("day"), conflict).filter(
-            conflict.is_null() | (pl.col("day") <= conflict)
-        )
+        # the UTC day of first exposure + start, in integer microseconds
+        entry = (pl.col("us") + start * HOUR_US) // DAY_US
+        reached = exposed.select(
+            "arm", entry.cast(pl.Int32).cast(pl.Date).alias("day"), conflict
+        ).filter(conflict.is_null() | (pl.col("day") <= conflict))
         frames += [
             reached.select("arm", pl.lit(b).alias(BUCKET), "day", pl.lit(1).alias("n")),
             reached.filter(conflict.is_not_null()).select(
@@ -110,6 +116,7 @@ def bucket_flow(users: pl.DataFrame) -> pl.DataFrame:
         pl.concat(frames, how="vertical_relaxed")
         .group_by("arm", BUCKET, "day")
         .agg(pl.col("n").sum().alias("users"))
+        .collect()
     )
 
 

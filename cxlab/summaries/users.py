@@ -36,6 +36,8 @@ from cxlab.summaries.set_aside import (
 from cxlab.summaries.tables import MISSING, SEGMENT_PREFIX
 
 SLICE_COLUMNS = ("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
+RAW = "raw:"  # a component's own row value, beside its running value
+AGE = "age:"  # a component over the rows of the row's exposure-age bucket
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,9 @@ def user_days(
         pl.any_horizontal(pl.col(list(detail)).is_not_null()) if detail else False
     )
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
-    days = _end_of_day(counted, users, components, ["arm", "conflict_day", *seg_cols])
-    ages = _end_of_bucket_day(counted, users, by_age) if by_age else None
+    days, ages = _end_of_day(
+        counted, users, components, ["arm", "conflict_day", *seg_cols], by_age
+    )
     del counted
     if pre is not None:
         days = days.join(pre, on="uk", how="left", maintain_order="left")
@@ -233,42 +236,64 @@ def _end_of_day(
     users: pl.DataFrame,
     components: Sequence[Component],
     user_columns: Sequence[str],
-) -> pl.DataFrame:
+    by_age: Sequence[Component],
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The components after each user's last counted row of each day.
 
     Rows are sorted by (uk, time); the user's own columns are attached by ``uk``.
+    With ``by_age``, in the same pass, those components over each exposure-age
+    bucket's rows after its last row of each day: a user's rows are in time
+    order, so their buckets are consecutive runs, each (user, bucket) a unit of
+    its own keyed by ``uk · N + bucket``.
     """
-    days = _last_of_day(counted.lazy(), components).collect()
-    return days.hstack(list(users.select(pl.col(user_columns).gather(days["uk"]))))
-
-
-def _end_of_bucket_day(
-    counted: pl.DataFrame, users: pl.DataFrame, components: Sequence[Component]
-) -> pl.DataFrame:
-    """The components over each exposure-age bucket's rows, at the end of each day.
-
-    A user's rows are in time order, so their buckets are consecutive runs: keyed
-    by ``uk · N + bucket``, each (user, bucket) is a unit of its own.
-    """
-    units = len(BUCKETS)
-    unit = (pl.col("uk") * units + pl.col(BUCKET)).alias("uk")
-    days = (
-        _last_of_day(
-            counted.lazy().select(unit, "day", *[c.name for c in components]),
-            components,
+    day_ends = _differs(pl.col("uk")) | _differs(pl.col("day"))
+    running = [c.cumulative() for c in components]
+    if not by_age:
+        days = counted.lazy().select("uk", "day", *running).filter(day_ends).collect()
+        return _with_user(days, users, user_columns, "uk"), None
+    unit = pl.col("uk") * len(BUCKETS) + pl.col(BUCKET)
+    ends = (
+        counted.lazy()
+        .select(
+            "uk",
+            "day",
+            BUCKET,
+            *[pl.col(c.name).alias(RAW + c.name) for c in by_age],
+            *running,
+            day_ends.alias("day_end"),
         )
-        .with_columns((pl.col("uk") % units).cast(pl.Int64).alias(BUCKET))
+        .with_columns(
+            c.cumulative_since(unit, pl.col(c.name), pl.col(RAW + c.name)).alias(
+                AGE + c.name
+            )
+            for c in by_age
+        )
+        .filter(pl.col("day_end") | _differs(pl.col(BUCKET)))
+        .drop(RAW + c.name for c in by_age)
         .collect()
     )
-    user = (days["uk"] // units).cast(pl.UInt32)
-    return days.hstack(list(users.select(pl.col("arm", "conflict_day").gather(user))))
+    days = ends.filter("day_end").select("uk", "day", *[c.name for c in components])
+    ages = ends.select(
+        unit.alias("unit"),
+        "uk",
+        "day",
+        pl.col(BUCKET).cast(pl.Int64),
+        *[pl.col(AGE + c.name).alias(c.name) for c in by_age],
+    )
+    del ends
+    ages = _with_user(ages, users, ["arm", "conflict_day"], "uk")
+    return _with_user(days, users, user_columns, "uk"), ages.drop("uk").rename(
+        {"unit": "uk"}
+    )
 
 
-def _last_of_day(rows: pl.LazyFrame, components: Sequence[Component]) -> pl.LazyFrame:
-    """The components' running values at each unit's (``uk``) last row of a day."""
-    next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
-        pl.col("day") != pl.col("day").shift(-1)
-    )
-    return rows.select("uk", "day", *[c.cumulative() for c in components]).filter(
-        next_differs.fill_null(True)
-    )
+def _differs(key: pl.Expr) -> pl.Expr:
+    """Whether the next row's key differs (true on the last row)."""
+    return (key != key.shift(-1)).fill_null(True)
+
+
+def _with_user(
+    rows: pl.DataFrame, users: pl.DataFrame, columns: Sequence[str], key: str
+) -> pl.DataFrame:
+    """``rows`` with the users' ``columns`` attached by their row number ``key``."""
+    return rows.hstack(list(users.select(pl.col(columns).gather(rows[key]))))
