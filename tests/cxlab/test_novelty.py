@@ -307,3 +307,35 @@ def test_the_chart_draws_each_bucket_with_its_interval_or_none(lab) -> None:
     assert "users: control 200 · treatment 200" in points.hovertext[0]
     (absolute,) = charts.novelty_lifts(check, "abs").data
     assert absolute.y[0] == pytest.approx(0.4)  # 60% − 20%, in the metric's unit
+
+
+@pytest.mark.parametrize("aggregate", ["count", "sum", "max", "last"])
+def test_a_units_running_value_equals_the_aggregate_of_its_rows_so_far(
+    aggregate: str,
+) -> None:
+    from cxlab.metrics import Component
+
+    component = Component("order", (), None, aggregate)
+    name = component.name
+    # two users (uk 0, 1); user 0's rows in buckets 0, 0, 1, 1, 3; user 1's in 1, 1
+    raw = [2.0, None, 5.0, 1.0, 4.0, None, 7.0]
+    if aggregate == "count":  # a count's row value is 1 for an event, else null
+        raw = [None if v is None else 1.0 for v in raw]
+    frame = pl.DataFrame(
+        {"uk": [0, 0, 0, 0, 0, 1, 1], "bucket": [0, 0, 1, 1, 3, 1, 1], name: raw}
+    )
+    unit = pl.col("uk") * 4 + pl.col("bucket")
+    got = (
+        frame.with_columns(component.cumulative().alias("running"))
+        .select(component.cumulative_since(unit, pl.col("running"), pl.col(name)))
+        .to_series()
+        .to_list()
+    )
+    # each unit's rows so far, aggregated by hand
+    expected = {
+        "count": [1.0, 1.0, 1.0, 2.0, 1.0, 0.0, 1.0],
+        "sum": [2.0, 2.0, 5.0, 6.0, 4.0, 0.0, 7.0],
+        "max": [2.0, 2.0, 5.0, 5.0, 4.0, None, 7.0],
+        "last": [2.0, 2.0, 5.0, 1.0, 4.0, None, 7.0],
+    }[aggregate]
+    assert got == expected
