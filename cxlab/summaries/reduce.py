@@ -8,7 +8,9 @@ taken less the same on their previous day, and the changes are summed per
 (variant, day) and per (variant, segment, day) in one streaming collect. A user
 who meets a second variant retires on that day: their contribution is taken
 back. The users entering and leaving each arm make the flow. A capped mean's
-contribution moves with its day's cap too, so :mod:`.cap` gives its changes.
+contribution moves with its day's cap too, so :mod:`.cap` gives its changes. The
+novelty check's sums are the same changes with (user, exposure-age bucket) as the
+unit, summed per (variant, bucket, day) (:mod:`.novelty`).
 """
 
 from __future__ import annotations
