@@ -5,9 +5,9 @@
 
 Each run starts a fresh ``streamlit run app.py`` (a new process: cold imports, empty
 memory caches) on the bundled sample log, twice: a restart, whose summaries an
-earlier server stored on disk, and a first start with an empty store. It waits until ``/_stcore/health`` answers (t0),
-then opens, in headless Chromium at 1440×900 (started before the server, so its own
-start-up is not counted):
+earlier server stored on disk, and a first start with an empty store. It waits
+until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
+1440×900 (started before the server, so its own start-up is not counted):
 
 - ``/`` (the portfolio): until the experiments table is drawn and the script run
   has finished (the status widget is gone);

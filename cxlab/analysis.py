@@ -32,6 +32,7 @@ from cxlab.decision import (
     decide,
     recommend,
 )
+from cxlab.novelty import NoveltyCheck, novelty_checks
 from cxlab.stats.aggregates import ArmStats, ProportionStats
 from cxlab.stats.bayesian import (
     BayesianResult,
@@ -193,6 +194,7 @@ class ExperimentResult:
     finished: bool
     provenance: dict[str, str] = field(default_factory=dict)
     compositions: tuple[Composition, ...] = ()
+    novelty: tuple[NoveltyCheck, ...] = ()  # the as-of day's only (cxlab.novelty)
 
     def result(self, metric_id: str, variant: str | None = None) -> MetricResult:
         """The scorecard row of a metric (and treatment, default the first)."""
@@ -200,6 +202,13 @@ class ExperimentResult:
             if row.metric.id == metric_id and variant in (None, row.variant):
                 return row
         raise KeyError((metric_id, variant))
+
+    def novelty_check(self, metric_id: str, variant: str) -> NoveltyCheck | None:
+        """A metric's and treatment's novelty check (None on a day before as-of)."""
+        found = [
+            c for c in self.novelty if c.metric.id == metric_id and c.variant == variant
+        ]
+        return found[0] if found else None
 
 
 # --- the timeline of one metric and treatment ----------------------------------------
@@ -487,6 +496,9 @@ def analyze_history(
                 finished=finished,
                 provenance=provenance,
                 compositions=tuple(c[k] for c in compositions.values()),
+                novelty=novelty_checks(exp, catalog, summaries, day)
+                if k == len(days) - 1
+                else (),
             )
         )
     return out

@@ -33,6 +33,7 @@ from cxlab.decision import (
     level_text,
     shown_scale,
 )
+from cxlab.novelty import NoveltyCheck
 from cxlab.planning import Plan, percent_text
 from cxlab.stats.aggregates import NpsStats
 from cxlab.stats.bayesian import BayesianResult
@@ -202,6 +203,18 @@ def safety_text(row: MetricResult) -> str:
         return ""
     state = "✓ shown safe" if test.passed else "not yet shown safe"
     return f"{state} (within {test.margin:.0%}, p = {test.p_value:.2g})"
+
+
+def cap_text(row: MetricResult, as_of: dt.date) -> str | None:
+    """A capped mean's cap as the page states it beside the metric (None: no cap)."""
+    if row.cap is None:
+        return None
+    share = f"{row.cap.percentile * 100:.4g}"
+    return (
+        f"Each user's value is capped at {format_value(row.metric, row.cap.value)}: "
+        f"the {share}th percentile of all analysed users' values, arms pooled, at "
+        f"the end of {as_of:%d %b %Y} (winsorization)."
+    )
 
 
 def _scorecard_order(result: ExperimentResult) -> list[MetricResult]:
@@ -499,6 +512,75 @@ def cumulative_lift(
             "range": _settled_range(lift, fix_lo, fix_hi, seq_lo, seq_hi),
         },
         height=360,
+    )
+
+
+def novelty_lifts(check: NoveltyCheck, scale: Scale = "rel") -> go.Figure:
+    """Does the effect fade? The lift per bucket of days since first exposure.
+
+    Each point is the bucket's estimate with its fixed-horizon interval at the
+    experiment's alpha, uncorrected (:mod:`cxlab.novelty`); the hover names the
+    users of each arm in the bucket. NPS is in points.
+
+    Args:
+        check: the metric's and treatment's novelty check.
+        scale: relative (%) or absolute; NPS is always in points.
+
+    Returns:
+        Points with error bars, one per bucket, youngest first.
+    """
+    metric = check.metric
+    shown = shown_scale(metric, scale)
+    labels, values, above, below, hover = [], [], [], [], []
+    for bucket in check.buckets:
+        fixed = bucket.fixed
+        value = fixed.rel_delta if shown == "rel" else fixed.abs_delta
+        lo, hi = fixed.rel_ci if shown == "rel" else fixed.abs_ci
+        bounded = _finite(value) is not None and _finite(lo) is not None
+        labels.append(bucket.label)
+        values.append(_finite(value))
+        above.append(hi - value if bounded else None)
+        below.append(value - lo if bounded else None)
+        interval = (
+            f" [{format_delta(metric, lo, scale)}, {format_delta(metric, hi, scale)}]"
+            if bounded
+            else " (no interval)"
+        )
+        hover.append(
+            f"{bucket.label}: {format_delta(metric, value, scale)}{interval}<br>"
+            f"users: control {bucket.control_n:,} · {check.variant} "
+            f"{bucket.treatment_n:,}"
+        )
+    fig = go.Figure(
+        go.Scatter(
+            x=labels,
+            y=values,
+            mode="markers",
+            marker={"size": 11, "color": "#1f2d3d"},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": above,
+                "arrayminus": below,
+                "thickness": 2,
+            },
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+            name=check.variant,
+        )
+    )
+    fig.add_hline(y=0, line={"color": "#444", "width": 1})
+    unit = "points" if in_points(metric) else "difference"
+    return _layout(
+        fig,
+        "Does the effect fade?",
+        xaxis={"title": "days since the user's first exposure", "type": "category"},
+        yaxis={
+            "tickformat": _axis_format(metric, shown),
+            "title": "lift vs control" if shown == "rel" else f"{unit} vs control",
+        },
+        height=340,
+        showlegend=False,
     )
 
 

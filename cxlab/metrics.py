@@ -132,6 +132,32 @@ class Component:
         value = col.gather(latest.fill_null(0))
         return pl.when(latest >= user_start).then(value).alias(self.name)
 
+    def cumulative_since(
+        self, unit: pl.Expr, running: pl.Expr, raw: pl.Expr
+    ) -> pl.Expr:
+        """The value over a unit's rows so far: a run of one user's rows.
+
+        Rows are sorted by (``uk``, time) and each unit (e.g. the user's rows of
+        one exposure-age bucket) is a consecutive run of its user's. ``running``
+        is the user's value as of each row (:meth:`cumulative`), ``raw`` the
+        row's own value (:meth:`row_value`). Counts and sums are the user's
+        running total less the total before the unit's first row (a difference
+        of the user's own partial sums, so no error grows with the log); ``last``
+        carries the position of the latest non-null row of the unit; maxima run
+        per unit.
+        """
+        starts = (unit != unit.shift(1)).fill_null(True)
+        if self.aggregate in ("count", "sum"):
+            before = pl.when(starts).then(running - raw.fill_null(0)).forward_fill()
+            return running - before
+        if self.aggregate == "max":
+            return raw.cum_max().forward_fill().over(unit.rle_id())
+        position = pl.int_range(pl.len(), dtype=pl.Int64)
+        unit_start = pl.when(starts).then(position).forward_fill()
+        latest = pl.when(raw.is_not_null()).then(position).forward_fill()
+        value = raw.gather(latest.fill_null(0))
+        return pl.when(latest >= unit_start).then(value)
+
 
 def _component(
     metric: MetricDef, spec: EventSpec | None = None, aggregate: str | None = None

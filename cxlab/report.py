@@ -211,6 +211,7 @@ CSV_COLUMNS = [
     "bayesian_abs_ci_low", "bayesian_abs_ci_high",
     "bayesian_rel_ci_low", "bayesian_rel_ci_high",
     "significant", "verdict", "summary",
+    "cap_percentile", "cap_value",
 ]  # fmt: skip
 
 
@@ -258,6 +259,8 @@ def csv_rows(experiments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "significant": r["significant"],
                     "verdict": r["verdict"],
                     "summary": r["summary"],
+                    "cap_percentile": r.get("cap", {}).get("percentile"),
+                    "cap_value": r.get("cap", {}).get("value"),
                 }
             )
     return rows

@@ -296,7 +296,11 @@ with metric_tab:
         g.pick(c, "Type", "type", get_args(MetricType))
         g.pick(d, "Good direction", "direction", get_args(Direction))
         g.text(st, "Description", "description")
-        st.caption("proportion, mean, nps: the event; ratio: numerator / denominator.")
+        st.caption(
+            "proportion, mean, nps, categorical: the event (categorical: and its "
+            "category column); ratio: numerator / denominator; time to event: start "
+            "and end events and the horizon."
+        )
         a, b, c, d = st.columns(4)
         g.text(a, "Event", "event")
         g.pick(b, "Aggregate (mean)", "aggregate", aggregates)
@@ -307,6 +311,11 @@ with metric_tab:
         g.pick(b, "Numerator aggregate", "numerator_aggregate", aggregates)
         g.text(c, "Denominator event", "denominator_event")
         g.pick(d, "Denominator aggregate", "denominator_aggregate", aggregates)
+        a, b, c, d = st.columns(4)
+        g.text(a, "Category column (categorical)", "category")
+        g.text(b, "Start event (time to event)", "start_event")
+        g.text(c, "End event (time to event)", "end_event")
+        g.number(d, "Horizon hours (time to event)", "horizon_hours", 0.0)
         g.text(st, "Filter (column=value, comma-separated)", "filter")
         if st.form_submit_button("Apply to YAML", type="primary"):
             values = studio.MetricForm(**{**vars(mform), **g.out})

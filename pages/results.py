@@ -175,6 +175,8 @@ url_state.to_url(
 )
 row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")
+if cap := charts.cap_text(row, result.as_of):
+    st.caption(cap)
 lift = cache.figure(
     ws,
     exp.id,
@@ -302,6 +304,31 @@ elif detail == "survival":
         "Still open at the as-of moment (censored, never counted as resolved): "
         + ", ".join(f"{name} {share:.1%}" for name, share in still_open.items())
         + ". Bands: pointwise, at the experiment's alpha."
+    )
+
+# --- novelty check ----------------------------------------------------------------
+st.subheader("Does the effect fade?")
+check = result.novelty_check(metric_id, variant)
+if check is None or not check.buckets:
+    st.info(check.sentence if check else "No novelty check.", icon=":material/info:")
+else:
+    st.markdown(f"**{check.sentence}**")
+    fade = cache.figure(
+        ws,
+        exp.id,
+        "novelty",
+        (metric_id, variant, scale),
+        lambda: charts.novelty_lifts(check, scale),
+    )
+    figures.append(fade)
+    st.plotly_chart(fade, key="novelty")
+    st.caption(
+        "Each point is the lift on the events of that many days after each user's "
+        "first exposure (day 1 = its first 24 hours), over the users who had reached "
+        "that age by the as-of day (NPS: who answered then); hover for the users. "
+        f"Fixed-horizon intervals at α = {check.alpha:g} with no multiplicity "
+        "correction: a diagnostic, not a decision. The effect is said to fade (or "
+        "grow) when the day-1 interval and the latest one do not overlap."
     )
 
 # --- segments and exposures ------------------------------------------------------

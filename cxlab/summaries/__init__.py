@@ -17,7 +17,8 @@ Beside the daily sums, :mod:`.voice` keeps the detail tables of the metric types
 that need more: per-category sums (``categorical``) and the times to an event
 (``time_to_event``), both as daily changes; and the customers' own words (NPS
 comments: a sample and the detractors' word counts). :mod:`.cap` gives the capped
-means their changes and keeps their caps by day.
+means their changes and keeps their caps by day. :mod:`.novelty` keeps the same
+sums per bucket of days since each user's first exposure (the novelty check).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from cxlab.summaries.daily import (
     health_by_day,
     variants_by_day,
 )
+from cxlab.summaries.novelty import cut_at
 from cxlab.summaries.reduce import reduce_log
 from cxlab.summaries.scan import Options, UnparsedTimestampsError, scan_log
 from cxlab.summaries.set_aside import row_ledger, set_aside_counts
@@ -198,4 +200,5 @@ def _summarize(
         comments=reduced.comments,
         words=reduced.words,
         caps=reduced.caps,
+        novelty=cut_at(reduced.by_age, experiments, as_of),
     )

@@ -93,6 +93,7 @@ def at_day(summaries: Summaries, day: dt.date, catalog: Catalog) -> Summaries:
         comments=_upto(summaries.comments, day),
         words=_upto(summaries.words, day),
         caps=_upto(summaries.caps, day),
+        novelty=_upto(summaries.novelty, day),
     )
 
 

@@ -8,7 +8,9 @@ taken less the same on their previous day, and the changes are summed per
 (variant, day) and per (variant, segment, day) in one streaming collect. A user
 who meets a second variant retires on that day: their contribution is taken
 back. The users entering and leaving each arm make the flow. A capped mean's
-contribution moves with its day's cap too, so :mod:`.cap` gives its changes.
+contribution moves with its day's cap too, so :mod:`.cap` gives its changes. The
+novelty check's sums are the same changes with (user, exposure-age bucket) as the
+unit, summed per (variant, bucket, day) (:mod:`.novelty`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cxlab.attribution import USER_CODE, attribute_exposures
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
 from cxlab.summaries.cap import CAP_SCHEMA, capped_changes
+from cxlab.summaries.novelty import BUCKET, bucket_flow, novelty_table, splits
 from cxlab.summaries.scan import Scan, named_by_id
 from cxlab.summaries.set_aside import BeforeExposure, Fates, exposure_fates
 from cxlab.summaries.tables import DELTA_COLUMNS, SEGMENT_PREFIX
@@ -48,6 +51,7 @@ class Reduced:
     comments: pl.DataFrame  # sampled NPS comments, by band and day (.voice)
     words: pl.DataFrame  # detractors' word counts: daily changes (.voice)
     caps: pl.DataFrame  # capped means: the cap per experiment, metric, day (.cap)
+    by_age: pl.DataFrame  # per exposure-age bucket: daily changes (.novelty)
 
 
 def reduce_log(
@@ -62,7 +66,8 @@ def reduce_log(
     assignments, users_by_day, fates = _attribute(scan)
     arms = _arms(experiments)
     dims = scan.dims
-    users, days = user_days(
+    split = {m: e for m, e in scan.metric_users.items() if splits(catalog[m])}
+    users, days, ages = user_days(
         assignments,
         scan.outcomes,
         arms,
@@ -71,6 +76,7 @@ def reduce_log(
         scan.metric_users,
         scan.components,
         dims,
+        by_age=_by_age_components(split, catalog),
         ledger=scan.ledger,
     )
     categories = category_changes(
@@ -92,6 +98,8 @@ def reduce_log(
         days, parts, scan.components, arms, experiments, dims, capped
     )
     del days  # the biggest frame: free it now
+    by_age = _by_age(ages, users.table, split, catalog, arms)
+    del ages
     dimensions = _dimensions(
         users.table, arms, experiments, scan.metric_users, dims, dim_sums
     )
@@ -113,6 +121,7 @@ def reduce_log(
         comments=comments,
         words=words,
         caps=caps,
+        by_age=by_age,
     )
 
 
@@ -224,30 +233,8 @@ def _summed_changes(
     capped means' changes (``capped``, from :mod:`.cap`) join them.
     """
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
-    conflict = pl.col("conflict_day")
-    same_user = pl.col("uk") == pl.col("uk").shift(1)
-    active = days.filter(conflict.is_null() | (pl.col("day") < conflict)).with_columns(
-        pl.when(same_user).then(pl.col(c.name).shift(1)).alias(PREVIOUS + c.name)
-        for c in components
-    )
-    now, before = parts.of(), parts.of(PREVIOUS)
-    retiring = active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
     changes = pl.concat(
-        [
-            active.lazy().select(
-                "arm",
-                "day",
-                *seg_cols,
-                *[(e - before[k]).alias(k) for k, e in now.items()],
-            ),
-            retiring.lazy().select(
-                "arm",
-                conflict.alias("day"),
-                *seg_cols,
-                *[(-e).alias(k) for k, e in now.items()],
-            ),
-            *[frame.lazy() for frame in capped],
-        ],
+        [*_changes(days, parts, components, seg_cols), *[f.lazy() for f in capped]],
         how="diagonal_relaxed",
     )
     wide_sums = pl.selectors.contains("|").sum()
@@ -267,6 +254,77 @@ def _summed_changes(
         engine="streaming",
     )
     return daily_sums, dim_sums
+
+
+def _changes(
+    days: pl.DataFrame,
+    parts: _Parts,
+    components: Sequence[Component],
+    keys: Sequence[str],
+) -> list[pl.LazyFrame]:
+    """Each unit's (``uk``) contribution on each of its days less its previous day's.
+
+    A unit whose user meets a second variant retires on that day: its last
+    contribution is taken back. Rows keep ``arm``, ``day`` and ``keys``.
+    """
+    conflict = pl.col("conflict_day")
+    same_unit = pl.col("uk") == pl.col("uk").shift(1)
+    active = days.filter(conflict.is_null() | (pl.col("day") < conflict)).with_columns(
+        pl.when(same_unit).then(pl.col(c.name).shift(1)).alias(PREVIOUS + c.name)
+        for c in components
+    )
+    now, before = parts.of(), parts.of(PREVIOUS)
+    retiring = active.filter(conflict.is_not_null() & pl.col("uk").is_last_distinct())
+    return [
+        active.lazy().select(
+            "arm", "day", *keys, *[(e - before[k]).alias(k) for k, e in now.items()]
+        ),
+        retiring.lazy().select(
+            "arm",
+            conflict.alias("day"),
+            *keys,
+            *[(-e).alias(k) for k, e in now.items()],
+        ),
+    ]
+
+
+def _by_age(
+    ages: pl.DataFrame | None,
+    users: pl.DataFrame,
+    metric_users: Mapping[str, Sequence[str]],
+    catalog: Catalog,
+    arms: pl.DataFrame,
+) -> pl.DataFrame:
+    """The novelty check's daily changes per exposure-age bucket (:mod:`.novelty`).
+
+    The units are (user, bucket) pairs (``ages``); no CUPED, no cap.
+    """
+    parts = _Parts(metric_users, catalog, {})
+    components = _by_age_components(metric_users, catalog)
+    keys = ["arm", BUCKET, "day"]
+    if ages is None:
+        sums = pl.DataFrame(schema={"arm": pl.UInt32, BUCKET: pl.Int64, "day": pl.Date})
+    else:
+        sums = (
+            pl.concat(_changes(ages, parts, components, [BUCKET]))
+            .group_by(keys)
+            .agg(pl.selectors.contains("|").sum())
+            .collect()
+        )
+    return novelty_table(
+        _named_arms(sums, arms),
+        _named_arms(bucket_flow(users), arms),
+        metric_users,
+        catalog,
+    )
+
+
+def _by_age_components(
+    metric_users: Mapping[str, Sequence[str]], catalog: Catalog
+) -> list[Component]:
+    """The components of the metrics split by exposure age."""
+    metrics = [catalog[m] for m in metric_users]
+    return list(dict.fromkeys(c for m in metrics for c in metric_type(m).components(m)))
 
 
 def _covariates(columns: Mapping[str, str]) -> dict[str, pl.Expr]:

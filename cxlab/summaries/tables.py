@@ -122,3 +122,4 @@ class Summaries:
     comments: pl.DataFrame | None = None  # sampled NPS comments by day (.voice)
     words: pl.DataFrame | None = None  # detractors' words: daily changes (.voice)
     caps: pl.DataFrame | None = None  # capped means' caps from each day on (.cap)
+    novelty: pl.DataFrame | None = None  # per exposure-age bucket (.novelty)

@@ -25,6 +25,7 @@ from cxlab.attribution import (
 )
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
+from cxlab.summaries.novelty import BUCKET, BUCKETS, row_bucket
 from cxlab.summaries.scan import Handover
 from cxlab.summaries.set_aside import (
     BeforeExposure,
@@ -35,6 +36,8 @@ from cxlab.summaries.set_aside import (
 from cxlab.summaries.tables import MISSING, SEGMENT_PREFIX
 
 SLICE_COLUMNS = ("seg_lo", "seg_hi", "pre_lo", "lo", "hi")
+RAW = "raw:"  # a component's own row value, beside its running value
+AGE = "age:"  # a component over the rows of the row's exposure-age bucket
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,9 @@ def user_days(
     components: Sequence[Component],
     dims: Sequence[str],
     *,
+    by_age: Sequence[Component] = (),
     ledger: bool = False,
-) -> tuple[Users, pl.DataFrame]:
+) -> tuple[Users, pl.DataFrame, pl.DataFrame | None]:
     """The users, and per (user, day) their components at the end of the day.
 
     Args:
@@ -71,18 +75,23 @@ def user_days(
         metric_users: metric id → ids of the experiments that analyse it.
         components: every per-user aggregate the metrics need.
         dims: dimension names.
+        by_age: the components also taken per exposure-age bucket (the
+            novelty check's, :mod:`cxlab.summaries.novelty`).
         ledger: also judge every outcome row (used, or why not).
 
     Returns:
-        The users, and one row per (``uk``, ``day``) with a counted row: the
+        The users; one row per (``uk``, ``day``) with a counted row: the
         components' values, the user's arm, conflict day, segments and CUPED
-        pre-period values.
+        pre-period values; and with ``by_age``, one row per (user, bucket, day)
+        with a counted row of that bucket: ``uk`` = user · N + bucket,
+        ``bucket``, ``day``, the ``by_age`` components over the bucket's rows,
+        ``arm`` and ``conflict_day`` (None without ``by_age``).
     """
     rows = _sorted_by_user(outcomes.take())
     located = locate(_with_arms(assignments, arms, dims), rows)
     users = located.drop(*SLICE_COLUMNS)
     windowed = any(c.window_days is not None for c in components)
-    first_exposure = users["first_exposure"] if windowed else None
+    first_exposure = users["first_exposure"] if windowed or by_age else None
     pre_columns = _cuped_columns(experiments, catalog, metric_users)
     pre = _pre_period(rows, located, first_exposure, catalog, pre_columns)
     before = before_exposure(located, rows)
@@ -94,18 +103,22 @@ def user_days(
         for name, expr in metric_type(catalog[m]).row_columns(catalog[m]).items()
     }
     row_values = [day, *[c.row_value() for c in components], *detail.values()]
+    if by_age:
+        row_values.append(row_bucket())
     counted = _counted_rows(rows, located, first_exposure, "lo", "hi", row_values)
     del rows, located  # the sorted outcome rows are no longer needed
     detail_rows = counted.select("uk", "day", *detail).filter(
         pl.any_horizontal(pl.col(list(detail)).is_not_null()) if detail else False
     )
     seg_cols = [SEGMENT_PREFIX + d for d in dims]
-    days = _end_of_day(counted, users, components, ["arm", "conflict_day", *seg_cols])
+    days, ages = _end_of_day(
+        counted, users, components, ["arm", "conflict_day", *seg_cols], by_age
+    )
     del counted
     if pre is not None:
         days = days.join(pre, on="uk", how="left", maintain_order="left")
         users = users.join(pre, on="uk", how="left", maintain_order="left")
-    return Users(users, before, pre_columns, fates, detail_rows), days
+    return Users(users, before, pre_columns, fates, detail_rows), days, ages
 
 
 def _sorted_by_user(outcomes: pl.DataFrame) -> pl.DataFrame:
@@ -223,18 +236,64 @@ def _end_of_day(
     users: pl.DataFrame,
     components: Sequence[Component],
     user_columns: Sequence[str],
-) -> pl.DataFrame:
+    by_age: Sequence[Component],
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The components after each user's last counted row of each day.
 
     Rows are sorted by (uk, time); the user's own columns are attached by ``uk``.
+    With ``by_age``, in the same pass, those components over each exposure-age
+    bucket's rows after its last row of each day: a user's rows are in time
+    order, so their buckets are consecutive runs, each (user, bucket) a unit of
+    its own keyed by ``uk · N + bucket``.
     """
-    next_differs = (pl.col("uk") != pl.col("uk").shift(-1)) | (
-        pl.col("day") != pl.col("day").shift(-1)
-    )
-    days = (
+    day_ends = _differs(pl.col("uk")) | _differs(pl.col("day"))
+    running = [c.cumulative() for c in components]
+    if not by_age:
+        days = counted.lazy().select("uk", "day", *running).filter(day_ends).collect()
+        return _with_user(days, users, user_columns, "uk"), None
+    unit = pl.col("uk") * len(BUCKETS) + pl.col(BUCKET)
+    ends = (
         counted.lazy()
-        .select("uk", "day", *[c.cumulative() for c in components])
-        .filter(next_differs.fill_null(True))
+        .select(
+            "uk",
+            "day",
+            BUCKET,
+            *[pl.col(c.name).alias(RAW + c.name) for c in by_age],
+            *running,
+            day_ends.alias("day_end"),
+        )
+        .with_columns(
+            c.cumulative_since(unit, pl.col(c.name), pl.col(RAW + c.name)).alias(
+                AGE + c.name
+            )
+            for c in by_age
+        )
+        .filter(pl.col("day_end") | _differs(pl.col(BUCKET)))
+        .drop(RAW + c.name for c in by_age)
         .collect()
     )
-    return days.hstack(list(users.select(pl.col(user_columns).gather(days["uk"]))))
+    days = ends.filter("day_end").select("uk", "day", *[c.name for c in components])
+    ages = ends.select(
+        unit.alias("unit"),
+        "uk",
+        "day",
+        pl.col(BUCKET).cast(pl.Int64),
+        *[pl.col(AGE + c.name).alias(c.name) for c in by_age],
+    )
+    del ends
+    ages = _with_user(ages, users, ["arm", "conflict_day"], "uk")
+    return _with_user(days, users, user_columns, "uk"), ages.drop("uk").rename(
+        {"unit": "uk"}
+    )
+
+
+def _differs(key: pl.Expr) -> pl.Expr:
+    """Whether the next row's key differs (true on the last row)."""
+    return (key != key.shift(-1)).fill_null(True)
+
+
+def _with_user(
+    rows: pl.DataFrame, users: pl.DataFrame, columns: Sequence[str], key: str
+) -> pl.DataFrame:
+    """``rows`` with the users' ``columns`` attached by their row number ``key``."""
+    return rows.hstack(list(users.select(pl.col(columns).gather(rows[key]))))

@@ -177,6 +177,11 @@ def test_results_deep_link_draws_charts_and_switches_method(
     assert "Recommendation: Ship." in text
     assert "Showing the sequential test" in text  # the config's decision
     assert page.locator(".js-plotly-plot").count() >= 3
+    # the novelty check: its heading, the engine's sentence and its drawn chart
+    assert "Does the effect fade?" in text
+    assert "No sign of novelty" in text  # contacts per order, the primary metric
+    fade = page.locator(".js-plotly-plot .gtitle", has_text="Does the effect fade?")
+    assert fade.count() == 1
     assert_no_error_text(page)
     screenshot(page, "results")
 

@@ -238,3 +238,43 @@ def test_a_broken_config_in_the_folder_is_named_and_the_rest_still_works(
     ids = list(at.dataframe[0].value["id"])
     assert "broken" not in ids
     assert "proactive-shipping-email" in ids
+
+
+def test_a_time_to_event_and_a_categorical_metric_are_made_from_the_form(
+    folder: Path,
+) -> None:
+    at = page(folder)
+    prefix = "configs_metric_new_"
+    at.text_input(key=f"{prefix}id").input("hours_to_refund")
+    at.selectbox(key=f"{prefix}type").set_value("time_to_event")
+    at.selectbox(key=f"{prefix}direction").set_value("decrease")
+    at.text_input(key=f"{prefix}start_event").input("refund_request")
+    at.text_input(key=f"{prefix}end_event").input("refund_paid")
+    at.number_input(key=f"{prefix}horizon_hours").set_value(96.0)
+    at.button(key=f"FormSubmitter:{prefix}{APPLY}").click().run()
+    assert not at.exception
+    assert not at.error
+    at.button(key="configs_metric_save").click().run()
+    at.selectbox(key="configs_m_base").set_value("(new)").run()
+    at.text_input(key=f"{prefix}id").input("refund_reasons")
+    at.selectbox(key=f"{prefix}type").set_value("categorical")
+    at.text_input(key=f"{prefix}event").input("refund_request")
+    at.text_input(key=f"{prefix}category").input("reason")
+    at.button(key=f"FormSubmitter:{prefix}{APPLY}").click().run()
+    assert not at.exception
+    assert not at.error
+    at.button(key="configs_metric_save").click().run()
+    catalog = load_catalog(folder / "metrics.yaml")
+    refund = catalog["hours_to_refund"]
+    assert (refund.type, refund.start_event, refund.end_event) == (
+        "time_to_event",
+        "refund_request",
+        "refund_paid",
+    )
+    assert refund.horizon_hours == 96.0
+    reasons = catalog["refund_reasons"]
+    assert (reasons.type, reasons.event, reasons.category) == (
+        "categorical",
+        "refund_request",
+        "reason",
+    )

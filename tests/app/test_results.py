@@ -225,3 +225,82 @@ def test_time_to_resolution_tab_draws_two_curves_and_the_share_still_open(
     assert curves[0]["x"][-1] == 72.0
     share = row.control.stats.censored / row.control.n
     assert f"control {share:.1%}" in " ".join(c.value for c in at.caption)
+
+
+def test_the_nps_lift_by_exposure_age_is_drawn_in_points_with_its_users(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    at.selectbox(key="results_metric_proactive-shipping-email").select("nps").run()
+    assert not at.exception
+    check = engine_results["proactive-shipping-email"].novelty_check(
+        "nps", "proactive_email"
+    )
+    assert check is not None
+    # day 1 has fewer than 100 responders per arm: drawn, but not quoted
+    assert check.pattern == "too little data"
+    assert f"**{check.sentence}**" in [m.value for m in at.markdown]
+    chart = figure(at, "novelty")
+    (points,) = chart["data"]
+    assert points["x"] == [b.label for b in check.buckets]
+    # NPS in points even on the relative scale, each bucket's own interval
+    assert points["y"] == pytest.approx([b.fixed.abs_delta for b in check.buckets])
+    assert points["error_y"]["array"][0] == pytest.approx(
+        check.buckets[0].fixed.abs_ci[1] - check.buckets[0].fixed.abs_delta
+    )
+    first = check.buckets[0]
+    assert (
+        f"users: control {first.control_n:,} · proactive_email {first.treatment_n:,}"
+        in points["hovertext"][0]
+    )
+    assert any("no multiplicity correction" in c.value for c in at.caption)
+
+
+def test_the_novelty_check_follows_the_delta_scale_and_says_where_it_does_not_apply(
+    timeout: int, engine_results: Results
+) -> None:
+    at = open_results("proactive-shipping-email", timeout)
+    check = engine_results["proactive-shipping-email"].novelty_check(
+        "contacts_per_order", "proactive_email"
+    )
+    assert check is not None
+    assert figure(at, "novelty")["data"][0]["y"] == pytest.approx(
+        [b.fixed.rel_delta for b in check.buckets]
+    )
+    at.segmented_control(key="results_scale").set_value("abs").run()
+    assert figure(at, "novelty")["data"][0]["y"] == pytest.approx(
+        [b.fixed.abs_delta for b in check.buckets]
+    )
+    key = "results_metric_proactive-shipping-email"
+    at.selectbox(key=key).select("contact_reasons").run()
+    assert any("does not apply to categorical" in i.value for i in at.info)
+
+
+def test_a_capped_mean_states_its_cap_beside_the_metric(lab, timeout: int) -> None:
+    lab.catalog_path.write_text(
+        lab.catalog_path.read_text()
+        + "capped_revenue:\n  type: mean\n  event: order\n  cap: {percentile: 0.9}\n"
+        "  direction: increase\n"
+    )
+    e = lab.event
+    rows = []
+    for arm, prefix, values in (
+        ("control", "a", [10, 20, 30, 40, 1000]),
+        ("treatment", "b", [5, 15, 25, 35, 45]),
+    ):
+        for i, value in enumerate(values):
+            rows.append(e("2026-10-01T09:00Z", f"{prefix}{i}", "exposure", arm))
+            rows.append(e("2026-10-02T09:00Z", f"{prefix}{i}", "order", value=value))
+    path = lab.log(rows)
+    lab.experiment(primary_metric="capped_revenue")
+    at = AppTest.from_file(PAGE, default_timeout=timeout)
+    at.session_state["events_path"] = str(path)
+    at.session_state["experiments_dir"] = str(lab.experiments_dir)
+    at.query_params["experiment"] = "exp"
+    at.run()
+    assert not at.exception
+    # numpy's linear 90th percentile of the ten values: 45 + 0.1 · 955 = 140.5
+    assert any(
+        c.value.startswith("Each user's value is capped at 140.5: the 90th percentile")
+        for c in at.caption
+    )

@@ -215,3 +215,30 @@ def test_the_sql_engines_refuse_a_capped_mean_by_name(capped_lab) -> None:
         Plan.of([exp], catalog, "duckdb")
     with pytest.raises(UnsupportedMetricError, match="'capped_revenue': 'cap' is not"):
         read_summaries(capped_lab.root / "summaries.csv", [exp], catalog)
+
+
+def test_the_csv_and_the_page_text_carry_the_cap(capsys, capped_lab) -> None:
+    import csv
+    import io
+
+    from cxlab import charts
+    from cxlab.analysis import analyze
+
+    path = capped_lab.log(capped_lab.rows)
+    capped_lab.experiment(secondary_metrics=["capped_revenue"])
+    args = ["analyze", "exp", "--events", str(path), "--format", "csv"]
+    code = main([*args, "--experiments", str(capped_lab.experiments_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["capped_revenue"]["cap_percentile"] == "0.9"
+    assert float(rows["capped_revenue"]["cap_value"]) == pytest.approx(140.5)
+    assert rows["conversion"]["cap_value"] == ""  # no cap: an empty cell
+    s = capped_lab.summarize(capped_lab.rows, secondary_metrics=["capped_revenue"])
+    exp, catalog = capped_lab.load()
+    result = analyze(exp, catalog, s)
+    assert charts.cap_text(result.result("capped_revenue"), result.as_of) == (
+        "Each user's value is capped at 140.5: the 90th percentile of all analysed "
+        "users' values, arms pooled, at the end of 05 Oct 2026 (winsorization)."
+    )
+    assert charts.cap_text(result.result("conversion"), result.as_of) is None

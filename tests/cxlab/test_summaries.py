@@ -612,7 +612,10 @@ def test_any_earlier_as_of_day_equals_a_fresh_scan_cut_at_that_day(lab) -> None:
         assert cut.log.set_aside == fresh.log.set_aside, day
         assert cut.log.exposures_by_variant.equals(fresh.log.exposures_by_variant), day
         assert (cut.log.rows, cut.log.users) == (fresh.log.rows, fresh.log.users)
+        assert cut.novelty.equals(fresh.novelty), day
     # the log spans several days of every kind, so the comparison is not vacuous
+    assert set(full.novelty["bucket"]) == {0, 1}  # events up to 150 h: 2 buckets
+    assert full.novelty.filter(pl.col("sum_x") != 0).height > 10
     assert full.health["exp"].multiple_exposures > 0
     assert full.health["exp"].pre_exposure_events > 0
     assert full.health["exp"].exposures_outside_window > 0
