@@ -18,9 +18,11 @@ are common table expressions:
 5. ``running`` / ``valued`` / ``changes``: each component's value at the end of
    each day, the user's contribution to every metric's sums (zero from the day
    they meet a second variant) and its change since their previous day.
-6. The output: the changes summed per (experiment, variant, day) and per
-   segment, the users entering and leaving, the exposure counts and the log's
-   last day, all in one long table of additive daily changes
+6. ``category_rows`` / ``category_kept`` / ``category_days``: the categorical
+   metrics' events with their category, per (user, category, day).
+7. The output: the changes summed per (experiment, variant, day) and per
+   segment, per category, the users entering and leaving, the exposure counts
+   and the log's last day, all in one long table of additive daily changes
    (:data:`OUTPUT_COLUMNS`, documented in docs/summaries-format.md).
 """
 
@@ -36,7 +38,7 @@ from sqlglot import exp
 from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
-from cxlab.metrics import RESPONDERS, Component, metric_type
+from cxlab.metrics import NO_CATEGORY, RESPONDERS, Component, metric_type
 from cxlab.sql.values import check_sql_cap, check_sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
@@ -65,8 +67,13 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "pre_x": "DOUBLE",
     "pre_xx": "DOUBLE",
     "pre_xy": "DOUBLE",
+    "category": "VARCHAR",
+    "first_category": "DOUBLE",
 }
-KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric")
+# Columns added to the format after its first version: a table made by an
+# earlier `cxlab sql` lacks them and reads as if they were NULL.
+ADDED_COLUMNS = ("category", "first_category")
+KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric", "category")
 
 
 # --- small builders ------------------------------------------------------------------
@@ -222,9 +229,20 @@ class Plan:
         return sorted({c.event for c in self.components} - {EXPOSURE})
 
     @property
-    def filter_columns(self) -> list[str]:
-        """The columns metric filters test."""
-        return sorted({column for c in self.components for column, _ in c.filter})
+    def category_metrics(self) -> list[str]:
+        """The ``categorical`` metrics (one result per category)."""
+        return [
+            m
+            for m in self.metric_users
+            if metric_type(self.catalog[m]).detail == "categories"
+        ]
+
+    @property
+    def row_columns(self) -> list[str]:
+        """The columns metric filters test and categorical metrics read."""
+        filters = {column for c in self.components for column, _ in c.filter}
+        categories = {self.catalog[m].category for m in self.category_metrics}
+        return sorted(filters | {c for c in categories if c is not None})
 
     def index(self, metric_id: str) -> int:
         """The metric's number, naming its wide columns ``m<i>_…``."""
@@ -248,7 +266,7 @@ def _source(
     log_order: exp.Expression | None,
 ) -> exp.Select:
     """The events with the contract's names and types (``src``)."""
-    extra = dict.fromkeys([*plan.dims, *plan.filter_columns])
+    extra = dict.fromkeys([*plan.dims, *plan.row_columns])
 
     def named(name: str) -> exp.Expression:
         return col(columns.get(name, name))
@@ -394,8 +412,8 @@ def _filter_condition(component: Component) -> exp.Expression:
     return exp.and_(*conditions) if conditions else exp.true()
 
 
-def _component_row(component: Component) -> exp.Expression:
-    """Per joined row: its contribution to the component (1 or the value), or NULL."""
+def _component_condition(component: Component) -> exp.Expression:
+    """Whether a joined row counts toward the component (as Component.condition)."""
     condition = exp.and_(
         exp.EQ(this=col("event"), expression=text(component.event)),
         _filter_condition(component),
@@ -407,8 +425,17 @@ def _component_row(component: Component) -> exp.Expression:
     if component.window_days is not None:
         limit = days_after(col("first_exposure"), component.window_days)
         condition = exp.and_(condition, exp.LT(this=col("ts"), expression=limit))
+    return condition
+
+
+def _component_row(component: Component) -> exp.Expression:
+    """Per joined row: its contribution to the component (1 or the value), or NULL."""
     contribution = num("1.0") if component.aggregate == "count" else col("value")
-    return exp.case().when(condition, contribution).as_(component.name)
+    return (
+        exp.case()
+        .when(_component_condition(component), contribution)
+        .as_(component.name)
+    )
 
 
 def _joined(plan: Plan) -> exp.Select:
@@ -421,7 +448,7 @@ def _joined(plan: Plan) -> exp.Select:
         .else_(text("before"))
     )
     counted = exp.GTE(this=ts.copy(), expression=col("first_exposure", "a"))
-    filters = [col(c, "o") for c in plan.filter_columns]
+    filters = [col(c, "o") for c in plan.row_columns]
     return (
         exp.select(
             col("experiment_id", "a"),
@@ -685,6 +712,163 @@ def _changes(plan: Plan) -> exp.Select:
             for n in names
         ],
     ).from_("valued")
+
+
+def _category_rows(plan: Plan) -> exp.Query:
+    """Each categorical metric's counted events with their category (as .voice).
+
+    An event whose category is NULL is in :data:`cxlab.metrics.NO_CATEGORY`.
+    """
+    selects = []
+    for m in plan.category_metrics:
+        metric = plan.catalog[m]
+        (component,) = metric_type(metric).components(metric)
+        assert metric.category is not None
+        category = exp.func(
+            "COALESCE", exp.cast(col(metric.category), "VARCHAR"), text(NO_CATEGORY)
+        )
+        selects.append(
+            exp.select(
+                col("experiment_id"),
+                col("user_id"),
+                text(m).as_("metric"),
+                category.as_("category"),
+                col("day"),
+                col("ts"),
+                col(LOG_ORDER),
+            )
+            .from_("joined")
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("phase"), expression=text("in")),
+                    is_in(col("experiment_id"), plan.metric_users[m]),
+                    _component_condition(component),
+                )
+            )
+        )
+    return union_all(selects)
+
+
+def _category_kept() -> exp.Select:
+    """The category rows of users before any day they met a second variant."""
+    conflict = col("conflict_day", "p")
+    return (
+        exp.select(
+            "c.*",
+            col("variant", "p"),
+            conflict.copy(),
+        )
+        .from_(exp.to_table("category_rows").as_("c"))
+        .join(
+            exp.to_table("people_base").as_("p"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "c"),
+                    expression=col("experiment_id", "p"),
+                ),
+                exp.EQ(this=col("user_id", "c"), expression=col("user_id", "p")),
+            ),
+        )
+        .where(
+            exp.or_(
+                exp.Is(this=conflict.copy(), expression=exp.Null()),
+                exp.LT(this=col("day", "c"), expression=conflict.copy()),
+            )
+        )
+    )
+
+
+CATEGORY_USER = ("experiment_id", "metric", "user_id", "variant", "conflict_day")
+
+
+def _category_days() -> exp.Select:
+    """Per (user, category, day): the events that day and the user's total so far."""
+    keys = [col(k) for k in (*CATEGORY_USER, "category", "day")]
+    per_day = (
+        exp.select(*keys, exp.func("COUNT", exp.Star()).as_("cnt"))
+        .from_("category_kept")
+        .group_by(*[k.copy() for k in keys])
+    )
+    total = window(
+        exp.func("SUM", col("cnt")),
+        [col("experiment_id"), col("metric"), col("user_id"), col("category")],
+        [asc(col("day"))],
+        running=True,
+    )
+    return exp.select("*", total.as_("total")).from_(per_day.subquery("d"))
+
+
+def _category_output() -> exp.Select:
+    """Per (experiment, metric, variant, category, day): changes of Σx, Σx², firsts.
+
+    A user's x (their events of the category) grows by the day's count and x² from
+    (total − count)² to total²; on the day they meet a second variant both are
+    taken back, and their first category (by time, then log order) with them.
+    """
+    out = ("experiment_id", "metric", "variant", "category")
+    total, cnt = col("total"), col("cnt")
+    before = exp.Paren(this=exp.Sub(this=total.copy(), expression=cnt.copy()))
+    grown = exp.Sub(
+        this=exp.Mul(this=total.copy(), expression=total.copy()),
+        expression=exp.Mul(this=before, expression=before.copy()),
+    )
+    conflicted = exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null()))
+    last = exp.func("MAX", col("total"))
+
+    def move(day: str, sx: exp.Expression, sxx: exp.Expression, first: int) -> list:
+        return [
+            *[col(k) for k in out],
+            col(day).as_("day"),
+            exp.cast(sx, "DOUBLE").as_("sx"),
+            exp.cast(sxx, "DOUBLE").as_("sxx"),
+            exp.cast(num(first), "DOUBLE").as_("fc"),
+        ]
+
+    ranked = exp.select(
+        "*",
+        window(
+            exp.func("ROW_NUMBER"),
+            [col("experiment_id"), col("metric"), col("user_id")],
+            [asc(col("ts")), asc(col(LOG_ORDER))],
+        ).as_("k"),
+    ).from_("category_kept")
+    firsts = (
+        exp.select("*")
+        .from_(ranked.subquery("r"))
+        .where(exp.EQ(this=col("k"), expression=num(1)))
+    )
+    moves = union_all(
+        [
+            exp.select(*move("day", cnt, grown, 0)).from_("category_days"),
+            exp.select(
+                *move(
+                    "conflict_day",
+                    _neg(last),
+                    _neg(exp.Mul(this=last.copy(), expression=last.copy())),
+                    0,
+                )
+            )
+            .from_("category_days")
+            .where(conflicted)
+            .group_by(*[col(k) for k in (*CATEGORY_USER, "category")]),
+            exp.select(*move("day", num(0), num(0), 1)).from_(firsts.subquery("f1")),
+            exp.select(*move("conflict_day", num(0), num(0), -1))
+            .from_(firsts.subquery("f2"))
+            .where(conflicted.copy()),
+        ]
+    )
+    keys = [col(k) for k in (*out, "day")]
+    given = {
+        **{k.name: k.copy() for k in keys},
+        "sum_x": exp.func("SUM", col("sx")),
+        "sum_xx": exp.func("SUM", col("sxx")),
+        "first_category": exp.func("SUM", col("fc")),
+    }
+    return (
+        exp.select(*_row("category", given))
+        .from_(moves.subquery("m"))
+        .group_by(*[k.copy() for k in keys])
+    )
 
 
 # --- the output ----------------------------------------------------------------------
@@ -955,6 +1139,12 @@ def build_reduction(
         ("valued", _valued(plan)),
         ("changes", _changes(plan)),
     ]
+    if plan.category_metrics:
+        stages += [
+            ("category_rows", _category_rows(plan)),
+            ("category_kept", _category_kept()),
+            ("category_days", _category_days()),
+        ]
     arm = [col("experiment_id"), col("variant"), col("day")]
     parts = [
         _log_row(),
@@ -966,6 +1156,7 @@ def build_reduction(
             for i in range(len(plan.dims))
             for s in _summed(plan, [*arm, col(f"seg_{i}")], i)
         ],
+        *([_category_output()] if plan.category_metrics else []),
     ]
     query = union_all(parts)
     for name, stage in stages:

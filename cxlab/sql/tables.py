@@ -18,7 +18,7 @@ import polars as pl
 from cxlab.config import Catalog, Experiment
 from cxlab.errors import InputError
 from cxlab.metrics import RESPONDERS
-from cxlab.sql.reduction import KINDS, OUTPUT_COLUMNS
+from cxlab.sql.reduction import ADDED_COLUMNS, KINDS, OUTPUT_COLUMNS
 from cxlab.sql.values import check_sql_cap
 from cxlab.summaries import LogHealth, Summaries
 from cxlab.summaries.as_of import health_at, variants_at
@@ -31,6 +31,7 @@ from cxlab.summaries.daily import (
     variants_by_day,
 )
 from cxlab.summaries.tables import DELTA_COLUMNS
+from cxlab.summaries.voice import CATEGORY_SCHEMA
 
 ARM = ["experiment_id", "variant", "day"]
 METRIC = ["experiment_id", "metric", "variant", "day"]
@@ -44,14 +45,26 @@ COUNTS = [
 ]
 SUMS = ["responders", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
 PRE = ["pre_x", "pre_xx", "pre_xy"]
+DETAIL = ["first_category"]
+CATEGORY = ["experiment_id", "metric", "variant", "category", "day"]
 
 
 def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
     """The table with the documented columns and kinds, typed.
 
+    The columns added to the format later (:data:`ADDED_COLUMNS`) may be absent
+    (a table of an earlier version): they read as NULL.
+
     Raises:
         InputError: a missing column or an unknown kind, naming the file.
     """
+    changes = changes.with_columns(
+        pl.lit(None, pl.String if OUTPUT_COLUMNS[c] == "VARCHAR" else pl.Float64).alias(
+            c
+        )
+        for c in ADDED_COLUMNS
+        if c not in changes.columns
+    )
     missing = [c for c in OUTPUT_COLUMNS if c not in changes.columns]
     if missing:
         raise InputError(
@@ -67,18 +80,24 @@ def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
     day = pl.col("day")
     return changes.select(
         pl.col(
-            "kind", "experiment_id", "variant", "metric", "dimension", "segment"
+            "kind",
+            "experiment_id",
+            "variant",
+            "metric",
+            "dimension",
+            "segment",
+            "category",
         ).cast(pl.String),
         day.str.to_date() if changes.schema["day"] == pl.String else day.cast(pl.Date),
         pl.col(COUNTS).cast(pl.Int64),
-        pl.col([*SUMS, *PRE]).cast(pl.Float64),
+        pl.col([*SUMS, *PRE, *DETAIL]).cast(pl.Float64),
     )
 
 
 def _of_kind(changes: pl.DataFrame, kind: str, keys: Sequence[str]) -> pl.DataFrame:
     """The rows of a kind, summed per key (rows of one key add up)."""
     rows = changes.filter(pl.col("kind") == kind)
-    values = [c for c in [*COUNTS, *SUMS, *PRE] if c not in keys]
+    values = [c for c in [*COUNTS, *SUMS, *PRE, *DETAIL] if c not in keys]
     return rows.group_by(keys, maintain_order=True).agg(
         pl.col(values).fill_null(0).sum()
     )
@@ -140,6 +159,21 @@ def _dimensions(
         deltas = _deltas(sums.filter(pl.col("dimension") == d), keys)
         parts.append((d, deltas, counts))
     return dimension_deltas(parts, experiments)
+
+
+def _categories(changes: pl.DataFrame) -> pl.DataFrame:
+    """The categorical metrics' table of daily changes (as :mod:`.voice` makes it)."""
+    rows = _of_kind(changes, "category", CATEGORY)
+    return (
+        rows.select(
+            *CATEGORY,
+            "sum_x",
+            "sum_xx",
+            pl.col("first_category").alias("first"),
+        )
+        .cast(dict(CATEGORY_SCHEMA))
+        .sort(CATEGORY)
+    )
 
 
 def summaries_from_changes(
@@ -204,6 +238,7 @@ def summaries_from_changes(
         as_of=as_of_by_exp,
         log=log,
         fingerprint=fingerprint,
+        categories=_categories(changes),
     )
 
 

@@ -86,6 +86,7 @@ SQL_VALUES: dict[str, Values] = {
     "mean": _mean,
     "ratio": _ratio,
     "nps": _nps,
+    "categorical": _mean,  # the metric's own row: all its events per user
 }
 
 

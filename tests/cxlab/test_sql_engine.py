@@ -28,7 +28,14 @@ from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.sample import write_sample
 from cxlab.sql.duckdb_engine import summarize_duckdb
-from cxlab.sql.reduction import DIALECTS, OUTPUT_COLUMNS, build_reduction, parse, render
+from cxlab.sql.reduction import (
+    ADDED_COLUMNS,
+    DIALECTS,
+    OUTPUT_COLUMNS,
+    build_reduction,
+    parse,
+    render,
+)
 from cxlab.sql.tables import check_changes, summaries_from_changes
 from cxlab.sql.values import UnsupportedMetricError, sql_values
 from cxlab.summaries import summarize
@@ -47,12 +54,13 @@ METRICS = [
     "contacts_per_order",
     "phone_contact_rate",
     "conversion_2d",
+    "contact_reasons",
 ]
 
 
 def assert_equal_summaries(left, right) -> None:
     """Equal keys, counts exactly, sums to 1e-12 relative; equal health."""
-    for name in ("daily", "by_dimension", "exposures"):
+    for name in ("daily", "by_dimension", "exposures", "categories"):
         a, b = getattr(left, name), getattr(right, name)
         assert a.schema == b.schema, name
         keys = [c for c in a.columns if a.schema[c] in (pl.String, pl.Date)]
@@ -123,6 +131,7 @@ def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
     polars_summaries = summarize(source, experiments, catalog, log_health=False)
     duckdb_summaries = summarize_duckdb(source, experiments, catalog)
     assert polars_summaries.daily["n"].max() > 100
+    assert polars_summaries.categories["first"].sum() > 100
     assert_equal_summaries(polars_summaries, duckdb_summaries)
 
 
@@ -176,6 +185,16 @@ def test_unsupported_metric_type_is_named() -> None:
         sql_values("time_to_event", "duckdb")
 
 
+def test_summaries_table_of_the_first_format_version_reads_added_columns_as_null():
+    first_version = [c for c in OUTPUT_COLUMNS if c not in ADDED_COLUMNS]
+    table = pl.DataFrame(
+        {c: ["2026-10-01" if c == "day" else None] for c in first_version}
+    )
+    checked = check_changes(table.with_columns(pl.lit("arm").alias("kind")), "t.csv")
+    assert checked["category"].to_list() == [None]
+    assert checked["first_category"].dtype == pl.Float64
+
+
 def test_summaries_table_without_a_column_is_refused() -> None:
     columns = {c: [None] for c in OUTPUT_COLUMNS if c != "sum_x"}
     with pytest.raises(
@@ -216,6 +235,7 @@ def logs(draw) -> list[dict]:
                 "value": value,
                 "platform": draw(st.sampled_from(["ios", "web", None])),
                 "channel": draw(st.sampled_from(["phone", "chat"])),
+                "reason": draw(st.sampled_from(["late", "damaged", None])),
             }
         )
     return rows
@@ -283,3 +303,36 @@ def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path
         summarize(source, [exp], catalog, as_of=as_of),
         summarize_duckdb(source, [exp], catalog, as_of=as_of),
     )
+
+
+def test_category_changes_by_hand_in_both_engines(lab) -> None:
+    """u1 (control) contacts twice for 'late', once 'damaged', then meets treatment."""
+    e = lab.event
+    rows = [
+        e("2026-10-01T10:00:00Z", "u1", "exposure", "control"),
+        e("2026-10-01T11:00:00Z", "u2", "exposure", "treatment"),
+        e("2026-10-02T09:00:00Z", "u1", "contact", reason="late"),
+        e("2026-10-02T11:00:00Z", "u1", "contact", reason="late"),
+        e("2026-10-02T12:00:00Z", "u2", "contact", reason=None),
+        e("2026-10-03T08:00:00Z", "u1", "contact", reason="damaged"),
+        e("2026-10-03T09:00:00Z", "u2", "contact", reason="late"),
+        e("2026-10-04T12:00:00Z", "u1", "exposure", "treatment"),
+    ]
+    exp, catalog = lab.load(lab.experiment(secondary_metrics=["contact_reasons"]))
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    # (variant, category, day, Σx, Σx², first): u1's 'late' grows 0 → 2 (x² 0 → 4)
+    # on 10-02; on 10-04 (their conflict) all of u1 is taken back.
+    expected = [
+        ("control", "damaged", dt.date(2026, 10, 3), 1.0, 1.0, 0.0),
+        ("control", "damaged", dt.date(2026, 10, 4), -1.0, -1.0, 0.0),
+        ("control", "late", dt.date(2026, 10, 2), 2.0, 4.0, 1.0),
+        ("control", "late", dt.date(2026, 10, 4), -2.0, -4.0, -1.0),
+        ("treatment", "(none)", dt.date(2026, 10, 2), 1.0, 1.0, 1.0),
+        ("treatment", "late", dt.date(2026, 10, 3), 1.0, 1.0, 0.0),
+    ]
+    for engine in (summarize, summarize_duckdb):
+        table = engine(source, [exp], catalog).categories
+        got = table.sort("variant", "category", "day").select(
+            "variant", "category", "day", "sum_x", "sum_xx", "first"
+        )
+        assert got.rows() == expected, engine.__name__
