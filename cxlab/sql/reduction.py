@@ -39,7 +39,7 @@ from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
 from cxlab.metrics import NO_CATEGORY, RESPONDERS, Component, metric_type
-from cxlab.sql.values import check_sql_cap, check_sql_cuped, sql_values
+from cxlab.sql.values import check_sql_cap, sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
 
@@ -47,6 +47,8 @@ DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "postgres")
 CONTRACT_COLUMNS = ("experiment_id", "variant", "value")
 LOG_ORDER = "log_order"
 SUMS = ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
+# CUPED's further sums for ratio metrics (cxlab.summaries.tables.CUPED_COLUMNS).
+RATIO_CUPED = ("pre_y", "pre_yy", "pre_x0y0", "pre_xy0", "pre_yx0", "pre_yy0")
 # The output table: name → SQL type. Rows of one key add up (daily changes).
 OUTPUT_COLUMNS: dict[str, str] = {
     "kind": "VARCHAR",
@@ -69,10 +71,11 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "pre_xy": "DOUBLE",
     "category": "VARCHAR",
     "first_category": "DOUBLE",
+    **dict.fromkeys(RATIO_CUPED, "DOUBLE"),
 }
 # Columns added to the format after its first version: a table made by an
 # earlier `cxlab sql` lacks them and reads as if they were NULL.
-ADDED_COLUMNS = ("category", "first_category")
+ADDED_COLUMNS = ("category", "first_category", *RATIO_CUPED)
 KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric", "category")
 
 
@@ -212,7 +215,7 @@ class Plan:
             if metric_type(catalog[m]).cuped and cuped_ids & set(ids)
         )
         for m in cuped:
-            check_sql_cuped(catalog[m].type, engine)
+            sql_cuped(catalog[m].type, engine)
         dims = dict.fromkeys(d for e in experiments for d in e.dimensions)
         return cls(
             tuple(experiments),
@@ -248,12 +251,45 @@ class Plan:
         """The metric's number, naming its wide columns ``m<i>_…``."""
         return list(self.metric_users).index(metric_id)
 
-    def values(self, metric_id: str, prefix: str = "") -> dict[str, exp.Expression]:
-        """The metric's user values from the component columns ``prefix + name``."""
+    def _components(self, metric_id: str) -> list[exp.Expression]:
         metric = self.catalog[metric_id]
-        kind = metric_type(metric)
-        comps = [col(prefix + c.name) for c in kind.components(metric)]
-        return sql_values(metric.type, "sql")(comps)
+        return [col(c.name) for c in metric_type(metric).components(metric)]
+
+    def values(self, metric_id: str) -> dict[str, exp.Expression]:
+        """The metric's user values from its component columns."""
+        return sql_values(self.catalog[metric_id].type, "sql")(
+            self._components(metric_id)
+        )
+
+    def pre_values(self, metric_id: str) -> dict[str, exp.Expression]:
+        """A CUPED metric's covariates (x₀, …) from its pre-period components."""
+        cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+        return cuped.pre(self._components(metric_id))
+
+    def pre_columns(self, metric_id: str) -> dict[str, str]:
+        """A CUPED metric's covariate → its column ``<covariate>_<i>``."""
+        i = self.index(metric_id)
+        return {name: f"{name}_{i}" for name in self.pre_values(metric_id)}
+
+    def entry_sums(self, metric_id: str) -> dict[str, exp.Expression]:
+        """The covariate sums a user adds on entering, from the people columns."""
+        cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+        pre = {k: col(c) for k, c in self.pre_columns(metric_id).items()}
+        return cuped.entry(pre)
+
+    def sums(self, metric_id: str) -> dict[str, exp.Expression]:
+        """A user's contribution to the metric's sums that change with their values.
+
+        The user values and, with CUPED, the covariate sums that change with
+        them (x·x₀, …), from the component columns and the people's (``p``)
+        covariates.
+        """
+        sums = self.values(metric_id)
+        if metric_id in self.cuped_metrics:
+            cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+            pre = {k: col(c, "p") for k, c in self.pre_columns(metric_id).items()}
+            sums |= cuped.changes(self._components(metric_id), pre)
+        return sums
 
 
 # --- the stages ----------------------------------------------------------------------
@@ -527,14 +563,14 @@ def _user_day(plan: Plan) -> exp.Select:
 
 
 def _pre_values(plan: Plan) -> exp.Select:
-    """Per assignment: each CUPED metric's value over the pre-period (x₀)."""
-    values = {m: plan.values(m)["sum_x"] for m in plan.cuped_metrics}
+    """Per assignment: each CUPED metric's covariates over the pre-period (x₀, …)."""
+    values = [
+        v.as_(plan.pre_columns(m)[name])
+        for m in plan.cuped_metrics
+        for name, v in plan.pre_values(m).items()
+    ]
     return (
-        exp.select(
-            col("experiment_id"),
-            col("user_id"),
-            *[v.as_(f"x0_{plan.index(m)}") for m, v in values.items()],
-        )
+        exp.select(col("experiment_id"), col("user_id"), *values)
         .from_("user_day")
         .where(exp.EQ(this=col("phase"), expression=text("pre")))
     )
@@ -566,10 +602,9 @@ def _people(plan: Plan) -> exp.Select:
         )
 
     x0 = [
-        exp.func("COALESCE", col(f"x0_{plan.index(m)}", "p"), num("0.0")).as_(
-            f"x0_{plan.index(m)}"
-        )
+        exp.func("COALESCE", col(c, "p"), num("0.0")).as_(c)
         for m in plan.cuped_metrics
+        for c in plan.pre_columns(m).values()
     ]
     return (
         exp.select(
@@ -648,12 +683,7 @@ def _metric_columns(plan: Plan) -> dict[str, exp.Expression]:
     columns: dict[str, exp.Expression] = {}
     for m in plan.metric_users:
         i = plan.index(m)
-        values = plan.values(m)
-        if m in plan.cuped_metrics:
-            values["pre_xy"] = exp.Mul(
-                this=values["sum_x"].copy(), expression=col(f"x0_{i}", "p")
-            )
-        columns |= {f"m{i}_{name}": v for name, v in values.items()}
+        columns |= {f"m{i}_{name}": v for name, v in plan.sums(m).items()}
     return columns
 
 
@@ -896,9 +926,7 @@ def _summed(
             users = [u for u in users if plan.dims[segment] in dims_of[u]]
             if not users:
                 continue
-        filled = plan.values(m).keys() | (
-            {"pre_xy"} if m in plan.cuped_metrics else set()
-        )
+        filled = plan.sums(m).keys()
         given = {
             "experiment_id": col("experiment_id"),
             "variant": col("variant"),
@@ -929,13 +957,11 @@ def _neg(e: exp.Expression) -> exp.Expression:
     return exp.Neg(this=exp.Paren(this=e))
 
 
-def _pre_moves(i: int) -> dict[str, tuple[exp.Expression, exp.Expression]]:
-    """x₀ and x₀² of metric ``i``: added on entering, taken back on leaving."""
-    x0 = col(f"x0_{i}")
-    square = exp.Mul(this=x0.copy(), expression=x0.copy())
+def _pre_moves(plan: Plan, m: str) -> dict[str, tuple[exp.Expression, exp.Expression]]:
+    """A metric's entry sums (x₀, x₀², …): added on entering, taken back on leaving."""
+    i = plan.index(m)
     return {
-        f"pre_x_{i}": (x0, _neg(x0.copy())),
-        f"pre_xx_{i}": (square, _neg(square.copy())),
+        f"{name}_{i}": (v, _neg(v.copy())) for name, v in plan.entry_sums(m).items()
     }
 
 
@@ -968,7 +994,7 @@ def _arm_rows(plan: Plan) -> list[exp.Select]:
         "pre_exposure_events": (col("before"), _neg(col("before"))),
     }
     for m in plan.cuped_metrics:
-        arm_moves |= _pre_moves(plan.index(m))
+        arm_moves |= _pre_moves(plan, m)
     arm = moves(arm_moves)
     keys = [col("experiment_id"), col("variant"), col("day")]
     sums = ["entered", "conflicts", "pre_exposure_events"]
@@ -987,11 +1013,13 @@ def _arm_rows(plan: Plan) -> list[exp.Select]:
     )
     for m in plan.cuped_metrics:
         i = plan.index(m)
+        entry = plan.entry_sums(m)
+        if not entry:  # NPS: the covariate sums enter with the answer
+            continue
         given = {
             **{k.name: k.copy() for k in keys},
             "metric": text(m),
-            "pre_x": exp.func("SUM", col(f"pre_x_{i}")),
-            "pre_xx": exp.func("SUM", col(f"pre_xx_{i}")),
+            **{name: exp.func("SUM", col(f"{name}_{i}")) for name in entry},
         }
         out.append(
             exp.select(*_row("metric", given))

@@ -10,14 +10,14 @@ engine reduced the log.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from cxlab.config import Catalog, Experiment
+from cxlab.config import Catalog, Experiment, MetricDef
 from cxlab.errors import InputError
-from cxlab.metrics import RESPONDERS
+from cxlab.metrics import RESPONDERS, metric_type
 from cxlab.sql.reduction import ADDED_COLUMNS, KINDS, OUTPUT_COLUMNS
 from cxlab.sql.values import check_sql_cap
 from cxlab.summaries import LogHealth, Summaries
@@ -30,7 +30,7 @@ from cxlab.summaries.daily import (
     health_by_day,
     variants_by_day,
 )
-from cxlab.summaries.tables import DELTA_COLUMNS
+from cxlab.summaries.tables import CUPED_COLUMNS, DELTA_COLUMNS
 from cxlab.summaries.voice import CATEGORY_SCHEMA
 
 ARM = ["experiment_id", "variant", "day"]
@@ -44,7 +44,7 @@ COUNTS = [
     "first_seen",
 ]
 SUMS = ["responders", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
-PRE = ["pre_x", "pre_xx", "pre_xy"]
+PRE = list(CUPED_COLUMNS)
 DETAIL = ["first_category"]
 CATEGORY = ["experiment_id", "metric", "variant", "category", "day"]
 
@@ -103,44 +103,66 @@ def _of_kind(changes: pl.DataFrame, kind: str, keys: Sequence[str]) -> pl.DataFr
     )
 
 
-def _deltas(metric: pl.DataFrame, keys: Sequence[str] = ARM) -> pl.DataFrame:
+def entry_columns(metric: MetricDef) -> tuple[str, ...]:
+    """The CUPED sums a user of the metric brings on entering (the registry's)."""
+    zero = pl.lit(0.0)
+    return tuple(metric_type(metric).entry_sums({"x0": zero, "y0": zero}))
+
+
+def _deltas(
+    metric: pl.DataFrame,
+    keys: Sequence[str] = ARM,
+    entry: Mapping[str, Sequence[str]] | None = None,
+) -> pl.DataFrame:
     """Per (experiment, metric, variant[, segment], day): the sums' changes.
 
-    The pre-period sums a user brings on entering (x₀, x₀²) travel in the flow
-    (:func:`_flow`), as the Polars engine's entry sums do, so they are zero here;
-    sums the SQL does not compute (the ratio and NPS CUPED sums: CUPED on those
-    types is refused by the SQL engines) are zero too.
+    The pre-period sums a user brings on entering (``entry``: metric id → its
+    entry sums, e.g. x₀, x₀²) travel in the flow (:func:`_flow`), as the Polars
+    engine's entry sums do, so they are zero here.
     """
-    entry = {"pre_x", "pre_xx"}
+    entry = entry or {}
+
+    def change(c: str) -> pl.Expr:
+        if c not in metric.columns:
+            return pl.lit(0.0).alias(c)
+        entering = [m for m, columns in entry.items() if c in columns]
+        return (
+            pl.when(pl.col("metric").is_in(entering))
+            .then(0.0)
+            .otherwise(pl.col(c))
+            .alias(c)
+        )
+
     return metric.select(
         *keys,
         "metric",
         pl.col("responders").alias(RESPONDERS),
-        *[
-            pl.col(c)
-            if c in metric.columns and c not in entry
-            else pl.lit(0.0).alias(c)
-            for c in DELTA_COLUMNS
-            if c != RESPONDERS
-        ],
+        *[change(c) for c in DELTA_COLUMNS if c != RESPONDERS],
     )
 
 
-def _flow(arm: pl.DataFrame, metric: pl.DataFrame) -> pl.DataFrame:
-    """Users in and out per (experiment, variant, day), with pre-period sums wide."""
+def _flow(
+    arm: pl.DataFrame, metric: pl.DataFrame, entry: Mapping[str, Sequence[str]]
+) -> pl.DataFrame:
+    """Users in and out per (experiment, variant, day), with pre-period sums wide.
+
+    The entry sums of metric m are the columns "m:<sum>", on the days they move.
+    """
     moves = arm.filter((pl.col("entered") != 0) | (pl.col("conflicts") != 0)).select(
         *ARM,
         (pl.col("entered") - pl.col("conflicts")).cast(pl.Int32).alias("d_users"),
         pl.col("conflicts").cast(pl.Int32).alias("d_conflicts"),
     )
-    pre = metric.filter((pl.col("pre_x") != 0) | (pl.col("pre_xx") != 0))
-    for m in pre["metric"].unique(maintain_order=True).to_list():
-        wide = pre.filter(pl.col("metric") == m).select(
-            *ARM,
-            pl.col("pre_x").alias(f"{m}:pre_x"),
-            pl.col("pre_xx").alias(f"{m}:pre_xx"),
+    for m in metric["metric"].unique(maintain_order=True).to_list():
+        columns = entry.get(m, ())
+        if not columns:
+            continue
+        moved = pl.any_horizontal(pl.col(c) != 0 for c in columns)
+        wide = metric.filter((pl.col("metric") == m) & moved).select(
+            *ARM, *[pl.col(c).alias(f"{m}:{c}") for c in columns]
         )
-        moves = moves.join(wide, on=ARM, how="left")
+        if wide.height:
+            moves = moves.join(wide, on=ARM, how="left")
     return moves
 
 
@@ -216,7 +238,12 @@ def summaries_from_changes(
     )
     health_daily = health_by_day(exposure_days, people)
     ids = [e.id for e in experiments]
-    flow = _flow(arm, metric)
+    entry = {
+        m: entry_columns(catalog[m])
+        for m in metric["metric"].unique().to_list()
+        if m in catalog
+    }
+    flow = _flow(arm, metric, entry)
     as_of_by_exp = {e.id: as_of_day(e, as_of, last_day) for e in experiments}
     variants = variants_by_day(exposure_days, users_by_day)
     if log is None:
@@ -231,7 +258,9 @@ def summaries_from_changes(
             set_aside={},
         )
     return Summaries(
-        daily=cumulate(_deltas(metric), flow, experiments, catalog, as_of_by_exp),
+        daily=cumulate(
+            _deltas(metric, ARM, entry), flow, experiments, catalog, as_of_by_exp
+        ),
         by_dimension=dimension_table(_dimensions(changes, experiments), catalog),
         exposures=flow.select(*ARM, "d_users", "d_conflicts").sort(ARM),
         health=health_at(ids, health_daily, None),

@@ -37,14 +37,13 @@ from cxlab.sql.reduction import (
     render,
 )
 from cxlab.sql.tables import check_changes, summaries_from_changes
-from cxlab.sql.values import UnsupportedMetricError, sql_values
+from cxlab.sql.values import UnsupportedMetricError, sql_cuped, sql_values
 from cxlab.summaries import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 REL = 1e-12
 LOG_START = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
-SQL_CUPED_OK = {"revenue", "orders", "max_order", "last_order", "phone_contact_rate"}
 METRICS = [
     "revenue",
     "orders",
@@ -119,9 +118,9 @@ def test_the_bundled_experiments_the_sql_cannot_run_are_refused_by_name() -> Non
     for e in refused:
         with pytest.raises(UnsupportedMetricError, match="not supported by the"):
             build_reduction([e], catalog)
-    free = next(e for e in refused if e.id == "free-shipping-threshold")
-    with pytest.raises(UnsupportedMetricError, match="CUPED on ratio metrics"):
-        build_reduction([free], catalog)
+    assert {"proactive-shipping-email", "free-shipping-threshold"} <= {
+        e.id for e in ready
+    }
 
 
 def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
@@ -183,6 +182,8 @@ def test_rendered_sql_parses_back_in_its_dialect(dialect: str) -> None:
 def test_unsupported_metric_type_is_named() -> None:
     with pytest.raises(UnsupportedMetricError, match="time_to_event metrics are not"):
         sql_values("time_to_event", "duckdb")
+    with pytest.raises(UnsupportedMetricError, match="CUPED on categorical metrics"):
+        sql_cuped("categorical", "duckdb")
 
 
 def test_summaries_table_of_the_first_format_version_reads_added_columns_as_null():
@@ -258,12 +259,8 @@ def test_duckdb_equals_polars_on_random_logs(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
-        # CUPED in SQL covers proportion and mean metrics (ratio/NPS: refused).
-        metrics = (
-            METRICS if not cuped_days else [m for m in METRICS if m in SQL_CUPED_OK]
-        )
         path = lab.experiment(
-            secondary_metrics=metrics, dimensions=["platform"], cuped_days=cuped_days
+            secondary_metrics=METRICS, dimensions=["platform"], cuped_days=cuped_days
         )
         catalog = load_catalog(lab.catalog_path)
         exp = load_experiment(path, catalog)
@@ -293,7 +290,9 @@ def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path
     rows = json.loads(KNOWN_CUPED_CASE.read_text())
     lab = make_lab(tmp_path)
     path = lab.experiment(
-        secondary_metrics=sorted(SQL_CUPED_OK), dimensions=["platform"], cuped_days=2
+        secondary_metrics=[m for m in METRICS if m != "contact_reasons"],
+        dimensions=["platform"],
+        cuped_days=2,
     )
     catalog = load_catalog(lab.catalog_path)
     exp = load_experiment(path, catalog)
@@ -336,3 +335,35 @@ def test_category_changes_by_hand_in_both_engines(lab) -> None:
             "variant", "category", "day", "sum_x", "sum_xx", "first"
         )
         assert got.rows() == expected, engine.__name__
+
+
+def test_ratio_and_nps_cuped_sums_by_hand_in_both_engines(lab, row_of) -> None:
+    """u1 answers 9 and contacts once, orders twice in the 2 days before exposure."""
+    e = lab.event
+    rows = [
+        e("2026-09-30T08:00:00Z", "u1", "nps_response", value=9),
+        e("2026-09-30T09:00:00Z", "u1", "contact"),
+        e("2026-09-30T10:00:00Z", "u1", "order", value=5.0),
+        e("2026-09-30T11:00:00Z", "u1", "order", value=7.0),
+        e("2026-10-01T10:00:00Z", "u1", "exposure", "control"),
+        e("2026-10-02T08:00:00Z", "u1", "nps_response", value=3),
+        e("2026-10-02T09:00:00Z", "u1", "contact"),
+        e("2026-10-03T09:00:00Z", "u1", "order", value=4.0),
+        e("2026-10-01T12:00:00Z", "u2", "exposure", "treatment"),
+    ]
+    path = lab.experiment(secondary_metrics=["nps", "contacts_per_order"], cuped_days=2)
+    exp, catalog = lab.load(path)
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    # NPS: x₀ = +100 (promoter before), s = −100 (detractor after).
+    nps = {"n": 1, "pre_x": 100.0, "pre_xx": 1e4, "pre_xy": -1e4}
+    # Ratio: x₀ = 1 contact, y₀ = 2 orders before; x = 1, y = 1 after.
+    ratio = {
+        **{"n": 1, "pre_x": 1.0, "pre_xx": 1.0, "pre_y": 2.0, "pre_yy": 4.0},
+        **{"pre_x0y0": 2.0, "pre_xy": 1.0, "pre_xy0": 2.0, "pre_yx0": 1.0},
+        "pre_yy0": 2.0,
+    }
+    for engine in (summarize, summarize_duckdb):
+        summaries = engine(source, [exp], catalog)
+        for metric, expected in (("nps", nps), ("contacts_per_order", ratio)):
+            row = row_of(summaries, metric, "control")
+            assert {k: row[k] for k in expected} == expected, (engine, metric)
