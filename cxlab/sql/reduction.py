@@ -39,7 +39,7 @@ from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
 from cxlab.metrics import NO_CATEGORY, RESPONDERS, Component, metric_type
-from cxlab.sql.values import check_sql_cap, sql_cuped, sql_values
+from cxlab.sql.values import sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
 
@@ -72,11 +72,12 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "category": "VARCHAR",
     "first_category": "DOUBLE",
     **dict.fromkeys(RATIO_CUPED, "DOUBLE"),
+    "cap": "DOUBLE",
 }
 # Columns added to the format after its first version: a table made by an
 # earlier `cxlab sql` lacks them and reads as if they were NULL.
-ADDED_COLUMNS = ("category", "first_category", *RATIO_CUPED)
-KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric", "category")
+ADDED_COLUMNS = ("category", "first_category", *RATIO_CUPED, "cap")
+KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric", "category", "cap")
 
 
 # --- small builders ------------------------------------------------------------------
@@ -201,7 +202,6 @@ class Plan:
         for e in experiments:
             for metric_id, _ in e.metric_roles:
                 sql_values(catalog[metric_id].type, engine)
-                check_sql_cap(catalog[metric_id], engine)
                 metric_users.setdefault(metric_id, []).append(e.id)
         components = dict.fromkeys(
             c
@@ -230,6 +230,11 @@ class Plan:
     def outcome_events(self) -> list[str]:
         """The events any metric reads (exposures aside)."""
         return sorted({c.event for c in self.components} - {EXPOSURE})
+
+    @property
+    def capped_metrics(self) -> list[str]:
+        """The mean metrics with a ``cap`` (each user's value capped daily)."""
+        return [m for m in self.metric_users if self.catalog[m].cap is not None]
 
     @property
     def category_metrics(self) -> list[str]:
@@ -682,8 +687,9 @@ def _metric_columns(plan: Plan) -> dict[str, exp.Expression]:
     """Every metric's user values as wide columns ``m<i>_<sum>`` (and x·x₀)."""
     columns: dict[str, exp.Expression] = {}
     for m in plan.metric_users:
-        i = plan.index(m)
-        columns |= {f"m{i}_{name}": v for name, v in plan.sums(m).items()}
+        if m not in plan.capped_metrics:  # their changes are the cap stage's
+            i = plan.index(m)
+            columns |= {f"m{i}_{name}": v for name, v in plan.sums(m).items()}
     return columns
 
 
@@ -742,6 +748,298 @@ def _changes(plan: Plan) -> exp.Select:
             for n in names
         ],
     ).from_("valued")
+
+
+def _cap_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
+    """A capped mean's stages (as :mod:`cxlab.summaries.cap`), ``<stage>_<i>``.
+
+    ``cap_days``: per experiment, the days something happens (a counted row, an
+    entry, a conflict); ``cap_values``: every user on each of those days from
+    their entry on, with their value x at the end of the day (the last one
+    before carried forward, 0 without events); ``cap_level``: per (experiment,
+    day) the percentile p of the active users' x, pooled over the arms;
+    ``cap_capped``: x capped at it; ``cap_changes``: each user's contributions
+    less their previous day's.
+    """
+    i = plan.index(m)
+    metric = plan.catalog[m]
+    assert metric.cap is not None
+    (component,) = metric_type(metric).components(metric)
+    users = plan.metric_users[m]
+    user = [col("experiment_id"), col("user_id")]
+    days = union_all(
+        [
+            exp.select(col("experiment_id"), col("day"))
+            .from_("user_day")
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("phase"), expression=text("in")),
+                    is_in(col("experiment_id"), users),
+                )
+            ),
+            exp.select(col("experiment_id"), col("exposure_day").as_("day"))
+            .from_("people_base")
+            .where(is_in(col("experiment_id"), users)),
+            exp.select(col("experiment_id"), col("conflict_day").as_("day"))
+            .from_("people_base")
+            .where(
+                exp.and_(
+                    is_in(col("experiment_id"), users),
+                    exp.Not(
+                        this=exp.Is(this=col("conflict_day"), expression=exp.Null())
+                    ),
+                )
+            ),
+        ]
+    )
+    cap_days = (
+        exp.select(col("experiment_id"), col("day"))
+        .from_(days.subquery("d"))
+        .distinct()
+    )
+    conflict = col("conflict_day", "p")
+    active = exp.or_(
+        exp.Is(this=conflict, expression=exp.Null()),
+        exp.LT(this=col("day", "d"), expression=conflict.copy()),
+    )
+    on_user = exp.and_(
+        exp.EQ(this=col("experiment_id", "g"), expression=col("experiment_id", "r")),
+        exp.EQ(this=col("user_id", "g"), expression=col("user_id", "r")),
+        exp.EQ(this=col("day", "g"), expression=col("day", "r")),
+    )
+    ends = (
+        exp.select(
+            *[k.copy() for k in user],
+            col("day"),
+            exp.func("MAX", col(component.name)).as_("v"),
+        )
+        .from_("running")
+        .group_by(*[k.copy() for k in user], col("day"))
+    )
+    pre = list(plan.pre_columns(m).values()) if m in plan.cuped_metrics else []
+    grid = (
+        exp.select(
+            col("experiment_id", "p"),
+            col("user_id", "p"),
+            col("variant", "p"),
+            col("day", "d"),
+            *[col(f"seg_{k}", "p") for k in range(len(plan.dims))],
+            *[col(c, "p") for c in pre],
+            exp.cast(active, "BOOLEAN").as_("active"),
+        )
+        .from_(exp.to_table("people").as_("p"))
+        .join(
+            exp.to_table(f"cap_days_{i}").as_("d"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "p"),
+                    expression=col("experiment_id", "d"),
+                ),
+                exp.GTE(this=col("day", "d"), expression=col("exposure_day", "p")),
+            ),
+        )
+    )
+    joined = (
+        exp.select("g.*", col("v", "r"))
+        .from_(grid.subquery("g"))
+        .join(ends.subquery("r"), on=on_user, join_type="LEFT")
+    )
+    seen = window(exp.func("COUNT", col("v")), user, [asc(col("day"))], running=True)
+    numbered = exp.select("*", seen.as_("seen")).from_(joined.subquery("j"))
+    carried = window(exp.func("MAX", col("v")), [*user, col("seen")])
+    kept = [
+        "experiment_id",
+        "user_id",
+        "variant",
+        "day",
+        *[f"seg_{k}" for k in range(len(plan.dims))],
+        *pre,
+        "active",
+    ]
+    cap_values = exp.select(
+        *[col(c) for c in kept],
+        exp.func("COALESCE", carried, num("0.0")).as_("x"),
+    ).from_(numbered.subquery("n"))
+    return [
+        (f"cap_days_{i}", cap_days),
+        (f"cap_values_{i}", cap_values),
+        (f"cap_level_{i}", _cap_level(i, metric.cap)),
+        (f"cap_capped_{i}", _cap_capped(plan, i, component.name)),
+        (f"cap_changes_{i}", _cap_changes(plan, m)),
+    ]
+
+
+def _cap_level(i: int, percentile: float) -> exp.Select:
+    """Per (experiment, day) with users: the p-th percentile of the active users' x.
+
+    Linear interpolation between order statistics, as numpy's default and
+    Polars' ``quantile(p, "linear")`` compute it: with n values sorted and
+    h = (n − 1)·p, the cap is v₍⌊h⌋₎ + (h − ⌊h⌋)·(v₍⌈h⌉₎ − v₍⌊h⌋₎) (Hyndman & Fan
+    1996, Sample quantiles in statistical packages, definition 7). Order
+    statistics by ROW_NUMBER, so every dialect computes it exactly; NULL on a
+    day without active users.
+    """
+    part = [col("experiment_id"), col("day")]
+    ranked = (
+        exp.select(
+            *[p.copy() for p in part],
+            col("x"),
+            window(exp.func("ROW_NUMBER"), part, [asc(col("x"))]).as_("rn"),
+            window(exp.func("COUNT", exp.Star()), part).as_("cnt"),
+        )
+        .from_(f"cap_values_{i}")
+        .where(col("active"))
+    )
+    h = exp.Mul(
+        this=exp.Paren(
+            this=exp.Sub(this=exp.cast(col("cnt"), "DOUBLE"), expression=num("1.0"))
+        ),
+        expression=num(repr(float(percentile))),
+    )
+    positioned = exp.select(
+        "*",
+        h.as_("h"),
+        exp.func("FLOOR", h.copy()).as_("lo"),
+        exp.func("CEIL", h.copy()).as_("hi"),
+    ).from_(ranked.subquery("r"))
+
+    def at(position: str) -> exp.Expression:
+        here = exp.EQ(
+            this=exp.cast(col("rn"), "DOUBLE"),
+            expression=exp.Add(this=col(position), expression=num("1.0")),
+        )
+        return exp.func("MAX", exp.case().when(here, col("x")))
+
+    ends = (
+        exp.select(
+            *[p.copy() for p in part],
+            at("lo").as_("v_lo"),
+            at("hi").as_("v_hi"),
+            exp.func("MAX", exp.Sub(this=col("h"), expression=col("lo"))).as_("frac"),
+        )
+        .from_(positioned.subquery("q"))
+        .group_by(*[p.copy() for p in part])
+    )
+    v_lo, v_hi = col("v_lo"), col("v_hi")
+    level = (
+        exp.case()
+        .when(exp.EQ(this=v_lo, expression=v_hi), v_lo.copy())
+        .else_(
+            exp.Add(
+                this=exp.Mul(
+                    this=col("frac"),
+                    expression=exp.Paren(
+                        this=exp.Sub(this=v_hi.copy(), expression=v_lo.copy())
+                    ),
+                ),
+                expression=v_lo.copy(),
+            )
+        )
+    )
+    return exp.select(*[p.copy() for p in part], level.as_("cap")).from_(
+        ends.subquery("e")
+    )
+
+
+def _cap_capped(plan: Plan, i: int, component: str) -> exp.Select:
+    """Each user's x capped at the day's level (uncapped on a day without one)."""
+    x, cap = col("x", "v"), col("cap", "c")
+    capped = (
+        exp.case()
+        .when(
+            exp.or_(
+                exp.Is(this=cap, expression=exp.Null()),
+                exp.LTE(this=x, expression=cap.copy()),
+            ),
+            x.copy(),
+        )
+        .else_(cap.copy())
+    )
+    return (
+        exp.select("v.*", capped.as_(component))
+        .from_(exp.to_table(f"cap_values_{i}").as_("v"))
+        .join(
+            exp.to_table(f"cap_level_{i}").as_("c"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "v"),
+                    expression=col("experiment_id", "c"),
+                ),
+                exp.EQ(this=col("day", "v"), expression=col("day", "c")),
+            ),
+            join_type="LEFT",
+        )
+    )
+
+
+def _cap_changes(plan: Plan, m: str) -> exp.Select:
+    """A capped mean's contributions, 0 when inactive, less the previous day's."""
+    i = plan.index(m)
+    user = [col("experiment_id"), col("user_id")]
+    now = {
+        f"m{i}_{name}": exp.cast(
+            exp.case().when(col("active", "p"), v).else_(num(0)), "DOUBLE"
+        )
+        for name, v in plan.sums(m).items()
+    }
+    valued = exp.select(
+        col("experiment_id", "p"),
+        col("user_id", "p"),
+        col("variant", "p"),
+        col("day", "p"),
+        *[col(f"seg_{k}", "p") for k in range(len(plan.dims))],
+        *[v.as_(k) for k, v in now.items()],
+    ).from_(exp.to_table(f"cap_capped_{i}").as_("p"))
+    previous = {
+        k: window(exp.func("LAG", col(k), num(1), num("0.0")), user, [asc(col("day"))])
+        for k in now
+    }
+    return exp.select(
+        col("experiment_id"),
+        col("variant"),
+        col("day"),
+        *[col(f"seg_{k}") for k in range(len(plan.dims))],
+        *[exp.Sub(this=col(k), expression=previous[k]).as_(k) for k in now],
+    ).from_(valued.subquery("u"))
+
+
+def _cap_rows(plan: Plan) -> list[exp.Select]:
+    """Each capped mean's cap per (experiment, day): the level from that day on."""
+    out = []
+    for m in plan.capped_metrics:
+        i = plan.index(m)
+        days = (
+            exp.select(col("experiment_id"), col("day"))
+            .from_(f"cap_values_{i}")
+            .distinct()
+        )
+        level = col("cap", "c")
+        out.append(
+            exp.select(
+                *_row(
+                    "cap",
+                    {
+                        "experiment_id": col("experiment_id", "d"),
+                        "metric": text(m),
+                        "day": col("day", "d"),
+                        "cap": level,
+                    },
+                )
+            )
+            .from_(days.subquery("d"))
+            .join(
+                exp.to_table(f"cap_level_{i}").as_("c"),
+                on=exp.and_(
+                    exp.EQ(
+                        this=col("experiment_id", "d"),
+                        expression=col("experiment_id", "c"),
+                    ),
+                    exp.EQ(this=col("day", "d"), expression=col("day", "c")),
+                ),
+                join_type="LEFT",
+            )
+        )
+    return out
 
 
 def _category_rows(plan: Plan) -> exp.Query:
@@ -946,7 +1244,7 @@ def _summed(
             }
         out.append(
             exp.select(*_row(kind, given))
-            .from_("changes")
+            .from_(f"cap_changes_{i}" if m in plan.capped_metrics else "changes")
             .where(is_in(col("experiment_id"), users))
             .group_by(*[g.copy() for g in grouping])
         )
@@ -1167,6 +1465,8 @@ def build_reduction(
         ("valued", _valued(plan)),
         ("changes", _changes(plan)),
     ]
+    for m in plan.capped_metrics:
+        stages += _cap_stages(plan, m)
     if plan.category_metrics:
         stages += [
             ("category_rows", _category_rows(plan)),
@@ -1185,6 +1485,7 @@ def build_reduction(
             for s in _summed(plan, [*arm, col(f"seg_{i}")], i)
         ],
         *([_category_output()] if plan.category_metrics else []),
+        *_cap_rows(plan),
     ]
     query = union_all(parts)
     for name, stage in stages:

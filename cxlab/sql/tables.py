@@ -19,14 +19,15 @@ from cxlab.config import Catalog, Experiment, MetricDef
 from cxlab.errors import InputError
 from cxlab.metrics import RESPONDERS, metric_type
 from cxlab.sql.reduction import ADDED_COLUMNS, KINDS, OUTPUT_COLUMNS
-from cxlab.sql.values import check_sql_cap
-from cxlab.summaries import LogHealth, Summaries
+from cxlab.summaries import ByDay, LogHealth, Summaries
 from cxlab.summaries.as_of import health_at, variants_at
+from cxlab.summaries.cap import CAP_SCHEMA
 from cxlab.summaries.daily import (
     as_of_day,
     cumulate,
     dimension_deltas,
     dimension_table,
+    grid_keys,
     health_by_day,
     variants_by_day,
 )
@@ -90,7 +91,7 @@ def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
         ).cast(pl.String),
         day.str.to_date() if changes.schema["day"] == pl.String else day.cast(pl.Date),
         pl.col(COUNTS).cast(pl.Int64),
-        pl.col([*SUMS, *PRE, *DETAIL]).cast(pl.Float64),
+        pl.col([*SUMS, *PRE, *DETAIL, "cap"]).cast(pl.Float64),
     )
 
 
@@ -198,6 +199,12 @@ def _categories(changes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _caps(changes: pl.DataFrame) -> pl.DataFrame:
+    """The capped means' caps per (experiment, metric, day) (as :mod:`.cap`)."""
+    rows = changes.filter(pl.col("kind") == "cap").select(*CAP_SCHEMA)
+    return rows.cast(dict(CAP_SCHEMA)).sort("experiment_id", "metric", "day")
+
+
 def summaries_from_changes(
     changes: pl.DataFrame,
     experiments: Sequence[Experiment],
@@ -219,7 +226,9 @@ def summaries_from_changes(
         fingerprint: the log's fingerprint (provenance).
 
     Returns:
-        The summaries; ``by_day`` is not kept (an as-of cut needs a rescan).
+        The summaries, with their daily changes (``by_day``), so an earlier
+        as-of day is a cut (:func:`cxlab.summaries.at_day`), not a rescan; the
+        SQL counts no set-aside rows, so there are none to cut.
     """
     arm = _of_kind(changes, "arm", ARM)
     metric = _of_kind(changes, "metric", METRIC)
@@ -244,6 +253,7 @@ def summaries_from_changes(
         if m in catalog
     }
     flow = _flow(arm, metric, entry)
+    dimensions = _dimensions(changes, experiments)
     as_of_by_exp = {e.id: as_of_day(e, as_of, last_day) for e in experiments}
     variants = variants_by_day(exposure_days, users_by_day)
     if log is None:
@@ -261,13 +271,22 @@ def summaries_from_changes(
         daily=cumulate(
             _deltas(metric, ARM, entry), flow, experiments, catalog, as_of_by_exp
         ),
-        by_dimension=dimension_table(_dimensions(changes, experiments), catalog),
+        by_dimension=dimension_table(dimensions, catalog),
         exposures=flow.select(*ARM, "d_users", "d_conflicts").sort(ARM),
         health=health_at(ids, health_daily, None),
         as_of=as_of_by_exp,
         log=log,
         fingerprint=fingerprint,
+        by_day=ByDay(
+            dimensions=dimensions,
+            health=health_daily,
+            variants=variants,
+            pre_exposure=None,
+            assigned_rows=None,
+            keys=grid_keys(experiments),
+        ),
         categories=_categories(changes),
+        caps=_caps(changes),
     )
 
 
@@ -282,12 +301,8 @@ def read_summaries(
 
     Raises:
         InputError: the file cannot be read, is not such a table, or holds no
-            rows of an experiment asked for; or a metric is a capped mean (the
-            SQL keeps no caps).
+            rows of an experiment asked for.
     """
-    for e in experiments:
-        for metric_id, _ in e.metric_roles:
-            check_sql_cap(catalog[metric_id], "SQL")
     file = Path(path)
     try:
         if file.suffix.lower() == ".csv":

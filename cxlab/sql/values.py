@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from cxlab.config import MetricDef
 from cxlab.errors import InputError
 from cxlab.metrics import NPS_PASSIVE_MIN, NPS_PROMOTER_MIN, RESPONDERS
 from stats.aggregates import NPS_SCALE
@@ -215,19 +214,6 @@ def sql_cuped(metric_type: str, engine: str) -> SqlCuped:
             "engine yet (use --engine polars, or cuped_days: 0)"
         )
     return SQL_CUPED[metric_type]
-
-
-def check_sql_cap(metric: MetricDef, engine: str) -> None:
-    """Refuse a capped mean, naming it: its daily caps are the Polars engine's.
-
-    Raises:
-        UnsupportedMetricError: the metric has a ``cap``.
-    """
-    if metric.cap is not None:
-        raise UnsupportedMetricError(
-            f"metric '{metric.id}': 'cap' is not supported by the {engine} engine "
-            "yet (use --engine polars)"
-        )
 
 
 def sql_values(metric_type: str, engine: str) -> Values:

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +39,7 @@ from cxlab.sql.reduction import (
 )
 from cxlab.sql.tables import check_changes, summaries_from_changes
 from cxlab.sql.values import UnsupportedMetricError, sql_cuped, sql_values
-from cxlab.summaries import summarize
+from cxlab.summaries import at_day, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -59,7 +60,7 @@ METRICS = [
 
 def assert_equal_summaries(left, right) -> None:
     """Equal keys, counts exactly, sums to 1e-12 relative; equal health."""
-    for name in ("daily", "by_dimension", "exposures", "categories"):
+    for name in ("daily", "by_dimension", "exposures", "categories", "caps"):
         a, b = getattr(left, name), getattr(right, name)
         assert a.schema == b.schema, name
         keys = [c for c in a.columns if a.schema[c] in (pl.String, pl.Date)]
@@ -90,6 +91,15 @@ def sql_ready(experiments, catalog) -> list:
             continue
         ready.append(e)
     return ready
+
+
+CAPPED = """\
+capped_revenue:
+  type: mean
+  event: order
+  cap: {percentile: 0.8}
+  direction: increase
+"""
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +144,22 @@ def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
     assert_equal_summaries(polars_summaries, duckdb_summaries)
 
 
+def test_duckdb_summaries_cut_at_an_earlier_day_equal_a_fresh_scan(sample) -> None:
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = sql_ready(load_experiments(EXPERIMENTS, catalog), catalog)
+    source = resolve_source(sample)
+    full = summarize_duckdb(source, experiments, catalog)
+    polars_full = summarize(source, experiments, catalog, log_health=False)
+    day = dt.date(2026, 10, 12)
+    assert_equal_summaries(
+        at_day(full, day, catalog),
+        summarize_duckdb(source, experiments, catalog, as_of=day),
+    )
+    assert_equal_summaries(
+        at_day(full, day, catalog), at_day(polars_full, day, catalog)
+    )
+
+
 def test_analyze_json_is_byte_identical_across_engines(
     sample: Path, ready_folder: Path
 ) -> None:
@@ -147,6 +173,24 @@ def test_analyze_json_is_byte_identical_across_engines(
     ]
     polars_json = cli(*args, "--engine", "polars")
     assert '"results"' in polars_json
+    assert cli(*args, "--engine", "duckdb") == polars_json
+
+
+def test_analyze_json_with_a_capped_mean_is_byte_identical_across_engines(
+    sample: Path, tmp_path: Path
+) -> None:
+    text = (EXPERIMENTS / "metrics.yaml").read_text()
+    (tmp_path / "metrics.yaml").write_text(
+        text
+        + CAPPED.replace("capped_revenue", "capped_revenue_99").replace("0.8", "0.99")
+    )
+    config = yaml.safe_load((EXPERIMENTS / "proactive-shipping-email.yaml").read_text())
+    config["secondary_metrics"].append("capped_revenue_99")
+    config["cuped_days"] = 7
+    (tmp_path / "proactive-shipping-email.yaml").write_text(yaml.safe_dump(config))
+    args = ["analyze", "--all", "--events", str(sample), "--experiments", str(tmp_path)]
+    polars_json = cli(*args, "--engine", "polars")
+    assert '"capped_revenue_99"' in polars_json
     assert cli(*args, "--engine", "duckdb") == polars_json
 
 
@@ -259,8 +303,11 @@ def test_duckdb_equals_polars_on_random_logs(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
+        lab.catalog_path.write_text(lab.catalog_path.read_text() + CAPPED)
         path = lab.experiment(
-            secondary_metrics=METRICS, dimensions=["platform"], cuped_days=cuped_days
+            secondary_metrics=[*METRICS, "capped_revenue"],
+            dimensions=["platform"],
+            cuped_days=cuped_days,
         )
         catalog = load_catalog(lab.catalog_path)
         exp = load_experiment(path, catalog)
@@ -268,6 +315,11 @@ def test_duckdb_equals_polars_on_random_logs(
         polars_summaries = summarize(source, [exp], catalog, as_of=as_of)
         duckdb_summaries = summarize_duckdb(source, [exp], catalog, as_of=as_of)
         assert_equal_summaries(polars_summaries, duckdb_summaries)
+        earlier = dt.date(2026, 10, 2)
+        assert_equal_summaries(
+            at_day(polars_summaries, earlier, catalog),
+            at_day(duckdb_summaries, earlier, catalog),
+        )
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         reader = "read_csv" if fmt.endswith(".csv") else "read_parquet"
