@@ -19,10 +19,14 @@ are common table expressions:
    each day, the user's contribution to every metric's sums (zero from the day
    they meet a second variant) and its change since their previous day.
 6. ``category_rows`` / ``category_kept`` / ``category_days``: the categorical
-   metrics' events with their category, per (user, category, day).
+   metrics' events with their category, per (user, category, day);
+   ``cap_*_<i>``: a capped mean's users by day, the day's pooled percentile and
+   the capped contributions' changes; ``tte_*_<i>``: a time_to_event metric's
+   times and each user's state by day.
 7. The output: the changes summed per (experiment, variant, day) and per
-   segment, per category, the users entering and leaving, the exposure counts
-   and the log's last day, all in one long table of additive daily changes
+   segment, per category and per survival state, the caps, the users entering
+   and leaving, the exposure counts and the log's last day, all in one long
+   table of daily changes
    (:data:`OUTPUT_COLUMNS`, documented in docs/summaries-format.md).
 """
 
@@ -42,6 +46,7 @@ from cxlab.metrics import NO_CATEGORY, RESPONDERS, Component, metric_type
 from cxlab.sql.values import sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
+from cxlab.summaries.voice import GONE, LATE, OPEN, RESOLVED
 
 DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "postgres")
 CONTRACT_COLUMNS = ("experiment_id", "variant", "value")
@@ -73,11 +78,31 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "first_category": "DOUBLE",
     **dict.fromkeys(RATIO_CUPED, "DOUBLE"),
     "cap": "DOUBLE",
+    "minutes": "BIGINT",
+    "state": "BIGINT",
+    "state_users": "BIGINT",
 }
 # Columns added to the format after its first version: a table made by an
 # earlier `cxlab sql` lacks them and reads as if they were NULL.
-ADDED_COLUMNS = ("category", "first_category", *RATIO_CUPED, "cap")
-KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric", "category", "cap")
+ADDED_COLUMNS = (
+    "category",
+    "first_category",
+    *RATIO_CUPED,
+    "cap",
+    "minutes",
+    "state",
+    "state_users",
+)
+KINDS = (
+    "log",
+    "arm",
+    "metric",
+    "segment_arm",
+    "segment_metric",
+    "category",
+    "cap",
+    "survival",
+)
 
 
 # --- small builders ------------------------------------------------------------------
@@ -228,8 +253,22 @@ class Plan:
 
     @property
     def outcome_events(self) -> list[str]:
-        """The events any metric reads (exposures aside)."""
-        return sorted({c.event for c in self.components} - {EXPOSURE})
+        """The events any metric reads (exposures aside), as the Polars scan."""
+        extra = {
+            e
+            for m in self.metric_users
+            for e in metric_type(self.catalog[m]).log_events(self.catalog[m])
+        }
+        return sorted(({c.event for c in self.components} | extra) - {EXPOSURE})
+
+    @property
+    def survival_metrics(self) -> list[str]:
+        """The ``time_to_event`` metrics (Kaplan–Meier inputs)."""
+        return [
+            m
+            for m in self.metric_users
+            if metric_type(self.catalog[m]).detail == "survival"
+        ]
 
     @property
     def capped_metrics(self) -> list[str]:
@@ -1042,6 +1081,333 @@ def _cap_rows(plan: Plan) -> list[exp.Select]:
     return out
 
 
+def _micro(value: str) -> exp.Interval:
+    return exp.Interval(this=text(value), unit=exp.Var(this="MICROSECOND"))
+
+
+def _before(moment: exp.Expression) -> exp.Expression:
+    """The instant just before ``moment`` (one microsecond earlier)."""
+    return exp.Sub(this=moment, expression=_micro("1"))
+
+
+def _least(*values: exp.Expression) -> exp.Expression:
+    """The least of the non-NULL values (NULL if all are), as min_horizontal."""
+    least = values[0]
+    for value in values[1:]:
+        least = (
+            exp.case()
+            .when(exp.Is(this=least.copy(), expression=exp.Null()), value.copy())
+            .when(exp.Is(this=value.copy(), expression=exp.Null()), least.copy())
+            .when(exp.LTE(this=least.copy(), expression=value.copy()), least.copy())
+            .else_(value.copy())
+        )
+    return least
+
+
+def _minutes(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+    """Whole minutes from ``start`` to ``end``, rounded up (as :mod:`.voice`)."""
+    micros = exp.TimestampDiff(
+        this=end, expression=start, unit=exp.Var(this="MICROSECOND")
+    )
+    return exp.cast(
+        exp.func(
+            "FLOOR",
+            exp.Div(
+                this=exp.Paren(this=exp.Add(this=micros, expression=num(59_999_999))),
+                expression=num("60000000.0"),
+            ),
+        ),
+        "BIGINT",
+    )
+
+
+def _survival_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
+    """A time_to_event metric's stages (as :mod:`cxlab.summaries.voice`).
+
+    ``tte_rows``: the counted start and end rows; ``tte_times``: per user the
+    first start and the first end after it, the moment no later state is known
+    (the window's end or the log's last event, ``final``) and the last day
+    their state can change (``stop``); ``tte_states``: the user's state
+    (minutes, kind) at the end of each such day.
+    """
+    i = plan.index(m)
+    metric = plan.catalog[m]
+    (start,) = metric_type(metric).components(metric)
+    assert metric.end_event is not None
+    horizon = round(float(metric.horizon_hours or 0) * 60)
+    is_end = exp.EQ(this=col("event"), expression=text(metric.end_event))
+    rows = (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            col("ts"),
+            col(LOG_ORDER),
+            exp.cast(_component_condition(start), "BOOLEAN").as_("is_start"),
+            exp.cast(is_end, "BOOLEAN").as_("is_end"),
+        )
+        .from_("joined")
+        .where(
+            exp.and_(
+                exp.EQ(this=col("phase"), expression=text("in")),
+                is_in(col("experiment_id"), plan.metric_users[m]),
+                exp.or_(_component_condition(start), is_end.copy()),
+            )
+        )
+    )
+    user = [col("experiment_id"), col("user_id")]
+    ranked = (
+        exp.select(
+            "*",
+            window(
+                exp.func("ROW_NUMBER"), user, [asc(col("ts")), asc(col(LOG_ORDER))]
+            ).as_("k"),
+        )
+        .from_(f"tte_rows_{i}")
+        .where(col("is_start"))
+    )
+    starts = (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            col("ts").as_("s"),
+            col(LOG_ORDER).as_("so"),
+        )
+        .from_(ranked.subquery("r"))
+        .where(exp.EQ(this=col("k"), expression=num(1)))
+    )
+    later = exp.or_(
+        exp.GT(this=col("ts", "e"), expression=col("s", "a")),
+        exp.and_(
+            exp.EQ(this=col("ts", "e"), expression=col("s", "a")),
+            exp.GT(this=col(LOG_ORDER, "e"), expression=col("so", "a")),
+        ),
+    )
+    ended = (
+        exp.select(
+            col("experiment_id", "a"),
+            col("user_id", "a"),
+            col("s", "a"),
+            exp.func("MIN", col("ts", "e")).as_("e"),
+        )
+        .from_(starts.subquery("a"))
+        .join(
+            exp.to_table(f"tte_rows_{i}").as_("e"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "a"),
+                    expression=col("experiment_id", "e"),
+                ),
+                exp.EQ(this=col("user_id", "a"), expression=col("user_id", "e")),
+                col("is_end", "e"),
+                later,
+            ),
+            join_type="LEFT",
+        )
+        .group_by(col("experiment_id", "a"), col("user_id", "a"), col("s", "a"))
+    )
+    final = _least(col("window_end", "p"), col("last_event", "l"))
+    reach = exp.Add(
+        this=col("s", "t"),
+        expression=exp.Interval(this=text(str(horizon)), unit=exp.Var(this="MINUTE")),
+    )
+    horizon_day = exp.case().when(
+        exp.GTE(this=final.copy(), expression=reach),
+        day_of(_before(reach.copy())),
+    )
+    conflict = col("conflict_day", "p")
+    stop = _least(
+        day_of(col("e", "t")), horizon_day, day_of(_before(final.copy())), conflict
+    )
+    first_day = day_of(col("s", "t"))
+    times = (
+        exp.select(
+            col("experiment_id", "t"),
+            col("user_id", "t"),
+            col("variant", "p"),
+            col("s", "t"),
+            col("e", "t"),
+            conflict.copy(),
+            final.as_("final"),
+            first_day.as_("first_day"),
+            stop.as_("stop"),
+        )
+        .from_(ended.subquery("t"))
+        .join(
+            exp.to_table("people_base").as_("p"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "t"),
+                    expression=col("experiment_id", "p"),
+                ),
+                exp.EQ(this=col("user_id", "t"), expression=col("user_id", "p")),
+            ),
+        )
+        .join(
+            exp.select(exp.func("MAX", col("ts")).as_("last_event"))
+            .from_("src")
+            .subquery("l"),
+            join_type="CROSS",
+        )
+        .where(
+            exp.or_(
+                exp.Is(this=conflict.copy(), expression=exp.Null()),
+                exp.LT(this=first_day.copy(), expression=conflict.copy()),
+            )
+        )
+    )
+    return [
+        (f"tte_rows_{i}", rows),
+        (f"tte_times_{i}", times),
+        (f"tte_states_{i}", _survival_states(i, horizon)),
+    ]
+
+
+def _survival_states(i: int, horizon: int) -> exp.Select:
+    """Each user's (minutes, kind) at the end of every day their state can change.
+
+    The days: each from the first start to ``stop``, then the day resolved and
+    the day excluded; none after the day of ``final``.
+    """
+    offsets = union_all(
+        [
+            exp.select(
+                exp.Interval(this=text(str(k)), unit=exp.Var(this="DAY")).as_("k")
+            )
+            for k in range(horizon // (24 * 60) + 3)
+        ]
+    )
+    ranged = (
+        exp.select(
+            "t.*",
+            day_of(exp.Add(this=col("first_day", "t"), expression=col("k", "o"))).as_(
+                "day"
+            ),
+        )
+        .from_(exp.to_table(f"tte_times_{i}").as_("t"))
+        .join(offsets.subquery("o"), join_type="CROSS")
+    )
+    days = union_all(
+        [
+            exp.select("*")
+            .from_(ranged.subquery("r"))
+            .where(exp.LTE(this=col("day"), expression=col("stop"))),
+            exp.select("*", day_of(col("e")).as_("day")).from_(f"tte_times_{i}"),
+            exp.select("*", col("conflict_day").as_("day")).from_(f"tte_times_{i}"),
+        ]
+    )
+    distinct = (
+        exp.select("*")
+        .from_(days.subquery("d"))
+        .where(
+            exp.and_(
+                exp.Not(this=exp.Is(this=col("day"), expression=exp.Null())),
+                exp.LTE(this=col("day"), expression=day_of(col("final"))),
+            )
+        )
+        .distinct()
+    )
+    midnight = exp.Add(
+        this=exp.cast(col("day"), "TIMESTAMPTZ"),
+        expression=exp.Interval(this=text("1"), unit=exp.Var(this="DAY")),
+    )
+    as_of_moment = _least(midnight, col("final"))
+    done = exp.and_(
+        exp.Not(this=exp.Is(this=col("e"), expression=exp.Null())),
+        exp.GTE(this=col("day"), expression=day_of(col("e"))),
+    )
+    taken = _minutes(col("s"), col("e"))
+    limit = num(horizon)
+    minutes = (
+        exp.case()
+        .when(done, _least(taken, limit))
+        .else_(_least(_minutes(col("s"), as_of_moment), limit.copy()))
+    )
+    state = (
+        exp.case()
+        .when(
+            exp.and_(
+                exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null())),
+                exp.GTE(this=col("day"), expression=col("conflict_day")),
+            ),
+            num(GONE),
+        )
+        .when(
+            exp.and_(done.copy(), exp.LTE(this=taken.copy(), expression=limit.copy())),
+            num(RESOLVED),
+        )
+        .when(done.copy(), num(LATE))
+        .else_(num(OPEN))
+    )
+    return exp.select(
+        col("experiment_id"),
+        col("user_id"),
+        col("variant"),
+        col("day"),
+        minutes.as_("minutes"),
+        state.as_("state"),
+    ).from_(distinct.subquery("u"))
+
+
+def _survival_rows(plan: Plan) -> list[exp.Select]:
+    """Per (experiment, variant, day, minutes, state): users in less users out."""
+    out = []
+    user = [col("experiment_id"), col("user_id")]
+    for m in plan.survival_metrics:
+        i = plan.index(m)
+        order = [asc(col("day"))]
+        previous = exp.select(
+            "*",
+            window(exp.func("LAG", col("minutes")), user, order).as_("prev_minutes"),
+            window(exp.func("LAG", col("state")), user, order).as_("prev_state"),
+        ).from_(f"tte_states_{i}")
+        keys = ("experiment_id", "variant", "day")
+        moves = union_all(
+            [
+                exp.select(
+                    *[col(k) for k in keys],
+                    col("minutes"),
+                    col("state"),
+                    num(1).as_("n"),
+                )
+                .from_(f"tte_states_{i}")
+                .where(exp.NEQ(this=col("state"), expression=num(GONE))),
+                exp.select(
+                    *[col(k) for k in keys],
+                    col("prev_minutes").as_("minutes"),
+                    col("prev_state").as_("state"),
+                    num(-1).as_("n"),
+                )
+                .from_(previous.subquery("v"))
+                .where(
+                    exp.and_(
+                        exp.Not(
+                            this=exp.Is(this=col("prev_state"), expression=exp.Null())
+                        ),
+                        exp.NEQ(this=col("prev_state"), expression=num(GONE)),
+                    )
+                ),
+            ]
+        )
+        grouping = [col(k) for k in (*keys, "minutes", "state")]
+        total = exp.func("SUM", col("n"))
+        given = {
+            "experiment_id": col("experiment_id"),
+            "variant": col("variant"),
+            "metric": text(m),
+            "day": col("day"),
+            "minutes": col("minutes"),
+            "state": col("state"),
+            "state_users": total,
+        }
+        out.append(
+            exp.select(*_row("survival", given))
+            .from_(moves.subquery("m"))
+            .group_by(*grouping)
+            .having(exp.NEQ(this=total.copy(), expression=num(0)))
+        )
+    return out
+
+
 def _category_rows(plan: Plan) -> exp.Query:
     """Each categorical metric's counted events with their category (as .voice).
 
@@ -1467,6 +1833,8 @@ def build_reduction(
     ]
     for m in plan.capped_metrics:
         stages += _cap_stages(plan, m)
+    for m in plan.survival_metrics:
+        stages += _survival_stages(plan, m)
     if plan.category_metrics:
         stages += [
             ("category_rows", _category_rows(plan)),
@@ -1486,6 +1854,7 @@ def build_reduction(
         ],
         *([_category_output()] if plan.category_metrics else []),
         *_cap_rows(plan),
+        *_survival_rows(plan),
     ]
     query = union_all(parts)
     for name, stage in stages:

@@ -32,7 +32,7 @@ from cxlab.summaries.daily import (
     variants_by_day,
 )
 from cxlab.summaries.tables import CUPED_COLUMNS, DELTA_COLUMNS
-from cxlab.summaries.voice import CATEGORY_SCHEMA
+from cxlab.summaries.voice import CATEGORY_SCHEMA, SURVIVAL_SCHEMA
 
 ARM = ["experiment_id", "variant", "day"]
 METRIC = ["experiment_id", "metric", "variant", "day"]
@@ -90,7 +90,7 @@ def check_changes(changes: pl.DataFrame, label: str) -> pl.DataFrame:
             "category",
         ).cast(pl.String),
         day.str.to_date() if changes.schema["day"] == pl.String else day.cast(pl.Date),
-        pl.col(COUNTS).cast(pl.Int64),
+        pl.col([*COUNTS, "minutes", "state", "state_users"]).cast(pl.Int64),
         pl.col([*SUMS, *PRE, *DETAIL, "cap"]).cast(pl.Float64),
     )
 
@@ -205,6 +205,27 @@ def _caps(changes: pl.DataFrame) -> pl.DataFrame:
     return rows.cast(dict(CAP_SCHEMA)).sort("experiment_id", "metric", "day")
 
 
+def _survival(changes: pl.DataFrame) -> pl.DataFrame:
+    """The time_to_event metrics' state counts' daily changes (as :mod:`.voice`)."""
+    keys = ["experiment_id", "metric", "variant", "day", "minutes", "kind"]
+    rows = changes.filter(pl.col("kind") == "survival").select(
+        "experiment_id",
+        "metric",
+        "variant",
+        "day",
+        "minutes",
+        pl.col("state").alias("kind"),
+        pl.col("state_users").alias("users"),
+    )
+    summed = rows.group_by(keys).agg(pl.col("users").sum())
+    return (
+        summed.filter(pl.col("users") != 0)
+        .select(*SURVIVAL_SCHEMA)
+        .cast(dict(SURVIVAL_SCHEMA))
+        .sort(keys)
+    )
+
+
 def summaries_from_changes(
     changes: pl.DataFrame,
     experiments: Sequence[Experiment],
@@ -287,6 +308,7 @@ def summaries_from_changes(
         ),
         categories=_categories(changes),
         caps=_caps(changes),
+        survival=_survival(changes),
     )
 
 

@@ -82,12 +82,22 @@ def _nps(values: Sequence[exp.Expression]) -> dict[str, exp.Expression]:
     }
 
 
+def _started(values: Sequence[exp.Expression]) -> dict[str, exp.Expression]:
+    """Responder 1/0: the user had a start event (the Kaplan–Meier population)."""
+    return {
+        RESPONDERS: _flag(
+            exp.GT(this=_zero(values[0]), expression=exp.Literal.number(0))
+        )
+    }
+
+
 SQL_VALUES: dict[str, Values] = {
     "proportion": _proportion,
     "mean": _mean,
     "ratio": _ratio,
     "nps": _nps,
     "categorical": _mean,  # the metric's own row: all its events per user
+    "time_to_event": _started,
 }
 
 
