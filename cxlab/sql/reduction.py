@@ -18,9 +18,15 @@ are common table expressions:
 5. ``running`` / ``valued`` / ``changes``: each component's value at the end of
    each day, the user's contribution to every metric's sums (zero from the day
    they meet a second variant) and its change since their previous day.
-6. The output: the changes summed per (experiment, variant, day) and per
-   segment, the users entering and leaving, the exposure counts and the log's
-   last day, all in one long table of additive daily changes
+6. ``category_rows`` / ``category_kept`` / ``category_days``: the categorical
+   metrics' events with their category, per (user, category, day);
+   ``cap_*_<i>``: a capped mean's users by day, the day's pooled percentile and
+   the capped contributions' changes; ``tte_*_<i>``: a time_to_event metric's
+   times and each user's state by day.
+7. The output: the changes summed per (experiment, variant, day) and per
+   segment, per category and per survival state, the caps, the users entering
+   and leaving, the exposure counts and the log's last day, all in one long
+   table of daily changes
    (:data:`OUTPUT_COLUMNS`, documented in docs/summaries-format.md).
 """
 
@@ -36,15 +42,18 @@ from sqlglot import exp
 from cxlab.attribution import analysis_cutoff
 from cxlab.config import Catalog, Experiment
 from cxlab.events import EXPOSURE
-from cxlab.metrics import RESPONDERS, Component, metric_type
-from cxlab.sql.values import check_sql_cap, check_sql_cuped, sql_values
+from cxlab.metrics import NO_CATEGORY, RESPONDERS, Component, metric_type
+from cxlab.sql.values import sql_cuped, sql_values
 from cxlab.summaries.as_of import analysis_cutoff_of_day
 from cxlab.summaries.tables import MISSING
+from cxlab.summaries.voice import GONE, LATE, OPEN, RESOLVED
 
 DIALECTS = ("duckdb", "spark", "bigquery", "snowflake", "postgres")
 CONTRACT_COLUMNS = ("experiment_id", "variant", "value")
 LOG_ORDER = "log_order"
 SUMS = ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
+# CUPED's further sums for ratio metrics (cxlab.summaries.tables.CUPED_COLUMNS).
+RATIO_CUPED = ("pre_y", "pre_yy", "pre_x0y0", "pre_xy0", "pre_yx0", "pre_yy0")
 # The output table: name → SQL type. Rows of one key add up (daily changes).
 OUTPUT_COLUMNS: dict[str, str] = {
     "kind": "VARCHAR",
@@ -65,8 +74,35 @@ OUTPUT_COLUMNS: dict[str, str] = {
     "pre_x": "DOUBLE",
     "pre_xx": "DOUBLE",
     "pre_xy": "DOUBLE",
+    "category": "VARCHAR",
+    "first_category": "DOUBLE",
+    **dict.fromkeys(RATIO_CUPED, "DOUBLE"),
+    "cap": "DOUBLE",
+    "minutes": "BIGINT",
+    "state": "BIGINT",
+    "state_users": "BIGINT",
 }
-KINDS = ("log", "arm", "metric", "segment_arm", "segment_metric")
+# Columns added to the format after its first version: a table made by an
+# earlier `cxlab sql` lacks them and reads as if they were NULL.
+ADDED_COLUMNS = (
+    "category",
+    "first_category",
+    *RATIO_CUPED,
+    "cap",
+    "minutes",
+    "state",
+    "state_users",
+)
+KINDS = (
+    "log",
+    "arm",
+    "metric",
+    "segment_arm",
+    "segment_metric",
+    "category",
+    "cap",
+    "survival",
+)
 
 
 # --- small builders ------------------------------------------------------------------
@@ -191,7 +227,6 @@ class Plan:
         for e in experiments:
             for metric_id, _ in e.metric_roles:
                 sql_values(catalog[metric_id].type, engine)
-                check_sql_cap(catalog[metric_id], engine)
                 metric_users.setdefault(metric_id, []).append(e.id)
         components = dict.fromkeys(
             c
@@ -205,7 +240,7 @@ class Plan:
             if metric_type(catalog[m]).cuped and cuped_ids & set(ids)
         )
         for m in cuped:
-            check_sql_cuped(catalog[m].type, engine)
+            sql_cuped(catalog[m].type, engine)
         dims = dict.fromkeys(d for e in experiments for d in e.dimensions)
         return cls(
             tuple(experiments),
@@ -218,24 +253,87 @@ class Plan:
 
     @property
     def outcome_events(self) -> list[str]:
-        """The events any metric reads (exposures aside)."""
-        return sorted({c.event for c in self.components} - {EXPOSURE})
+        """The events any metric reads (exposures aside), as the Polars scan."""
+        extra = {
+            e
+            for m in self.metric_users
+            for e in metric_type(self.catalog[m]).log_events(self.catalog[m])
+        }
+        return sorted(({c.event for c in self.components} | extra) - {EXPOSURE})
 
     @property
-    def filter_columns(self) -> list[str]:
-        """The columns metric filters test."""
-        return sorted({column for c in self.components for column, _ in c.filter})
+    def survival_metrics(self) -> list[str]:
+        """The ``time_to_event`` metrics (Kaplan–Meier inputs)."""
+        return [
+            m
+            for m in self.metric_users
+            if metric_type(self.catalog[m]).detail == "survival"
+        ]
+
+    @property
+    def capped_metrics(self) -> list[str]:
+        """The mean metrics with a ``cap`` (each user's value capped daily)."""
+        return [m for m in self.metric_users if self.catalog[m].cap is not None]
+
+    @property
+    def category_metrics(self) -> list[str]:
+        """The ``categorical`` metrics (one result per category)."""
+        return [
+            m
+            for m in self.metric_users
+            if metric_type(self.catalog[m]).detail == "categories"
+        ]
+
+    @property
+    def row_columns(self) -> list[str]:
+        """The columns metric filters test and categorical metrics read."""
+        filters = {column for c in self.components for column, _ in c.filter}
+        categories = {self.catalog[m].category for m in self.category_metrics}
+        return sorted(filters | {c for c in categories if c is not None})
 
     def index(self, metric_id: str) -> int:
         """The metric's number, naming its wide columns ``m<i>_…``."""
         return list(self.metric_users).index(metric_id)
 
-    def values(self, metric_id: str, prefix: str = "") -> dict[str, exp.Expression]:
-        """The metric's user values from the component columns ``prefix + name``."""
+    def _components(self, metric_id: str) -> list[exp.Expression]:
         metric = self.catalog[metric_id]
-        kind = metric_type(metric)
-        comps = [col(prefix + c.name) for c in kind.components(metric)]
-        return sql_values(metric.type, "sql")(comps)
+        return [col(c.name) for c in metric_type(metric).components(metric)]
+
+    def values(self, metric_id: str) -> dict[str, exp.Expression]:
+        """The metric's user values from its component columns."""
+        return sql_values(self.catalog[metric_id].type, "sql")(
+            self._components(metric_id)
+        )
+
+    def pre_values(self, metric_id: str) -> dict[str, exp.Expression]:
+        """A CUPED metric's covariates (x₀, …) from its pre-period components."""
+        cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+        return cuped.pre(self._components(metric_id))
+
+    def pre_columns(self, metric_id: str) -> dict[str, str]:
+        """A CUPED metric's covariate → its column ``<covariate>_<i>``."""
+        i = self.index(metric_id)
+        return {name: f"{name}_{i}" for name in self.pre_values(metric_id)}
+
+    def entry_sums(self, metric_id: str) -> dict[str, exp.Expression]:
+        """The covariate sums a user adds on entering, from the people columns."""
+        cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+        pre = {k: col(c) for k, c in self.pre_columns(metric_id).items()}
+        return cuped.entry(pre)
+
+    def sums(self, metric_id: str) -> dict[str, exp.Expression]:
+        """A user's contribution to the metric's sums that change with their values.
+
+        The user values and, with CUPED, the covariate sums that change with
+        them (x·x₀, …), from the component columns and the people's (``p``)
+        covariates.
+        """
+        sums = self.values(metric_id)
+        if metric_id in self.cuped_metrics:
+            cuped = sql_cuped(self.catalog[metric_id].type, "sql")
+            pre = {k: col(c, "p") for k, c in self.pre_columns(metric_id).items()}
+            sums |= cuped.changes(self._components(metric_id), pre)
+        return sums
 
 
 # --- the stages ----------------------------------------------------------------------
@@ -248,7 +346,7 @@ def _source(
     log_order: exp.Expression | None,
 ) -> exp.Select:
     """The events with the contract's names and types (``src``)."""
-    extra = dict.fromkeys([*plan.dims, *plan.filter_columns])
+    extra = dict.fromkeys([*plan.dims, *plan.row_columns])
 
     def named(name: str) -> exp.Expression:
         return col(columns.get(name, name))
@@ -394,8 +492,8 @@ def _filter_condition(component: Component) -> exp.Expression:
     return exp.and_(*conditions) if conditions else exp.true()
 
 
-def _component_row(component: Component) -> exp.Expression:
-    """Per joined row: its contribution to the component (1 or the value), or NULL."""
+def _component_condition(component: Component) -> exp.Expression:
+    """Whether a joined row counts toward the component (as Component.condition)."""
     condition = exp.and_(
         exp.EQ(this=col("event"), expression=text(component.event)),
         _filter_condition(component),
@@ -407,8 +505,17 @@ def _component_row(component: Component) -> exp.Expression:
     if component.window_days is not None:
         limit = days_after(col("first_exposure"), component.window_days)
         condition = exp.and_(condition, exp.LT(this=col("ts"), expression=limit))
+    return condition
+
+
+def _component_row(component: Component) -> exp.Expression:
+    """Per joined row: its contribution to the component (1 or the value), or NULL."""
     contribution = num("1.0") if component.aggregate == "count" else col("value")
-    return exp.case().when(condition, contribution).as_(component.name)
+    return (
+        exp.case()
+        .when(_component_condition(component), contribution)
+        .as_(component.name)
+    )
 
 
 def _joined(plan: Plan) -> exp.Select:
@@ -421,7 +528,7 @@ def _joined(plan: Plan) -> exp.Select:
         .else_(text("before"))
     )
     counted = exp.GTE(this=ts.copy(), expression=col("first_exposure", "a"))
-    filters = [col(c, "o") for c in plan.filter_columns]
+    filters = [col(c, "o") for c in plan.row_columns]
     return (
         exp.select(
             col("experiment_id", "a"),
@@ -500,14 +607,14 @@ def _user_day(plan: Plan) -> exp.Select:
 
 
 def _pre_values(plan: Plan) -> exp.Select:
-    """Per assignment: each CUPED metric's value over the pre-period (x₀)."""
-    values = {m: plan.values(m)["sum_x"] for m in plan.cuped_metrics}
+    """Per assignment: each CUPED metric's covariates over the pre-period (x₀, …)."""
+    values = [
+        v.as_(plan.pre_columns(m)[name])
+        for m in plan.cuped_metrics
+        for name, v in plan.pre_values(m).items()
+    ]
     return (
-        exp.select(
-            col("experiment_id"),
-            col("user_id"),
-            *[v.as_(f"x0_{plan.index(m)}") for m, v in values.items()],
-        )
+        exp.select(col("experiment_id"), col("user_id"), *values)
         .from_("user_day")
         .where(exp.EQ(this=col("phase"), expression=text("pre")))
     )
@@ -539,10 +646,9 @@ def _people(plan: Plan) -> exp.Select:
         )
 
     x0 = [
-        exp.func("COALESCE", col(f"x0_{plan.index(m)}", "p"), num("0.0")).as_(
-            f"x0_{plan.index(m)}"
-        )
+        exp.func("COALESCE", col(c, "p"), num("0.0")).as_(c)
         for m in plan.cuped_metrics
+        for c in plan.pre_columns(m).values()
     ]
     return (
         exp.select(
@@ -620,13 +726,9 @@ def _metric_columns(plan: Plan) -> dict[str, exp.Expression]:
     """Every metric's user values as wide columns ``m<i>_<sum>`` (and x·x₀)."""
     columns: dict[str, exp.Expression] = {}
     for m in plan.metric_users:
-        i = plan.index(m)
-        values = plan.values(m)
-        if m in plan.cuped_metrics:
-            values["pre_xy"] = exp.Mul(
-                this=values["sum_x"].copy(), expression=col(f"x0_{i}", "p")
-            )
-        columns |= {f"m{i}_{name}": v for name, v in values.items()}
+        if m not in plan.capped_metrics:  # their changes are the cap stage's
+            i = plan.index(m)
+            columns |= {f"m{i}_{name}": v for name, v in plan.sums(m).items()}
     return columns
 
 
@@ -687,6 +789,782 @@ def _changes(plan: Plan) -> exp.Select:
     ).from_("valued")
 
 
+def _cap_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
+    """A capped mean's stages (as :mod:`cxlab.summaries.cap`), ``<stage>_<i>``.
+
+    ``cap_days``: per experiment, the days something happens (a counted row, an
+    entry, a conflict); ``cap_values``: every user on each of those days from
+    their entry on, with their value x at the end of the day (the last one
+    before carried forward, 0 without events); ``cap_level``: per (experiment,
+    day) the percentile p of the active users' x, pooled over the arms;
+    ``cap_capped``: x capped at it; ``cap_changes``: each user's contributions
+    less their previous day's.
+    """
+    i = plan.index(m)
+    metric = plan.catalog[m]
+    assert metric.cap is not None
+    (component,) = metric_type(metric).components(metric)
+    users = plan.metric_users[m]
+    user = [col("experiment_id"), col("user_id")]
+    days = union_all(
+        [
+            exp.select(col("experiment_id"), col("day"))
+            .from_("user_day")
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("phase"), expression=text("in")),
+                    is_in(col("experiment_id"), users),
+                )
+            ),
+            exp.select(col("experiment_id"), col("exposure_day").as_("day"))
+            .from_("people_base")
+            .where(is_in(col("experiment_id"), users)),
+            exp.select(col("experiment_id"), col("conflict_day").as_("day"))
+            .from_("people_base")
+            .where(
+                exp.and_(
+                    is_in(col("experiment_id"), users),
+                    exp.Not(
+                        this=exp.Is(this=col("conflict_day"), expression=exp.Null())
+                    ),
+                )
+            ),
+        ]
+    )
+    cap_days = (
+        exp.select(col("experiment_id"), col("day"))
+        .from_(days.subquery("d"))
+        .distinct()
+    )
+    conflict = col("conflict_day", "p")
+    active = exp.or_(
+        exp.Is(this=conflict, expression=exp.Null()),
+        exp.LT(this=col("day", "d"), expression=conflict.copy()),
+    )
+    on_user = exp.and_(
+        exp.EQ(this=col("experiment_id", "g"), expression=col("experiment_id", "r")),
+        exp.EQ(this=col("user_id", "g"), expression=col("user_id", "r")),
+        exp.EQ(this=col("day", "g"), expression=col("day", "r")),
+    )
+    ends = (
+        exp.select(
+            *[k.copy() for k in user],
+            col("day"),
+            exp.func("MAX", col(component.name)).as_("v"),
+        )
+        .from_("running")
+        .group_by(*[k.copy() for k in user], col("day"))
+    )
+    pre = list(plan.pre_columns(m).values()) if m in plan.cuped_metrics else []
+    grid = (
+        exp.select(
+            col("experiment_id", "p"),
+            col("user_id", "p"),
+            col("variant", "p"),
+            col("day", "d"),
+            *[col(f"seg_{k}", "p") for k in range(len(plan.dims))],
+            *[col(c, "p") for c in pre],
+            exp.cast(active, "BOOLEAN").as_("active"),
+        )
+        .from_(exp.to_table("people").as_("p"))
+        .join(
+            exp.to_table(f"cap_days_{i}").as_("d"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "p"),
+                    expression=col("experiment_id", "d"),
+                ),
+                exp.GTE(this=col("day", "d"), expression=col("exposure_day", "p")),
+            ),
+        )
+    )
+    joined = (
+        exp.select("g.*", col("v", "r"))
+        .from_(grid.subquery("g"))
+        .join(ends.subquery("r"), on=on_user, join_type="LEFT")
+    )
+    seen = window(exp.func("COUNT", col("v")), user, [asc(col("day"))], running=True)
+    numbered = exp.select("*", seen.as_("seen")).from_(joined.subquery("j"))
+    carried = window(exp.func("MAX", col("v")), [*user, col("seen")])
+    kept = [
+        "experiment_id",
+        "user_id",
+        "variant",
+        "day",
+        *[f"seg_{k}" for k in range(len(plan.dims))],
+        *pre,
+        "active",
+    ]
+    cap_values = exp.select(
+        *[col(c) for c in kept],
+        exp.func("COALESCE", carried, num("0.0")).as_("x"),
+    ).from_(numbered.subquery("n"))
+    return [
+        (f"cap_days_{i}", cap_days),
+        (f"cap_values_{i}", cap_values),
+        (f"cap_level_{i}", _cap_level(i, metric.cap)),
+        (f"cap_capped_{i}", _cap_capped(plan, i, component.name)),
+        (f"cap_changes_{i}", _cap_changes(plan, m)),
+    ]
+
+
+def _cap_level(i: int, percentile: float) -> exp.Select:
+    """Per (experiment, day) with users: the p-th percentile of the active users' x.
+
+    Linear interpolation between order statistics, as numpy's default and
+    Polars' ``quantile(p, "linear")`` compute it: with n values sorted and
+    h = (n − 1)·p, the cap is v₍⌊h⌋₎ + (h − ⌊h⌋)·(v₍⌈h⌉₎ − v₍⌊h⌋₎) (Hyndman & Fan
+    1996, Sample quantiles in statistical packages, definition 7). Order
+    statistics by ROW_NUMBER, so every dialect computes it exactly; NULL on a
+    day without active users.
+    """
+    part = [col("experiment_id"), col("day")]
+    ranked = (
+        exp.select(
+            *[p.copy() for p in part],
+            col("x"),
+            window(exp.func("ROW_NUMBER"), part, [asc(col("x"))]).as_("rn"),
+            window(exp.func("COUNT", exp.Star()), part).as_("cnt"),
+        )
+        .from_(f"cap_values_{i}")
+        .where(col("active"))
+    )
+    h = exp.Mul(
+        this=exp.Paren(
+            this=exp.Sub(this=exp.cast(col("cnt"), "DOUBLE"), expression=num("1.0"))
+        ),
+        expression=num(repr(float(percentile))),
+    )
+    positioned = exp.select(
+        "*",
+        h.as_("h"),
+        exp.func("FLOOR", h.copy()).as_("lo"),
+        exp.func("CEIL", h.copy()).as_("hi"),
+    ).from_(ranked.subquery("r"))
+
+    def at(position: str) -> exp.Expression:
+        here = exp.EQ(
+            this=exp.cast(col("rn"), "DOUBLE"),
+            expression=exp.Add(this=col(position), expression=num("1.0")),
+        )
+        return exp.func("MAX", exp.case().when(here, col("x")))
+
+    ends = (
+        exp.select(
+            *[p.copy() for p in part],
+            at("lo").as_("v_lo"),
+            at("hi").as_("v_hi"),
+            exp.func("MAX", exp.Sub(this=col("h"), expression=col("lo"))).as_("frac"),
+        )
+        .from_(positioned.subquery("q"))
+        .group_by(*[p.copy() for p in part])
+    )
+    v_lo, v_hi = col("v_lo"), col("v_hi")
+    level = (
+        exp.case()
+        .when(exp.EQ(this=v_lo, expression=v_hi), v_lo.copy())
+        .else_(
+            exp.Add(
+                this=exp.Mul(
+                    this=col("frac"),
+                    expression=exp.Paren(
+                        this=exp.Sub(this=v_hi.copy(), expression=v_lo.copy())
+                    ),
+                ),
+                expression=v_lo.copy(),
+            )
+        )
+    )
+    return exp.select(*[p.copy() for p in part], level.as_("cap")).from_(
+        ends.subquery("e")
+    )
+
+
+def _cap_capped(plan: Plan, i: int, component: str) -> exp.Select:
+    """Each user's x capped at the day's level (uncapped on a day without one)."""
+    x, cap = col("x", "v"), col("cap", "c")
+    capped = (
+        exp.case()
+        .when(
+            exp.or_(
+                exp.Is(this=cap, expression=exp.Null()),
+                exp.LTE(this=x, expression=cap.copy()),
+            ),
+            x.copy(),
+        )
+        .else_(cap.copy())
+    )
+    return (
+        exp.select("v.*", capped.as_(component))
+        .from_(exp.to_table(f"cap_values_{i}").as_("v"))
+        .join(
+            exp.to_table(f"cap_level_{i}").as_("c"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "v"),
+                    expression=col("experiment_id", "c"),
+                ),
+                exp.EQ(this=col("day", "v"), expression=col("day", "c")),
+            ),
+            join_type="LEFT",
+        )
+    )
+
+
+def _cap_changes(plan: Plan, m: str) -> exp.Select:
+    """A capped mean's contributions, 0 when inactive, less the previous day's."""
+    i = plan.index(m)
+    user = [col("experiment_id"), col("user_id")]
+    now = {
+        f"m{i}_{name}": exp.cast(
+            exp.case().when(col("active", "p"), v).else_(num(0)), "DOUBLE"
+        )
+        for name, v in plan.sums(m).items()
+    }
+    valued = exp.select(
+        col("experiment_id", "p"),
+        col("user_id", "p"),
+        col("variant", "p"),
+        col("day", "p"),
+        *[col(f"seg_{k}", "p") for k in range(len(plan.dims))],
+        *[v.as_(k) for k, v in now.items()],
+    ).from_(exp.to_table(f"cap_capped_{i}").as_("p"))
+    previous = {
+        k: window(exp.func("LAG", col(k), num(1), num("0.0")), user, [asc(col("day"))])
+        for k in now
+    }
+    return exp.select(
+        col("experiment_id"),
+        col("variant"),
+        col("day"),
+        *[col(f"seg_{k}") for k in range(len(plan.dims))],
+        *[exp.Sub(this=col(k), expression=previous[k]).as_(k) for k in now],
+    ).from_(valued.subquery("u"))
+
+
+def _cap_rows(plan: Plan) -> list[exp.Select]:
+    """Each capped mean's cap per (experiment, day): the level from that day on."""
+    out = []
+    for m in plan.capped_metrics:
+        i = plan.index(m)
+        days = (
+            exp.select(col("experiment_id"), col("day"))
+            .from_(f"cap_values_{i}")
+            .distinct()
+        )
+        level = col("cap", "c")
+        out.append(
+            exp.select(
+                *_row(
+                    "cap",
+                    {
+                        "experiment_id": col("experiment_id", "d"),
+                        "metric": text(m),
+                        "day": col("day", "d"),
+                        "cap": level,
+                    },
+                )
+            )
+            .from_(days.subquery("d"))
+            .join(
+                exp.to_table(f"cap_level_{i}").as_("c"),
+                on=exp.and_(
+                    exp.EQ(
+                        this=col("experiment_id", "d"),
+                        expression=col("experiment_id", "c"),
+                    ),
+                    exp.EQ(this=col("day", "d"), expression=col("day", "c")),
+                ),
+                join_type="LEFT",
+            )
+        )
+    return out
+
+
+def _micro(value: str) -> exp.Interval:
+    return exp.Interval(this=text(value), unit=exp.Var(this="MICROSECOND"))
+
+
+def _before(moment: exp.Expression) -> exp.Expression:
+    """The instant just before ``moment`` (one microsecond earlier)."""
+    return exp.Sub(this=moment, expression=_micro("1"))
+
+
+def _least(*values: exp.Expression) -> exp.Expression:
+    """The least of the non-NULL values (NULL if all are), as min_horizontal."""
+    least = values[0]
+    for value in values[1:]:
+        least = (
+            exp.case()
+            .when(exp.Is(this=least.copy(), expression=exp.Null()), value.copy())
+            .when(exp.Is(this=value.copy(), expression=exp.Null()), least.copy())
+            .when(exp.LTE(this=least.copy(), expression=value.copy()), least.copy())
+            .else_(value.copy())
+        )
+    return least
+
+
+def _minutes(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+    """Whole minutes from ``start`` to ``end``, rounded up (as :mod:`.voice`)."""
+    micros = exp.TimestampDiff(
+        this=end, expression=start, unit=exp.Var(this="MICROSECOND")
+    )
+    return exp.cast(
+        exp.func(
+            "FLOOR",
+            exp.Div(
+                this=exp.Paren(this=exp.Add(this=micros, expression=num(59_999_999))),
+                expression=num("60000000.0"),
+            ),
+        ),
+        "BIGINT",
+    )
+
+
+def _survival_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
+    """A time_to_event metric's stages (as :mod:`cxlab.summaries.voice`).
+
+    ``tte_rows``: the counted start and end rows; ``tte_times``: per user the
+    first start and the first end after it, the moment no later state is known
+    (the window's end or the log's last event, ``final``) and the last day
+    their state can change (``stop``); ``tte_states``: the user's state
+    (minutes, kind) at the end of each such day.
+    """
+    i = plan.index(m)
+    metric = plan.catalog[m]
+    (start,) = metric_type(metric).components(metric)
+    assert metric.end_event is not None
+    horizon = round(float(metric.horizon_hours or 0) * 60)
+    is_end = exp.EQ(this=col("event"), expression=text(metric.end_event))
+    rows = (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            col("ts"),
+            col(LOG_ORDER),
+            exp.cast(_component_condition(start), "BOOLEAN").as_("is_start"),
+            exp.cast(is_end, "BOOLEAN").as_("is_end"),
+        )
+        .from_("joined")
+        .where(
+            exp.and_(
+                exp.EQ(this=col("phase"), expression=text("in")),
+                is_in(col("experiment_id"), plan.metric_users[m]),
+                exp.or_(_component_condition(start), is_end.copy()),
+            )
+        )
+    )
+    user = [col("experiment_id"), col("user_id")]
+    ranked = (
+        exp.select(
+            "*",
+            window(
+                exp.func("ROW_NUMBER"), user, [asc(col("ts")), asc(col(LOG_ORDER))]
+            ).as_("k"),
+        )
+        .from_(f"tte_rows_{i}")
+        .where(col("is_start"))
+    )
+    starts = (
+        exp.select(
+            col("experiment_id"),
+            col("user_id"),
+            col("ts").as_("s"),
+            col(LOG_ORDER).as_("so"),
+        )
+        .from_(ranked.subquery("r"))
+        .where(exp.EQ(this=col("k"), expression=num(1)))
+    )
+    later = exp.or_(
+        exp.GT(this=col("ts", "e"), expression=col("s", "a")),
+        exp.and_(
+            exp.EQ(this=col("ts", "e"), expression=col("s", "a")),
+            exp.GT(this=col(LOG_ORDER, "e"), expression=col("so", "a")),
+        ),
+    )
+    ended = (
+        exp.select(
+            col("experiment_id", "a"),
+            col("user_id", "a"),
+            col("s", "a"),
+            exp.func("MIN", col("ts", "e")).as_("e"),
+        )
+        .from_(starts.subquery("a"))
+        .join(
+            exp.to_table(f"tte_rows_{i}").as_("e"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "a"),
+                    expression=col("experiment_id", "e"),
+                ),
+                exp.EQ(this=col("user_id", "a"), expression=col("user_id", "e")),
+                col("is_end", "e"),
+                later,
+            ),
+            join_type="LEFT",
+        )
+        .group_by(col("experiment_id", "a"), col("user_id", "a"), col("s", "a"))
+    )
+    final = _least(col("window_end", "p"), col("last_event", "l"))
+    reach = exp.Add(
+        this=col("s", "t"),
+        expression=exp.Interval(this=text(str(horizon)), unit=exp.Var(this="MINUTE")),
+    )
+    horizon_day = exp.case().when(
+        exp.GTE(this=final.copy(), expression=reach),
+        day_of(_before(reach.copy())),
+    )
+    conflict = col("conflict_day", "p")
+    stop = _least(
+        day_of(col("e", "t")), horizon_day, day_of(_before(final.copy())), conflict
+    )
+    first_day = day_of(col("s", "t"))
+    times = (
+        exp.select(
+            col("experiment_id", "t"),
+            col("user_id", "t"),
+            col("variant", "p"),
+            col("s", "t"),
+            col("e", "t"),
+            conflict.copy(),
+            final.as_("final"),
+            first_day.as_("first_day"),
+            stop.as_("stop"),
+        )
+        .from_(ended.subquery("t"))
+        .join(
+            exp.to_table("people_base").as_("p"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "t"),
+                    expression=col("experiment_id", "p"),
+                ),
+                exp.EQ(this=col("user_id", "t"), expression=col("user_id", "p")),
+            ),
+        )
+        .join(
+            exp.select(exp.func("MAX", col("ts")).as_("last_event"))
+            .from_("src")
+            .subquery("l"),
+            join_type="CROSS",
+        )
+        .where(
+            exp.or_(
+                exp.Is(this=conflict.copy(), expression=exp.Null()),
+                exp.LT(this=first_day.copy(), expression=conflict.copy()),
+            )
+        )
+    )
+    return [
+        (f"tte_rows_{i}", rows),
+        (f"tte_times_{i}", times),
+        (f"tte_states_{i}", _survival_states(i, horizon)),
+    ]
+
+
+def _survival_states(i: int, horizon: int) -> exp.Select:
+    """Each user's (minutes, kind) at the end of every day their state can change.
+
+    The days: each from the first start to ``stop``, then the day resolved and
+    the day excluded; none after the day of ``final``.
+    """
+    offsets = union_all(
+        [
+            exp.select(
+                exp.Interval(this=text(str(k)), unit=exp.Var(this="DAY")).as_("k")
+            )
+            for k in range(horizon // (24 * 60) + 3)
+        ]
+    )
+    ranged = (
+        exp.select(
+            "t.*",
+            day_of(exp.Add(this=col("first_day", "t"), expression=col("k", "o"))).as_(
+                "day"
+            ),
+        )
+        .from_(exp.to_table(f"tte_times_{i}").as_("t"))
+        .join(offsets.subquery("o"), join_type="CROSS")
+    )
+    days = union_all(
+        [
+            exp.select("*")
+            .from_(ranged.subquery("r"))
+            .where(exp.LTE(this=col("day"), expression=col("stop"))),
+            exp.select("*", day_of(col("e")).as_("day")).from_(f"tte_times_{i}"),
+            exp.select("*", col("conflict_day").as_("day")).from_(f"tte_times_{i}"),
+        ]
+    )
+    distinct = (
+        exp.select("*")
+        .from_(days.subquery("d"))
+        .where(
+            exp.and_(
+                exp.Not(this=exp.Is(this=col("day"), expression=exp.Null())),
+                exp.LTE(this=col("day"), expression=day_of(col("final"))),
+            )
+        )
+        .distinct()
+    )
+    midnight = exp.Add(
+        this=exp.cast(col("day"), "TIMESTAMPTZ"),
+        expression=exp.Interval(this=text("1"), unit=exp.Var(this="DAY")),
+    )
+    as_of_moment = _least(midnight, col("final"))
+    done = exp.and_(
+        exp.Not(this=exp.Is(this=col("e"), expression=exp.Null())),
+        exp.GTE(this=col("day"), expression=day_of(col("e"))),
+    )
+    taken = _minutes(col("s"), col("e"))
+    limit = num(horizon)
+    minutes = (
+        exp.case()
+        .when(done, _least(taken, limit))
+        .else_(_least(_minutes(col("s"), as_of_moment), limit.copy()))
+    )
+    state = (
+        exp.case()
+        .when(
+            exp.and_(
+                exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null())),
+                exp.GTE(this=col("day"), expression=col("conflict_day")),
+            ),
+            num(GONE),
+        )
+        .when(
+            exp.and_(done.copy(), exp.LTE(this=taken.copy(), expression=limit.copy())),
+            num(RESOLVED),
+        )
+        .when(done.copy(), num(LATE))
+        .else_(num(OPEN))
+    )
+    return exp.select(
+        col("experiment_id"),
+        col("user_id"),
+        col("variant"),
+        col("day"),
+        minutes.as_("minutes"),
+        state.as_("state"),
+    ).from_(distinct.subquery("u"))
+
+
+def _survival_rows(plan: Plan) -> list[exp.Select]:
+    """Per (experiment, variant, day, minutes, state): users in less users out."""
+    out = []
+    user = [col("experiment_id"), col("user_id")]
+    for m in plan.survival_metrics:
+        i = plan.index(m)
+        order = [asc(col("day"))]
+        previous = exp.select(
+            "*",
+            window(exp.func("LAG", col("minutes")), user, order).as_("prev_minutes"),
+            window(exp.func("LAG", col("state")), user, order).as_("prev_state"),
+        ).from_(f"tte_states_{i}")
+        keys = ("experiment_id", "variant", "day")
+        moves = union_all(
+            [
+                exp.select(
+                    *[col(k) for k in keys],
+                    col("minutes"),
+                    col("state"),
+                    num(1).as_("n"),
+                )
+                .from_(f"tte_states_{i}")
+                .where(exp.NEQ(this=col("state"), expression=num(GONE))),
+                exp.select(
+                    *[col(k) for k in keys],
+                    col("prev_minutes").as_("minutes"),
+                    col("prev_state").as_("state"),
+                    num(-1).as_("n"),
+                )
+                .from_(previous.subquery("v"))
+                .where(
+                    exp.and_(
+                        exp.Not(
+                            this=exp.Is(this=col("prev_state"), expression=exp.Null())
+                        ),
+                        exp.NEQ(this=col("prev_state"), expression=num(GONE)),
+                    )
+                ),
+            ]
+        )
+        grouping = [col(k) for k in (*keys, "minutes", "state")]
+        total = exp.func("SUM", col("n"))
+        given = {
+            "experiment_id": col("experiment_id"),
+            "variant": col("variant"),
+            "metric": text(m),
+            "day": col("day"),
+            "minutes": col("minutes"),
+            "state": col("state"),
+            "state_users": total,
+        }
+        out.append(
+            exp.select(*_row("survival", given))
+            .from_(moves.subquery("m"))
+            .group_by(*grouping)
+            .having(exp.NEQ(this=total.copy(), expression=num(0)))
+        )
+    return out
+
+
+def _category_rows(plan: Plan) -> exp.Query:
+    """Each categorical metric's counted events with their category (as .voice).
+
+    An event whose category is NULL is in :data:`cxlab.metrics.NO_CATEGORY`.
+    """
+    selects = []
+    for m in plan.category_metrics:
+        metric = plan.catalog[m]
+        (component,) = metric_type(metric).components(metric)
+        assert metric.category is not None
+        category = exp.func(
+            "COALESCE", exp.cast(col(metric.category), "VARCHAR"), text(NO_CATEGORY)
+        )
+        selects.append(
+            exp.select(
+                col("experiment_id"),
+                col("user_id"),
+                text(m).as_("metric"),
+                category.as_("category"),
+                col("day"),
+                col("ts"),
+                col(LOG_ORDER),
+            )
+            .from_("joined")
+            .where(
+                exp.and_(
+                    exp.EQ(this=col("phase"), expression=text("in")),
+                    is_in(col("experiment_id"), plan.metric_users[m]),
+                    _component_condition(component),
+                )
+            )
+        )
+    return union_all(selects)
+
+
+def _category_kept() -> exp.Select:
+    """The category rows of users before any day they met a second variant."""
+    conflict = col("conflict_day", "p")
+    return (
+        exp.select(
+            "c.*",
+            col("variant", "p"),
+            conflict.copy(),
+        )
+        .from_(exp.to_table("category_rows").as_("c"))
+        .join(
+            exp.to_table("people_base").as_("p"),
+            on=exp.and_(
+                exp.EQ(
+                    this=col("experiment_id", "c"),
+                    expression=col("experiment_id", "p"),
+                ),
+                exp.EQ(this=col("user_id", "c"), expression=col("user_id", "p")),
+            ),
+        )
+        .where(
+            exp.or_(
+                exp.Is(this=conflict.copy(), expression=exp.Null()),
+                exp.LT(this=col("day", "c"), expression=conflict.copy()),
+            )
+        )
+    )
+
+
+CATEGORY_USER = ("experiment_id", "metric", "user_id", "variant", "conflict_day")
+
+
+def _category_days() -> exp.Select:
+    """Per (user, category, day): the events that day and the user's total so far."""
+    keys = [col(k) for k in (*CATEGORY_USER, "category", "day")]
+    per_day = (
+        exp.select(*keys, exp.func("COUNT", exp.Star()).as_("cnt"))
+        .from_("category_kept")
+        .group_by(*[k.copy() for k in keys])
+    )
+    total = window(
+        exp.func("SUM", col("cnt")),
+        [col("experiment_id"), col("metric"), col("user_id"), col("category")],
+        [asc(col("day"))],
+        running=True,
+    )
+    return exp.select("*", total.as_("total")).from_(per_day.subquery("d"))
+
+
+def _category_output() -> exp.Select:
+    """Per (experiment, metric, variant, category, day): changes of Σx, Σx², firsts.
+
+    A user's x (their events of the category) grows by the day's count and x² from
+    (total − count)² to total²; on the day they meet a second variant both are
+    taken back, and their first category (by time, then log order) with them.
+    """
+    out = ("experiment_id", "metric", "variant", "category")
+    total, cnt = col("total"), col("cnt")
+    before = exp.Paren(this=exp.Sub(this=total.copy(), expression=cnt.copy()))
+    grown = exp.Sub(
+        this=exp.Mul(this=total.copy(), expression=total.copy()),
+        expression=exp.Mul(this=before, expression=before.copy()),
+    )
+    conflicted = exp.Not(this=exp.Is(this=col("conflict_day"), expression=exp.Null()))
+    last = exp.func("MAX", col("total"))
+
+    def move(day: str, sx: exp.Expression, sxx: exp.Expression, first: int) -> list:
+        return [
+            *[col(k) for k in out],
+            col(day).as_("day"),
+            exp.cast(sx, "DOUBLE").as_("sx"),
+            exp.cast(sxx, "DOUBLE").as_("sxx"),
+            exp.cast(num(first), "DOUBLE").as_("fc"),
+        ]
+
+    ranked = exp.select(
+        "*",
+        window(
+            exp.func("ROW_NUMBER"),
+            [col("experiment_id"), col("metric"), col("user_id")],
+            [asc(col("ts")), asc(col(LOG_ORDER))],
+        ).as_("k"),
+    ).from_("category_kept")
+    firsts = (
+        exp.select("*")
+        .from_(ranked.subquery("r"))
+        .where(exp.EQ(this=col("k"), expression=num(1)))
+    )
+    moves = union_all(
+        [
+            exp.select(*move("day", cnt, grown, 0)).from_("category_days"),
+            exp.select(
+                *move(
+                    "conflict_day",
+                    _neg(last),
+                    _neg(exp.Mul(this=last.copy(), expression=last.copy())),
+                    0,
+                )
+            )
+            .from_("category_days")
+            .where(conflicted)
+            .group_by(*[col(k) for k in (*CATEGORY_USER, "category")]),
+            exp.select(*move("day", num(0), num(0), 1)).from_(firsts.subquery("f1")),
+            exp.select(*move("conflict_day", num(0), num(0), -1))
+            .from_(firsts.subquery("f2"))
+            .where(conflicted.copy()),
+        ]
+    )
+    keys = [col(k) for k in (*out, "day")]
+    given = {
+        **{k.name: k.copy() for k in keys},
+        "sum_x": exp.func("SUM", col("sx")),
+        "sum_xx": exp.func("SUM", col("sxx")),
+        "first_category": exp.func("SUM", col("fc")),
+    }
+    return (
+        exp.select(*_row("category", given))
+        .from_(moves.subquery("m"))
+        .group_by(*[k.copy() for k in keys])
+    )
+
+
 # --- the output ----------------------------------------------------------------------
 
 
@@ -712,9 +1590,7 @@ def _summed(
             users = [u for u in users if plan.dims[segment] in dims_of[u]]
             if not users:
                 continue
-        filled = plan.values(m).keys() | (
-            {"pre_xy"} if m in plan.cuped_metrics else set()
-        )
+        filled = plan.sums(m).keys()
         given = {
             "experiment_id": col("experiment_id"),
             "variant": col("variant"),
@@ -734,7 +1610,7 @@ def _summed(
             }
         out.append(
             exp.select(*_row(kind, given))
-            .from_("changes")
+            .from_(f"cap_changes_{i}" if m in plan.capped_metrics else "changes")
             .where(is_in(col("experiment_id"), users))
             .group_by(*[g.copy() for g in grouping])
         )
@@ -745,13 +1621,11 @@ def _neg(e: exp.Expression) -> exp.Expression:
     return exp.Neg(this=exp.Paren(this=e))
 
 
-def _pre_moves(i: int) -> dict[str, tuple[exp.Expression, exp.Expression]]:
-    """x₀ and x₀² of metric ``i``: added on entering, taken back on leaving."""
-    x0 = col(f"x0_{i}")
-    square = exp.Mul(this=x0.copy(), expression=x0.copy())
+def _pre_moves(plan: Plan, m: str) -> dict[str, tuple[exp.Expression, exp.Expression]]:
+    """A metric's entry sums (x₀, x₀², …): added on entering, taken back on leaving."""
+    i = plan.index(m)
     return {
-        f"pre_x_{i}": (x0, _neg(x0.copy())),
-        f"pre_xx_{i}": (square, _neg(square.copy())),
+        f"{name}_{i}": (v, _neg(v.copy())) for name, v in plan.entry_sums(m).items()
     }
 
 
@@ -784,7 +1658,7 @@ def _arm_rows(plan: Plan) -> list[exp.Select]:
         "pre_exposure_events": (col("before"), _neg(col("before"))),
     }
     for m in plan.cuped_metrics:
-        arm_moves |= _pre_moves(plan.index(m))
+        arm_moves |= _pre_moves(plan, m)
     arm = moves(arm_moves)
     keys = [col("experiment_id"), col("variant"), col("day")]
     sums = ["entered", "conflicts", "pre_exposure_events"]
@@ -803,11 +1677,13 @@ def _arm_rows(plan: Plan) -> list[exp.Select]:
     )
     for m in plan.cuped_metrics:
         i = plan.index(m)
+        entry = plan.entry_sums(m)
+        if not entry:  # NPS: the covariate sums enter with the answer
+            continue
         given = {
             **{k.name: k.copy() for k in keys},
             "metric": text(m),
-            "pre_x": exp.func("SUM", col(f"pre_x_{i}")),
-            "pre_xx": exp.func("SUM", col(f"pre_xx_{i}")),
+            **{name: exp.func("SUM", col(f"{name}_{i}")) for name in entry},
         }
         out.append(
             exp.select(*_row("metric", given))
@@ -955,6 +1831,16 @@ def build_reduction(
         ("valued", _valued(plan)),
         ("changes", _changes(plan)),
     ]
+    for m in plan.capped_metrics:
+        stages += _cap_stages(plan, m)
+    for m in plan.survival_metrics:
+        stages += _survival_stages(plan, m)
+    if plan.category_metrics:
+        stages += [
+            ("category_rows", _category_rows(plan)),
+            ("category_kept", _category_kept()),
+            ("category_days", _category_days()),
+        ]
     arm = [col("experiment_id"), col("variant"), col("day")]
     parts = [
         _log_row(),
@@ -966,6 +1852,9 @@ def build_reduction(
             for i in range(len(plan.dims))
             for s in _summed(plan, [*arm, col(f"seg_{i}")], i)
         ],
+        *([_category_output()] if plan.category_metrics else []),
+        *_cap_rows(plan),
+        *_survival_rows(plan),
     ]
     query = union_all(parts)
     for name, stage in stages:

@@ -20,12 +20,11 @@ import pytest
 
 from cxlab.cli import main
 from cxlab.config import ConfigError, load_catalog
-from cxlab.sql.reduction import Plan
-from cxlab.sql.tables import read_summaries
-from cxlab.sql.values import UnsupportedMetricError
+from cxlab.events import resolve_source
+from cxlab.sql.duckdb_engine import summarize_duckdb
 from cxlab.stats.aggregates import SampleStats
 from cxlab.stats.fixed import fixed_test
-from cxlab.summaries import at_day
+from cxlab.summaries import at_day, summarize
 from tests.conftest import last_row
 
 CAPPED = """\
@@ -207,14 +206,20 @@ def test_a_good_cap_is_its_percentile(tmp_path) -> None:
     assert load_catalog(path)["capped_revenue"].cap == 0.9
 
 
-def test_the_sql_engines_refuse_a_capped_mean_by_name(capped_lab) -> None:
+def test_the_duckdb_engine_caps_as_the_polars_engine(capped_lab) -> None:
     exp, catalog = capped_lab.load(
-        capped_lab.experiment(secondary_metrics=["capped_revenue"])
+        capped_lab.experiment(secondary_metrics=["capped_revenue"], cuped_days=1)
     )
-    with pytest.raises(UnsupportedMetricError, match="'capped_revenue': 'cap' is not"):
-        Plan.of([exp], catalog, "duckdb")
-    with pytest.raises(UnsupportedMetricError, match="'capped_revenue': 'cap' is not"):
-        read_summaries(capped_lab.root / "summaries.csv", [exp], catalog)
+    source = resolve_source(capped_lab.log(capped_lab.rows, "events.parquet"))
+    polars_summaries = summarize(source, [exp], catalog)
+    duckdb_summaries = summarize_duckdb(source, [exp], catalog)
+    # The module docstring's cap: 45 + 0.1 · 955 = 140.5 from 10-02 on.
+    for summaries in (polars_summaries, duckdb_summaries):
+        caps = summaries.caps.filter(pl.col("day") == dt.date(2026, 10, 2))
+        assert caps["cap"].to_list() == [pytest.approx(140.5, rel=1e-12)]
+        row = last_row(summaries, "capped_revenue", "control")
+        assert row["sum_x"] == pytest.approx(sum(capped(CONTROL, 140.5)), rel=1e-12)
+    assert polars_summaries.caps.equals(duckdb_summaries.caps)
 
 
 def test_the_csv_and_the_page_text_carry_the_cap(capsys, capped_lab) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,16 +29,22 @@ from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.sample import write_sample
 from cxlab.sql.duckdb_engine import summarize_duckdb
-from cxlab.sql.reduction import DIALECTS, OUTPUT_COLUMNS, build_reduction, parse, render
+from cxlab.sql.reduction import (
+    ADDED_COLUMNS,
+    DIALECTS,
+    OUTPUT_COLUMNS,
+    build_reduction,
+    parse,
+    render,
+)
 from cxlab.sql.tables import check_changes, summaries_from_changes
-from cxlab.sql.values import UnsupportedMetricError, sql_values
-from cxlab.summaries import summarize
+from cxlab.sql.values import UnsupportedMetricError, sql_cuped, sql_values
+from cxlab.summaries import at_day, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 REL = 1e-12
 LOG_START = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
-SQL_CUPED_OK = {"revenue", "orders", "max_order", "last_order", "phone_contact_rate"}
 METRICS = [
     "revenue",
     "orders",
@@ -47,12 +54,21 @@ METRICS = [
     "contacts_per_order",
     "phone_contact_rate",
     "conversion_2d",
+    "contact_reasons",
+    "time_to_resolution",
 ]
 
 
 def assert_equal_summaries(left, right) -> None:
     """Equal keys, counts exactly, sums to 1e-12 relative; equal health."""
-    for name in ("daily", "by_dimension", "exposures"):
+    for name in (
+        "daily",
+        "by_dimension",
+        "exposures",
+        "categories",
+        "caps",
+        "survival",
+    ):
         a, b = getattr(left, name), getattr(right, name)
         assert a.schema == b.schema, name
         keys = [c for c in a.columns if a.schema[c] in (pl.String, pl.Date)]
@@ -85,6 +101,15 @@ def sql_ready(experiments, catalog) -> list:
     return ready
 
 
+CAPPED = """\
+capped_revenue:
+  type: mean
+  event: order
+  cap: {percentile: 0.8}
+  direction: increase
+"""
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "events.parquet"
@@ -102,18 +127,11 @@ def ready_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_the_bundled_experiments_the_sql_cannot_run_are_refused_by_name() -> None:
+def test_the_sql_runs_every_bundled_experiment() -> None:
     catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
     experiments = load_experiments(EXPERIMENTS, catalog)
-    ready = sql_ready(experiments, catalog)
-    assert len(ready) >= 4
-    refused = [e for e in experiments if e not in ready]
-    for e in refused:
-        with pytest.raises(UnsupportedMetricError, match="not supported by the"):
-            build_reduction([e], catalog)
-    free = next(e for e in refused if e.id == "free-shipping-threshold")
-    with pytest.raises(UnsupportedMetricError, match="CUPED on ratio metrics"):
-        build_reduction([free], catalog)
+    assert len(experiments) == 8
+    assert sql_ready(experiments, catalog) == experiments
 
 
 def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
@@ -123,7 +141,25 @@ def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
     polars_summaries = summarize(source, experiments, catalog, log_health=False)
     duckdb_summaries = summarize_duckdb(source, experiments, catalog)
     assert polars_summaries.daily["n"].max() > 100
+    assert polars_summaries.categories["first"].sum() > 100
+    assert polars_summaries.survival["users"].abs().sum() > 100
     assert_equal_summaries(polars_summaries, duckdb_summaries)
+
+
+def test_duckdb_summaries_cut_at_an_earlier_day_equal_a_fresh_scan(sample) -> None:
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = sql_ready(load_experiments(EXPERIMENTS, catalog), catalog)
+    source = resolve_source(sample)
+    full = summarize_duckdb(source, experiments, catalog)
+    polars_full = summarize(source, experiments, catalog, log_health=False)
+    day = dt.date(2026, 10, 12)
+    assert_equal_summaries(
+        at_day(full, day, catalog),
+        summarize_duckdb(source, experiments, catalog, as_of=day),
+    )
+    assert_equal_summaries(
+        at_day(full, day, catalog), at_day(polars_full, day, catalog)
+    )
 
 
 def test_analyze_json_is_byte_identical_across_engines(
@@ -139,6 +175,24 @@ def test_analyze_json_is_byte_identical_across_engines(
     ]
     polars_json = cli(*args, "--engine", "polars")
     assert '"results"' in polars_json
+    assert cli(*args, "--engine", "duckdb") == polars_json
+
+
+def test_analyze_json_with_a_capped_mean_is_byte_identical_across_engines(
+    sample: Path, tmp_path: Path
+) -> None:
+    text = (EXPERIMENTS / "metrics.yaml").read_text()
+    (tmp_path / "metrics.yaml").write_text(
+        text
+        + CAPPED.replace("capped_revenue", "capped_revenue_99").replace("0.8", "0.99")
+    )
+    config = yaml.safe_load((EXPERIMENTS / "proactive-shipping-email.yaml").read_text())
+    config["secondary_metrics"].append("capped_revenue_99")
+    config["cuped_days"] = 7
+    (tmp_path / "proactive-shipping-email.yaml").write_text(yaml.safe_dump(config))
+    args = ["analyze", "--all", "--events", str(sample), "--experiments", str(tmp_path)]
+    polars_json = cli(*args, "--engine", "polars")
+    assert '"capped_revenue_99"' in polars_json
     assert cli(*args, "--engine", "duckdb") == polars_json
 
 
@@ -167,13 +221,28 @@ def test_rendered_sql_parses_back_in_its_dialect(dialect: str) -> None:
     experiments = sql_ready(load_experiments(EXPERIMENTS, catalog), catalog)
     sql = render(build_reduction(experiments, catalog), dialect)
     tree = parse(sql, dialect)
-    assert render(tree, dialect) == sql
+    # Snowflake's DATEDIFF and TIMESTAMPDIFF are synonyms; SQLGlot reads the one back
+    # as the other.
+    synonym = "DATEDIFF(" if dialect == "snowflake" else "TIMESTAMPDIFF("
+    assert render(tree, dialect) == sql.replace("TIMESTAMPDIFF(", synonym)
     assert sql.count("UNION ALL") > 10
 
 
 def test_unsupported_metric_type_is_named() -> None:
-    with pytest.raises(UnsupportedMetricError, match="time_to_event metrics are not"):
-        sql_values("time_to_event", "duckdb")
+    with pytest.raises(UnsupportedMetricError, match="funnel metrics are not"):
+        sql_values("funnel", "duckdb")
+    with pytest.raises(UnsupportedMetricError, match="CUPED on categorical metrics"):
+        sql_cuped("categorical", "duckdb")
+
+
+def test_summaries_table_of_the_first_format_version_reads_added_columns_as_null():
+    first_version = [c for c in OUTPUT_COLUMNS if c not in ADDED_COLUMNS]
+    table = pl.DataFrame(
+        {c: ["2026-10-01" if c == "day" else None] for c in first_version}
+    )
+    checked = check_changes(table.with_columns(pl.lit("arm").alias("kind")), "t.csv")
+    assert checked["category"].to_list() == [None]
+    assert checked["first_category"].dtype == pl.Float64
 
 
 def test_summaries_table_without_a_column_is_refused() -> None:
@@ -195,7 +264,14 @@ def logs(draw) -> list[dict]:
     for minute in minutes:
         kind = draw(
             st.sampled_from(
-                ["exposure", "exposure", "order", "contact", "nps_response"]
+                [
+                    "exposure",
+                    "exposure",
+                    "order",
+                    "contact",
+                    "contact_resolved",
+                    "nps_response",
+                ]
             )
         )
         value = None
@@ -216,6 +292,7 @@ def logs(draw) -> list[dict]:
                 "value": value,
                 "platform": draw(st.sampled_from(["ios", "web", None])),
                 "channel": draw(st.sampled_from(["phone", "chat"])),
+                "reason": draw(st.sampled_from(["late", "damaged", None])),
             }
         )
     return rows
@@ -238,12 +315,11 @@ def test_duckdb_equals_polars_on_random_logs(
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
-        # CUPED in SQL covers proportion and mean metrics (ratio/NPS: refused).
-        metrics = (
-            METRICS if not cuped_days else [m for m in METRICS if m in SQL_CUPED_OK]
-        )
+        lab.catalog_path.write_text(lab.catalog_path.read_text() + CAPPED)
         path = lab.experiment(
-            secondary_metrics=metrics, dimensions=["platform"], cuped_days=cuped_days
+            secondary_metrics=[*METRICS, "capped_revenue"],
+            dimensions=["platform"],
+            cuped_days=cuped_days,
         )
         catalog = load_catalog(lab.catalog_path)
         exp = load_experiment(path, catalog)
@@ -251,6 +327,11 @@ def test_duckdb_equals_polars_on_random_logs(
         polars_summaries = summarize(source, [exp], catalog, as_of=as_of)
         duckdb_summaries = summarize_duckdb(source, [exp], catalog, as_of=as_of)
         assert_equal_summaries(polars_summaries, duckdb_summaries)
+        earlier = dt.date(2026, 10, 2)
+        assert_equal_summaries(
+            at_day(polars_summaries, earlier, catalog),
+            at_day(duckdb_summaries, earlier, catalog),
+        )
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         reader = "read_csv" if fmt.endswith(".csv") else "read_parquet"
@@ -273,7 +354,9 @@ def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path
     rows = json.loads(KNOWN_CUPED_CASE.read_text())
     lab = make_lab(tmp_path)
     path = lab.experiment(
-        secondary_metrics=sorted(SQL_CUPED_OK), dimensions=["platform"], cuped_days=2
+        secondary_metrics=[m for m in METRICS if m != "contact_reasons"],
+        dimensions=["platform"],
+        cuped_days=2,
     )
     catalog = load_catalog(lab.catalog_path)
     exp = load_experiment(path, catalog)
@@ -283,3 +366,95 @@ def test_duckdb_cuped_pre_period_equals_polars_on_a_found_log(make_lab, tmp_path
         summarize(source, [exp], catalog, as_of=as_of),
         summarize_duckdb(source, [exp], catalog, as_of=as_of),
     )
+
+
+def test_category_changes_by_hand_in_both_engines(lab) -> None:
+    """u1 (control) contacts twice for 'late', once 'damaged', then meets treatment."""
+    e = lab.event
+    rows = [
+        e("2026-10-01T10:00:00Z", "u1", "exposure", "control"),
+        e("2026-10-01T11:00:00Z", "u2", "exposure", "treatment"),
+        e("2026-10-02T09:00:00Z", "u1", "contact", reason="late"),
+        e("2026-10-02T11:00:00Z", "u1", "contact", reason="late"),
+        e("2026-10-02T12:00:00Z", "u2", "contact", reason=None),
+        e("2026-10-03T08:00:00Z", "u1", "contact", reason="damaged"),
+        e("2026-10-03T09:00:00Z", "u2", "contact", reason="late"),
+        e("2026-10-04T12:00:00Z", "u1", "exposure", "treatment"),
+    ]
+    exp, catalog = lab.load(lab.experiment(secondary_metrics=["contact_reasons"]))
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    # (variant, category, day, Σx, Σx², first): u1's 'late' grows 0 → 2 (x² 0 → 4)
+    # on 10-02; on 10-04 (their conflict) all of u1 is taken back.
+    expected = [
+        ("control", "damaged", dt.date(2026, 10, 3), 1.0, 1.0, 0.0),
+        ("control", "damaged", dt.date(2026, 10, 4), -1.0, -1.0, 0.0),
+        ("control", "late", dt.date(2026, 10, 2), 2.0, 4.0, 1.0),
+        ("control", "late", dt.date(2026, 10, 4), -2.0, -4.0, -1.0),
+        ("treatment", "(none)", dt.date(2026, 10, 2), 1.0, 1.0, 1.0),
+        ("treatment", "late", dt.date(2026, 10, 3), 1.0, 1.0, 0.0),
+    ]
+    for engine in (summarize, summarize_duckdb):
+        table = engine(source, [exp], catalog).categories
+        got = table.sort("variant", "category", "day").select(
+            "variant", "category", "day", "sum_x", "sum_xx", "first"
+        )
+        assert got.rows() == expected, engine.__name__
+
+
+def test_ratio_and_nps_cuped_sums_by_hand_in_both_engines(lab, row_of) -> None:
+    """u1 answers 9 and contacts once, orders twice in the 2 days before exposure."""
+    e = lab.event
+    rows = [
+        e("2026-09-30T08:00:00Z", "u1", "nps_response", value=9),
+        e("2026-09-30T09:00:00Z", "u1", "contact"),
+        e("2026-09-30T10:00:00Z", "u1", "order", value=5.0),
+        e("2026-09-30T11:00:00Z", "u1", "order", value=7.0),
+        e("2026-10-01T10:00:00Z", "u1", "exposure", "control"),
+        e("2026-10-02T08:00:00Z", "u1", "nps_response", value=3),
+        e("2026-10-02T09:00:00Z", "u1", "contact"),
+        e("2026-10-03T09:00:00Z", "u1", "order", value=4.0),
+        e("2026-10-01T12:00:00Z", "u2", "exposure", "treatment"),
+    ]
+    path = lab.experiment(secondary_metrics=["nps", "contacts_per_order"], cuped_days=2)
+    exp, catalog = lab.load(path)
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    # NPS: x₀ = +100 (promoter before), s = −100 (detractor after).
+    nps = {"n": 1, "pre_x": 100.0, "pre_xx": 1e4, "pre_xy": -1e4}
+    # Ratio: x₀ = 1 contact, y₀ = 2 orders before; x = 1, y = 1 after.
+    ratio = {
+        **{"n": 1, "pre_x": 1.0, "pre_xx": 1.0, "pre_y": 2.0, "pre_yy": 4.0},
+        **{"pre_x0y0": 2.0, "pre_xy": 1.0, "pre_xy0": 2.0, "pre_yx0": 1.0},
+        "pre_yy0": 2.0,
+    }
+    for engine in (summarize, summarize_duckdb):
+        summaries = engine(source, [exp], catalog)
+        for metric, expected in (("nps", nps), ("contacts_per_order", ratio)):
+            row = row_of(summaries, metric, "control")
+            assert {k: row[k] for k in expected} == expected, (engine, metric)
+
+
+def test_survival_changes_by_hand_in_both_engines(lab) -> None:
+    """u1 is resolved in 90 minutes; u2's contact is open at the log's last event."""
+    e = lab.event
+    rows = [
+        e("2026-10-01T10:00:00Z", "u1", "exposure", "control"),
+        e("2026-10-01T11:00:00Z", "u2", "exposure", "treatment"),
+        e("2026-10-01T12:00:00Z", "u1", "contact"),
+        e("2026-10-01T13:30:00Z", "u1", "contact_resolved"),
+        e("2026-10-02T10:00:00Z", "u2", "contact"),
+        e("2026-10-02T22:00:00Z", "u3", "page_view"),
+    ]
+    exp, catalog = lab.load(lab.experiment(secondary_metrics=["time_to_resolution"]))
+    source = resolve_source(lab.log(rows, "events.parquet"))
+    # (variant, day, minutes, kind, users): u1 resolved (1) at 90 minutes on 10-01;
+    # u2 open (0) on 10-02, censored at 22:00, 720 minutes after the contact.
+    expected = [
+        ("control", dt.date(2026, 10, 1), 90, 1, 1),
+        ("treatment", dt.date(2026, 10, 2), 720, 0, 1),
+    ]
+    for engine in (summarize, summarize_duckdb):
+        table = engine(source, [exp], catalog).survival
+        got = table.sort("variant", "day").select(
+            "variant", "day", "minutes", "kind", "users"
+        )
+        assert got.rows() == expected, engine.__name__
