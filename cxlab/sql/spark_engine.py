@@ -372,10 +372,18 @@ def summarize_spark(
     """
     from pyspark.errors import PySparkException
 
-    spark = spark_session(target or SparkTarget.of())
-    columns = dict(experiments[0].columns) if experiments else {}
-    local = bool(source.files)
     prefix = f"cxlab_{uuid.uuid4().hex[:12]}_"
+    query = build_reduction(
+        experiments,
+        catalog,
+        table=prefix + "log",
+        as_of=as_of,
+        log_order=col(ORDER_COLUMN),
+        engine=ENGINE,
+    )  # first: a metric the SQL cannot express is refused before Spark starts
+    spark = spark_session(target or SparkTarget.of())
+    columns = dict(experiments[0].columns)
+    local = bool(source.files)
 
     def fault(problem: str) -> EventLogError:
         if local:
@@ -401,14 +409,6 @@ def summarize_spark(
                 raise _remote_rule_error(spark, renamed, first, catalog, source.label)
             if bad or not counts["rows"]:
                 raise fault(", ".join(bad) or "the log has no rows")
-            query = build_reduction(
-                experiments,
-                catalog,
-                table=prefix + "log",
-                as_of=as_of,
-                log_order=col(ORDER_COLUMN),
-                engine=ENGINE,
-            )
             changes = check_changes(
                 _collect(_run_stages(spark, query, prefix, made)), ENGINE
             )
