@@ -229,8 +229,13 @@ def spark():
     """
     if importlib.util.find_spec("pyspark") is None and not os.environ.get("CI"):
         pytest.skip("PySpark is not installed: pip install -r requirements-spark.txt")
+    from pyspark.sql import functions as sf
+
     from cxlab.sql.spark_engine import SparkTarget, spark_session
 
     session = spark_session(SparkTarget.of())
+    # PySpark raises the recursion limit on its first withColumn: here, not
+    # inside a hypothesis test (which warns that it cannot reset it).
+    session.range(1).withColumn("one", sf.lit(1))
     yield session
     session.stop()

@@ -72,9 +72,8 @@ REMOTE_ENV = "CXLAB_SPARK_REMOTE"
 LOCAL_MASTER = "local[*]"
 ORDER_COLUMN = "_cxlab_log_order"
 EXAMPLE_ROWS = 5
-LOG4J = Path(__file__).with_name("spark-log4j2.properties")
 # A laptop or a 2-core CI machine: few shuffle partitions (Spark's 200 are for
-# clusters), no web UI or progress bar, a modest driver, quiet Java logs.
+# clusters), no web UI or progress bar, a modest driver, no network.
 LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "4",
@@ -83,7 +82,6 @@ LOCAL_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J.as_uri()}",
 }
 # Every session, local or remote: days are UTC days, and a text that does not
 # convert becomes NULL (SQLGlot renders TRY_CAST as the Spark dialect's CAST,
@@ -158,7 +156,8 @@ def spark_session(target: SparkTarget) -> SparkSession:
                 if not target.master or target.master.startswith("local"):
                     for key, value in LOCAL_CONF.items():
                         builder = builder.config(key, value)
-                session = builder.getOrCreate()
+                with _quiet_stderr():
+                    session = builder.getOrCreate()
     except ImportError as exc:
         raise InputError(
             f"the spark engine needs PySpark ({exc.name or exc}): "
@@ -173,6 +172,23 @@ def spark_session(target: SparkTarget) -> SparkSession:
         session.conf.set(key, value)
     _SESSIONS[target] = session
     return session
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Standard error closed while the Java side starts, which inherits it.
+
+    Spark's Java logs would land on the user's terminal; its failures reach
+    Python as exceptions, which this module names.
+    """
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _check_java() -> None:

@@ -222,6 +222,33 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     assert run(*common, "spark") == polars
 
 
+@st.composite
+def every_type_logs(draw) -> list[dict]:
+    """The random logs of test_sql_engine, with what the other metric types read.
+
+    Each row gets a contact ``reason`` (categorical metrics); some contacts get a
+    ``contact_resolved`` event hours later, at half a minute past (the drawn rows
+    are at whole minutes, so no two rows tie).
+    """
+    rows = draw(logs())
+    out = []
+    for row in rows:
+        out.append({**row, "reason": draw(st.sampled_from(["late", "damaged", None]))})
+        if row["event"] == "contact" and draw(st.booleans()):
+            moment = dt.datetime.fromisoformat(row["timestamp"])
+            hours = draw(st.integers(0, 80))
+            resolved = moment + dt.timedelta(hours=hours, seconds=30)
+            out.append(
+                {
+                    **row,
+                    "timestamp": resolved.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "event": "contact_resolved",
+                    "reason": None,
+                }
+            )
+    return out
+
+
 @spark_test
 @settings(
     max_examples=6,
@@ -230,7 +257,7 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    rows=logs(),
+    rows=every_type_logs(),
     cuped=st.booleans(),
     as_of=st.sampled_from([None, dt.date(2026, 10, 3)]),
     fmt=st.sampled_from(["events.csv", "events.parquet", "events.ndjson"]),
@@ -239,6 +266,7 @@ def test_spark_equals_polars_on_random_logs(
     spark, make_lab, rows, cuped, as_of, fmt
 ) -> None:
     metrics = sql_metrics(make_lab, cuped=cuped)
+    assert len(metrics) >= (5 if cuped else 8)  # today: 5 with CUPED, 8 without
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
         path = lab.experiment(
