@@ -23,6 +23,7 @@ through Arrow into the DuckDB engine's tables (:mod:`cxlab.sql.tables`).
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import shutil
@@ -158,6 +159,7 @@ def spark_session(target: SparkTarget) -> SparkSession:
                         builder = builder.config(key, value)
                 with _quiet_stderr():
                     session = builder.getOrCreate()
+                atexit.register(_stop_local, session)
     except ImportError as exc:
         raise InputError(
             f"the spark engine needs PySpark ({exc.name or exc}): "
@@ -172,6 +174,24 @@ def spark_session(target: SparkTarget) -> SparkSession:
         session.conf.set(key, value)
     _SESSIONS[target] = session
     return session
+
+
+def _stop_local(session: SparkSession) -> None:
+    """Stop a local session and wait for its Java process to end.
+
+    A clean exit, instead of PySpark's kill at exit; and the operating system
+    then counts the Java process's CPU and memory as this process's children.
+    """
+    from pyspark import SparkContext
+
+    session.stop()
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None)
+    if gateway is None or proc is None or proc.stdin is None or proc.stdin.closed:
+        return
+    gateway.shutdown()
+    proc.stdin.close()  # the Java side exits when its standard input closes
+    proc.wait(timeout=60)
 
 
 @contextmanager
