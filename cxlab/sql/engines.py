@@ -1,8 +1,9 @@
 """Which reduction engine runs: ``--engine polars|duckdb|spark|auto``.
 
 Every engine gives the same summaries (CONTRACT §4); ``auto`` takes the one
-measured fastest on local files (bench/RESULTS.md, "Polars vs DuckDB vs Spark"),
-and Spark for a catalog table or an object-store URI, which only Spark reads.
+measured fastest on local files (bench/RESULTS.md, "Polars vs DuckDB vs local
+Spark"), and Spark for a catalog table or an object-store URI, which only Spark
+reads.
 """
 
 from __future__ import annotations

@@ -99,15 +99,15 @@ class SparkTarget:
 
     @classmethod
     def of(cls, master: str | None = None, remote: str | None = None) -> SparkTarget:
-        """The target from the flags, else the environment (``CXLAB_SPARK_*``).
+        """The target from the flags, else from the environment (``CXLAB_SPARK_*``).
 
         Raises:
             InputError: both a master and a Spark Connect URL.
         """
-        target = cls(
-            master or os.environ.get(MASTER_ENV) or None,
-            remote or os.environ.get(REMOTE_ENV) or None,
-        )
+        if not (master or remote):
+            master = os.environ.get(MASTER_ENV) or None
+            remote = os.environ.get(REMOTE_ENV) or None
+        target = cls(master or None, remote or None)
         if target.master and target.remote:
             raise InputError(
                 f"give a Spark master (--spark-master, {MASTER_ENV}) or a Spark "

@@ -119,6 +119,14 @@ def test_a_master_and_a_remote_together_are_refused() -> None:
         SparkTarget.of("local[1]", "sc://localhost:15002")
 
 
+def test_spark_flags_win_over_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("CXLAB_SPARK_REMOTE", "sc://spark:15002")
+    monkeypatch.delenv("CXLAB_SPARK_MASTER", raising=False)
+    assert SparkTarget.of() == SparkTarget(remote="sc://spark:15002")
+    assert SparkTarget.of(master="yarn") == SparkTarget(master="yarn")
+    assert SparkTarget.of().label == "sc://spark:15002"
+
+
 def test_missing_pyspark_is_named_with_the_install_command(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pyspark", None)
     with pytest.raises(InputError, match=r"needs PySpark .*requirements-spark\.txt"):
@@ -206,6 +214,23 @@ def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> N
         "[value_not_numeric] (column 'value')\nFirst offending rows:\n"
         "  value='lots', event='order', user_id='u2'"
     )
+
+
+@spark_test
+def test_a_missing_table_is_named(spark, lab) -> None:
+    lab.experiment()
+    code, out, err = run(
+        "analyze",
+        "exp",
+        "--experiments",
+        str(lab.experiments_dir),
+        "--events",
+        "table:cxlab_no_such_table",
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("error: table:cxlab_no_such_table: the spark engine: ")
+    assert "TABLE_OR_VIEW_NOT_FOUND" in err
+    assert len(err.splitlines()) == 1  # no Java trace
 
 
 @spark_test
