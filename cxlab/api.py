@@ -30,6 +30,7 @@ from cxlab.summaries import SUM_COLUMNS, Summaries
 
 if TYPE_CHECKING:  # the analysis (scipy) is imported on first use
     from cxlab.analysis import ExperimentResult
+    from cxlab.sql.spark_engine import SparkTarget
 
 DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 
@@ -49,10 +50,12 @@ def summarize_all(
     as_of: dt.date | None = None,
     log_health: bool = True,
     engine: str = "polars",
+    spark: SparkTarget | None = None,
 ) -> dict[str, Summaries]:
     """Summaries for each experiment: one scan per distinct ``columns`` mapping.
 
-    ``engine`` names the reduction engine (:mod:`cxlab.sql.engines`).
+    ``engine`` names the reduction engine (:mod:`cxlab.sql.engines`); ``spark``
+    where the spark engine runs.
     """
     groups: dict[tuple, list[Experiment]] = {}
     for exp in experiments:
@@ -62,7 +65,13 @@ def summarize_all(
     out: dict[str, Summaries] = {}
     for members in groups.values():
         summaries = summarize_with(
-            engine, source, members, catalog, as_of=as_of, log_health=log_health
+            engine,
+            source,
+            members,
+            catalog,
+            as_of=as_of,
+            log_health=log_health,
+            spark=spark,
         )
         out |= {exp.id: summaries for exp in members}
         if not members:

@@ -31,8 +31,9 @@ from cxlab.config import (
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import health_report
-from cxlab.sql.engines import ENGINES, resolve_engine
+from cxlab.sql.engines import ENGINES, resolve_engine, resolve_events
 from cxlab.sql.reduction import DIALECTS, build_reduction, render
+from cxlab.sql.spark_engine import LOCAL_MASTER, MASTER_ENV, REMOTE_ENV, SparkTarget
 from cxlab.sql.tables import read_summaries
 
 if TYPE_CHECKING:  # the planning (scipy) is imported on first use
@@ -57,7 +58,10 @@ def _add_config_args(
     parser: argparse.ArgumentParser, *, events_required: bool = True
 ) -> None:
     parser.add_argument(
-        "--events", required=events_required, help="log file, folder or glob"
+        "--events",
+        required=events_required,
+        help="log file, folder or glob; spark engine also s3a://… gs://… abfss://… "
+        "URIs and catalog tables table:DB.NAME",
     )
     parser.add_argument(
         "--experiments",
@@ -74,7 +78,18 @@ def _add_engine_arg(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=ENGINES,
         default="auto",
-        help="reduction engine; the output is the same whichever runs it",
+        help="reduction engine; the output is the same whichever runs it "
+        "(auto: polars for local files, spark for table:NAME or a URI)",
+    )
+    parser.add_argument(
+        "--spark-master",
+        default=None,
+        help=f"spark engine: a master URL (env {MASTER_ENV}; default {LOCAL_MASTER})",
+    )
+    parser.add_argument(
+        "--spark-remote",
+        default=None,
+        help=f"spark engine: a Spark Connect URL sc://HOST:PORT (env {REMOTE_ENV})",
     )
 
 
@@ -186,13 +201,15 @@ def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
     if args.summaries is not None:
         summaries = read_summaries(args.summaries, experiments, catalog, as_of=as_of)
     else:
+        engine = resolve_engine(args.engine, events=args.events)
         summaries = summarize_all(
-            resolve_source(args.events),
+            resolve_events(args.events, engine),
             experiments,
             catalog,
             as_of=as_of,
             log_health=False,
-            engine=resolve_engine(args.engine),
+            engine=engine,
+            spark=SparkTarget.of(args.spark_master, args.spark_remote),
         )
     imports.join()
     from cxlab.report import experiment_to_dict, to_csv, to_json, to_table
@@ -213,8 +230,8 @@ def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
 def _check(args: argparse.Namespace, problems: list[InputError]) -> str:
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
     experiments = load_experiments(args.experiments, catalog)
+    engine = resolve_engine(args.engine, ledger=True, events=args.events)
     source = resolve_source(args.events)
-    engine = resolve_engine(args.engine, ledger=True)
     summaries = summarize_all(source, experiments, catalog, engine=engine)
     report = health_report(source, experiments, summaries)
     from cxlab.report import health_text, health_to_dict, to_json

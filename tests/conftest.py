@@ -7,6 +7,8 @@ Logs are lists of dicts made with ``Lab.event``; columns missing from a row are 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -215,3 +217,25 @@ def make_lab():
 def row_of():
     """``row_of(summaries, metric, variant, day=None)``: one cumulative daily row."""
     return last_row
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One Spark session for the whole run, the one the spark engine reuses.
+
+    Local (``local[*]``) unless ``CXLAB_SPARK_MASTER`` or ``CXLAB_SPARK_REMOTE``
+    says otherwise. Without PySpark the Spark tests are skipped, except in CI,
+    where .ci/run installs it and a missing install must fail.
+    """
+    if importlib.util.find_spec("pyspark") is None and not os.environ.get("CI"):
+        pytest.skip("PySpark is not installed: pip install -r requirements-spark.txt")
+    from pyspark.sql import functions as sf
+
+    from cxlab.sql.spark_engine import SparkTarget, spark_session
+
+    session = spark_session(SparkTarget.of())
+    # PySpark raises the recursion limit on its first withColumn: here, not
+    # inside a hypothesis test (which warns that it cannot reset it).
+    session.range(1).withColumn("one", sf.lit(1))
+    yield session
+    session.stop()

@@ -15,19 +15,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
 import sqlglot
 from sqlglot import exp
 
 from cxlab.config import Catalog, Experiment
 from cxlab.errors import EventLogError
-from cxlab.events import EXPOSURE, FORMATS, REQUIRED, EventSource
-from cxlab.metrics import Nps, metric_type
+from cxlab.events import REQUIRED, EventSource
+from cxlab.sql.checks import (
+    broken_rules,
+    diagnose,
+    log_health,
+    nps_events,
+    rule_counts_query,
+    single_format,
+    undeclared_variants,
+)
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col, num, text
 from cxlab.sql.tables import check_changes, summaries_from_changes
-from cxlab.summaries import LogHealth, Summaries
-from cxlab.summaries.as_of import variants_at
-from cxlab.summaries.daily import variants_by_day
+from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -42,18 +47,11 @@ def _reader(files: Sequence[Path]) -> tuple[str, exp.Expression]:
     Raises:
         EventLogError: files of more than one format.
     """
-    formats = {FORMATS[f.suffix.lower()] for f in files}
-    if len(formats) > 1:
-        raise EventLogError(
-            str(files[0].parent),
-            f"the {ENGINE} engine reads one format at a time, found "
-            f"{', '.join(sorted(formats))} (use --engine polars)",
-        )
     paths = exp.Array(expressions=[text(str(f)) for f in files])
     order_of_file = exp.func(
         "LIST_POSITION", paths.copy(), col("filename")
     )  # 1-based, in the resolved (sorted) order
-    fmt = formats.pop()
+    fmt = single_format(files, ENGINE)
     if fmt == "parquet":
         reader = f"read_parquet({paths.sql('duckdb')}, filename = true, "
         reader += "file_row_number = true, union_by_name = true)"
@@ -88,32 +86,13 @@ def _source_table(present: Sequence[str], columns: dict[str, str], reader: str) 
     return f"(SELECT *{''.join(', ' + m for m in missing)} FROM {reader})"
 
 
-def _rule_counts(
-    con: DuckDBPyConnection, table: str, nps_events: Sequence[str]
-) -> dict:
+def _rule_counts(con: DuckDBPyConnection, table: str, catalog: Catalog) -> dict:
     """Rows, time span and the rows breaking each contract rule, in one pass."""
-    t, v, e = '"timestamp"', '"value"', '"event"'
-    ts = f"TRY_CAST({t} AS TIMESTAMPTZ)"
-    num_value = f"TRY_CAST({v} AS DOUBLE)"
-    exposure = f"{e} = '{EXPOSURE}'"
-    nps = ", ".join(text(n).sql("duckdb") for n in nps_events) or "NULL"
-    checks = {
-        "rows": "COUNT(*)",
-        "first_event": f"MIN({ts})",
-        "last_event": f"MAX({ts})",
-        "bad_timestamp": f"COUNT(*) FILTER ({t} IS NULL OR {ts} IS NULL)",
-        "bad_user": "COUNT(*) FILTER (user_id IS NULL "
-        "OR CAST(user_id AS VARCHAR) = '')",
-        "bad_event": f"COUNT(*) FILTER ({e} IS NULL OR {e} = '')",
-        "bad_value": f"COUNT(*) FILTER ({v} IS NOT NULL AND ({num_value} IS NULL "
-        f"OR isnan({num_value}) OR isinf({num_value})))",
-        "bad_exposure": f"COUNT(*) FILTER ({exposure} AND (experiment_id IS NULL "
-        "OR variant IS NULL OR experiment_id = '' OR variant = ''))",
-        "bad_nps": f"COUNT(*) FILTER ({e} IN ({nps}) AND {num_value} IS NOT NULL AND "
-        f"({num_value} < 0 OR {num_value} > 10 OR {num_value} <> floor({num_value})))",
-    }
-    select = ", ".join(f"{sql} AS {name}" for name, sql in checks.items())
-    return con.sql(f"SELECT {select} FROM {table}").pl().row(0, named=True)
+    query = rule_counts_query(
+        sqlglot.parse_one(table[1:-1], dialect=ENGINE).subquery("t"),
+        nps_events(catalog),
+    )
+    return con.sql(query.sql(ENGINE)).pl().row(0, named=True)
 
 
 def _diagnose(
@@ -123,11 +102,7 @@ def _diagnose(
     as_of: dt.date | None,
     problem: str,
 ) -> EventLogError:
-    """The Polars scanner's named error for a log DuckDB found at fault."""
-    from cxlab.summaries import summarize
-
-    summarize(source, experiments, catalog, as_of=as_of, log_health=False)
-    return EventLogError(source.label, f"the {ENGINE} engine cannot read it: {problem}")
+    return diagnose(source, experiments, catalog, as_of, problem, ENGINE)
 
 
 def summarize_duckdb(
@@ -167,9 +142,9 @@ def summarize_duckdb(
         counts = _rule_counts(
             con,
             f"(SELECT {renamed}, {user} AS user_id, {exposures} FROM {table})",
-            _nps_events(catalog),
+            catalog,
         )
-        bad = {k: n for k, n in counts.items() if k.startswith("bad_") and n}
+        bad = broken_rules(counts)
         if bad or not counts["rows"]:
             raise _diagnose(source, experiments, catalog, as_of, ", ".join(bad))
         query = build_reduction(
@@ -185,68 +160,13 @@ def summarize_duckdb(
         raise _diagnose(source, experiments, catalog, as_of, str(exc)) from exc
     finally:
         con.close()
-    _check_variants(changes, experiments, source, catalog, as_of)
+    if undeclared_variants(changes, experiments).height:
+        raise _diagnose(source, experiments, catalog, as_of, "undeclared variants")
     return summaries_from_changes(
         changes,
         experiments,
         catalog,
         as_of=as_of,
-        log=_log_health(counts, changes),
+        log=log_health(counts, changes),
         fingerprint=source.fingerprint,
-    )
-
-
-def _nps_events(catalog: Catalog) -> list[str]:
-    """The events of the catalog's ``nps`` metrics, whose values must be scores."""
-    return sorted(
-        {
-            c.event
-            for m in catalog.metrics
-            if isinstance(metric_type(m), Nps)
-            for c in metric_type(m).components(m)
-        }
-    )
-
-
-def _check_variants(
-    changes: pl.DataFrame,
-    experiments: Sequence[Experiment],
-    source: EventSource,
-    catalog: Catalog,
-    as_of: dt.date | None,
-) -> None:
-    """Exposures in the window to a variant the config does not declare: refused."""
-    declared = pl.DataFrame(
-        [(e.id, v) for e in experiments for v in e.variant_ids],
-        schema=["experiment_id", "variant"],
-        orient="row",
-    )
-    unknown = changes.filter(
-        (pl.col("kind") == "arm") & (pl.col("in_window_rows") > 0)
-    ).join(declared, on=["experiment_id", "variant"], how="anti")
-    if unknown.height:
-        raise _diagnose(source, experiments, catalog, as_of, "undeclared variants")
-
-
-def _log_health(counts: dict, changes: pl.DataFrame) -> LogHealth:
-    """What the engine knows of the whole log (analyze reads the last event)."""
-    arm = changes.filter(pl.col("kind") == "arm")
-    exposure_days = (
-        arm.filter(pl.col("exposure_rows") > 0)
-        .group_by("experiment_id", "variant", "day")
-        .agg(pl.col("exposure_rows", "in_window_rows").sum())
-    )
-    users = (
-        arm.filter(pl.col("first_seen") > 0)
-        .group_by("experiment_id", "variant", "day")
-        .agg(pl.col("first_seen").sum().alias("users"))
-    )
-    return LogHealth(
-        rows=int(counts["rows"]),
-        users=None,
-        first_event=counts["first_event"],
-        last_event=counts["last_event"],
-        events_by_type=pl.DataFrame(schema={"event": pl.String, "rows": pl.UInt32}),
-        exposures_by_variant=variants_at(variants_by_day(exposure_days, users)),
-        set_aside={},
     )
