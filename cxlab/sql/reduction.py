@@ -261,14 +261,17 @@ class Plan:
         }
         return sorted(({c.event for c in self.components} | extra) - {EXPOSURE})
 
-    @property
-    def survival_metrics(self) -> list[str]:
-        """The ``time_to_event`` metrics (Kaplan–Meier inputs)."""
+    def _with_detail(self, detail: str) -> list[str]:
         return [
             m
             for m in self.metric_users
-            if metric_type(self.catalog[m]).detail == "survival"
+            if metric_type(self.catalog[m]).detail == detail
         ]
+
+    @property
+    def survival_metrics(self) -> list[str]:
+        """The ``time_to_event`` metrics (Kaplan–Meier inputs)."""
+        return self._with_detail("survival")
 
     @property
     def capped_metrics(self) -> list[str]:
@@ -278,11 +281,7 @@ class Plan:
     @property
     def category_metrics(self) -> list[str]:
         """The ``categorical`` metrics (one result per category)."""
-        return [
-            m
-            for m in self.metric_users
-            if metric_type(self.catalog[m]).detail == "categories"
-        ]
+        return self._with_detail("categories")
 
     @property
     def row_columns(self) -> list[str]:
