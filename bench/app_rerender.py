@@ -39,6 +39,7 @@ import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -1059,6 +1060,21 @@ class Session:
         return rows
 
 
+@contextlib.contextmanager
+def empty_store() -> Iterator[None]:
+    """An empty on-disk store (cxlab.store): the first load is a first start."""
+    before = os.environ.get("CXLAB_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["CXLAB_CACHE_DIR"] = folder
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ["CXLAB_CACHE_DIR"]
+            else:
+                os.environ["CXLAB_CACHE_DIR"] = before
+
+
 def measure(
     runs: int = 5,
     only: Sequence[str] | None = None,
@@ -1082,7 +1098,11 @@ def measure(
     counter = ScanCounter()
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
-    with counter.installed(), server_like_navigation():
+    with (
+        counter.installed(),
+        server_like_navigation(),
+        empty_store(),
+    ):
         st.cache_data.clear()
         st.cache_resource.clear()
         session = Session(counter, timeout)

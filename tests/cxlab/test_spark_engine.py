@@ -152,25 +152,6 @@ def test_spark_json_is_byte_identical_to_polars_on_the_sample(
     assert cli(*args, "--engine", "spark") == polars_json
 
 
-def refused_experiments() -> list[str]:
-    """The bundled experiments the SQL reduction refuses today."""
-    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
-    experiments = load_experiments(EXPERIMENTS, catalog)
-    ready = sql_ready(experiments, catalog)
-    return [e.id for e in experiments if e not in ready]
-
-
-@pytest.mark.parametrize("experiment", refused_experiments())
-def test_what_the_sql_cannot_express_is_refused_by_name_before_spark_starts(
-    sample: Path, experiment: str
-) -> None:
-    code, out, err = run(
-        "analyze", experiment, "--events", str(sample), "--engine", "spark"
-    )
-    assert (code, out) == (2, "")
-    assert "not supported by the spark engine" in err
-
-
 def lab_rows(lab) -> list[dict]:
     e = lab.event
     return [
