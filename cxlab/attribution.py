@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -71,9 +72,17 @@ def flag_windows(exposures: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame
     ).with_columns(in_window.alias("in_window"))
 
 
+@dataclass(frozen=True)
+class Attribution:
+    """The assignments, and who first saw each variant on which day."""
+
+    assignments: pl.DataFrame  # one row per exposed (experiment, user)
+    first_seen: pl.DataFrame  # experiment_index, variant, day: users first seeing it
+
+
 def attribute_exposures(
     exposures: pl.DataFrame, dimensions: Sequence[str]
-) -> pl.DataFrame:
+) -> Attribution:
     """First in-window exposure per (experiment, user), with the moment of any conflict.
 
     The in-window rows are ordered by (experiment, user, time, log order) with
@@ -86,11 +95,14 @@ def attribute_exposures(
         dimensions: dimension names to carry.
 
     Returns:
-        One row per exposed user and experiment: ``first_exposure``, ``variant`` (of
-        the first exposure; simultaneous exposures resolve in log order),
-        ``conflict_at`` (the first exposure to another variant, null if none),
-        dimension values of the first exposure row as ``dim:<name>``, and the
-        experiment's window columns.
+        The assignments: one row per exposed user and experiment:
+        ``first_exposure``, ``variant`` (of the first exposure; simultaneous
+        exposures resolve in log order), ``conflict_at`` (the first exposure to
+        another variant, null if none), dimension values of the first exposure
+        row as ``dim:<name>``, and the experiment's window columns. And
+        ``first_seen``: per (experiment, variant, day), the users whose first
+        in-window exposure to that variant fell on the day (a user who saw two
+        variants counts for each).
     """
     starts = _differs("experiment_index") | _differs(USER_CODE)
     runs = (
@@ -103,14 +115,17 @@ def attribute_exposures(
     )
     _check_codes(runs, ~pl.col("starts"))
     first_variant = pl.when("starts").then(pl.col("variant")).forward_fill()
-    conflicts = (
-        runs.filter(pl.col("variant") != first_variant)
-        .unique("run", keep="first", maintain_order=True)
-        .select("run", pl.col("timestamp").alias("conflict_at"))
+    others = runs.filter(pl.col("variant") != first_variant)
+    conflicts = others.unique("run", keep="first", maintain_order=True).select(
+        "run", pl.col("timestamp").alias("conflict_at")
     )
-    return (
-        runs.filter("starts")
-        .join(conflicts, on="run", how="left", maintain_order="left")
+    firsts = runs.filter("starts")
+    # Each run's first row of each variant: its start, and the few other variants'.
+    seen = pl.concat([firsts, others.unique(["run", "variant"], keep="first")]).select(
+        "experiment_index", "variant", pl.col("timestamp").dt.date().alias("day")
+    )
+    assignments = (
+        firsts.join(conflicts, on="run", how="left", maintain_order="left")
         .select(
             "experiment_id",
             "user_id",
@@ -128,6 +143,10 @@ def attribute_exposures(
             pl.col("conflict_at").dt.date().alias("conflict_day"),
         )
     )
+    first_seen = seen.group_by("experiment_index", "variant", "day").agg(
+        pl.len().alias("users")
+    )
+    return Attribution(assignments, first_seen)
 
 
 # --- user codes ----------------------------------------------------------------------

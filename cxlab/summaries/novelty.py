@@ -41,7 +41,6 @@ BUCKETS: tuple[tuple[str, int, int | None], ...] = (
 )
 BUCKET = "bucket"  # the bucket's index in BUCKETS
 HOUR_US = 3_600_000_000
-DAY_US = 24 * HOUR_US
 NOVELTY_SUMS = ["sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"]
 NOVELTY_SCHEMA = {
     "experiment_id": pl.String,
@@ -93,29 +92,53 @@ def bucket_flow(users: pl.DataFrame) -> pl.DataFrame:
         Per ``arm``, ``bucket``, ``day``: ``users``, the net change.
     """
     conflict = pl.col("conflict_day")
+    # A bucket starts a whole number of hours after the exposure, so the hour of
+    # the first exposure decides the day each bucket is reached: the users who
+    # never met a second variant are counted per (arm, hour), the few who did
+    # one by one.
     exposed = users.lazy().select(
-        "arm", conflict, pl.col("first_exposure").dt.epoch("us").alias("us")
+        "arm",
+        (pl.col("first_exposure").dt.epoch("us") // HOUR_US).alias("hour"),
+        conflict,
     )
+    exposed = pl.concat(
+        [
+            exposed.filter(conflict.is_null())
+            .group_by("arm", "hour")
+            .agg(pl.len().cast(pl.Int64).alias("users"), conflict.first()),
+            exposed.filter(conflict.is_not_null()).with_columns(
+                pl.lit(1, pl.Int64).alias("users")
+            ),
+        ],
+        how="diagonal",
+    ).collect()
     frames = []
     for b, (_, start, _) in enumerate(BUCKETS):
-        # the UTC day of first exposure + start, in integer microseconds
-        entry = (pl.col("us") + start * HOUR_US) // DAY_US
-        reached = exposed.select(
-            "arm", entry.cast(pl.Int32).cast(pl.Date).alias("day"), conflict
-        ).filter(conflict.is_null() | (pl.col("day") <= conflict))
+        # the UTC day the bucket is reached: (hour + start) // 24 days since 1970
+        entry = (pl.col("hour") + start) // 24
+        reached = (
+            exposed.lazy()
+            .select(
+                "arm",
+                entry.cast(pl.Int32).cast(pl.Date).alias("day"),
+                conflict,
+                "users",
+            )
+            .filter(conflict.is_null() | (pl.col("day") <= conflict))
+        )
         frames += [
-            reached.select("arm", pl.lit(b).alias(BUCKET), "day", pl.lit(1).alias("n")),
+            reached.select("arm", pl.lit(b).alias(BUCKET), "day", "users"),
             reached.filter(conflict.is_not_null()).select(
                 "arm",
                 pl.lit(b).alias(BUCKET),
                 conflict.alias("day"),
-                pl.lit(-1).alias("n"),
+                -pl.col("users"),
             ),
         ]
     return (
         pl.concat(frames, how="vertical_relaxed")
         .group_by("arm", BUCKET, "day")
-        .agg(pl.col("n").sum().alias("users"))
+        .agg(pl.col("users").sum())
         .collect()
     )
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cxlab.attribution import USER_CODE, attribute_exposures
+from cxlab.attribution import attribute_exposures
 from cxlab.config import Catalog, Experiment
 from cxlab.metrics import Component, metric_type
 from cxlab.summaries.cap import CAP_SCHEMA, capped_changes
@@ -132,17 +132,9 @@ def _attribute(scan: Scan) -> tuple[pl.DataFrame, pl.DataFrame, Fates | None]:
     """
     coded = scan.exposures.take().with_columns(scan.codes)
     fates = exposure_fates(coded) if scan.ledger else None
-    assignments = attribute_exposures(coded, scan.dims).with_row_index("uk")
-    # Users per variant by the day they first saw it in the window.
-    users_by_day = named_by_id(
-        coded.lazy()
-        .filter(pl.col("in_window"))
-        .group_by("experiment_index", "variant", USER_CODE)
-        .agg(pl.col("timestamp").min().dt.date().alias("day"))
-        .group_by("experiment_index", "variant", "day")
-        .agg(pl.len().alias("users")),
-        scan.windows,
-    )
+    attribution = attribute_exposures(coded, scan.dims)
+    assignments = attribution.assignments.with_row_index("uk")
+    users_by_day = named_by_id(attribution.first_seen.lazy(), scan.windows)
     return assignments, users_by_day, fates
 
 
@@ -200,9 +192,7 @@ def _capped(
         metric = parts.catalog[metric_id]
         if metric.cap is None:
             continue
-        of_exps = pl.col("arm").is_in(
-            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
-        )
+        of_exps = pl.col("arm").is_in(_arms_of(arms, exp_ids).implode())
         (component,) = metric_type(metric).components(metric)
         metric_changes, metric_caps = capped_changes(
             metric,
@@ -242,9 +232,7 @@ def _summed_changes(
     dim_plans = []
     for d in dims:
         exp_ids = [e.id for e in experiments if d in e.dimensions]
-        in_exps = pl.col("arm").is_in(
-            arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"].implode()
-        )
+        in_exps = pl.col("arm").is_in(_arms_of(arms, exp_ids).implode())
         of_exps = changes if set(exp_ids) == ids else changes.filter(in_exps)
         dim_plans.append(
             of_exps.group_by("arm", pl.col(SEGMENT_PREFIX + d), "day").agg(wide_sums)
@@ -352,13 +340,12 @@ def _flow(
         .entry_sums(_covariates(columns))
         .items()
     }
+    day = pl.col("exposure_day").alias("day")
     entering = users.select(
-        "arm",
-        pl.col("exposure_day").alias("day"),
-        pl.lit(1).alias("d_users"),
-        pl.lit(0).alias("d_conflicts"),
-        *[v.alias(k) for k, v in entry.items()],
+        "arm", day, pl.lit(1).alias("d_users"), pl.lit(0).alias("d_conflicts")
     )
+    # Only users of an experiment with CUPED have a pre-period (others add 0).
+    with_pre = users.filter(pl.col("cuped_days") > 0) if entry else users.clear()
     leaving = users.filter(conflict.is_not_null()).select(
         "arm",
         conflict.alias("day"),
@@ -367,7 +354,14 @@ def _flow(
         *[(-v).alias(k) for k, v in entry.items()],
     )
     return _named_arms(
-        pl.concat([entering, leaving], how="vertical_relaxed")
+        pl.concat(
+            [
+                entering,
+                with_pre.select("arm", day, *[v.alias(k) for k, v in entry.items()]),
+                leaving,
+            ],
+            how="diagonal_relaxed",
+        )
         .group_by("arm", "day")
         .agg(pl.exclude("arm", "day").sum()),
         arms,
@@ -406,7 +400,9 @@ def _segment_users(
     """
     conflict = pl.col("conflict_day")
     segment = pl.col(SEGMENT_PREFIX + dim)
-    of_exps = users.filter(pl.col("experiment_id").is_in(exp_ids))
+    of_exps = users.select("arm", segment, "exposure_day", conflict).filter(
+        pl.col("arm").is_in(_arms_of(arms, exp_ids).implode())
+    )
     return _named_arms(
         pl.concat(
             [
@@ -451,6 +447,11 @@ def _to_long(
             schema={**schema, **dict.fromkeys(DELTA_COLUMNS, pl.Float64)}
         )
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def _arms_of(arms: pl.DataFrame, exp_ids: Sequence[str]) -> pl.Series:
+    """The arm numbers of these experiments: filters on them are integer compares."""
+    return arms.filter(pl.col("experiment_id").is_in(exp_ids))["arm"]
 
 
 def _named_arms(frame: pl.DataFrame, arms: pl.DataFrame) -> pl.DataFrame:

@@ -266,6 +266,7 @@ def before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> BeforeExpo
     """
     people = located.select(
         "experiment_id",
+        "arm",
         "user_id",
         USER_CODE,
         "first_exposure",
@@ -279,7 +280,12 @@ def before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> BeforeExpo
     by_assignment = people.filter(pl.col("before") > 0).select(
         USER_CODE, "exposure_day", "conflict_day", "before"
     )
-    rows = kept.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum()
+    rows = (
+        kept.filter(pl.col("before") > 0)
+        .group_by(USER_CODE)
+        .agg(pl.col("before").max())["before"]
+        .sum()
+    )
     return BeforeExposure(
         int(rows or 0),
         _examples_before(kept, outcomes),
@@ -289,20 +295,27 @@ def before_exposure(located: pl.DataFrame, outcomes: pl.DataFrame) -> BeforeExpo
 
 
 def _people_by_day(people: pl.DataFrame) -> pl.DataFrame:
-    """By day: users entering (with their rows before exposure) and excluded."""
+    """By day: users entering (with their rows before exposure) and excluded.
+
+    Grouped on the integer ``arm`` first (its experiment's id carried along): a
+    text key over every assignment costs several times more.
+    """
     conflict = pl.col("conflict_day")
+    experiment = pl.col("experiment_id").first()
     return (
         pl.concat(
             [
-                people.group_by("experiment_id", pl.col("exposure_day").alias("day"))
+                people.group_by("arm", pl.col("exposure_day").alias("day"))
                 .agg(
+                    experiment,
                     pl.len().alias("exposed_users"),
                     pl.col("before").sum().alias("pre_exposure_events"),
                 )
                 .with_columns(pl.lit(0, pl.UInt32).alias("multiple_exposures")),
                 people.filter(conflict.is_not_null())
-                .group_by("experiment_id", conflict.alias("day"))
+                .group_by("arm", conflict.alias("day"))
                 .agg(
+                    experiment,
                     pl.lit(0, pl.UInt32).alias("exposed_users"),
                     (-pl.col("before").sum()).alias("pre_exposure_events"),
                     pl.len().alias("multiple_exposures"),
@@ -310,6 +323,7 @@ def _people_by_day(people: pl.DataFrame) -> pl.DataFrame:
             ],
             how="vertical_relaxed",
         )
+        .drop("arm")
         .group_by("experiment_id", "day")
         .agg(pl.all().sum().cast(pl.Int64))
     )

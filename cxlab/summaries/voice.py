@@ -55,6 +55,7 @@ from cxlab.metrics import (
     category_column,
     metric_type,
 )
+from cxlab.summaries.users import with_user
 
 OPEN, RESOLVED, LATE = 0, 1, 2
 GONE = -1  # the user left the analysis (met a second variant)
@@ -126,25 +127,30 @@ def category_changes(
     frames = []
     for metric_id, exp_ids in metric_users.items():
         if metric_type(catalog[metric_id]).detail == "categories":
-            of_exps = users.filter(pl.col("experiment_id").is_in(exp_ids))
             column = category_column(catalog[metric_id])
-            frames.append(_categories_of(rows, of_exps, metric_id, column))
+            frames.append(_categories_of(rows, users, metric_id, exp_ids, column))
     return pl.concat(
         [pl.DataFrame(schema=CATEGORY_SCHEMA), *frames], how="vertical_relaxed"
     )
 
 
 def _categories_of(
-    rows: pl.DataFrame, users: pl.DataFrame, metric_id: str, column: str
+    rows: pl.DataFrame,
+    users: pl.DataFrame,
+    metric_id: str,
+    exp_ids: Sequence[str],
+    column: str,
 ) -> pl.DataFrame:
     conflict = pl.col("conflict_day")
     kept = conflict.is_null() | (pl.col("day") < conflict)
-    events = (
-        rows.filter(pl.col(column).is_not_null())
-        .select("uk", "day", pl.col(column).alias("category"))
-        .join(users.select("uk", "experiment_id", "variant", "conflict_day"), on="uk")
-        .filter(kept)
-    )
+    events = with_user(
+        rows.filter(pl.col(column).is_not_null()).select(
+            "uk", "day", pl.col(column).alias("category")
+        ),
+        users,
+        ["experiment_id", "variant", "conflict_day"],
+        "uk",
+    ).filter(pl.col("experiment_id").is_in(exp_ids) & kept)
     keys = ["experiment_id", "variant", "category"]
     per_day = (
         events.group_by("uk", *keys, "day", maintain_order=True)
@@ -223,9 +229,10 @@ def survival_changes(
     for metric_id, exp_ids in metric_users.items():
         metric = catalog[metric_id]
         if metric_type(metric).detail == "survival":
-            of_exps = users.filter(pl.col("experiment_id").is_in(exp_ids))
             horizon = round(float(metric.horizon_hours or 0) * 60)
-            frames.append(_survival_of(rows, of_exps, metric_id, horizon, last_event))
+            frames.append(
+                _survival_of(rows, users, metric_id, exp_ids, horizon, last_event)
+            )
     return pl.concat(
         [pl.DataFrame(schema=SURVIVAL_SCHEMA), *frames], how="vertical_relaxed"
     )
@@ -240,12 +247,13 @@ def _survival_of(
     rows: pl.DataFrame,
     users: pl.DataFrame,
     metric_id: str,
+    exp_ids: Sequence[str],
     horizon: int,
     last_event: dt.datetime | None,
 ) -> pl.DataFrame:
     start, end = pl.col(START_PREFIX + metric_id), pl.col(END_PREFIX + metric_id)
     first_start = pl.col("pos").filter(start.is_not_null()).min()
-    times = (
+    times = with_user(
         rows.filter(start.is_not_null() | end.is_not_null())
         .with_row_index("pos")
         .group_by("uk", maintain_order=True)
@@ -253,14 +261,11 @@ def _survival_of(
             start.drop_nulls().first().alias("start"),
             end.filter(pl.col("pos") > first_start).drop_nulls().first().alias("end"),
         )
-        .filter(pl.col("start").is_not_null())
-        .join(
-            users.select(
-                "uk", "experiment_id", "variant", "conflict_day", "window_end"
-            ),
-            on="uk",
-        )
-    )
+        .filter(pl.col("start").is_not_null()),
+        users,
+        ["experiment_id", "variant", "conflict_day", "window_end"],
+        "uk",
+    ).filter(pl.col("experiment_id").is_in(exp_ids))
     final = pl.col("window_end")
     if last_event is not None:
         final = pl.min_horizontal(final, pl.lit(last_event))
@@ -377,7 +382,7 @@ def comment_tables(
         (answer,) = metric_type(metric).components(metric)
         counted = (
             comments.join(
-                users.filter(pl.col("experiment_id").is_in(exp_ids)).select(
+                users.select(
                     USER_CODE,
                     USER_CHECK,
                     "experiment_id",
@@ -389,7 +394,8 @@ def comment_tables(
                 on=[USER_CODE, USER_CHECK],
             )
             .filter(
-                answer.condition()
+                pl.col("experiment_id").is_in(exp_ids)
+                & answer.condition()
                 & (pl.col("timestamp") >= pl.col("first_exposure"))
                 & (pl.col("timestamp") < pl.col("window_end"))
             )
