@@ -228,20 +228,29 @@ def _summed_changes(
         how="diagonal_relaxed",
     )
     wide_sums = pl.selectors.contains("|").sum()
-    ids = {e.id for e in experiments}
-    dim_plans = []
-    for d in dims:
-        exp_ids = [e.id for e in experiments if d in e.dimensions]
-        in_exps = pl.col("arm").is_in(_arms_of(arms, exp_ids).implode())
-        of_exps = changes if set(exp_ids) == ids else changes.filter(in_exps)
-        dim_plans.append(
-            of_exps.group_by("arm", pl.col(SEGMENT_PREFIX + d), "day").agg(wide_sums)
-        )
-    daily_sums, *dim_sums = pl.collect_all(
-        [changes.group_by("arm", "day").agg(wide_sums), *dim_plans],
-        engine="streaming",
+    covered = [[e.id for e in experiments if d in e.dimensions] for d in dims]
+    plans = [
+        changes.filter(pl.col("arm").is_in(_arms_of(arms, exp_ids).implode()))
+        .group_by("arm", pl.col(SEGMENT_PREFIX + d), "day")
+        .agg(wide_sums)
+        for d, exp_ids in zip(dims, covered, strict=True)
+    ]
+    # Every user is in one segment of a dimension (missing values too), so the
+    # segments' sums of the dimension in most experiments add up to their arms';
+    # only the other experiments' changes are summed per arm directly.
+    widest = max(range(len(dims)), key=lambda i: len(covered[i]), default=None)
+    spanned = covered[widest] if widest is not None else []
+    rest = [e.id for e in experiments if e.id not in spanned]
+    plans.append(
+        changes.filter(pl.col("arm").is_in(_arms_of(arms, rest).implode()))
+        .group_by("arm", "day")
+        .agg(wide_sums)
     )
-    return daily_sums, dim_sums
+    *dim_sums, rest_sums = pl.collect_all(plans, engine="streaming")
+    if widest is None:
+        return rest_sums, dim_sums
+    from_segments = dim_sums[widest].group_by("arm", "day").agg(wide_sums)
+    return pl.concat([from_segments, rest_sums]), dim_sums
 
 
 def _changes(
