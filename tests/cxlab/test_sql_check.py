@@ -24,7 +24,7 @@ from test_sql_engine import EXPERIMENTS, METRICS, cli, logs
 from cxlab.sample import write_sample
 from cxlab.sql.engines import resolve_engine
 
-SECOND = "exp2"  # a second experiment, 2026-10-03 .. 2026-10-08
+SECOND = "exp2"  # a second experiment, 2026-09-29 .. 2026-10-06
 
 
 @pytest.fixture(scope="module")
@@ -153,31 +153,40 @@ def two_experiment_logs(draw) -> list[dict]:
     """The random logs of test_sql_engine, plus what ``check`` sorts apart.
 
     Each exposure is to ``exp``, to :data:`SECOND` or to an experiment without a
-    config; page views (read by no metric) and rows of users never exposed are
-    added, each at 15 seconds past a drawn row's minute (no two rows tie).
+    config, and may be seen again an hour later (a repeat, or a second variant);
+    a row may bring an order of its user four days later (after ``exp``'s end),
+    a page view (read by no metric) or a row of a user never exposed. An added
+    row is at a number of seconds past its drawn row's minute that is its own
+    kind's, so no two rows tie.
     """
-    rows = draw(logs())
     out = []
-    for row in rows:
+    for row in draw(logs()):
         if row["event"] == "exposure":
             row = {**row, "experiment_id": draw(st.sampled_from(["exp", SECOND, "x"]))}
         out.append(row)
-        extra = draw(st.sampled_from([None, "page_view", "never", "never_order"]))
-        if extra is None:
-            continue
-        moment = dt.datetime.fromisoformat(row["timestamp"]) + dt.timedelta(seconds=15)
-        user = row["user_id"] if extra == "page_view" else "n" + row["user_id"][1:]
-        out.append(
-            {
-                **row,
-                "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "user_id": user,
-                "event": "order" if extra == "never_order" else "page_view",
-                "experiment_id": None,
-                "variant": None,
-                "value": 1.0 if extra == "never_order" else None,
-            }
-        )
+        moment = dt.datetime.fromisoformat(row["timestamp"])
+        outcome = {"experiment_id": None, "variant": None, "value": None}
+        added = {
+            "again": (dt.timedelta(hours=1, seconds=10), {}),
+            "later": (
+                dt.timedelta(days=4, seconds=20),
+                {**outcome, "event": "order", "value": 2.0},
+            ),
+            "page_view": (dt.timedelta(seconds=30), {**outcome, "event": "page_view"}),
+            "never": (
+                dt.timedelta(seconds=40),
+                {**outcome, "user_id": "n" + row["user_id"][1:], "event": "order"},
+            ),
+        }
+        if row["event"] == "exposure":
+            variant = draw(st.sampled_from(["control", "treatment"]))
+            added["again"][1].update(variant=variant)
+        else:
+            del added["again"]
+        for kind in draw(st.sets(st.sampled_from(sorted(added)), max_size=2)):
+            delay, changes = added[kind]
+            stamp = (moment + delay).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out.append({**row, **changes, "timestamp": stamp})
     return out
 
 
@@ -195,11 +204,16 @@ def two_experiment_logs(draw) -> list[dict]:
 def test_check_json_equal_on_random_logs(make_lab, rows, fmt, parts) -> None:
     with tempfile.TemporaryDirectory() as folder:
         lab = make_lab(Path(folder))
-        lab.experiment(secondary_metrics=METRICS, dimensions=["platform"])
+        lab.experiment(
+            start="2026-09-28",
+            end="2026-10-02",
+            secondary_metrics=METRICS,
+            dimensions=["platform"],
+        )
         lab.experiment(
             id=SECOND,
-            start="2026-10-03",
-            end="2026-10-08",
+            start="2026-09-29",
+            end="2026-10-06",
             primary_metric="revenue",
             secondary_metrics=["conversion_2d", "time_to_resolution"],
         )
