@@ -21,8 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sql_engine import EXPERIMENTS, METRICS, cli, logs
 
+from cxlab.events import resolve_source
 from cxlab.sample import write_sample
+from cxlab.sql.duckdb_engine import summarize_duckdb
 from cxlab.sql.engines import resolve_engine
+from cxlab.summaries import at_day
 
 SECOND = "exp2"  # a second experiment, 2026-09-29 .. 2026-10-06
 
@@ -242,3 +245,14 @@ def test_events_by_type_with_equal_counts_are_in_name_order(lab) -> None:
             ("mango", 1),
             ("zebra", 1),
         ], engine
+
+
+def test_whole_log_set_aside_counts_are_not_cut_to_an_earlier_day(lab) -> None:
+    """The SQL engines count set-aside rows of the whole log: a cut shows none."""
+    exp, catalog = lab.load(lab.experiment(secondary_metrics=["revenue"]))
+    source = resolve_source(lab.log(every_bucket(lab), "events.parquet"))
+    summaries = summarize_duckdb(source, [exp], catalog, with_health=True)
+    assert summaries.log.set_aside["events_of_users_in_no_analysed_experiment"] == 5
+    assert summaries.log.ledger.rows == 15
+    cut = at_day(summaries, dt.date(2026, 10, 3), catalog).log
+    assert (cut.set_aside, cut.set_aside_examples, cut.ledger) == ({}, {}, None)
