@@ -24,15 +24,15 @@ from cxlab.events import REQUIRED, EventSource
 from cxlab.sql.checks import (
     broken_rules,
     diagnose,
-    log_health,
+    engine_summaries,
     nps_events,
     rule_counts_query,
     single_format,
     undeclared_variants,
 )
-from cxlab.sql.ledger import build_health, log_health_of
+from cxlab.sql.ledger import build_health
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col, num, text
-from cxlab.sql.tables import check_changes, summaries_from_changes
+from cxlab.sql.tables import check_changes
 from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
@@ -178,12 +178,12 @@ def summarize_duckdb(
         con.close()
     if undeclared_variants(changes, experiments).height:
         raise _diagnose(source, experiments, catalog, as_of, "undeclared variants")
-    log = log_health(counts, changes)
-    return summaries_from_changes(
+    return engine_summaries(
         changes,
+        counts,
+        health,
         experiments,
         catalog,
         as_of=as_of,
-        log=log if health is None else log_health_of(health, log),
         fingerprint=source.fingerprint,
     )

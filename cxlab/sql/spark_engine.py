@@ -51,7 +51,7 @@ from cxlab.events import (
 from cxlab.sql.checks import (
     broken_rules,
     diagnose,
-    log_health,
+    engine_summaries,
     nps_events,
     rule_counts_query,
     single_format,
@@ -59,9 +59,9 @@ from cxlab.sql.checks import (
     undeclared_variants,
 )
 from cxlab.sql.engines import TABLE_PREFIX, is_spark_only
-from cxlab.sql.ledger import build_health, log_health_of
+from cxlab.sql.ledger import build_health
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col
-from cxlab.sql.tables import check_changes, summaries_from_changes
+from cxlab.sql.tables import check_changes
 from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
@@ -475,12 +475,12 @@ def summarize_spark(
     if unknown.height:
         pairs = ", ".join(f"{e}/{v}" for e, v in unknown.iter_rows())
         raise fault(f"variant(s) the configs do not declare: {pairs}")
-    log = log_health(counts, changes)
-    return summaries_from_changes(
+    return engine_summaries(
         changes,
+        counts,
+        health,
         experiments,
         catalog,
         as_of=as_of,
-        log=log if health is None else log_health_of(health, log),
         fingerprint=source.fingerprint,
     )
