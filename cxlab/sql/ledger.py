@@ -66,7 +66,7 @@ HEALTH_COLUMNS: dict[str, str] = {
     "experiment_id": "VARCHAR",
     "variant": "VARCHAR",
     "first_exposure": "TIMESTAMPTZ",
-    "fate": "VARCHAR",
+    "fate": "VARCHAR",  # an example row's bucket; a count's source (SOURCES)
 }
 OUTCOME_EXAMPLES = ("event_in_no_metric", "before_first_exposure", "after_window")
 OUTCOME_COLUMNS = ["timestamp", "user_id", "event", "experiment_id", "first_exposure"]
@@ -305,7 +305,7 @@ def _examples(key: str, rows: exp.Select, columns: Sequence[str]) -> exp.Select:
     return _output("example", given).from_(rows.subquery("x"))
 
 
-def _counts(plan: Plan) -> list[exp.Select]:
+def _counts() -> list[exp.Select]:
     """Rows per fate, per event type, the users, and the set-aside counts."""
     fates = union_all(
         [
@@ -326,8 +326,8 @@ def _counts(plan: Plan) -> list[exp.Select]:
         .group_by(col("user_id"))
     )
 
-    def total(key: str, source: exp.Expression, column: str) -> exp.Select:
-        summed = exp.func("COALESCE", exp.func("SUM", col(column)), num(0))
+    def total(key: str, source: exp.Expression) -> exp.Select:
+        summed = exp.func("COALESCE", exp.func("SUM", col("n")), num(0))
         return _output("count", {"key": text(key), "n": summed}).from_(source)
 
     return [
@@ -340,12 +340,12 @@ def _counts(plan: Plan) -> list[exp.Select]:
         _output(
             "users", {"n": exp.Count(this=exp.Distinct(expressions=[col("user_id")]))}
         ).from_("ev"),
-        total(QUIET_USERS, exp.to_table("quiet_users"), "n"),
-        total(BEFORE, per_user_max.subquery("m"), "n"),
+        total(QUIET_USERS, exp.to_table("quiet_users")),
+        total(BEFORE, per_user_max.subquery("m")),
     ]
 
 
-def _example_rows(plan: Plan) -> list[exp.Select]:
+def _example_rows() -> list[exp.Select]:
     """The example lists, each in the Polars engine's order."""
     exposure = ["ts", "user_id", "experiment_id", "variant"]
     outcome = ["ts", "user_id", "event", "experiment_id", "first_exposure"]
@@ -431,7 +431,7 @@ def build_health(
         ("other_rows", _other_rows(plan)),
         ("quiet_users", quiet),
     ]
-    query = union_all([*_counts(plan), *_example_rows(plan)])
+    query = union_all([*_counts(), *_example_rows()])
     for name, stage in stages:
         query = query.with_(name, as_=stage)
     return query
