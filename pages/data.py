@@ -22,8 +22,8 @@ ENGINE_HELP = (
     "Where the log is reduced to the per-variant sums the statistics read: Polars "
     "or DuckDB in this server, or Apache Spark. Every engine gives the same numbers. "
     "auto runs Polars, measured fastest on local files. Like the event log, the "
-    "engine is a setting of this session: it changes what you see, not what other "
-    "users see (theirs run auto). Only admins may change it."
+    "engine is a setting of this session: it decides which engine computes your "
+    "pages, not other users' (theirs run auto). Only admins may change it."
 )
 SPARK_HELP = (
     "A master URL (local[*], spark://HOST:PORT, yarn, k8s://HOST:PORT) or a Spark "

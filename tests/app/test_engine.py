@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 import pytest
 from pandas.testing import assert_frame_equal
 from streamlit.testing.v1 import AppTest
@@ -179,3 +180,35 @@ def test_the_spark_url_defaults_to_the_environment(
     assert at.text_input(key="data_spark_url").value == (
         "spark://cluster.example.com:7077"
     )
+
+
+@pytest.mark.spark
+def test_an_admin_switches_to_local_spark_and_the_results_are_the_same(
+    spark: object, sample_log: Path, tmp_path: Path
+) -> None:
+    # One experiment on a hundredth of the sample's users keeps local Spark quick.
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    for name in ("metrics.yaml", "proactive-shipping-email.yaml"):
+        shutil.copy(ROOT / "experiments" / name, folder / name)
+    log = tmp_path / "hundredth.parquet"
+    users = pl.col("user_id").str.ends_with("17")
+    pl.scan_parquet(sample_log).filter(users).sink_parquet(log)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.session_state[cache.EVENTS_KEY] = str(log)
+    at.session_state["experiments_dir"] = str(folder)
+    at.run()
+    assert not at.exception
+    with_polars = shown_numbers(at)
+    assert len(with_polars[1]) == 1
+
+    at.switch_page("pages/data.py").run()
+    at = choose(at, "spark", "")  # empty: the environment's, else local[*]
+    assert not at.exception
+    assert at.session_state[cache.ENGINE_KEY] == EngineChoice("spark")
+    at.switch_page("pages/portfolio.py").run()
+    assert not at.exception
+    assert at.sidebar.caption[1].value.startswith("Engine: spark at ")
+    tiles, table = shown_numbers(at)
+    assert tiles == with_polars[0]
+    assert_frame_equal(table, with_polars[1], check_exact=False, rtol=1e-9)
