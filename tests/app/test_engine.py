@@ -64,7 +64,16 @@ def shown_numbers(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:
     return {m.label: m.value for m in at.metric}, at.dataframe[0].value
 
 
-def test_an_admin_switches_to_duckdb_and_the_portfolio_shows_the_same_numbers(
+def results_numbers(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:
+    """The shipping e-mail's results page: its tiles and its scorecard."""
+    at.session_state[cache.EXPERIMENT_KEY] = "proactive-shipping-email"
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    card = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    return {m.label: m.value for m in at.metric}, card
+
+
+def test_an_admin_switches_to_duckdb_and_the_same_numbers_are_shown(
     timeout: int,
     sample_log: Path,
     tmp_path: Path,
@@ -81,6 +90,7 @@ def test_an_admin_switches_to_duckdb_and_the_portfolio_shows_the_same_numbers(
     assert at.sidebar.caption[1].value == "Engine: polars (auto)"
     with_polars = shown_numbers(at)
     assert len(with_polars[1]) == 8
+    results_with_polars = results_numbers(at)
 
     at.switch_page("pages/data.py").run()
     at = choose(at, "duckdb")
@@ -106,6 +116,10 @@ def test_an_admin_switches_to_duckdb_and_the_portfolio_shows_the_same_numbers(
     ]
     ledgers = sorted(next(iter(s.values())).log.ledger is None for s in stored)
     assert ledgers == [False, True]  # Polars's scan, then DuckDB's
+    tiles, card = results_numbers(at)
+    assert tiles == results_with_polars[0]
+    assert "Contacts per order" in card["metric"].to_list()
+    assert_frame_equal(card, results_with_polars[1], check_exact=False, rtol=1e-9)
 
 
 def as_user(
@@ -183,7 +197,7 @@ def test_the_spark_url_defaults_to_the_environment(
 
 
 @pytest.mark.spark
-def test_an_admin_switches_to_local_spark_and_the_results_are_the_same(
+def test_an_admin_switches_to_local_spark_and_the_portfolio_is_the_same(
     spark: object, sample_log: Path, tmp_path: Path
 ) -> None:
     # One experiment on a hundredth of the sample's users keeps local Spark quick.
