@@ -1,9 +1,9 @@
 """Cached access to the engine for the pages (the engine never imports Streamlit).
 
-Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
-content hashes, never on frames or bare paths: a widget change reruns the page on
-cached summaries and never rescans the log; editing a config or the log invalidates
-exactly what depends on it.
+Every cache is keyed on the log's fingerprint (paths, sizes, mtimes), the configs'
+content hashes and the session's engine, never on frames or bare paths: a widget
+change reruns the page on cached summaries and never rescans the log; editing a
+config or the log, or choosing another engine, invalidates exactly what depends on it.
 
 Summaries and results are cached as shared resources, not copies: ``st.cache_data``
 would unpickle a fresh copy on every call (tens of milliseconds per rerun for the
