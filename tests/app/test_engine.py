@@ -226,3 +226,39 @@ def test_an_admin_switches_to_local_spark_and_the_portfolio_is_the_same(
     tiles, table = shown_numbers(at)
     assert tiles == with_polars[0]
     assert_frame_equal(table, with_polars[1], check_exact=False, rtol=1e-9)
+
+
+def preview(folder: Path, events: Path, choice: EngineChoice) -> AppTest:
+    """The Configs page's preview of an unsaved copy of the shipping e-mail."""
+    at = AppTest.from_file(str(ROOT / "pages" / "configs.py"), default_timeout=120)
+    at.session_state["experiments_dir"] = str(folder)
+    at.session_state[cache.EVENTS_KEY] = str(events)
+    at.session_state[cache.ENGINE_KEY] = choice  # as the Data page's callback sets it
+    at.run()
+    at.selectbox(key="configs_exp_base").set_value("proactive-shipping-email").run()
+    form = "configs_exp_proactive-shipping-email_form-Apply to YAML"
+    at.button(key=f"FormSubmitter:{form}").click().run()
+    at.button(key="configs_preview").click().run()
+    assert not at.exception
+    return at
+
+
+def test_the_configs_preview_runs_on_the_session_s_engine(tmp_path: Path) -> None:
+    from cxlab.sample import write_sample
+
+    folder = tmp_path / "experiments"
+    shutil.copytree(ROOT / "experiments", folder)
+    events = write_sample(tmp_path / "small.parquet", n_users=4000)
+    with_polars = preview(folder, events, EngineChoice("polars"))
+    with_duckdb = preview(folder, events, EngineChoice("duckdb"))
+    assert not with_polars.error
+    assert not with_duckdb.error
+    table = with_polars.dataframe[-1].value
+    assert "Contacts per order" in table["metric"].to_list()
+    assert_frame_equal(
+        with_duckdb.dataframe[-1].value, table, check_exact=False, rtol=1e-9
+    )
+    # A Spark URL that the Data page would refuse reaches the preview's engine
+    # call, which names it: the preview does not run on a path of its own.
+    with_spark = preview(folder, events, EngineChoice("spark", "nope"))
+    assert with_spark.error[-1].value.startswith("Spark URL 'nope': not a Spark")
