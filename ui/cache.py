@@ -247,14 +247,9 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def load_health(ws: Workspace) -> HealthReport:
-    """The data-health report of the log against the configs.
-
-    Raises:
-        InputError: the engine cannot compute the row ledger and the log's health.
-    """
-    engine = resolve_engine(ws.engine, ledger=True, events=ws.events)
+    """The data-health report of the log against the configs (any engine)."""
     _, experiments = load_configs(ws.experiments_dir, ws.configs)
-    source = resolve_events(ws.events, engine)
+    source = resolve_events(ws.events, ws.engine)
     return health_report(source, experiments, _summaries(ws))
 
 
