@@ -184,7 +184,7 @@ def _summarize(
 
 
 def store_folder() -> Path:
-    """Where summaries outlive the server: ``CXLAB_CACHE_DIR`` or ``.cxlab-cache``."""
+    """Where summaries and results outlive the server (default ``.cxlab-cache``)."""
     return Path(os.environ.get(STORE_ENV) or ROOT / ".cxlab-cache")
 
 
@@ -224,25 +224,44 @@ def _summaries(ws: Workspace) -> dict[str, Summaries]:
     )
 
 
+def _results_name(kind: str, ws: Workspace, *parts: Hashable) -> str:
+    """The on-disk name of results analysed from the workspace's summaries.
+
+    Keyed on every field of the workspace (log fingerprint, configs, as-of day),
+    the engine's and the statistics' code (:mod:`cxlab.store`), and ``parts``.
+    """
+    return f"{kind}-" + store.key(ws, *parts, store.statistics_version())
+
+
 @st.cache_resource(max_entries=8, show_spinner="Analysing…")
 def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
-    """Every experiment as of its as-of day."""
+    """Every experiment as of its as-of day (kept on disk, like the summaries)."""
+    name = _results_name("portfolio", ws)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     summaries = _summaries(ws)
-    return [
+    portfolio = [
         results_for(e, catalog, summaries[e.id], history=False)[0] for e in experiments
     ]
+    store.save(store_folder(), name, portfolio)
+    return portfolio
 
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing…")
 def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
-    """One experiment as it stood at the end of each day (oldest first)."""
+    """One experiment as it stood at the end of each day (oldest first; on disk)."""
+    name = _results_name("history", ws, experiment_id)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)
     history = analyze_history(exp, catalog, _summaries(ws)[experiment_id])
-    return history or results_for(
+    history = history or results_for(
         exp, catalog, _summaries(ws)[experiment_id], history=False
     )
+    store.save(store_folder(), name, history)
+    return history
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
