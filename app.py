@@ -68,6 +68,8 @@ with st.sidebar:
     st.markdown("### :material/science: CX Lab")
     st.caption("Experiments on customer experience")
     st.markdown(f"**Data source**  \n{data_source_label()}")
+    events = st.session_state.get(cache.EVENTS_KEY) or ""
+    st.caption(f"Engine: {cache.engine_choice().describe(events)}")
     st.date_input(
         "As-of date",
         key=cache.AS_OF_KEY,

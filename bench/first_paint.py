@@ -2,6 +2,7 @@
 
     python bench/first_paint.py                  # 5 pairs of servers, print the table
     python bench/first_paint.py --runs 3 --write # and put it into bench/RESULTS.md
+    python bench/first_paint.py --before DIR     # interleaved with the code in DIR
 
 Each run starts a fresh ``streamlit run app.py`` (a new process: cold imports, empty
 memory caches) on the bundled sample log, twice: a restart, whose summaries an
@@ -18,6 +19,10 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 
 Times are wall seconds from t0 (first page) or from the tab's navigation (results
 pages), on a machine whose 2 cores are shared with other jobs: read the spread.
+The first page is also timed from the server's launch (the whole wait of whoever
+starts it), so work moved before t0 cannot hide. ``--before DIR`` runs a copy of
+another commit (with its own ``data/events.parquet``) the same way, each of its
+servers right before this checkout's, so both see the same load.
 """
 
 from __future__ import annotations
@@ -54,11 +59,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+Row = tuple[float, float, float, float, float, float]
+
+
 @contextlib.contextmanager
-def server(store: Path) -> Iterator[tuple[str, float, int]]:
-    """A fresh ``streamlit run app.py`` keeping its summaries on disk in ``store``;
-    its URL, the moment it answered, its pid."""
+def server(store: Path, root: Path) -> Iterator[tuple[str, float, float, int]]:
+    """A fresh ``streamlit run app.py`` of the checkout ``root`` keeping its
+    summaries on disk in ``store``; its URL, its launch, the moment it answered,
+    its pid."""
     port = _free_port()
+    launched = time.perf_counter()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -71,7 +81,7 @@ def server(store: Path) -> Iterator[tuple[str, float, int]]:
             "--server.headless",
             "true",
         ],
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, "CXLAB_CACHE_DIR": str(store)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -89,7 +99,7 @@ def server(store: Path) -> Iterator[tuple[str, float, int]]:
                 if r.status == 200:
                     break
             time.sleep(0.05)
-        yield url, time.perf_counter(), process.pid
+        yield url, launched, time.perf_counter(), process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -114,35 +124,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(browser: object, store: Path) -> tuple[float, float, float, float]:
-    """(first page s, its server CPU s, results deep link s, later results s)."""
-    with server(store) as (url, up, pid):
+def one_run(browser: object, store: Path, root: Path) -> Row:
+    """(first page s from up, from launch, its server CPU s from up, from launch,
+    results deep link s, later results s)."""
+    with server(store, root) as (url, launched, up, pid):
         cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.goto(url)
         _drawn(page, '[data-testid="stTable"], [data-testid="stDataFrame"]')
-        first = time.perf_counter() - up
-        cpu = cpu_seconds(pid) - cpu_up
+        drawn = time.perf_counter()
+        cpu_total = cpu_seconds(pid)
         deep = _results(context, url, FIRST)
         page.wait_for_timeout(10_000)
         later = _results(context, url, LATER)
         context.close()
-    return first, cpu, deep, later
+    return drawn - up, drawn - launched, cpu_total - cpu_up, cpu_total, deep, later
 
 
 def _stats(values: Sequence[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
-def _rows(label: str, rows: list[tuple[float, float, float, float]]) -> list[str]:
-    first, cpu, deep, later = zip(*rows, strict=True)
+def _rows(label: str, rows: list[Row]) -> list[str]:
+    first, whole, cpu, cpu_whole, deep, later = zip(*rows, strict=True)
     return [
         f"| {label}: portfolio (`/`) drawn, from the server being up | "
         f"{_stats(first)} | " + ", ".join(f"{x:.1f}" for x in first) + " |",
+        f"| {label}: portfolio (`/`) drawn, from the server's launch | "
+        f"{_stats(whole)} | " + ", ".join(f"{x:.1f}" for x in whole) + " |",
         f"| {label}: server CPU (user + sys) for that first page | {_stats(cpu)} | "
         + ", ".join(f"{x:.1f}" for x in cpu)
         + " |",
+        f"| {label}: server CPU from its launch to that first page | "
+        f"{_stats(cpu_whole)} | " + ", ".join(f"{x:.1f}" for x in cpu_whole) + " |",
         f"| {label}: results deep link ({FIRST}) right after | {_stats(deep)} | "
         + ", ".join(f"{x:.1f}" for x in deep)
         + " |",
@@ -152,19 +167,21 @@ def _rows(label: str, rows: list[tuple[float, float, float, float]]) -> list[str
     ]
 
 
-def measure(runs: int) -> str:
+def measure(runs: int, before: Path | None = None) -> str:
     """Run ``runs`` pairs of fresh servers; the Markdown section with the numbers.
 
     Each pair is a *restart* (the summaries stored on disk by an earlier server of
     the same log and configs) and a *first start* (an empty store: the log is
-    scanned), interleaved so that both see the same load.
+    scanned), interleaved so that both see the same load; with ``before``, that
+    checkout's pair runs right before this one's.
     """
     from playwright.sync_api import sync_playwright
 
+    trees = {"": ROOT} if before is None else {"before": before, "after": ROOT}
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.UTC)
-    warm: list[tuple[float, float, float, float]] = []
-    cold: list[tuple[float, float, float, float]] = []
+    warm: dict[str, list[Row]] = {tree: [] for tree in trees}
+    cold: dict[str, list[Row]] = {tree: [] for tree in trees}
     with (
         sync_playwright() as p,
         tempfile.TemporaryDirectory() as kept,
@@ -173,31 +190,49 @@ def measure(runs: int) -> str:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless"]
         )
-        one_run(browser, Path(kept))  # fills the store; not measured
+        for tree, root in trees.items():  # fills each store; not measured
+            one_run(browser, Path(kept) / f"{tree}-store", root)
         for i in range(runs):
-            warm.append(one_run(browser, Path(kept)))
-            cold.append(one_run(browser, Path(scratch) / str(i)))
-            for label, row in (("restart", warm[-1]), ("first start", cold[-1])):
-                print(f"run {i + 1} {label}: " + ", ".join(f"{x:.2f} s" for x in row))
+            for tree, root in trees.items():
+                warm[tree].append(one_run(browser, Path(kept) / f"{tree}-store", root))
+                cold[tree].append(one_run(browser, Path(scratch) / f"{tree}{i}", root))
+                for label, row in (
+                    ("restart", warm[tree][-1]),
+                    ("first", cold[tree][-1]),
+                ):
+                    print(
+                        f"run {i + 1} {tree} {label}: "
+                        + ", ".join(f"{x:.2f}" for x in row)
+                    )
         browser.close()
     load_after = os.getloadavg()
     load = " / ".join(
         f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after, strict=True)
     )
+    command = "python bench/first_paint.py --runs " + str(runs)
+    if before is not None:
+        command += f" --before {before}"
+    rows = [
+        line
+        for tree in trees
+        for kind, table in (("restart", warm), ("first start", cold))
+        for line in _rows(f"{tree} {kind}".strip(), table[tree])
+    ]
     return "\n".join(
         [
             HEADING,
             "",
-            f"Reproduce: `python bench/first_paint.py --runs {runs}`. Measured "
-            f"{started:%Y-%m-%d %H:%M} UTC, {runs} pairs of fresh servers; load "
-            f"average (1 / 5 / 15 min, before–after) {load}; nproc = {os.cpu_count()}.",
-            "A restart finds the summaries an earlier server stored (`cxlab.store`); a "
-            "first start scans the log.",
+            f"Reproduce: `{command}`. Measured "
+            f"{started:%Y-%m-%d %H:%M} UTC, {runs} pairs of fresh servers"
+            + (" per checkout" if before is not None else "")
+            + f"; load average (1 / 5 / 15 min, before–after) {load}; "
+            f"nproc = {os.cpu_count()}.",
+            "A restart finds the summaries (and results) an earlier server stored "
+            "(`cxlab.store`); a first start scans the log.",
             "",
             "| what | min / median / max s | each run s |",
             "| --- | --- | --- |",
-            *_rows("restart", warm),
-            *_rows("first start", cold),
+            *rows,
             "",
         ]
     )
@@ -211,8 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write", action="store_true", help="also write bench/RESULTS.md"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a copy of another commit to interleave with this checkout",
+    )
     args = parser.parse_args(argv)
-    text = measure(args.runs)
+    text = measure(args.runs, args.before)
     print(text)
     if args.write:
         write_section(RESULTS, HEADING, text)

@@ -4,7 +4,8 @@ Three roles, each able to do everything the one before it can:
 
 - ``viewer`` sees every page and changes nothing;
 - ``analyst`` also saves experiment and metric configs and uploads event logs;
-- ``admin`` also chooses server paths (inside the data roots) as the event log.
+- ``admin`` also chooses server paths (inside the data roots) as the event log,
+  and the reduction engine (and where Spark runs) on the Data page.
 
 The roles file is YAML (``roles.example.yaml`` documents it)::
 
@@ -32,7 +33,9 @@ import yaml
 from cxlab.errors import ConfigError, InputError
 
 Role = Literal["viewer", "analyst", "admin"]
-Action = Literal["view", "save_config", "upload_log", "choose_server_path"]
+Action = Literal[
+    "view", "save_config", "upload_log", "choose_server_path", "choose_engine"
+]
 ROLES: tuple[Role, ...] = get_args(Role)
 NO_ROLE = "none"
 # The least role that may do each action (ROLES is ordered from least to most).
@@ -41,12 +44,14 @@ LEAST_ROLE: dict[Action, Role] = {
     "save_config": "analyst",
     "upload_log": "analyst",
     "choose_server_path": "admin",
+    "choose_engine": "admin",
 }
 ACTION_TEXT: dict[Action, str] = {
     "view": "see this app",
     "save_config": "save configs",
     "upload_log": "upload event logs",
     "choose_server_path": "use a server path as the event log",
+    "choose_engine": "choose the reduction engine",
 }
 KEYS = frozenset({"default", "users", "domains"})
 

@@ -230,9 +230,15 @@ def _analyze(args: argparse.Namespace, problems: list[InputError]) -> str:
 def _check(args: argparse.Namespace, problems: list[InputError]) -> str:
     catalog = load_catalog(catalog_path(args.experiments, args.metrics))
     experiments = load_experiments(args.experiments, catalog)
-    engine = resolve_engine(args.engine, ledger=True, events=args.events)
-    source = resolve_source(args.events)
-    summaries = summarize_all(source, experiments, catalog, engine=engine)
+    engine = resolve_engine(args.engine, events=args.events)
+    source = resolve_events(args.events, engine)
+    summaries = summarize_all(
+        source,
+        experiments,
+        catalog,
+        engine=engine,
+        spark=SparkTarget.of(args.spark_master, args.spark_remote),
+    )
     report = health_report(source, experiments, summaries)
     from cxlab.report import health_text, health_to_dict, to_json
 

@@ -260,7 +260,13 @@ with exp_tab:
             try:
                 ws = cache.workspace()
                 result = cache.load_preview(
-                    ws.events, ws.fingerprint, checked, catalog, ws.as_of
+                    ws.events,
+                    ws.fingerprint,
+                    checked,
+                    catalog,
+                    ws.as_of,
+                    ws.engine,
+                    ws.spark_url,
                 )
                 st.dataframe(studio.preview_table(result), hide_index=True)
                 st.caption(f"Recommendation now: {result.recommendation.reason}")

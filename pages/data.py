@@ -1,4 +1,4 @@
-"""Data: choose the event log, map its columns, read its health report."""
+"""Data: choose the event log and the engine, map its columns, read its health."""
 
 from __future__ import annotations
 
@@ -6,16 +6,30 @@ import polars as pl
 import streamlit as st
 
 from cxlab import charts, studio
+from cxlab.engine_choice import choose_engine, default_spark_url
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from cxlab.sources import check_upload
+from cxlab.sql.engines import ENGINES
 from cxlab.ui import auth, cache, notices, sources
 from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
+ENGINE_HELP = (
+    "Where the log is reduced to the per-variant sums the statistics read: Polars "
+    "or DuckDB in this server, or Apache Spark. Every engine gives the same numbers. "
+    "auto runs Polars, measured fastest on local files. Like the event log, the "
+    "engine is a setting of this session: it decides which engine computes your "
+    "pages, not other users' (theirs run auto). Only admins may change it."
+)
+SPARK_HELP = (
+    "A master URL (local[*], spark://HOST:PORT, yarn, k8s://HOST:PORT) or a Spark "
+    "Connect URL (sc://HOST:PORT). The default comes from CXLAB_SPARK_REMOTE or "
+    "CXLAB_SPARK_MASTER, else a local session."
+)
 
 
 def show_error(exc: InputError) -> None:
@@ -65,6 +79,19 @@ def use_upload() -> None:
         st.session_state[cache.EVENTS_KEY] = str(path)
 
 
+def use_engine() -> None:
+    try:
+        auth.require("choose_engine")
+        choice = choose_engine(
+            st.session_state.get("data_engine", "auto"),
+            st.session_state.get("data_spark_url", ""),
+        )
+    except InputError as exc:
+        st.session_state["data_engine_error"] = exc
+    else:
+        st.session_state[cache.ENGINE_KEY] = choice
+
+
 st.title("Data")
 current = st.session_state.get(cache.EVENTS_KEY) or ""
 if not current or current == str(cache.SAMPLE_EVENTS):
@@ -92,7 +119,32 @@ if error := st.session_state.pop("data_source_error", None):
     show_error(error)
 
 events = st.session_state.get(cache.EVENTS_KEY) or str(cache.SAMPLE_EVENTS)
-st.caption(f"Analysing: {sources.shown(events)}")
+choice = cache.engine_choice()
+admin = auth.may("choose_engine")
+left, right = st.columns([1, 2])
+picked = left.selectbox(
+    "Engine",
+    ENGINES,
+    ENGINES.index(choice.engine),
+    key="data_engine",
+    disabled=not admin,
+    help=ENGINE_HELP,
+)
+if picked == "spark":
+    right.text_input(
+        "Spark master URL or Spark Connect URL",
+        choice.spark_url or default_spark_url(),
+        key="data_spark_url",
+        disabled=not admin,
+        help=SPARK_HELP,
+    )
+st.button(
+    "Use this engine", on_click=use_engine, key="data_use_engine", disabled=not admin
+)
+if error := st.session_state.pop("data_engine_error", None):
+    show_error(error)
+
+st.caption(f"Analysing: {sources.shown(events)} · Engine: {choice.describe(events)}")
 try:
     ws = cache.workspace()
     notices.config_errors(cache.config_errors(ws))

@@ -19,6 +19,7 @@ from pathlib import Path
 import streamlit as st
 
 from cxlab.access import Action, Role, load_roles, role_of
+from cxlab.access import may as role_may
 from cxlab.access import require as require_role
 from cxlab.editing import LOCAL_USER, Editor
 from cxlab.errors import ConfigError
@@ -56,6 +57,11 @@ def current_role() -> Role | None:
         return None
     verified = st.user.get("email_verified")
     return role_of(roles, st.user.get("email"), email_verified=verified)
+
+
+def may(action: Action) -> bool:
+    """Whether this session's role may do an action (to enable its widgets)."""
+    return role_may(current_role(), action)
 
 
 def require(action: Action) -> None:

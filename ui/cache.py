@@ -1,9 +1,9 @@
 """Cached access to the engine for the pages (the engine never imports Streamlit).
 
-Every cache is keyed on the log's fingerprint (paths, sizes, mtimes) and the configs'
-content hashes, never on frames or bare paths: a widget change reruns the page on
-cached summaries and never rescans the log; editing a config or the log invalidates
-exactly what depends on it.
+Every cache is keyed on the log's fingerprint (paths, sizes, mtimes), the configs'
+content hashes and the session's engine, never on frames or bare paths: a widget
+change reruns the page on cached summaries and never rescans the log; editing a
+config or the log, or choosing another engine, invalidates exactly what depends on it.
 
 Summaries and results are cached as shared resources, not copies: ``st.cache_data``
 would unpickle a fresh copy on every call (tens of milliseconds per rerun for the
@@ -32,9 +32,11 @@ from cxlab.config import (
     load_catalog,
     load_experiments_each,
 )
+from cxlab.engine_choice import EngineChoice, spark_target
 from cxlab.errors import ConfigError
 from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
+from cxlab.sql.engines import resolve_engine, resolve_events
 from cxlab.states import ExperimentState, experiment_state
 from cxlab.summaries import Summaries, at_day
 from cxlab.workspace import workspace
@@ -51,6 +53,7 @@ EXPERIMENTS_DIR = ROOT / "experiments"
 EVENTS_KEY = "events_path"
 AS_OF_KEY = "as_of"
 EXPERIMENT_KEY = "experiment_id"
+ENGINE_KEY = "engine_choice"  # an EngineChoice, set by an admin on the Data page
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Workspace:
     experiments_dir: str
     configs: tuple[tuple[str, str], ...]  # (file, content hash) of every config
     as_of: dt.date | None
+    engine: str  # the reduction engine, resolved (polars, duckdb or spark)
+    spark_url: str  # where spark runs ("" = the environment's, else local)
 
 
 def ensure_sample() -> Path:
@@ -83,6 +88,11 @@ def _config_hashes(folder: Path) -> tuple[tuple[str, str], ...]:
     )
 
 
+def engine_choice() -> EngineChoice:
+    """The session's engine setting (``auto`` until an admin chooses one)."""
+    return st.session_state.get(ENGINE_KEY) or EngineChoice()
+
+
 def workspace() -> Workspace:
     """The current workspace from session state (sample log by default).
 
@@ -90,7 +100,9 @@ def workspace() -> Workspace:
         InputError: the chosen log or the configs are unusable.
     """
     events = st.session_state.get(EVENTS_KEY) or str(ensure_sample())
-    source = resolve_source(events)
+    choice = engine_choice()
+    engine = resolve_engine(choice.engine, events=events)
+    source = resolve_events(events, engine)
     folder = Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR)
     return Workspace(
         events=events,
@@ -98,6 +110,8 @@ def workspace() -> Workspace:
         experiments_dir=str(folder),
         configs=_config_hashes(folder),
         as_of=st.session_state.get(AS_OF_KEY),
+        engine=engine,
+        spark_url=choice.spark_url if engine == "spark" else "",
     )
 
 
@@ -134,23 +148,43 @@ def load_summaries(
     fingerprint: tuple,
     experiments_dir: str,
     configs: tuple[tuple[str, str], ...],
+    engine: str,
+    spark_url: str,
 ) -> dict[str, Summaries]:
     """Summaries of every experiment over the log's whole range: the one scan.
 
-    Also kept on disk (:mod:`cxlab.store`), so a restarted server reads them back
-    instead of rescanning an unchanged log with unchanged configs.
+    ``engine`` (resolved) runs it, Spark at ``spark_url``. Also kept on disk
+    (:mod:`cxlab.store`), so a restarted server reads them back instead of
+    rescanning an unchanged log with unchanged configs on the same engine.
     """
-    name = "summaries-" + store.key(events, fingerprint, experiments_dir, configs)
+    parts = (events, fingerprint, experiments_dir, configs, engine, spark_url)
+    name = "summaries-" + store.key(*parts)
     if (stored := store.load(store_folder(), name)) is not None:
         return stored
     catalog, experiments = load_configs(experiments_dir, configs)
-    summaries = summarize_all(resolve_source(events), experiments, catalog)
+    summaries = _summarize(events, experiments, catalog, engine, spark_url)
     store.save(store_folder(), name, summaries)
     return summaries
 
 
+def _summarize(
+    events: str,
+    experiments: list[Experiment],
+    catalog: Catalog,
+    engine: str,
+    spark_url: str,
+    as_of: dt.date | None = None,
+) -> dict[str, Summaries]:
+    """The summaries from the chosen engine (:mod:`cxlab.sql.engines`)."""
+    spark = spark_target(spark_url) if engine == "spark" else None
+    source = resolve_events(events, engine)
+    return summarize_all(
+        source, experiments, catalog, as_of=as_of, engine=engine, spark=spark
+    )
+
+
 def store_folder() -> Path:
-    """Where summaries outlive the server: ``CXLAB_CACHE_DIR`` or ``.cxlab-cache``."""
+    """Where summaries and results outlive the server (default ``.cxlab-cache``)."""
     return Path(os.environ.get(STORE_ENV) or ROOT / ".cxlab-cache")
 
 
@@ -161,9 +195,13 @@ def summaries_at(
     experiments_dir: str,
     configs: tuple[tuple[str, str], ...],
     as_of: dt.date | None,
+    engine: str,
+    spark_url: str,
 ) -> dict[str, Summaries]:
     """The cached summaries as of a day, cut from the one scan (no rescan)."""
-    full = load_summaries(events, fingerprint, experiments_dir, configs)
+    full = load_summaries(
+        events, fingerprint, experiments_dir, configs, engine, spark_url
+    )
     if as_of is None:
         return full
     catalog, _ = load_configs(experiments_dir, configs)
@@ -176,36 +214,62 @@ def summaries_at(
 
 def _summaries(ws: Workspace) -> dict[str, Summaries]:
     return summaries_at(
-        ws.events, ws.fingerprint, ws.experiments_dir, ws.configs, ws.as_of
+        ws.events,
+        ws.fingerprint,
+        ws.experiments_dir,
+        ws.configs,
+        ws.as_of,
+        ws.engine,
+        ws.spark_url,
     )
+
+
+def _results_name(kind: str, ws: Workspace, *parts: Hashable) -> str:
+    """The on-disk name of results analysed from the workspace's summaries.
+
+    Keyed on every field of the workspace (log fingerprint, configs, as-of day),
+    the engine's and the statistics' code (:mod:`cxlab.store`), and ``parts``.
+    """
+    return f"{kind}-" + store.key(ws, *parts, store.statistics_version())
 
 
 @st.cache_resource(max_entries=8, show_spinner="Analysing…")
 def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
-    """Every experiment as of its as-of day."""
+    """Every experiment as of its as-of day (kept on disk, like the summaries)."""
+    name = _results_name("portfolio", ws)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     summaries = _summaries(ws)
-    return [
+    portfolio = [
         results_for(e, catalog, summaries[e.id], history=False)[0] for e in experiments
     ]
+    store.save(store_folder(), name, portfolio)
+    return portfolio
 
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing…")
 def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
-    """One experiment as it stood at the end of each day (oldest first)."""
+    """One experiment as it stood at the end of each day (oldest first; on disk)."""
+    name = _results_name("history", ws, experiment_id)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)
     history = analyze_history(exp, catalog, _summaries(ws)[experiment_id])
-    return history or results_for(
+    history = history or results_for(
         exp, catalog, _summaries(ws)[experiment_id], history=False
     )
+    store.save(store_folder(), name, history)
+    return history
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def load_health(ws: Workspace) -> HealthReport:
-    """The data-health report of the log against the configs."""
+    """The data-health report of the log against the configs (any engine)."""
     _, experiments = load_configs(ws.experiments_dir, ws.configs)
-    return health_report(resolve_source(ws.events), experiments, _summaries(ws))
+    source = resolve_events(ws.events, ws.engine)
+    return health_report(source, experiments, _summaries(ws))
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -264,11 +328,14 @@ def load_preview(
     experiment: Experiment,
     catalog: Catalog,
     as_of: dt.date | None,
+    engine: str,
+    spark_url: str,
 ) -> ExperimentResult:
-    """An unsaved experiment analysed on the log (``fingerprint`` keys the cache)."""
-    summaries = summarize_all(
-        resolve_source(events), [experiment], catalog, as_of=as_of
-    )
+    """An unsaved experiment analysed on the log by the chosen engine.
+
+    ``fingerprint`` keys the cache.
+    """
+    summaries = _summarize(events, [experiment], catalog, engine, spark_url, as_of)
     return results_for(experiment, catalog, summaries[experiment.id], history=False)[0]
 
 

@@ -20,8 +20,10 @@ from cxlab.config import Catalog, Experiment
 from cxlab.errors import EventLogError
 from cxlab.events import EXPOSURE, FORMATS, NPS_RULE, EventSource
 from cxlab.metrics import Nps, metric_type
+from cxlab.sql.ledger import log_health_of
 from cxlab.sql.reduction import col, is_in, num, text
-from cxlab.summaries import LogHealth
+from cxlab.sql.tables import summaries_from_changes
+from cxlab.summaries import LogHealth, Summaries
 from cxlab.summaries.as_of import variants_at
 from cxlab.summaries.daily import variants_by_day
 
@@ -194,4 +196,30 @@ def log_health(counts: dict, changes: pl.DataFrame) -> LogHealth:
         events_by_type=pl.DataFrame(schema={"event": pl.String, "rows": pl.UInt32}),
         exposures_by_variant=variants_at(variants_by_day(exposure_days, users)),
         set_aside={},
+    )
+
+
+def engine_summaries(
+    changes: pl.DataFrame,
+    counts: dict,
+    health: pl.DataFrame | None,
+    experiments: Sequence[Experiment],
+    catalog: Catalog,
+    *,
+    as_of: dt.date | None,
+    fingerprint: tuple,
+) -> Summaries:
+    """An SQL engine's results as summaries, the same way for every engine.
+
+    From the reduction's table of changes, the rule counts' pass and, when it
+    ran, the ledger's table (:func:`cxlab.sql.ledger.log_health_of`).
+    """
+    log = log_health(counts, changes)
+    return summaries_from_changes(
+        changes,
+        experiments,
+        catalog,
+        as_of=as_of,
+        log=log if health is None else log_health_of(health, log),
+        fingerprint=fingerprint,
     )

@@ -24,14 +24,15 @@ from cxlab.events import REQUIRED, EventSource
 from cxlab.sql.checks import (
     broken_rules,
     diagnose,
-    log_health,
+    engine_summaries,
     nps_events,
     rule_counts_query,
     single_format,
     undeclared_variants,
 )
+from cxlab.sql.ledger import build_health
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col, num, text
-from cxlab.sql.tables import check_changes, summaries_from_changes
+from cxlab.sql.tables import check_changes
 from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
@@ -111,8 +112,12 @@ def summarize_duckdb(
     catalog: Catalog,
     *,
     as_of: dt.date | None = None,
+    with_health: bool = False,
 ) -> Summaries:
     """Reduce the log with DuckDB to the same summaries as the Polars engine.
+
+    With ``with_health`` (and no ``as_of``), also the log's health and its row
+    ledger (:mod:`cxlab.sql.ledger`), as the Polars engine's ``log_health``.
 
     Raises:
         EventLogError: bad input (named by the Polars scanner).
@@ -147,26 +152,38 @@ def summarize_duckdb(
         bad = broken_rules(counts)
         if bad or not counts["rows"]:
             raise _diagnose(source, experiments, catalog, as_of, ", ".join(bad))
+        events = sqlglot.parse_one(table[1:-1], dialect=ENGINE).subquery("events")
         query = build_reduction(
             experiments,
             catalog,
-            table=sqlglot.parse_one(table[1:-1], dialect="duckdb").subquery("events"),
+            table=events,
             as_of=as_of,
             log_order=order,
             engine=ENGINE,
         )
-        changes = check_changes(con.sql(query.sql(dialect="duckdb")).pl(), ENGINE)
+        changes = check_changes(con.sql(query.sql(dialect=ENGINE)).pl(), ENGINE)
+        health = None
+        if with_health and as_of is None:
+            health_query = build_health(
+                experiments,
+                catalog,
+                table=events.copy(),
+                log_order=order.copy(),
+                engine=ENGINE,
+            )
+            health = con.sql(health_query.sql(dialect=ENGINE)).pl()
     except duckdb.Error as exc:
         raise _diagnose(source, experiments, catalog, as_of, str(exc)) from exc
     finally:
         con.close()
     if undeclared_variants(changes, experiments).height:
         raise _diagnose(source, experiments, catalog, as_of, "undeclared variants")
-    return summaries_from_changes(
+    return engine_summaries(
         changes,
+        counts,
+        health,
         experiments,
         catalog,
         as_of=as_of,
-        log=log_health(counts, changes),
         fingerprint=source.fingerprint,
     )

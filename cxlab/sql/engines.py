@@ -30,30 +30,20 @@ def is_spark_only(events: str) -> bool:
     return events.startswith(TABLE_PREFIX) or "://" in events
 
 
-def resolve_engine(
-    engine: str, *, ledger: bool = False, events: str | None = None
-) -> str:
+def resolve_engine(engine: str, *, events: str | None = None) -> str:
     """The engine to run for ``engine`` (``auto`` resolved).
 
     Args:
         engine: one of :data:`ENGINES`.
-        ledger: the command needs the row ledger and the log's health counts,
-            which only the Polars engine computes.
         events: the ``--events`` given: ``auto`` takes Spark for a table or a URI.
 
     Raises:
-        InputError: an unknown engine, or one that cannot give what the command
-            needs.
+        InputError: an unknown engine.
     """
     if engine not in ENGINES:
         raise InputError(f"--engine: unknown engine '{engine}' ({', '.join(ENGINES)})")
     if engine == "auto":
         engine = "spark" if events and is_spark_only(events) else AUTO_LOCAL
-    if ledger and engine != "polars":
-        raise InputError(
-            f"the row ledger and log health of `check` are computed by the polars "
-            f"engine only, not by {engine} (use --engine polars or auto)"
-        )
     return engine
 
 
@@ -94,9 +84,18 @@ def summarize_with(
     if engine == "duckdb" and experiments:
         from cxlab.sql.duckdb_engine import summarize_duckdb
 
-        return summarize_duckdb(source, experiments, catalog, as_of=as_of)
+        return summarize_duckdb(
+            source, experiments, catalog, as_of=as_of, with_health=log_health
+        )
     if engine == "spark" and experiments:
         from cxlab.sql.spark_engine import summarize_spark
 
-        return summarize_spark(source, experiments, catalog, as_of=as_of, target=spark)
+        return summarize_spark(
+            source,
+            experiments,
+            catalog,
+            as_of=as_of,
+            target=spark,
+            with_health=log_health,
+        )
     return summarize(source, experiments, catalog, as_of=as_of, log_health=log_health)

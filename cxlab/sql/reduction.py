@@ -491,7 +491,7 @@ def _filter_condition(component: Component) -> exp.Expression:
     return exp.and_(*conditions) if conditions else exp.true()
 
 
-def _component_condition(component: Component) -> exp.Expression:
+def component_condition(component: Component) -> exp.Expression:
     """Whether a joined row counts toward the component (as Component.condition)."""
     condition = exp.and_(
         exp.EQ(this=col("event"), expression=text(component.event)),
@@ -512,7 +512,7 @@ def _component_row(component: Component) -> exp.Expression:
     contribution = num("1.0") if component.aggregate == "count" else col("value")
     return (
         exp.case()
-        .when(_component_condition(component), contribution)
+        .when(component_condition(component), contribution)
         .as_(component.name)
     )
 
@@ -1141,7 +1141,7 @@ def _survival_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
             col("user_id"),
             col("ts"),
             col(LOG_ORDER),
-            exp.cast(_component_condition(start), "BOOLEAN").as_("is_start"),
+            exp.cast(component_condition(start), "BOOLEAN").as_("is_start"),
             exp.cast(is_end, "BOOLEAN").as_("is_end"),
         )
         .from_("joined")
@@ -1149,7 +1149,7 @@ def _survival_stages(plan: Plan, m: str) -> list[tuple[str, exp.Query]]:
             exp.and_(
                 exp.EQ(this=col("phase"), expression=text("in")),
                 is_in(col("experiment_id"), plan.metric_users[m]),
-                exp.or_(_component_condition(start), is_end.copy()),
+                exp.or_(component_condition(start), is_end.copy()),
             )
         )
     )
@@ -1435,7 +1435,7 @@ def _category_rows(plan: Plan) -> exp.Query:
                 exp.and_(
                     exp.EQ(this=col("phase"), expression=text("in")),
                     is_in(col("experiment_id"), plan.metric_users[m]),
-                    _component_condition(component),
+                    component_condition(component),
                 )
             )
         )
@@ -1773,6 +1773,40 @@ def _log_row() -> exp.Select:
     )
 
 
+def attribution_stages(
+    plan: Plan,
+    table: str | exp.Expression,
+    *,
+    as_of: dt.date | None,
+    log_order: exp.Expression | None,
+) -> list[tuple[str, exp.Query]]:
+    """The first stages, shared by the reduction and the ledger (:mod:`.ledger`).
+
+    ``src`` and ``ev`` (the log, cut at ``as_of``), ``windows``, ``exposures``
+    (the configured experiments' rows, flagged ``in_window``), ``ranked``,
+    ``people_base`` (one row per (experiment, user)) and ``outcomes`` (the rows
+    of the events some metric reads).
+    """
+    source = exp.to_table(table) if isinstance(table, str) else table
+    columns = dict(plan.experiments[0].columns)
+    ev = exp.select("*").from_("src")
+    if as_of is not None:
+        cutoff = instant(analysis_cutoff_of_day(as_of))
+        ev = ev.where(exp.LT(this=col("ts"), expression=cutoff))
+    outcomes = (
+        exp.select("*").from_("ev").where(is_in(col("event"), plan.outcome_events))
+    )
+    return [
+        ("src", _source(source, plan, columns, log_order)),
+        ("ev", ev),
+        ("windows", _windows(plan, as_of)),
+        ("exposures", _exposures(plan)),
+        ("ranked", _ranked()),
+        ("people_base", _firsts(plan)),
+        ("outcomes", outcomes),
+    ]
+
+
 def build_reduction(
     experiments: Sequence[Experiment],
     catalog: Catalog,
@@ -1804,23 +1838,8 @@ def build_reduction(
     if not experiments:
         raise ValueError("the SQL reduction needs at least one experiment")
     plan = Plan.of(experiments, catalog, engine)
-    source = exp.to_table(table) if isinstance(table, str) else table
-    columns = dict(experiments[0].columns)
-    ev = exp.select("*").from_("src")
-    if as_of is not None:
-        cutoff = instant(analysis_cutoff_of_day(as_of))
-        ev = ev.where(exp.LT(this=col("ts"), expression=cutoff))
-    outcomes = (
-        exp.select("*").from_("ev").where(is_in(col("event"), plan.outcome_events))
-    )
-    stages: list[tuple[str, exp.Query]] = [
-        ("src", _source(source, plan, columns, log_order)),
-        ("ev", ev),
-        ("windows", _windows(plan, as_of)),
-        ("exposures", _exposures(plan)),
-        ("ranked", _ranked()),
-        ("people_base", _firsts(plan)),
-        ("outcomes", outcomes),
+    stages = attribution_stages(plan, table, as_of=as_of, log_order=log_order)
+    stages += [
         ("joined", _joined(plan)),
         ("user_day", _user_day(plan)),
         ("pre_values", _pre_values(plan)),

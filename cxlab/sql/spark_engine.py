@@ -51,7 +51,7 @@ from cxlab.events import (
 from cxlab.sql.checks import (
     broken_rules,
     diagnose,
-    log_health,
+    engine_summaries,
     nps_events,
     rule_counts_query,
     single_format,
@@ -59,8 +59,9 @@ from cxlab.sql.checks import (
     undeclared_variants,
 )
 from cxlab.sql.engines import TABLE_PREFIX, is_spark_only
+from cxlab.sql.ledger import build_health
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col
-from cxlab.sql.tables import check_changes, summaries_from_changes
+from cxlab.sql.tables import check_changes
 from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
@@ -398,8 +399,12 @@ def summarize_spark(
     *,
     as_of: dt.date | None = None,
     target: SparkTarget | None = None,
+    with_health: bool = False,
 ) -> Summaries:
     """Reduce the log with Spark to the same summaries as the Polars engine.
+
+    With ``with_health`` (and no ``as_of``), also the log's health and its row
+    ledger (:mod:`cxlab.sql.ledger`), as the Polars engine's ``log_health``.
 
     Raises:
         EventLogError: bad input (a local log named by the Polars scanner).
@@ -417,6 +422,15 @@ def summarize_spark(
         log_order=col(ORDER_COLUMN),
         engine=ENGINE,
     )  # first: a metric the SQL cannot express is refused before Spark starts
+    health_query = None
+    if with_health and as_of is None:
+        health_query = build_health(
+            experiments,
+            catalog,
+            table=prefix + "log",
+            log_order=col(ORDER_COLUMN),
+            engine=ENGINE,
+        )
     spark = spark_session(target or SparkTarget.of())
     columns = dict(experiments[0].columns)
     local = bool(source.files)
@@ -448,6 +462,11 @@ def summarize_spark(
             changes = check_changes(
                 _collect(_run_stages(spark, query, prefix, made)), ENGINE
             )
+            health = None
+            if health_query is not None:
+                health = _collect(
+                    _run_stages(spark, health_query, prefix + "health_", made)
+                )
         except _MissingColumnError as exc:
             raise fault(f"no required column '{exc}'") from None
         except PySparkException as exc:
@@ -456,11 +475,12 @@ def summarize_spark(
     if unknown.height:
         pairs = ", ".join(f"{e}/{v}" for e, v in unknown.iter_rows())
         raise fault(f"variant(s) the configs do not declare: {pairs}")
-    return summaries_from_changes(
+    return engine_summaries(
         changes,
+        counts,
+        health,
         experiments,
         catalog,
         as_of=as_of,
-        log=log_health(counts, changes),
         fingerprint=source.fingerprint,
     )

@@ -249,7 +249,8 @@ def summaries_from_changes(
     Returns:
         The summaries, with their daily changes (``by_day``), so an earlier
         as-of day is a cut (:func:`cxlab.summaries.at_day`), not a rescan; the
-        SQL counts no set-aside rows, so there are none to cut.
+        SQL counts set-aside rows of the whole log only (``log``), not by day,
+        so a cut has none.
     """
     arm = _of_kind(changes, "arm", ARM)
     metric = _of_kind(changes, "metric", METRIC)

@@ -48,7 +48,11 @@ from cxlab.summaries.daily import (
 from cxlab.summaries.novelty import cut_at
 from cxlab.summaries.reduce import reduce_log
 from cxlab.summaries.scan import Options, UnparsedTimestampsError, scan_log
-from cxlab.summaries.set_aside import row_ledger, set_aside_counts
+from cxlab.summaries.set_aside import (
+    other_fates,
+    row_ledger,
+    set_aside_counts,
+)
 from cxlab.summaries.tables import (
     STAT_COLUMNS,
     SUM_COLUMNS,
@@ -156,9 +160,9 @@ def _summarize(
             int(scan.log_row["exposure_rows_of_other_experiments"]),
             reduced.exposure_fates,
             reduced.outcome_fates,
-            scan.rows_per_user,
-            reduced.assignments["user_id"],
-            scan.other_events,
+            other_fates(
+                scan.rows_per_user, reduced.assignments["user_id"], scan.other_events
+            ),
             {
                 "unknown_experiment": scan.other_experiments,
                 "exposure_outside_window": scan.outside_window,

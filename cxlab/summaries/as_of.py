@@ -130,19 +130,30 @@ def _log_at(
     health: dict[str, ExperimentHealth],
     day: dt.date,
 ) -> LogHealth:
-    """The set-aside counts and examples as they stood at the end of ``day``."""
+    """The set-aside counts and examples as they stood at the end of ``day``.
+
+    An engine that kept no daily set-aside counts (the SQL engines: theirs are
+    of the whole log) leaves none, rather than the whole log's under a day.
+    """
+    if by_day.pre_exposure is None:
+        return replace(
+            log,
+            exposures_by_variant=variants_at(by_day.variants, day),
+            set_aside={},
+            set_aside_examples={},
+            ledger=None,
+        )
     set_aside = dict(log.set_aside)
-    if by_day.pre_exposure is not None:  # the engine counted the set-aside rows
-        set_aside["exposure_rows_outside_window"] = sum(
-            h.exposures_outside_window for h in health.values()
-        )
-        conflict = pl.col("conflict_day")
-        active = by_day.pre_exposure.filter(
-            (pl.col("exposure_day") <= day) & (conflict.is_null() | (conflict > day))
-        )
-        set_aside["events_before_first_exposure"] = int(
-            active.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum() or 0
-        )
+    set_aside["exposure_rows_outside_window"] = sum(
+        h.exposures_outside_window for h in health.values()
+    )
+    conflict = pl.col("conflict_day")
+    active = by_day.pre_exposure.filter(
+        (pl.col("exposure_day") <= day) & (conflict.is_null() | (conflict > day))
+    )
+    set_aside["events_before_first_exposure"] = int(
+        active.group_by(USER_CODE).agg(pl.col("before").max())["before"].sum() or 0
+    )
     if by_day.assigned_rows is not None:
         entered = by_day.assigned_rows.filter(pl.col("day") <= day)["rows"].sum()
         set_aside["events_of_users_in_no_analysed_experiment"] = log.rows - int(

@@ -278,7 +278,7 @@ def _plans(
         _log_stats(events, ids, rules),
         events.group_by("event")
         .agg(pl.len().alias("rows"))
-        .sort("rows", descending=True)
+        .sort(["rows", "event"], descending=[True, False])
         if log_health
         else pl.LazyFrame(schema={"event": pl.String, "rows": pl.UInt32}),
         analysed.filter(is_exposure & pl.col("experiment_id").is_in(ids)).select(

@@ -191,14 +191,42 @@ def _components(exp: Experiment, catalog: Catalog) -> list[Component]:
     return list(dict.fromkeys(c for m in metrics for c in metric_type(m).components(m)))
 
 
+def other_fates(
+    other_rows: pl.DataFrame, assigned: pl.Series, other_events: pl.DataFrame
+) -> Fates:
+    """The rows of events no metric reads, in the ledger's two buckets.
+
+    ``event_in_no_metric`` of an assigned user, else ``user_never_exposed``;
+    the examples are the first such rows.
+
+    Args:
+        other_rows: per user id, ``other_rows``: rows of events no metric reads.
+        assigned: the ids of the users assigned to an analysed experiment.
+        other_events: the first rows of events no metric reads, in log order.
+    """
+    is_assigned = pl.col("user_id").is_in(assigned.implode())
+    other = other_rows.group_by(is_assigned.alias("assigned")).agg(
+        pl.col("other_rows").sum()
+    )
+    by_assignment = dict(other.iter_rows())
+    return Fates(
+        {
+            "user_never_exposed": int(by_assignment.get(False) or 0),
+            "event_in_no_metric": int(by_assignment.get(True) or 0),
+        },
+        {
+            "user_never_exposed": other_events.filter(~is_assigned),
+            "event_in_no_metric": other_events.filter(is_assigned),
+        },
+    )
+
+
 def row_ledger(
     rows: int,
     unknown_experiment: int,
     exposures: Fates,
     outcomes: Fates,
-    other_rows: pl.DataFrame,
-    assigned: pl.Series,
-    other_events: pl.DataFrame,
+    others: Fates,
     examples: Mapping[str, pl.DataFrame],
 ) -> RowLedger:
     """Every row of the log in one bucket: exposures, outcome rows and the rest.
@@ -208,32 +236,24 @@ def row_ledger(
         unknown_experiment: exposure rows of experiments without a config.
         exposures: the configured experiments' exposure rows by fate.
         outcomes: the outcome rows by fate.
-        other_rows: per user id, ``other_rows``: rows of events no metric reads.
-        assigned: the ids of the users assigned to an analysed experiment.
-        other_events: the first rows of events no metric reads.
+        others: the rows of events no metric reads (:func:`other_fates`), with
+            their first rows in log order as examples.
         examples: examples of exposure rows of experiments without a config
             (``unknown_experiment``) and outside the window.
     """
-    is_assigned = pl.col("user_id").is_in(assigned.implode())
-    other = other_rows.group_by(is_assigned.alias("assigned")).agg(
-        pl.col("other_rows").sum()
-    )
-    by_assignment = dict(other.iter_rows())
     counts = dict.fromkeys((USED, *REASONS), 0)
     counts["unknown_experiment"] = unknown_experiment
-    counts["user_never_exposed"] += int(by_assignment.get(False) or 0)
-    counts["event_in_no_metric"] += int(by_assignment.get(True) or 0)
-    for fates in (exposures, outcomes):
+    for fates in (exposures, outcomes, others):
         for key, count in fates.counts.items():
             counts[key] += int(count)
     all_examples = {
         **exposures.examples,
         **outcomes.examples,
         **examples,
-        "user_never_exposed": other_events.filter(~is_assigned).head(EXAMPLE_ROWS),
+        "user_never_exposed": others.examples["user_never_exposed"].head(EXAMPLE_ROWS),
         "event_in_no_metric": pl.concat(
             [
-                other_events.filter(is_assigned),
+                others.examples["event_in_no_metric"],
                 outcomes.examples["event_in_no_metric"],
             ],
             how="diagonal_relaxed",

@@ -101,7 +101,7 @@ class ByDay:
     health: pl.DataFrame  # experiment_id, day: the ExperimentHealth counts' changes
     variants: pl.DataFrame  # experiment_id, variant, day: exposure rows and users
     # per assignment: uid, exposure/conflict day, before; None from an engine that
-    # counts no set-aside rows (the SQL engines: their LogHealth.set_aside is empty)
+    # counts set-aside rows of the whole log only (the SQL engines), not by day
     pre_exposure: pl.DataFrame | None
     assigned_rows: pl.DataFrame | None  # day, rows of users entering an experiment
     keys: pl.DataFrame  # experiment, metric, variant, start: the daily table's rows

@@ -78,7 +78,16 @@ def test_an_unverified_or_missing_email_is_refused(roles: Roles) -> None:
         (None, set()),
         ("viewer", {"view"}),
         ("analyst", {"view", "save_config", "upload_log"}),
-        ("admin", {"view", "save_config", "upload_log", "choose_server_path"}),
+        (
+            "admin",
+            {
+                "view",
+                "save_config",
+                "upload_log",
+                "choose_server_path",
+                "choose_engine",
+            },
+        ),
     ],
 )
 def test_each_role_may_do_what_the_roles_before_it_may_and_more(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import shutil
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_sql_check import every_bucket, write_folder
 from test_sql_engine import EXPERIMENTS, assert_equal_summaries, cli, logs, sql_ready
 
 from cxlab.cli import main
@@ -108,12 +110,6 @@ def test_tables_and_uris_are_refused_by_the_local_engines(tmp_path: Path) -> Non
         ) in err
 
 
-def test_check_on_spark_is_refused_like_duckdb(sample: Path) -> None:
-    code, out, err = run("check", "--events", str(sample), "--engine", "spark")
-    assert (code, out) == (2, "")
-    assert "computed by the polars engine only, not by spark" in err
-
-
 def test_a_master_and_a_remote_together_are_refused() -> None:
     with pytest.raises(InputError, match="not both"):
         SparkTarget.of("local[1]", "sc://localhost:15002")
@@ -149,6 +145,19 @@ def test_spark_json_is_byte_identical_to_polars_on_the_sample(
     args += ["--experiments", str(ready_folder)]
     polars_json = cli(*args, "--engine", "polars")
     assert polars_json.count('"experiment"') == len(list(ready_folder.glob("*-*.yaml")))
+    assert cli(*args, "--engine", "spark") == polars_json
+
+
+@spark_test
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_check_json_is_byte_identical_to_polars_on_a_folder(spark, lab, fmt) -> None:
+    """Every ledger bucket (test_sql_check.every_bucket), three files in a folder."""
+    lab.experiment(secondary_metrics=["revenue", "conversion_2d"])
+    folder = write_folder(lab, every_bucket(lab), fmt, parts=3)
+    args = ["check", "--events", str(folder), "--format", "json"]
+    args += ["--experiments", str(lab.experiments_dir)]
+    polars_json = cli(*args, "--engine", "polars")
+    assert len(json.loads(polars_json)["ledger"]["examples"]) == 8
     assert cli(*args, "--engine", "spark") == polars_json
 
 
