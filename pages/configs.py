@@ -82,9 +82,16 @@ def forget(prefix: str) -> None:
 
 
 def ensure_open(kind: str, path: Path | None, template: str) -> editing.Opened:
-    """The file this editor has open; opening another one resets the YAML text."""
+    """The file this editor has open; opening another one resets the YAML text.
+
+    Streamlit forgets a widget's value when its page is left; the YAML text is
+    then restored from the draft kept beside it (:func:`yaml_editor`).
+    """
     held = st.session_state.get(f"configs_{kind}_opened")
     if held is not None and held[0] == str(path):
+        if f"configs_{kind}_text" not in st.session_state:
+            draft = st.session_state.get(f"configs_{kind}_draft", held[1].text)
+            st.session_state[f"configs_{kind}_text"] = draft
         return held[1]
     opened = editing.open_config(path, template)
     st.session_state[f"configs_{kind}_opened"] = (str(path), opened)
@@ -132,7 +139,8 @@ def apply_form(kind: str, prefix: str, values: Any, edit: Any, *args: Any) -> No
 def yaml_editor(kind: str, checked: Any, file_name: str) -> None:
     """The YAML text area, checked by the config loader whenever it changes."""
     label = "YAML (edit here or in the form)"
-    st.text_area(label, key=f"configs_{kind}_text", height=560)
+    text = st.text_area(label, key=f"configs_{kind}_text", height=560)
+    st.session_state[f"configs_{kind}_draft"] = text  # outlives leaving the page
     if isinstance(checked, ConfigError):
         st.error(sources.scrub(str(checked)))
         st.caption("The form catches up with YAML edits once the YAML is valid.")

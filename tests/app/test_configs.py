@@ -278,3 +278,22 @@ def test_a_time_to_event_and_a_categorical_metric_are_made_from_the_form(
         "refund_request",
         "reason",
     )
+
+
+def test_an_unsaved_yaml_edit_survives_leaving_the_page_and_coming_back(
+    folder: Path,
+) -> None:
+    # Streamlit drops a widget's value when its page is left; coming back to the
+    # Configs page raised KeyError on the YAML text before the draft was kept.
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["experiments_dir"] = str(folder)
+    at.run()
+    at.switch_page("pages/configs.py").run()
+    assert not at.exception
+    edited = at.text_area(key="configs_metric_text").value + "# a draft\n"
+    at.text_area(key="configs_metric_text").input(edited).run()
+    at.switch_page("pages/portfolio.py").run()
+    assert not at.exception
+    at.switch_page("pages/configs.py").run()
+    assert not at.exception
+    assert at.text_area(key="configs_metric_text").value == edited
