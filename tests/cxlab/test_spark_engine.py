@@ -2,9 +2,11 @@
 
 One local Spark session serves the whole run (the ``spark`` fixture in
 tests/conftest.py); the tests that start Spark are marked ``spark``
-(``pytest -m spark`` selects them). The metrics and experiments are whatever the
-SQL reduction supports today, found by asking it: a metric type the SQL learns
-is exercised on Spark without editing this file.
+(``pytest -m spark`` selects them); one runs the CLI against a real Spark
+Connect server started by the tests (the ``spark_connect`` fixture). The
+metrics and experiments are whatever the SQL reduction supports today, found by
+asking it: a metric type the SQL learns is exercised on Spark without editing
+this file.
 """
 
 from __future__ import annotations
@@ -151,6 +153,29 @@ def test_an_unreachable_spark_connect_server_is_named_without_its_token() -> Non
     )
 
 
+def test_the_cli_names_an_unreachable_server_with_exit_code_2(lab) -> None:
+    pytest.importorskip("pyspark")
+    lab.experiment()
+    url = f"sc://127.0.0.1:{free_port()}"
+    code, out, err = run(
+        "analyze",
+        "exp",
+        "--experiments",
+        str(lab.experiments_dir),
+        "--events",
+        str(lab.log(lab_rows(lab), "events.parquet")),
+        "--engine",
+        "spark",
+        "--spark-remote",
+        url,
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"error: the spark engine cannot reach the Spark Connect server at {url}: "
+    )
+    assert len(err.splitlines()) == 1
+
+
 def test_an_unreachable_spark_master_is_named() -> None:
     port = free_port()
     with pytest.raises(InputError, match=r"cannot reach the Spark master at spark://"):
@@ -282,7 +307,7 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     assert run(*common, "spark") == polars
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Spark Connect server on a free port, its ``sc://`` URL; stopped after.
 
@@ -366,10 +391,11 @@ def test_a_spark_connect_server_gives_the_polars_json(spark_connect, lab) -> Non
     analyze = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
     analyze += ["--events", str(log)]
     polars_json = cli(*analyze, "--engine", "polars")
-    assert json.loads(polars_json)["experiment"]["id"] == "exp"
+    assert '"experiment": "exp"' in polars_json
     remote = ["--engine", "spark", "--spark-remote", spark_connect]
     assert cli_process(*analyze, *remote) == polars_json
 
+    lab.experiment(secondary_metrics=["revenue", "conversion_2d"])  # replaces it
     folder = write_folder(lab, every_bucket(lab), "parquet", parts=2)
     check = ["check", "--events", str(folder), "--format", "json"]
     check += ["--experiments", str(lab.experiments_dir)]
