@@ -27,6 +27,7 @@ import atexit
 import datetime as dt
 import os
 import shutil
+import socket
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -89,6 +90,13 @@ LOCAL_CONF = {
 # convert becomes NULL (SQLGlot renders TRY_CAST as the Spark dialect's CAST,
 # which does that with ANSI mode off; Spark 4 turns ANSI mode on by default).
 SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
+# Default ports: Spark Connect's server and a standalone master's
+# (spark.apache.org/docs/latest/spark-connect-overview.html, spark-standalone.html).
+CONNECT_PORT = 15002
+MASTER_PORT = 7077
+# Seconds a server has to accept a TCP connection before the engine gives up
+# (the Spark Connect client itself retries for minutes).
+REACH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +126,78 @@ class SparkTarget:
 
     @property
     def label(self) -> str:
-        """The URL the session runs at."""
-        return self.remote or self.master or LOCAL_MASTER
+        """The URL the session runs at (a Connect URL without its parameters)."""
+        if self.remote:
+            return _without_params(self.remote)
+        return self.master or LOCAL_MASTER
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The hosts and ports a remote target must answer at (none for local).
+
+        A Spark Connect URL is ``sc://HOST[:PORT][/;param=value…]``; a standalone
+        master ``spark://HOST[:PORT][,HOST[:PORT]…]`` (several: standby masters).
+        Other masters (``yarn``, ``k8s://…``) are reached by Spark's own clients.
+
+        Raises:
+            InputError: a port that is not a number.
+        """
+        if self.remote:
+            hosts = [_without_params(self.remote).removeprefix("sc://")]
+            default = CONNECT_PORT
+        elif self.master and self.master.startswith("spark://"):
+            hosts = self.master.removeprefix("spark://").split(",")
+            default = MASTER_PORT
+        else:
+            return []
+        endpoints = []
+        for text in hosts:
+            parsed = urlparse("//" + text)
+            try:
+                port = parsed.port or default
+            except ValueError:
+                raise InputError(
+                    f"Spark URL {self.label}: not HOST:PORT with a port number"
+                ) from None
+            endpoints.append((parsed.hostname or "", port))
+        return endpoints
+
+
+def _without_params(url: str) -> str:
+    """A Spark URL's scheme and host only: no path, parameters or user info.
+
+    Spark Connect URLs carry tokens as parameters (``sc://h:15002/;token=…``),
+    which stay out of messages.
+    """
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.split("/", 1)[0].split(";", 1)[0].rpartition("@")[2]
+
+
+def _check_reachable(target: SparkTarget) -> None:
+    """Refuse a remote target when none of its endpoints accepts a TCP connection.
+
+    Raises:
+        InputError: nothing answers within :data:`REACH_TIMEOUT` seconds.
+    """
+    endpoints = target.endpoints
+    if not endpoints or any(_answers(host, port) for host, port in endpoints):
+        return
+    what = "Spark Connect server" if target.remote else "Spark master"
+    default = CONNECT_PORT if target.remote else MASTER_PORT
+    raise InputError(
+        f"the spark engine cannot reach the {what} at {target.label}: nothing "
+        f"answered within {REACH_TIMEOUT:g} s; check that the server is running, "
+        f"its host and port (default {default}) and the network in between"
+    )
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within the timeout."""
+    try:
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT):
+            return True
+    except OSError:  # refused, timed out, or a host name that does not resolve
+        return False
 
 
 _SESSIONS: dict[SparkTarget, SparkSession] = {}
@@ -144,6 +222,7 @@ def spark_session(target: SparkTarget) -> SparkSession:
     """
     if target in _SESSIONS:
         return _SESSIONS[target]
+    _check_reachable(target)  # fast: Spark's clients retry for minutes
     try:
         with warnings.catch_warnings():  # PySpark warns of pandas versions it reads
             warnings.simplefilter("ignore", FutureWarning)
@@ -166,6 +245,8 @@ def spark_session(target: SparkTarget) -> SparkSession:
             f"the spark engine needs PySpark ({exc.name or exc}): "
             "pip install -r requirements-spark.txt"
         ) from None
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(
             f"the spark engine cannot start a session at {target.label}: "

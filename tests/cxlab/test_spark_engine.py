@@ -2,20 +2,29 @@
 
 One local Spark session serves the whole run (the ``spark`` fixture in
 tests/conftest.py); the tests that start Spark are marked ``spark``
-(``pytest -m spark`` selects them). The metrics and experiments are whatever the
-SQL reduction supports today, found by asking it: a metric type the SQL learns
-is exercised on Spark without editing this file.
+(``pytest -m spark`` selects them); one runs the CLI against a real Spark
+Connect server started by the tests (the ``spark_connect`` fixture). The
+metrics and experiments are whatever the SQL reduction supports today, found by
+asking it: a metric type the SQL learns is exercised on Spark without editing
+this file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib.util
 import io
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -41,6 +50,8 @@ from cxlab.sql.values import UnsupportedMetricError
 from cxlab.summaries import summarize
 
 spark_test = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
+CONNECT_STARTUP_S = 600  # a shared 2-core machine: starting Spark can take minutes
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -121,6 +132,65 @@ def test_spark_flags_win_over_the_environment(monkeypatch) -> None:
     assert SparkTarget.of() == SparkTarget(remote="sc://spark:15002")
     assert SparkTarget.of(master="yarn") == SparkTarget(master="yarn")
     assert SparkTarget.of().label == "sc://spark:15002"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens at (the system's pick, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_spark_connect_server_is_named_without_its_token() -> None:
+    port = free_port()
+    with pytest.raises(InputError) as caught:
+        spark_session(SparkTarget(remote=f"sc://127.0.0.1:{port}/;token=s3cret"))
+    assert str(caught.value) == (
+        f"the spark engine cannot reach the Spark Connect server at "
+        f"sc://127.0.0.1:{port}: nothing answered within 5 s; check that the "
+        "server is running, its host and port (default 15002) and the network "
+        "in between"
+    )
+
+
+def test_the_cli_names_an_unreachable_server_with_exit_code_2(lab) -> None:
+    pytest.importorskip("pyspark")
+    lab.experiment()
+    url = f"sc://127.0.0.1:{free_port()}"
+    code, out, err = run(
+        "analyze",
+        "exp",
+        "--experiments",
+        str(lab.experiments_dir),
+        "--events",
+        str(lab.log(lab_rows(lab), "events.parquet")),
+        "--engine",
+        "spark",
+        "--spark-remote",
+        url,
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"error: the spark engine cannot reach the Spark Connect server at {url}: "
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_an_unreachable_spark_master_is_named() -> None:
+    port = free_port()
+    with pytest.raises(InputError, match=r"cannot reach the Spark master at spark://"):
+        spark_session(SparkTarget(master=f"spark://127.0.0.1:{port}"))
+
+
+def test_spark_endpoints_have_the_default_ports() -> None:
+    assert SparkTarget(remote="sc://spark/;token=x").endpoints == [("spark", 15002)]
+    assert SparkTarget(master="spark://a:7000,b").endpoints == [
+        ("a", 7000),
+        ("b", 7077),
+    ]
+    assert SparkTarget(master="yarn").endpoints == []
+    with pytest.raises(InputError, match="not HOST:PORT with a port number"):
+        spark_session(SparkTarget(remote="sc://spark:port"))
 
 
 def test_missing_pyspark_is_named_with_the_install_command(monkeypatch) -> None:
@@ -235,6 +305,103 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     assert polars[0] == 2
     assert "value is not a number" in polars[2]
     assert run(*common, "spark") == polars
+
+
+@pytest.fixture(scope="module")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark Connect server on a free port, its ``sc://`` URL; stopped after.
+
+    Started as PySpark's sbin/start-connect-server.sh does (spark-submit with
+    the server's class, which PySpark's jars/ carry), in the foreground, local
+    with one core and a small driver; its log goes to a temporary folder. The
+    clients are CLI processes: a Spark Connect session in this process would
+    switch PySpark into Connect mode for the local session's tests too.
+    """
+    if importlib.util.find_spec("pyspark") is None and not os.environ.get("CI"):
+        pytest.skip("PySpark is not installed: pip install -r requirements-spark.txt")
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port, folder = free_port(), tmp_path_factory.mktemp("spark-connect")
+    conf = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.local.dir": str(folder),
+    }
+    command = [str(home / "bin" / "spark-submit"), "--master", "local[1]"]
+    command += ["--driver-memory", "1g", "--name", "Spark Connect server"]
+    command += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    log = folder / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command,
+            env={**os.environ, "SPARK_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as one
+        )
+    try:
+        deadline = time.monotonic() + CONNECT_STARTUP_S
+        while not _listening(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no Spark Connect server: {log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def cli_process(*args: str) -> str:
+    """The CLI's standard output, run as its own process (exit code 0 required)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cxlab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@spark_test
+def test_a_spark_connect_server_gives_the_polars_json(spark_connect, lab) -> None:
+    """``analyze`` and ``check`` through a real Spark Connect server."""
+    lab.experiment(secondary_metrics=["revenue", "nps"], dimensions=["platform"])
+    log = lab.log(lab_rows(lab), "events.parquet")
+    analyze = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
+    analyze += ["--events", str(log)]
+    polars_json = cli(*analyze, "--engine", "polars")
+    assert '"experiment": "exp"' in polars_json
+    remote = ["--engine", "spark", "--spark-remote", spark_connect]
+    assert cli_process(*analyze, *remote) == polars_json
+
+    lab.experiment(secondary_metrics=["revenue", "conversion_2d"])  # replaces it
+    folder = write_folder(lab, every_bucket(lab), "parquet", parts=2)
+    check = ["check", "--events", str(folder), "--format", "json"]
+    check += ["--experiments", str(lab.experiments_dir)]
+    polars_json = cli(*check, "--engine", "polars")
+    assert len(json.loads(polars_json)["ledger"]["examples"]) == 8
+    assert cli_process(*check, *remote) == polars_json
 
 
 @st.composite
