@@ -38,6 +38,7 @@ from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import NPS_RULE, RULES, resolve_source
+from cxlab.sql import spark_engine
 from cxlab.sql.checks import sql_rules
 from cxlab.sql.reduction import build_reduction
 from cxlab.sql.spark_engine import (
@@ -193,14 +194,22 @@ def test_spark_endpoints_have_the_default_ports() -> None:
         spark_session(SparkTarget(remote="sc://spark:port"))
 
 
+def no_session_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a new process: no session made by an earlier test is reused."""
+    monkeypatch.setattr(spark_engine, "_SESSIONS", {})
+
+
 def test_missing_pyspark_is_named_with_the_install_command(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "pyspark", None)
+    no_session_yet(monkeypatch)
+    for name in [m for m in sys.modules if m.split(".")[0] == "pyspark"] or ["pyspark"]:
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(InputError, match=r"needs PySpark .*requirements-spark\.txt"):
         spark_session(SparkTarget(master="local[1]"))
 
 
 def test_missing_java_is_named_with_the_debian_package(monkeypatch) -> None:
     pytest.importorskip("pyspark")
+    no_session_yet(monkeypatch)
     monkeypatch.setenv("PATH", "")
     monkeypatch.delenv("JAVA_HOME", raising=False)
     with pytest.raises(InputError, match="openjdk-17-jre-headless"):
