@@ -206,26 +206,32 @@ figures = [forest, lift, per_arm, post]
 is_nps = charts.has_nps_answers(result, metric_id)
 detail = metric_type(row.metric).detail
 voice_tab = {"categories": ["Contact reasons"], "survival": ["Time to event"]}
-tabs = st.tabs(
-    [
-        "Lift over time",
-        "Per arm",
-        "Posterior",
-        *(["NPS answers"] if is_nps else []),
-        *voice_tab.get(detail or "", []),
-    ]
+views = [
+    "Lift over time",
+    "Per arm",
+    "Posterior",
+    *(["NPS answers"] if is_nps else []),
+    *voice_tab.get(detail or "", []),
+]
+# Only the open tab is drawn (a click reruns the page): each Plotly chart costs the
+# browser more than the server (bench/RESULTS.md, page speed).
+tabs = dict(
+    zip(views, st.tabs(views, key="results_view", on_change="rerun"), strict=True)
 )
-tabs[0].plotly_chart(lift, key="lift")
-tabs[0].caption(
-    "The sequential band is valid at every look; the fixed band only once, at the "
-    "planned end: peeking at it inflates false positives."
-)
-tabs[1].plotly_chart(per_arm, key="per_arm")
-tabs[2].plotly_chart(post, key="posterior")
-tabs[2].caption(
-    f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
-    "posterior lies on the metric's good side of zero."
-)
+if tabs["Lift over time"].open:
+    tabs["Lift over time"].plotly_chart(lift, key="lift")
+    tabs["Lift over time"].caption(
+        "The sequential band is valid at every look; the fixed band only once, at the "
+        "planned end: peeking at it inflates false positives."
+    )
+if tabs["Per arm"].open:
+    tabs["Per arm"].plotly_chart(per_arm, key="per_arm")
+if tabs["Posterior"].open:
+    tabs["Posterior"].plotly_chart(post, key="posterior")
+    tabs["Posterior"].caption(
+        f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
+        "posterior lies on the metric's good side of zero."
+    )
 if is_nps:
     split = cache.figure(
         ws,
@@ -235,8 +241,10 @@ if is_nps:
         lambda: charts.nps_split(result, metric_id),
     )
     figures.append(split)
-    tabs[3].plotly_chart(split, key="nps_split")
-    tabs[3].dataframe(
+if is_nps and tabs["NPS answers"].open:
+    nps_tab = tabs["NPS answers"]
+    nps_tab.plotly_chart(split, key="nps_split")
+    nps_tab.dataframe(
         charts.nps_response_frame(result, metric_id),
         hide_index=True,
         column_config={
@@ -244,26 +252,27 @@ if is_nps:
             "NPS": st.column_config.NumberColumn(format="%.1f"),
         },
     )
-
-voices = verbatims.arm_voices(summaries, exp, metric_id, result.as_of) if is_nps else ()
-if voices:  # comments are plain text: dataframe cells, never markdown or HTML
-    tabs[3].subheader("In their own words")
-    tabs[3].caption(
-        "A reproducible sample of comments per arm, and the words each arm's "
-        "detractors use distinctly more than the other arms' (weighted log-odds "
-        f"z > {verbatims.DISTINCT_Z:g}, informative prior from the pooled counts)."
-    )
-    for column, voice in zip(tabs[3].columns(len(voices)), voices, strict=True):
-        column.text(voice.variant)
-        column.dataframe(
-            verbatims.comment_frame(voice), hide_index=True, key=f"said_{voice.variant}"
+    voices = verbatims.arm_voices(summaries, exp, metric_id, result.as_of)
+    if voices:  # comments are plain text: dataframe cells, never markdown or HTML
+        nps_tab.subheader("In their own words")
+        nps_tab.caption(
+            "A reproducible sample of comments per arm, and the words each arm's "
+            "detractors use distinctly more than the other arms' (weighted log-odds "
+            f"z > {verbatims.DISTINCT_Z:g}, informative prior from the pooled counts)."
         )
-        column.dataframe(
-            verbatims.distinct_frame(voice),
-            hide_index=True,
-            column_config={"z": st.column_config.NumberColumn(format="%.2f")},
-            key=f"words_{voice.variant}",
-        )
+        for column, voice in zip(nps_tab.columns(len(voices)), voices, strict=True):
+            column.text(voice.variant)
+            column.dataframe(
+                verbatims.comment_frame(voice),
+                hide_index=True,
+                key=f"said_{voice.variant}",
+            )
+            column.dataframe(
+                verbatims.distinct_frame(voice),
+                hide_index=True,
+                column_config={"z": st.column_config.NumberColumn(format="%.2f")},
+                key=f"words_{voice.variant}",
+            )
 
 if detail == "categories":
     reasons = cache.figure(
@@ -274,21 +283,22 @@ if detail == "categories":
         lambda: charts.contact_reasons(result, metric_id, variant, method),
     )
     figures.append(reasons)
-    tabs[-1].plotly_chart(reasons, key="reasons")
-    mix = [
-        c
-        for c in result.compositions
-        if c.metric.id == metric_id and c.variant == variant
-    ]
-    tabs[-1].caption(
-        "Per reason, events per exposed user; the treatment's bar is the "
-        f"{method} call's interval (corrected across the reasons)."
-        + "".join(
-            f" Users' first reason, {variant} vs control: χ² = {c.chi2:.1f} on "
-            f"{c.df} df, p = {c.p_value:.2g}."
-            for c in mix[-1:]
+    if tabs["Contact reasons"].open:
+        tabs["Contact reasons"].plotly_chart(reasons, key="reasons")
+        mix = [
+            c
+            for c in result.compositions
+            if c.metric.id == metric_id and c.variant == variant
+        ]
+        tabs["Contact reasons"].caption(
+            "Per reason, events per exposed user; the treatment's bar is the "
+            f"{method} call's interval (corrected across the reasons)."
+            + "".join(
+                f" Users' first reason, {variant} vs control: χ² = {c.chi2:.1f} on "
+                f"{c.df} df, p = {c.p_value:.2g}."
+                for c in mix[-1:]
+            )
         )
-    )
 elif detail == "survival":
     curves = cache.figure(
         ws,
@@ -298,13 +308,14 @@ elif detail == "survival":
         lambda: charts.survival_curves(result, metric_id, variant),
     )
     figures.append(curves)
-    tabs[-1].plotly_chart(curves, key="survival")
-    still_open = charts.share_still_open(row)
-    tabs[-1].caption(
-        "Still open at the as-of moment (censored, never counted as resolved): "
-        + ", ".join(f"{name} {share:.1%}" for name, share in still_open.items())
-        + ". Bands: pointwise, at the experiment's alpha."
-    )
+    if tabs["Time to event"].open:
+        tabs["Time to event"].plotly_chart(curves, key="survival")
+        still_open = charts.share_still_open(row)
+        tabs["Time to event"].caption(
+            "Still open at the as-of moment (censored, never counted as resolved): "
+            + ", ".join(f"{name} {share:.1%}" for name, share in still_open.items())
+            + ". Bands: pointwise, at the experiment's alpha."
+        )
 
 # --- novelty check ----------------------------------------------------------------
 st.subheader("Does the effect fade?")

@@ -185,6 +185,14 @@ def test_results_deep_link_draws_charts_and_switches_method(
     assert_no_error_text(page)
     screenshot(page, "results")
 
+    # a tab is drawn when clicked (only the open one is sent to the browser)
+    assert page.locator(".js-plotly-plot .gtitle", has_text="Posterior").count() == 0
+    page.get_by_role("tab", name="Posterior").click(timeout=30_000)
+    page.locator(".js-plotly-plot .gtitle", has_text="Posterior").wait_for(
+        timeout=PAGE_TIMEOUT_MS
+    )
+    wait_until_idle(page)
+
     switch = page.locator('[data-testid="stButtonGroup"]').first
     switch.get_by_text("Bayesian", exact=True).click(timeout=30_000)
     page.wait_for_function(

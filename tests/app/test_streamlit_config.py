@@ -13,3 +13,11 @@ def test_uncaught_exceptions_show_no_details_in_the_browser() -> None:
     # "none" shows a generic message, the details go to the console only.
     client = tomllib.loads(CONFIG.read_text())["client"]
     assert client["showErrorDetails"] == "none"
+
+
+def test_the_server_does_not_watch_its_own_code() -> None:
+    # Watching every imported module's file cost about a second of server CPU per
+    # page drawn (bench/RESULTS.md); a deployed server never reloads its code.
+    server = tomllib.loads(CONFIG.read_text())["server"]
+    assert server["fileWatcherType"] == "none"
+    assert server["runOnSave"] is False

@@ -28,6 +28,8 @@ def test_comments_render_literally_in_dataframe_cells(lab, timeout: int) -> None
     at.session_state[cache.EVENTS_KEY] = str(lab.log(rows, "events.parquet"))
     at.query_params["experiment"] = "exp"
     at.run()
+    at.session_state["results_view"] = "NPS answers"  # the tab a reader clicks
+    at.run()
     assert not at.exception
     said = [d.value for d in at.dataframe if "said by" in d.value.columns]
     assert len(said) == 2  # one table per arm
