@@ -30,7 +30,7 @@ from cxlab.summaries import SUM_COLUMNS, Summaries
 
 if TYPE_CHECKING:  # the analysis (scipy) is imported on first use
     from cxlab.analysis import ExperimentResult
-    from cxlab.sql.spark_engine import SparkTarget
+    from cxlab.sql.target import SparkTarget
 
 DEFAULT_EXPERIMENTS_DIR = Path("experiments")
 

@@ -33,8 +33,8 @@ from cxlab.events import resolve_source
 from cxlab.health import health_report
 from cxlab.sql.engines import ENGINES, resolve_engine, resolve_events
 from cxlab.sql.reduction import DIALECTS, build_reduction, render
-from cxlab.sql.spark_engine import LOCAL_MASTER, MASTER_ENV, REMOTE_ENV, SparkTarget
 from cxlab.sql.tables import read_summaries
+from cxlab.sql.target import LOCAL_MASTER, MASTER_ENV, REMOTE_ENV, SparkTarget
 
 if TYPE_CHECKING:  # the planning (scipy) is imported on first use
     from cxlab.planning import Baseline

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from cxlab.errors import InputError, printable
 from cxlab.sql.engines import resolve_engine
-from cxlab.sql.spark_engine import LOCAL_MASTER, MASTER_ENV, REMOTE_ENV, SparkTarget
+from cxlab.sql.target import LOCAL_MASTER, MASTER_ENV, REMOTE_ENV, SparkTarget
 
 # Spark's master URL forms (spark.apache.org/docs/latest/submitting-applications.html).
 _MASTER = re.compile(

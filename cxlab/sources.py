@@ -14,19 +14,24 @@ Paths shown to users are relative to the repository (:func:`shown_path`,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cxlab.errors import InputError
-from cxlab.events import EventSource, resolve_source
-from cxlab.studio import log_columns
+import polars as pl
+
+from cxlab.errors import EventLogError, InputError
+from cxlab.events import FORMATS, EventSource, resolve_source
 
 MAGIC = re.compile(r"[*?\[]")
 UPLOAD_TTL_HOURS = 24.0
+MAX_UPLOAD_MB = 200
+UPLOAD_TYPES = ("csv", "parquet", "ndjson", "jsonl", "json")
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -186,3 +191,77 @@ def scrub_paths(text: str, bases: Sequence[Path]) -> str:
         if not folder.is_relative_to(repo):
             text = text.replace(str(folder), folder.name)
     return text.replace(str(repo) + os.sep, "").replace(str(repo), ".")
+
+
+def safe_upload_name(name: str, data: bytes) -> str:
+    """A safe file name for an uploaded log: cleaned stem, content hash, extension.
+
+    Raises:
+        InputError: an extension other than CSV, Parquet or NDJSON.
+    """
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in UPLOAD_TYPES:
+        raise InputError(
+            f"{name}: unsupported file type '.{suffix}' (use .csv, .parquet or .ndjson)"
+        )
+    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(name).stem.lower()).strip("-_")[:60]
+    digest = hashlib.sha256(data).hexdigest()[:10]
+    return f"{stem or 'upload'}-{digest}.{suffix}"
+
+
+def save_upload(
+    folder: Path | str, name: str, data: bytes, *, max_mb: int = MAX_UPLOAD_MB
+) -> Path:
+    """Save an uploaded log under ``folder`` with a safe name, atomically.
+
+    Args:
+        folder: the uploads folder (created if needed).
+        name: the file name the browser sent.
+        data: the file's bytes.
+        max_mb: the size limit in megabytes.
+
+    Returns:
+        The saved file (the same content is saved once).
+
+    Raises:
+        InputError: an unsupported type, an empty file or one over the limit.
+    """
+    if not data:
+        raise InputError(f"{name}: the uploaded file is empty")
+    if len(data) > max_mb * 1024 * 1024:
+        raise InputError(f"{name}: larger than the {max_mb} MB upload limit")
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / safe_upload_name(name, data)
+    if path.is_file() and path.stat().st_size == len(data):
+        return path
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def log_columns(source: EventSource) -> list[tuple[str, str]]:
+    """The columns of a log's first file and their types (nothing else is read).
+
+    Raises:
+        EventLogError: the file cannot be read.
+    """
+    first = source.files[0]
+    fmt = FORMATS[first.suffix.lower()]
+    try:
+        if fmt == "parquet":
+            schema = pl.read_parquet_schema(first)
+        elif fmt == "csv":
+            schema = dict(pl.scan_csv(first, infer_schema=False).collect_schema())
+        else:
+            schema = dict(pl.scan_ndjson(first).collect_schema())
+    except pl.exceptions.PolarsError as exc:
+        raise EventLogError(first, f"cannot read the log: {exc}") from exc
+    return [(name, str(dtype)) for name, dtype in schema.items()]

@@ -9,16 +9,14 @@ renamed to the target file so they read ``experiments/<id>.yaml:LINE``) and save
 :func:`save_config`: validated again, never outside the folder, refused when the
 file changed since it was opened, atomic and audited (:mod:`cxlab.editing`).
 
-Data: safe names for uploaded logs (:func:`save_upload`), the log's columns for the
-column mapping, and the events per day for the data-health chart.
+Data: the column mapping's YAML and the events per day for the data-health chart
+(uploads and a log's columns are :mod:`cxlab.sources`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -50,14 +48,12 @@ from cxlab.config import (
 )
 from cxlab.decision import effect_text, level_text
 from cxlab.editing import AuditEntry, Editor, apply_changes, write_config
-from cxlab.errors import ConfigError, EventLogError, InputError
-from cxlab.events import FORMATS, EventSource, scan_events
+from cxlab.errors import ConfigError, InputError
+from cxlab.events import EventSource, scan_events
 
 SAFE_ID = ID_PATTERN
 SAFE_FILE = re.compile(r"[a-z0-9][a-z0-9_-]*\.ya?ml")
 RESERVED_IDS = frozenset({"metrics"})
-MAX_UPLOAD_MB = 200
-UPLOAD_TYPES = ("csv", "parquet", "ndjson", "jsonl", "json")
 NEW_FILE = "new-experiment.yaml"
 
 
@@ -694,80 +690,6 @@ def validate_catalog_text(text: str, folder: Path | str) -> Catalog | ConfigErro
 
 
 # --- the data source ---------------------------------------------------------------
-
-
-def safe_upload_name(name: str, data: bytes) -> str:
-    """A safe file name for an uploaded log: cleaned stem, content hash, extension.
-
-    Raises:
-        InputError: an extension other than CSV, Parquet or NDJSON.
-    """
-    suffix = Path(name).suffix.lower().lstrip(".")
-    if suffix not in UPLOAD_TYPES:
-        raise InputError(
-            f"{name}: unsupported file type '.{suffix}' (use .csv, .parquet or .ndjson)"
-        )
-    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(name).stem.lower()).strip("-_")[:60]
-    digest = hashlib.sha256(data).hexdigest()[:10]
-    return f"{stem or 'upload'}-{digest}.{suffix}"
-
-
-def save_upload(
-    folder: Path | str, name: str, data: bytes, *, max_mb: int = MAX_UPLOAD_MB
-) -> Path:
-    """Save an uploaded log under ``folder`` with a safe name, atomically.
-
-    Args:
-        folder: the uploads folder (created if needed).
-        name: the file name the browser sent.
-        data: the file's bytes.
-        max_mb: the size limit in megabytes.
-
-    Returns:
-        The saved file (the same content is saved once).
-
-    Raises:
-        InputError: an unsupported type, an empty file or one over the limit.
-    """
-    if not data:
-        raise InputError(f"{name}: the uploaded file is empty")
-    if len(data) > max_mb * 1024 * 1024:
-        raise InputError(f"{name}: larger than the {max_mb} MB upload limit")
-    root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / safe_upload_name(name, data)
-    if path.is_file() and path.stat().st_size == len(data):
-        return path
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def log_columns(source: EventSource) -> list[tuple[str, str]]:
-    """The columns of a log's first file and their types (nothing else is read).
-
-    Raises:
-        EventLogError: the file cannot be read.
-    """
-    first = source.files[0]
-    fmt = FORMATS[first.suffix.lower()]
-    try:
-        if fmt == "parquet":
-            schema = pl.read_parquet_schema(first)
-        elif fmt == "csv":
-            schema = dict(pl.scan_csv(first, infer_schema=False).collect_schema())
-        else:
-            schema = dict(pl.scan_ndjson(first).collect_schema())
-    except pl.exceptions.PolarsError as exc:
-        raise EventLogError(first, f"cannot read the log: {exc}") from exc
-    return [(name, str(dtype)) for name, dtype in schema.items()]
 
 
 def default_mapping(columns: Sequence[str]) -> dict[str, str]:

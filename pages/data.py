@@ -10,7 +10,7 @@ from cxlab.engine_choice import choose_engine, default_spark_url
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
 from cxlab.health import SET_ASIDE_LABELS, ledger_table
-from cxlab.sources import check_upload
+from cxlab.sources import UPLOAD_TYPES, check_upload, log_columns, save_upload
 from cxlab.sql.engines import ENGINES
 from cxlab.ui import auth, cache, notices, sources
 from cxlab.ui.navigation import ensure_app_navigation
@@ -66,7 +66,7 @@ def use_upload() -> None:
         return
     try:
         auth.require("upload_log")
-        path = studio.save_upload(
+        path = save_upload(
             sources.session_uploads(),
             upload.name,
             upload.getvalue(),
@@ -111,7 +111,7 @@ else:
     st.file_uploader(
         f"CSV, Parquet or NDJSON, up to {limit} MB (kept for this session, "
         f"{sources.ttl_hours():g} hours at most)",
-        type=list(studio.UPLOAD_TYPES),
+        type=list(UPLOAD_TYPES),
         key="data_upload",
         on_change=use_upload,
     )
@@ -161,7 +161,7 @@ with st.expander("Column mapping", expanded=failure is not None):
         "into each experiment's config (the Configs page's form has the same mapping)."
     )
     try:
-        columns = studio.log_columns(resolve_source(events))
+        columns = log_columns(resolve_source(events))
     except InputError:
         columns = []
     names = [name for name, _ in columns]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from cxlab.stats.aggregates import ArmStats
 from cxlab.stats.delta import (
@@ -433,6 +433,8 @@ def _next_boundary(
     def excess(b: float) -> float:
         x = b * root_tau / sd
         return 2 * _upper_exit(v, state.mass, cum_mass, x, target / 2)[0] - target
+
+    from scipy import optimize  # 0.5 s to import; only this fallback needs it
 
     hi = float(z_upper(target / 2))
     while excess(hi) > 0:

@@ -231,7 +231,8 @@ def spark():
         pytest.skip("PySpark is not installed: pip install -r requirements-spark.txt")
     from pyspark.sql import functions as sf
 
-    from cxlab.sql.spark_engine import SparkTarget, spark_session
+    from cxlab.sql.spark_engine import spark_session
+    from cxlab.sql.target import SparkTarget
 
     session = spark_session(SparkTarget.of())
     # PySpark raises the recursion limit on its first withColumn: here, not

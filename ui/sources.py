@@ -17,6 +17,7 @@ import streamlit as st
 
 from cxlab.events import EventSource
 from cxlab.sources import (
+    MAX_UPLOAD_MB,
     UPLOAD_TTL_HOURS,
     data_roots,
     resolve_inside,
@@ -25,7 +26,6 @@ from cxlab.sources import (
     shown_path,
     sweep_uploads,
 )
-from cxlab.studio import MAX_UPLOAD_MB
 from cxlab.ui.cache import ROOT, experiments_folder
 
 ROOTS_ENV = "CXLAB_DATA_ROOTS"

@@ -18,7 +18,7 @@ from cxlab.events import EventSource, resolve_source
 from cxlab.summaries import Summaries, summarize
 
 if TYPE_CHECKING:
-    from cxlab.sql.spark_engine import SparkTarget
+    from cxlab.sql.target import SparkTarget
 
 ENGINES = ("polars", "duckdb", "spark", "auto")
 AUTO_LOCAL = "polars"  # measured fastest on local files (bench/RESULTS.md)

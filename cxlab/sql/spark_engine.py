@@ -32,7 +32,6 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -63,6 +62,13 @@ from cxlab.sql.engines import TABLE_PREFIX, is_spark_only
 from cxlab.sql.ledger import build_health
 from cxlab.sql.reduction import CONTRACT_COLUMNS, build_reduction, col
 from cxlab.sql.tables import check_changes
+from cxlab.sql.target import (
+    CONNECT_PORT,
+    LOCAL_MASTER,
+    MASTER_PORT,
+    REMOTE_ENV,
+    SparkTarget,
+)
 from cxlab.summaries import Summaries
 
 if TYPE_CHECKING:
@@ -70,9 +76,6 @@ if TYPE_CHECKING:
 
 ENGINE = "spark"
 DIALECT = "spark"
-MASTER_ENV = "CXLAB_SPARK_MASTER"
-REMOTE_ENV = "CXLAB_SPARK_REMOTE"
-LOCAL_MASTER = "local[*]"
 ORDER_COLUMN = "_cxlab_log_order"
 EXAMPLE_ROWS = 5
 # A laptop or a 2-core CI machine: few shuffle partitions (Spark's 200 are for
@@ -90,87 +93,9 @@ LOCAL_CONF = {
 # convert becomes NULL (SQLGlot renders TRY_CAST as the Spark dialect's CAST,
 # which does that with ANSI mode off; Spark 4 turns ANSI mode on by default).
 SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
-# Default ports: Spark Connect's server and a standalone master's
-# (spark.apache.org/docs/latest/spark-connect-overview.html, spark-standalone.html).
-CONNECT_PORT = 15002
-MASTER_PORT = 7077
 # Seconds a server has to accept a TCP connection before the engine gives up
 # (the Spark Connect client itself retries for minutes).
 REACH_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class SparkTarget:
-    """Where the spark engine runs: a Spark Connect URL, a master URL, or local."""
-
-    master: str | None = None
-    remote: str | None = None
-
-    @classmethod
-    def of(cls, master: str | None = None, remote: str | None = None) -> SparkTarget:
-        """The target from the flags, else from the environment (``CXLAB_SPARK_*``).
-
-        Raises:
-            InputError: both a master and a Spark Connect URL.
-        """
-        if not (master or remote):
-            master = os.environ.get(MASTER_ENV) or None
-            remote = os.environ.get(REMOTE_ENV) or None
-        target = cls(master or None, remote or None)
-        if target.master and target.remote:
-            raise InputError(
-                f"give a Spark master (--spark-master, {MASTER_ENV}) or a Spark "
-                f"Connect URL (--spark-remote, {REMOTE_ENV}), not both"
-            )
-        return target
-
-    @property
-    def label(self) -> str:
-        """The URL the session runs at (a Connect URL without its parameters)."""
-        if self.remote:
-            return _without_params(self.remote)
-        return self.master or LOCAL_MASTER
-
-    @property
-    def endpoints(self) -> list[tuple[str, int]]:
-        """The hosts and ports a remote target must answer at (none for local).
-
-        A Spark Connect URL is ``sc://HOST[:PORT][/;param=value…]``; a standalone
-        master ``spark://HOST[:PORT][,HOST[:PORT]…]`` (several: standby masters).
-        Other masters (``yarn``, ``k8s://…``) are reached by Spark's own clients.
-
-        Raises:
-            InputError: a port that is not a number.
-        """
-        if self.remote:
-            hosts = [_without_params(self.remote).removeprefix("sc://")]
-            default = CONNECT_PORT
-        elif self.master and self.master.startswith("spark://"):
-            hosts = self.master.removeprefix("spark://").split(",")
-            default = MASTER_PORT
-        else:
-            return []
-        endpoints = []
-        for text in hosts:
-            parsed = urlparse("//" + text)
-            try:
-                port = parsed.port or default
-            except ValueError:
-                raise InputError(
-                    f"Spark URL {self.label}: not HOST:PORT with a port number"
-                ) from None
-            endpoints.append((parsed.hostname or "", port))
-        return endpoints
-
-
-def _without_params(url: str) -> str:
-    """A Spark URL's scheme and host only: no path, parameters or user info.
-
-    Spark Connect URLs carry tokens as parameters (``sc://h:15002/;token=…``),
-    which stay out of messages.
-    """
-    scheme, sep, rest = url.partition("://")
-    return scheme + sep + rest.split("/", 1)[0].split(";", 1)[0].rpartition("@")[2]
 
 
 def _check_reachable(target: SparkTarget) -> None:

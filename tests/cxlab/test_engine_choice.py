@@ -11,7 +11,7 @@ from cxlab.engine_choice import (
     spark_target,
 )
 from cxlab.errors import InputError
-from cxlab.sql.spark_engine import SparkTarget
+from cxlab.sql.target import SparkTarget
 
 
 @pytest.mark.parametrize(

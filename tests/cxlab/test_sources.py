@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from cxlab import events
-from cxlab.errors import EventLogError
+from cxlab.errors import EventLogError, InputError
 from cxlab.sources import (
     OutsideRootsError,
     check_upload,
     data_roots,
     resolve_inside,
+    safe_upload_name,
+    save_upload,
     scrub_paths,
     session_folder,
     shown_path,
@@ -181,3 +183,26 @@ def test_shown_paths_and_messages_never_carry_the_servers_folders(
     assert shown_path("/etc/passwd", bases) == "passwd"
     message = f"{repo}/data/a.csv: bad; {lake}/2026/b.csv: worse"
     assert scrub_paths(message, bases) == "data/a.csv: bad; lake/2026/b.csv: worse"
+
+
+def test_upload_names_are_made_safe_and_keep_the_type() -> None:
+    name = safe_upload_name("../../My Events (1).CSV", b"a,b\n")
+    assert name.startswith("my-events-1-")
+    assert name.endswith(".csv")
+    assert "/" not in name
+    with pytest.raises(InputError, match="unsupported file type"):
+        safe_upload_name("log.exe", b"x")
+
+
+def test_upload_over_the_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="1 MB upload limit"):
+        save_upload(tmp_path, "big.csv", b"x" * (1024 * 1024 + 1), max_mb=1)
+    assert not any(tmp_path.iterdir())
+
+
+def test_upload_is_saved_once_under_the_folder(tmp_path: Path) -> None:
+    first = save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
+    again = save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
+    assert first == again
+    assert first.parent == tmp_path / "uploads"
+    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [first.name]

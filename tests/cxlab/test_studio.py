@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cxlab import editing, studio
+from cxlab import editing, sources, studio
 from cxlab.config import (
     Experiment,
     MetricDef,
@@ -327,33 +327,10 @@ def test_an_invalid_metric_is_named_with_catalog_file_and_line(folder: Path) -> 
 # --- the data source -----------------------------------------------------------------
 
 
-def test_upload_names_are_made_safe_and_keep_the_type() -> None:
-    name = studio.safe_upload_name("../../My Events (1).CSV", b"a,b\n")
-    assert name.startswith("my-events-1-")
-    assert name.endswith(".csv")
-    assert "/" not in name
-    with pytest.raises(InputError, match="unsupported file type"):
-        studio.safe_upload_name("log.exe", b"x")
-
-
-def test_upload_over_the_limit_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="1 MB upload limit"):
-        studio.save_upload(tmp_path, "big.csv", b"x" * (1024 * 1024 + 1), max_mb=1)
-    assert not any(tmp_path.iterdir())
-
-
-def test_upload_is_saved_once_under_the_folder(tmp_path: Path) -> None:
-    first = studio.save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
-    again = studio.save_upload(tmp_path / "uploads", "log.csv", b"a,b\n1,2\n")
-    assert first == again
-    assert first.parent == tmp_path / "uploads"
-    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [first.name]
-
-
 def test_column_mapping_yaml_lists_renamed_columns_only(tmp_path: Path) -> None:
     log = tmp_path / "log.csv"
     log.write_text("ts,customer,event,variant\n")
-    names = [n for n, _ in studio.log_columns(resolve_source(log))]
+    names = [n for n, _ in sources.log_columns(resolve_source(log))]
     assert names == ["ts", "customer", "event", "variant"]
     mapping = studio.default_mapping(names)
     assert mapping["event"] == "event"
