@@ -19,7 +19,6 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
 from plotly.subplots import make_subplots
-from scipy import stats as sps
 
 from cxlab.analysis import ExperimentResult, MetricResult
 from cxlab.config import MetricDef
@@ -58,6 +57,8 @@ LAYOUT = {
 # Plain Unicode (no emoji): every browser font has these; cell_style colours them.
 BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
 AMBER = "#b7791f"
+
+SQRT_2PI = math.sqrt(2 * math.pi)
 
 
 def verdict_colour(verdict: str, *, greyed: bool = False) -> str:
@@ -687,7 +688,8 @@ def posterior(
     xs = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
     if 0 not in xs:
         xs = sorted([*xs, 0.0])
-    ys = sps.norm.pdf(xs, loc=mean, scale=sd).tolist()
+    # the normal density φ((x − μ)/σ)/σ
+    ys = [math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * SQRT_2PI) for x in xs]
     increase = direction == "increase"
     good = [
         (x, y) for x, y in zip(xs, ys, strict=True) if (x >= 0 if increase else x <= 0)
