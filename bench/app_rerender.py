@@ -399,6 +399,27 @@ def _scale_shown(at: AppTest, scale: str) -> str | None:
     )
 
 
+VIEW_KEY = "results_view"
+VIEW_CHARTS = {"Lift over time": "lift", "Per arm": "per_arm", "Posterior": "posterior"}
+
+
+def _views(at: AppTest, n: int) -> list[str]:
+    return cycle(list(VIEW_CHARTS), at.session_state[VIEW_KEY], n)
+
+
+def _set_view(at: AppTest, view: str) -> None:
+    at.session_state[VIEW_KEY] = view  # what a click on the tab sets
+
+
+def _view_shown(at: AppTest, view: str) -> str | None:
+    drawn = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    return expect(
+        VIEW_CHARTS[view] in drawn
+        and not drawn & (set(VIEW_CHARTS.values()) - {VIEW_CHARTS[view]}),
+        f"the {view} tab's chart is not the only tab chart drawn",
+    )
+
+
 def _metric_shown(at: AppTest, metric: str) -> str | None:
     labels = [t.label for t in at.tabs]
     return expect(
@@ -840,6 +861,14 @@ def steps() -> list[Step]:
             _metrics,
             _set_metric,
             _metric_shown,
+            setup=_open_experiment(EMAIL),
+        ),
+        Step(
+            "results",
+            "a tab below the metric in depth (only the open tab is drawn)",
+            _views,
+            _set_view,
+            _view_shown,
             setup=_open_experiment(EMAIL),
         ),
         Step(
