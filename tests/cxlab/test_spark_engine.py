@@ -267,6 +267,29 @@ def test_a_catalog_table_gives_the_polars_summaries(spark, lab) -> None:
 
 
 @spark_test
+def test_check_on_a_catalog_table_equals_polars_on_the_same_rows(spark, lab) -> None:
+    """Every ledger bucket (test_sql_check.every_bucket) read as a catalog table.
+
+    The JSON is byte-identical to the polars engine's on the same rows as a file,
+    but for the two fields that name the source: ``source`` (the table, not the
+    file's path) and ``files`` (0: a table is read through the catalog, not from
+    files this process lists).
+    """
+    lab.experiment(secondary_metrics=["revenue", "conversion_2d"])
+    log = lab.log(every_bucket(lab), "events.parquet")
+    spark.read.parquet(str(log)).createOrReplaceTempView("cxlab_every_bucket")
+    args = ["check", "--format", "json", "--experiments", str(lab.experiments_dir)]
+    polars_json = cli(*args, "--events", str(log), "--engine", "polars")
+    assert json.loads(polars_json)["ledger"]["rows"] == 15
+    assert len(json.loads(polars_json)["ledger"]["examples"]) == 8
+    the_file = f'"source": "{log}",\n  "files": 1,\n'
+    the_table = '"source": "table:cxlab_every_bucket",\n  "files": 0,\n'
+    assert polars_json.startswith("{\n  " + the_file)
+    spark_json = cli(*args, "--events", "table:cxlab_every_bucket", "--engine", "spark")
+    assert spark_json == polars_json.replace(the_file, the_table, 1)
+
+
+@spark_test
 def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> None:
     rows = lab_rows(lab)
     rows[3]["value"] = "lots"
