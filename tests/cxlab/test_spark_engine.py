@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -25,16 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sql_check import every_bucket, write_folder
-from test_sql_engine import EXPERIMENTS, assert_equal_summaries, cli, logs, sql_ready
+from test_sql_engine import EXPERIMENTS, assert_equal_summaries, logs, sql_ready
 
-from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import NPS_RULE, RULES, resolve_source
@@ -49,17 +46,11 @@ from cxlab.sql.spark_engine import (
 )
 from cxlab.sql.values import UnsupportedMetricError
 from cxlab.summaries import summarize
+from tests.conftest import cli, run_cli
 
 spark_test = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
 CONNECT_STARTUP_S = 600  # a shared 2-core machine: starting Spark can take minutes
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def sql_metrics(lab_class, *, cuped: bool) -> list[str]:
@@ -105,7 +96,7 @@ def test_sql_rules_are_the_polars_rules() -> None:
 
 def test_tables_and_uris_are_refused_by_the_local_engines(tmp_path: Path) -> None:
     for engine in ("polars", "duckdb"):
-        code, _, err = run(
+        code, _, err = run_cli(
             "analyze",
             "--all",
             "--events",
@@ -158,7 +149,7 @@ def test_the_cli_names_an_unreachable_server_with_exit_code_2(lab) -> None:
     pytest.importorskip("pyspark")
     lab.experiment()
     url = f"sc://127.0.0.1:{free_port()}"
-    code, out, err = run(
+    code, out, err = run_cli(
         "analyze",
         "exp",
         "--experiments",
@@ -299,7 +290,7 @@ def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> N
         "cxlab_bad_events"
     )
     common = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
-    code, out, err = run(*common, "--events", "table:cxlab_bad_events")
+    code, out, err = run_cli(*common, "--events", "table:cxlab_bad_events")
     assert (code, out) == (2, "")
     assert err.startswith(
         "error: table:cxlab_bad_events: value is not a number: 1 row(s) "
@@ -311,7 +302,7 @@ def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> N
 @spark_test
 def test_a_missing_table_is_named(spark, lab) -> None:
     lab.experiment()
-    code, out, err = run(
+    code, out, err = run_cli(
         "analyze",
         "exp",
         "--experiments",
@@ -333,10 +324,10 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     log = lab.log(rows, "events.csv")
     common = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
     common += ["--events", str(log), "--engine"]
-    polars = run(*common, "polars")
+    polars = run_cli(*common, "polars")
     assert polars[0] == 2
     assert "value is not a number" in polars[2]
-    assert run(*common, "spark") == polars
+    assert run_cli(*common, "spark") == polars
 
 
 @pytest.fixture(scope="module")
