@@ -2,14 +2,17 @@
 
 Every engine test builds its own small log by hand; ``Lab`` only writes the files.
 Logs are lists of dicts made with ``Lab.event``; columns missing from a row are null.
+``run_cli`` and ``cli`` run the command line in this process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import io
 import os
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ if ROOT not in sys.path:  # plain `pytest` (not `python -m pytest`) from any fol
 
 from hypothesis import settings  # noqa: E402
 
+from cxlab.cli import main  # noqa: E402
 from cxlab.config import load_catalog, load_experiment  # noqa: E402
 
 # Property tests draw the same examples on every run: a test that fails at random
@@ -199,6 +203,21 @@ def last_row(summaries, metric: str, variant: str, day: str | None = None) -> di
         rows = rows.filter(pl.col("day") == dt.date.fromisoformat(day))
     assert rows.height, f"no daily row for {metric}/{variant}/{day}"
     return rows.row(-1, named=True)
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``python -m cxlab ARGS`` in this process: exit code, standard output, error."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def cli(*args: str) -> str:
+    """The command line's standard output; it must exit 0 (else its error shows)."""
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture

@@ -353,24 +353,24 @@ def _flow(
     entering = users.select(
         "arm", day, pl.lit(1).alias("d_users"), pl.lit(0).alias("d_conflicts")
     )
+    frames = [entering]
     # Only users of an experiment with CUPED have a pre-period (others add 0).
-    with_pre = users.filter(pl.col("cuped_days") > 0) if entry else users.clear()
-    leaving = users.filter(conflict.is_not_null()).select(
-        "arm",
-        conflict.alias("day"),
-        pl.lit(-1).alias("d_users"),
-        pl.lit(1).alias("d_conflicts"),
-        *[(-v).alias(k) for k, v in entry.items()],
+    if entry:
+        with_pre = users.filter(pl.col("cuped_days") > 0)
+        frames.append(
+            with_pre.select("arm", day, *[v.alias(k) for k, v in entry.items()])
+        )
+    frames.append(
+        users.filter(conflict.is_not_null()).select(
+            "arm",
+            conflict.alias("day"),
+            pl.lit(-1).alias("d_users"),
+            pl.lit(1).alias("d_conflicts"),
+            *[(-v).alias(k) for k, v in entry.items()],
+        )
     )
     return _named_arms(
-        pl.concat(
-            [
-                entering,
-                with_pre.select("arm", day, *[v.alias(k) for k, v in entry.items()]),
-                leaving,
-            ],
-            how="diagonal_relaxed",
-        )
+        pl.concat(frames, how="diagonal_relaxed")
         .group_by("arm", "day")
         .agg(pl.exclude("arm", "day").sum()),
         arms,

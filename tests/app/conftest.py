@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "events.parquet"
 EXPERIMENTS = ROOT / "experiments"
 TIMEOUT = 180  # seconds per AppTest run: 2 shared cores, the first run scans the log
+# The [auth] secrets of the login tests: a client of an OIDC provider at a port
+# nothing listens on (AppTest sets ``st.user`` itself; no provider is asked).
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "not-a-real-secret",
+    "client_id": "cxlab",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

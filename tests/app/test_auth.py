@@ -15,17 +15,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxlab.ui import cache
+from tests.app.conftest import AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW = "configs_exp_new_"
 TIMEOUT = 120
-AUTH = {
-    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-    "cookie_secret": "not-a-real-secret",
-    "client_id": "cxlab",
-    "client_secret": "not-a-real-secret",
-    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
-}
 ROLES = """\
 users:
   vi@example.com: viewer

@@ -1,7 +1,7 @@
 """Bad configs through the real command line: exit 2, ``file:line``, the key.
 
 A corpus of broken experiment YAML and metric catalogs (CONTRACT §2 end: the YAML
-rules; §3; §4 exit codes), each run with ``cxlab.cli.main(["analyze", ...])``; then
+rules; §3; §4 exit codes), each run with ``python -m cxlab analyze`` in-process; then
 hypothesis mutates the bytes of a valid experiment and a valid catalog and asserts
 that the command line only ever answers 0 or 2, never an internal fault, in bounded
 time.
@@ -9,8 +9,6 @@ time.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -22,8 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxlab.cli import main
-from tests.conftest import CATALOG, Lab
+from tests.conftest import CATALOG, Lab, run_cli
 
 # Line numbers of the corpus below refer to this text.
 EXPERIMENT = """\
@@ -68,20 +65,10 @@ def write_lab(lab: Lab) -> Lab:
     return lab
 
 
-def run_cli(lab: Lab, *args: str) -> tuple[int, str, str]:
-    """``python -m cxlab analyze <args> --events ... --experiments ...`` in-process."""
-    out, err = io.StringIO(), io.StringIO()
-    argv = [
-        "analyze",
-        *args,
-        "--events",
-        str(lab.events_path),
-        "--experiments",
-        str(lab.experiments_dir),
-    ]
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+def analyze(lab: Lab, *args: str) -> tuple[int, str, str]:
+    """``python -m cxlab analyze ARGS`` on the lab's log and experiments."""
+    events, experiments = str(lab.events_path), str(lab.experiments_dir)
+    return run_cli("analyze", *args, "--events", events, "--experiments", experiments)
 
 
 def replace(old: str, new: str) -> bytes:
@@ -229,7 +216,7 @@ def test_bad_experiment_exits_2_with_file_line_and_key(
     write_lab(lab)
     path = lab.experiments_dir / "exp.yaml"
     path.write_bytes(text)
-    code, out, err = run_cli(lab, "exp")
+    code, out, err = analyze(lab, "exp")
     assert code == 2
     assert out == ""
     assert err.startswith(f"error: {path}:{line}: ")
@@ -242,7 +229,7 @@ def test_experiment_id_used_by_two_files_names_the_second_file_and_line(lab) -> 
     write_lab(lab)
     other = lab.experiments_dir / "other.yaml"
     other.write_text("# the same id again\n" + EXPERIMENT)
-    code, _, err = run_cli(lab, "exp")
+    code, _, err = analyze(lab, "exp")
     assert code == 2
     assert err == (
         f"error: {other}:2: experiment id 'exp' is also used by "
@@ -333,7 +320,7 @@ def test_bad_catalog_exits_2_with_file_line_and_key(
 ) -> None:
     write_lab(lab)
     lab.catalog_path.write_bytes(text)
-    code, out, err = run_cli(lab, "--all")
+    code, out, err = analyze(lab, "--all")
     assert code == 2
     assert out == ""
     assert err.startswith(f"error: {lab.catalog_path}:{line}: ")
@@ -368,7 +355,7 @@ def test_python_m_cxlab_exits_2_on_a_bad_config(lab) -> None:
 
 def test_the_corpus_starts_from_configs_that_analyse(lab) -> None:
     write_lab(lab)
-    code, out, err = run_cli(lab, "exp")
+    code, out, err = analyze(lab, "exp")
     assert (code, err) == (0, "")
     assert '"experiment": "exp"' in out
 
@@ -504,7 +491,7 @@ def test_mutated_experiment_yaml_exits_0_or_2(fuzz_lab, text: bytes) -> None:
     fuzz_lab.catalog_path.write_text(CATALOG)
     path = fuzz_lab.experiments_dir / "exp.yaml"
     path.write_bytes(text)
-    code, _, err = run_cli(fuzz_lab, str(path))
+    code, _, err = analyze(fuzz_lab, str(path))
     assert_no_fault(code, err)
 
 
@@ -514,7 +501,7 @@ def test_experiment_with_edge_values_exits_0_or_2(fuzz_lab, text: bytes) -> None
     fuzz_lab.catalog_path.write_text(CATALOG)
     path = fuzz_lab.experiments_dir / "exp.yaml"
     path.write_bytes(text)
-    code, _, err = run_cli(fuzz_lab, str(path))
+    code, _, err = analyze(fuzz_lab, str(path))
     assert_no_fault(code, err)
 
 
@@ -523,5 +510,5 @@ def test_experiment_with_edge_values_exits_0_or_2(fuzz_lab, text: bytes) -> None
 def test_mutated_metric_catalog_exits_0_or_2(fuzz_lab, text: bytes) -> None:
     (fuzz_lab.experiments_dir / "exp.yaml").write_text(EXPERIMENT)
     fuzz_lab.catalog_path.write_bytes(text)
-    code, _, err = run_cli(fuzz_lab, "--all")
+    code, _, err = analyze(fuzz_lab, "--all")
     assert_no_fault(code, err)

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from cxlab.cli import main
+from tests.conftest import run_cli
 
 HEADER = "timestamp,user_id,event,experiment_id,variant,value"
 GOOD = [
@@ -394,21 +394,21 @@ def write_case(root: Path, case: Case) -> None:
             path.write_bytes(content)
 
 
-def run(capsys, lab, command: str, events: str) -> tuple[int, str]:
+def run(lab, command: str, events: str) -> tuple[int, str]:
     args = ["analyze", "exp"] if command == "analyze" else ["check"]
-    code = main([*args, "--events", events, "--experiments", str(lab.experiments_dir)])
-    _, err = capsys.readouterr()
+    experiments = str(lab.experiments_dir)
+    code, _, err = run_cli(*args, "--events", events, "--experiments", experiments)
     return code, err
 
 
 @pytest.mark.parametrize("command", ["analyze", "check"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_a_bad_log_exits_2_naming_file_column_and_line(
-    capsys, lab, case: Case, command: str
+    lab, case: Case, command: str
 ) -> None:
     lab.experiment(secondary_metrics=["nps"])
     write_case(lab.root, case)
-    code, err = run(capsys, lab, command, str(lab.root / case.events))
+    code, err = run(lab, command, str(lab.root / case.events))
 
     assert code == 2, err
     assert "Traceback" not in err
@@ -424,11 +424,11 @@ def test_a_bad_log_exits_2_naming_file_column_and_line(
 
 
 @pytest.mark.parametrize("events", ["/", "empty-folder"])
-def test_the_root_or_a_folder_without_logs_exits_2(capsys, lab, events: str) -> None:
+def test_the_root_or_a_folder_without_logs_exits_2(lab, events: str) -> None:
     lab.experiment()
     (lab.root / "empty-folder").mkdir()
     target = events if events == "/" else str(lab.root / events)
-    code, err = run(capsys, lab, "check", target)
+    code, err = run(lab, "check", target)
     assert code == 2, err
     assert "Traceback" not in err
     assert target in err
@@ -464,10 +464,10 @@ def test_an_ndjson_column_first_seen_after_line_10000_is_kept(lab) -> None:
 
 
 @pytest.mark.parametrize("name", ["events.csv", "events.ndjson"])
-def test_a_utf8_byte_order_mark_is_fine(capsys, lab, name: str) -> None:
+def test_a_utf8_byte_order_mark_is_fine(lab, name: str) -> None:
     lab.experiment()
     path = lab.root / name
     body = csv_text() if name.endswith(".csv") else ndjson_text()
     path.write_bytes(b"\xef\xbb\xbf" + body)
-    code, err = run(capsys, lab, "analyze", str(path))
+    code, err = run(lab, "analyze", str(path))
     assert code == 0, err

@@ -18,14 +18,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cxlab.cli import main
 from cxlab.config import ConfigError, load_catalog
 from cxlab.events import resolve_source
 from cxlab.sql.duckdb_engine import summarize_duckdb
 from cxlab.stats.aggregates import SampleStats
 from cxlab.stats.fixed import fixed_test
 from cxlab.summaries import at_day, summarize
-from tests.conftest import last_row
+from tests.conftest import cli, last_row
 
 CAPPED = """\
 capped_revenue:
@@ -75,21 +74,17 @@ def test_cap_is_the_pooled_percentile_of_the_users_values(capped_lab) -> None:
     assert s.caps["cap"].to_list() == pytest.approx([0.0, 140.5])
 
 
-def test_capped_mean_reaches_the_json_with_its_cap(capsys, capped_lab) -> None:
+def test_capped_mean_reaches_the_json_with_its_cap(capped_lab) -> None:
     path = capped_lab.log(capped_lab.rows)
     capped_lab.experiment(secondary_metrics=["capped_revenue"])
-    code = main(
-        [
-            "analyze",
-            "exp",
-            "--events",
-            str(path),
-            "--experiments",
-            str(capped_lab.experiments_dir),
-        ]
+    out = cli(
+        "analyze",
+        "exp",
+        "--events",
+        str(path),
+        "--experiments",
+        str(capped_lab.experiments_dir),
     )
-    out, err = capsys.readouterr()
-    assert code == 0, err
     (row,) = [r for r in json.loads(out)["results"] if r["metric"] == "capped_revenue"]
     c, t = capped(CONTROL, 140.5), capped(TREATMENT, 140.5)
     assert row["cap"] == {"percentile": 0.9, "value": pytest.approx(140.5)}
@@ -222,7 +217,7 @@ def test_the_duckdb_engine_caps_as_the_polars_engine(capped_lab) -> None:
     assert polars_summaries.caps.equals(duckdb_summaries.caps)
 
 
-def test_the_csv_and_the_page_text_carry_the_cap(capsys, capped_lab) -> None:
+def test_the_csv_and_the_page_text_carry_the_cap(capped_lab) -> None:
     import csv
     import io
 
@@ -232,9 +227,7 @@ def test_the_csv_and_the_page_text_carry_the_cap(capsys, capped_lab) -> None:
     path = capped_lab.log(capped_lab.rows)
     capped_lab.experiment(secondary_metrics=["capped_revenue"])
     args = ["analyze", "exp", "--events", str(path), "--format", "csv"]
-    code = main([*args, "--experiments", str(capped_lab.experiments_dir)])
-    out, err = capsys.readouterr()
-    assert code == 0, err
+    out = cli(*args, "--experiments", str(capped_lab.experiments_dir))
     rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(out))}
     assert rows["capped_revenue"]["cap_percentile"] == "0.9"
     assert float(rows["capped_revenue"]["cap_value"]) == pytest.approx(140.5)

@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from cxlab.cli import main
+from tests.conftest import run_cli
 
 
 def strict_json(text: str):
@@ -52,22 +52,13 @@ def cli_lab(lab):
     return lab
 
 
-def run(capsys, lab, *args: str) -> tuple[int, str, str]:
-    code = main(
-        [
-            *args,
-            "--events",
-            str(lab.events_path),
-            "--experiments",
-            str(lab.experiments_dir),
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
+def run(lab, *args: str) -> tuple[int, str, str]:
+    events, experiments = str(lab.events_path), str(lab.experiments_dir)
+    return run_cli(*args, "--events", events, "--experiments", experiments)
 
 
-def analyze(capsys, lab, *args: str):
-    code, out, err = run(capsys, lab, "analyze", *args)
+def analyze(lab, *args: str):
+    code, out, err = run(lab, "analyze", *args)
     assert code == 0, err
     return strict_json(out)
 
@@ -77,8 +68,8 @@ def result(payload: dict, metric: str) -> dict:
     return row
 
 
-def test_analyze_json_has_the_contract_keys(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, "exp")
+def test_analyze_json_has_the_contract_keys(cli_lab) -> None:
+    payload = analyze(cli_lab, "exp")
 
     assert payload["experiment"] == "exp"
     assert payload["as_of"] == "2026-10-05"
@@ -109,8 +100,8 @@ def test_analyze_json_has_the_contract_keys(capsys, cli_lab) -> None:
         assert "cuped" not in row  # cuped_days is 0
 
 
-def test_analyze_json_values_match_hand_computed_ones(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, "exp")
+def test_analyze_json_values_match_hand_computed_ones(cli_lab) -> None:
+    payload = analyze(cli_lab, "exp")
 
     conversion = result(payload, "conversion")
     assert conversion["variant"] == "treatment"
@@ -128,20 +119,20 @@ def test_analyze_json_values_match_hand_computed_ones(capsys, cli_lab) -> None:
     assert revenue["rel_delta"] == pytest.approx(1.0, rel=1e-9)
 
 
-def test_srm_of_an_even_split_is_ok(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, "exp")
+def test_srm_of_an_even_split_is_ok(cli_lab) -> None:
+    payload = analyze(cli_lab, "exp")
     # 4 vs 4 against 50/50: chi-square statistic 0 → p = 1
     assert payload["srm"]["p_value"] == pytest.approx(1.0)
     assert payload["srm"]["ok"] is True
 
 
-def test_experiment_given_as_a_config_path(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, str(cli_lab.experiments_dir / "exp.yaml"))
+def test_experiment_given_as_a_config_path(cli_lab) -> None:
+    payload = analyze(cli_lab, str(cli_lab.experiments_dir / "exp.yaml"))
     assert payload["experiment"] == "exp"
 
 
-def test_as_of_analyses_the_data_at_the_end_of_that_day(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, "exp", "--as-of", "2026-10-02")
+def test_as_of_analyses_the_data_at_the_end_of_that_day(cli_lab) -> None:
+    payload = analyze(cli_lab, "exp", "--as-of", "2026-10-02")
     # as of 10-02: m has not yet seen treatment, so control is c1..c4 + m = 5;
     # conversion control 1/5 (c1), treatment 2/4 (t1, t2)
     assert payload["as_of"] == "2026-10-02"
@@ -154,11 +145,9 @@ def test_as_of_analyses_the_data_at_the_end_of_that_day(capsys, cli_lab) -> None
     assert conversion["rel_delta"] == pytest.approx(1.5, rel=1e-9)
 
 
-def test_history_has_one_object_per_day_ending_with_the_plain_analysis(
-    capsys, cli_lab
-) -> None:
-    history = analyze(capsys, cli_lab, "exp", "--history")
-    plain = analyze(capsys, cli_lab, "exp")
+def test_history_has_one_object_per_day_ending_with_the_plain_analysis(cli_lab) -> None:
+    history = analyze(cli_lab, "exp", "--history")
+    plain = analyze(cli_lab, "exp")
 
     assert isinstance(history, list)
     assert [h["as_of"] for h in history] == [
@@ -177,9 +166,9 @@ def test_history_has_one_object_per_day_ending_with_the_plain_analysis(
     assert [h["multiple_exposures"] for h in history] == [0, 0, 1, 1, 1]
 
 
-def test_history_day_agrees_with_as_of_that_day(capsys, cli_lab) -> None:
-    history = analyze(capsys, cli_lab, "exp", "--history")
-    as_of = analyze(capsys, cli_lab, "exp", "--as-of", "2026-10-02")
+def test_history_day_agrees_with_as_of_that_day(cli_lab) -> None:
+    history = analyze(cli_lab, "exp", "--history")
+    as_of = analyze(cli_lab, "exp", "--as-of", "2026-10-02")
     day = history[1]
     assert day["users"] == as_of["users"]
     for metric in ("conversion", "revenue"):
@@ -187,23 +176,23 @@ def test_history_day_agrees_with_as_of_that_day(capsys, cli_lab) -> None:
             assert result(day, metric)[key] == result(as_of, metric)[key]
 
 
-def test_history_with_as_of_stops_at_that_day(capsys, cli_lab) -> None:
-    history = analyze(capsys, cli_lab, "exp", "--history", "--as-of", "2026-10-03")
+def test_history_with_as_of_stops_at_that_day(cli_lab) -> None:
+    history = analyze(cli_lab, "exp", "--history", "--as-of", "2026-10-03")
     assert [h["as_of"] for h in history] == ["2026-10-01", "2026-10-02", "2026-10-03"]
 
 
-def test_all_gives_a_json_array_of_every_experiment(capsys, cli_lab) -> None:
+def test_all_gives_a_json_array_of_every_experiment(cli_lab) -> None:
     cli_lab.experiment(id="another", primary_metric="revenue", secondary_metrics=None)
-    payload = analyze(capsys, cli_lab, "--all")
+    payload = analyze(cli_lab, "--all")
     assert isinstance(payload, list)
     assert [p["experiment"] for p in payload] == ["another", "exp"]
     # "another" has no exposure rows in the log: no users
     assert payload[0]["users"] == {"control": 0, "treatment": 0}
 
 
-def test_all_with_history_gives_every_day_of_every_experiment(capsys, cli_lab) -> None:
+def test_all_with_history_gives_every_day_of_every_experiment(cli_lab) -> None:
     cli_lab.experiment(id="another", start="2026-10-04", secondary_metrics=None)
-    payload = analyze(capsys, cli_lab, "--all", "--history")
+    payload = analyze(cli_lab, "--all", "--history")
     assert [(p["experiment"], p["as_of"]) for p in payload] == [
         ("another", "2026-10-04"),
         ("another", "2026-10-05"),
@@ -211,8 +200,8 @@ def test_all_with_history_gives_every_day_of_every_experiment(capsys, cli_lab) -
     ]
 
 
-def test_csv_format_has_one_row_per_metric_and_treatment(capsys, cli_lab) -> None:
-    code, out, err = run(capsys, cli_lab, "analyze", "exp", "--format", "csv")
+def test_csv_format_has_one_row_per_metric_and_treatment(cli_lab) -> None:
+    code, out, err = run(cli_lab, "analyze", "exp", "--format", "csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["metric"], r["variant"]) for r in rows] == [
@@ -227,8 +216,8 @@ def test_csv_format_has_one_row_per_metric_and_treatment(capsys, cli_lab) -> Non
     assert float(rows[1]["rel_delta"]) == pytest.approx(1.0)
 
 
-def test_table_format_names_the_experiment_and_its_metrics(capsys, cli_lab) -> None:
-    code, out, err = run(capsys, cli_lab, "analyze", "exp", "--format", "table")
+def test_table_format_names_the_experiment_and_its_metrics(cli_lab) -> None:
+    code, out, err = run(cli_lab, "analyze", "exp", "--format", "table")
     assert code == 0, err
     assert "exp" in out
     assert "2026-10-05" in out
@@ -237,18 +226,18 @@ def test_table_format_names_the_experiment_and_its_metrics(capsys, cli_lab) -> N
     assert "raised conversion by 50.0%" in out  # conversion rel_delta 0.5
 
 
-def test_metrics_option_points_at_a_catalog_elsewhere(capsys, cli_lab) -> None:
+def test_metrics_option_points_at_a_catalog_elsewhere(cli_lab) -> None:
     moved = cli_lab.root / "catalog.yaml"
     moved.write_text(cli_lab.catalog_path.read_text())
     cli_lab.catalog_path.unlink()
-    code, _, err = run(capsys, cli_lab, "analyze", "exp")
+    code, _, err = run(cli_lab, "analyze", "exp")
     assert code == 2
     assert "metrics.yaml" in err
-    payload = analyze(capsys, cli_lab, "exp", "--metrics", str(moved))
+    payload = analyze(cli_lab, "exp", "--metrics", str(moved))
     assert result(payload, "revenue")["control"]["value"] == 7.5
 
 
-def test_arm_with_fewer_than_two_users_gives_null_p_values(capsys, lab) -> None:
+def test_arm_with_fewer_than_two_users_gives_null_p_values(lab) -> None:
     e = lab.event
     lab.events_path = lab.log(
         [
@@ -258,7 +247,7 @@ def test_arm_with_fewer_than_two_users_gives_null_p_values(capsys, lab) -> None:
         ]
     )
     lab.experiment(secondary_metrics=["revenue"])
-    code, out, err = run(capsys, lab, "analyze", "exp")
+    code, out, err = run(lab, "analyze", "exp")
     assert code == 0, err
     payload = strict_json(out)  # NaN would be refused here
     conversion = result(payload, "conversion")
@@ -272,30 +261,30 @@ def test_arm_with_fewer_than_two_users_gives_null_p_values(capsys, lab) -> None:
     assert conversion["verdict"] == "inconclusive"
 
 
-def test_history_before_any_exposure_still_is_valid_json(capsys, lab) -> None:
+def test_history_before_any_exposure_still_is_valid_json(lab) -> None:
     e = lab.event
     lab.events_path = lab.log([e("2026-10-03T09:00:00Z", "a", "exposure", "control")])
     lab.experiment()
-    history = analyze(capsys, lab, "exp", "--history")
+    history = analyze(lab, "exp", "--history")
     assert history[0]["users"] == {"control": 0, "treatment": 0}
     assert result(history[0], "conversion")["control"]["value"] is None
 
 
-def test_as_of_before_the_start_gives_an_empty_analysis(capsys, cli_lab) -> None:
-    payload = analyze(capsys, cli_lab, "exp", "--as-of", "2026-09-30")
+def test_as_of_before_the_start_gives_an_empty_analysis(cli_lab) -> None:
+    payload = analyze(cli_lab, "exp", "--as-of", "2026-09-30")
     assert payload["as_of"] == "2026-09-30"
     assert payload["users"] == {"control": 0, "treatment": 0}
-    assert analyze(capsys, cli_lab, "exp", "--history", "--as-of", "2026-09-30") == []
+    assert analyze(cli_lab, "exp", "--history", "--as-of", "2026-09-30") == []
 
 
 # --- bad input: exit code 2 and the named error on stderr -------------------------
 
 
-def test_missing_column_exits_2_naming_file_and_column(capsys, cli_lab) -> None:
+def test_missing_column_exits_2_naming_file_and_column(cli_lab) -> None:
     bad = cli_lab.root / "bad.csv"
     bad.write_text("timestamp,user_id\n2026-10-01T10:00:00Z,a\n")
     cli_lab.events_path = bad
-    code, out, err = run(capsys, cli_lab, "analyze", "exp")
+    code, out, err = run(cli_lab, "analyze", "exp")
     assert code == 2
     assert out == ""
     assert str(bad) in err
@@ -303,45 +292,45 @@ def test_missing_column_exits_2_naming_file_and_column(capsys, cli_lab) -> None:
     assert "missing required column" in err
 
 
-def test_unknown_experiment_id_exits_2(capsys, cli_lab) -> None:
-    code, _, err = run(capsys, cli_lab, "analyze", "nope")
+def test_unknown_experiment_id_exits_2(cli_lab) -> None:
+    code, _, err = run(cli_lab, "analyze", "nope")
     assert code == 2
     assert "nope" in err
 
 
 @pytest.mark.parametrize("day", ["2026-13-01", "yesterday", "01/10/2026"])
-def test_bad_as_of_exits_2(capsys, cli_lab, day: str) -> None:
-    code, _, err = run(capsys, cli_lab, "analyze", "exp", "--as-of", day)
+def test_bad_as_of_exits_2(cli_lab, day: str) -> None:
+    code, _, err = run(cli_lab, "analyze", "exp", "--as-of", day)
     assert code == 2
     assert "--as-of" in err
     assert day in err
 
 
-def test_config_error_exits_2_with_file_and_line(capsys, cli_lab) -> None:
+def test_config_error_exits_2_with_file_and_line(cli_lab) -> None:
     path = cli_lab.experiments_dir / "exp.yaml"
     path.write_text(path.read_text() + "colour: blue\n")
     lines = path.read_text().splitlines()
-    code, _, err = run(capsys, cli_lab, "analyze", "exp")
+    code, _, err = run(cli_lab, "analyze", "exp")
     assert code == 2
     assert f"{path}:{len(lines)}:" in err
     assert "colour" in err
 
 
-def test_missing_events_file_exits_2(capsys, cli_lab) -> None:
+def test_missing_events_file_exits_2(cli_lab) -> None:
     cli_lab.events_path = cli_lab.root / "nowhere.parquet"
-    code, _, err = run(capsys, cli_lab, "analyze", "exp")
+    code, _, err = run(cli_lab, "analyze", "exp")
     assert code == 2
     assert "nowhere.parquet" in err
 
 
-def test_experiment_and_all_together_exit_2(capsys, cli_lab) -> None:
-    code, _, err = run(capsys, cli_lab, "analyze", "exp", "--all")
+def test_experiment_and_all_together_exit_2(cli_lab) -> None:
+    code, _, err = run(cli_lab, "analyze", "exp", "--all")
     assert code == 2
     assert "--all" in err
 
 
-def test_unknown_format_is_an_argparse_error(capsys, cli_lab) -> None:
-    code, _, err = run(capsys, cli_lab, "analyze", "exp", "--format", "xml")
+def test_unknown_format_is_an_argparse_error(cli_lab) -> None:
+    code, _, err = run(cli_lab, "analyze", "exp", "--format", "xml")
     assert code == 2
     assert "xml" in err
 
@@ -349,7 +338,7 @@ def test_unknown_format_is_an_argparse_error(capsys, cli_lab) -> None:
 # --- values of the other metric types, arms and CUPED -----------------------------
 
 
-def test_nps_and_ratio_values_in_json(capsys, lab) -> None:
+def test_nps_and_ratio_values_in_json(lab) -> None:
     e = lab.event
     rows = [e("2026-10-01T09:00:00Z", u, "exposure", v) for u, v in (
         ("c1", "control"), ("c2", "control"), ("c3", "control"), ("c4", "control"),
@@ -376,7 +365,7 @@ def test_nps_and_ratio_values_in_json(capsys, lab) -> None:
     ]
     lab.events_path = lab.log(rows)
     lab.experiment(primary_metric="nps", secondary_metrics=["contacts_per_order"])
-    payload = analyze(capsys, lab, "exp")
+    payload = analyze(lab, "exp")
 
     nps = result(payload, "nps")
     assert nps["control"]["n"] == 3  # responders only
@@ -397,7 +386,7 @@ def test_nps_and_ratio_values_in_json(capsys, lab) -> None:
     assert ratio["rel_delta"] == pytest.approx(0.25 / 1.5 - 1, rel=1e-9)
 
 
-def test_configured_control_is_compared_with_every_other_arm(capsys, lab) -> None:
+def test_configured_control_is_compared_with_every_other_arm(lab) -> None:
     e = lab.event
     rows = []
     # a: 2 users, both convert; b (the control): 1 of 2; c: 0 of 2
@@ -410,7 +399,7 @@ def test_configured_control_is_compared_with_every_other_arm(capsys, lab) -> Non
                 )
     lab.events_path = lab.log(rows)
     lab.experiment(variants=["a", "b", "c"], control="b")
-    payload = analyze(capsys, lab, "exp")
+    payload = analyze(lab, "exp")
 
     assert payload["users"] == {"a": 2, "b": 2, "c": 2}
     rows_out = [
@@ -426,7 +415,7 @@ def test_configured_control_is_compared_with_every_other_arm(capsys, lab) -> Non
     assert rows_out == [("a", 0.5, 1.0, 0.5, 1.0), ("c", 0.5, 0.0, -0.5, -1.0)]
 
 
-def test_cuped_days_adds_a_cuped_block_to_each_result(capsys, lab) -> None:
+def test_cuped_days_adds_a_cuped_block_to_each_result(lab) -> None:
     e = lab.event
     rows = []
     # pre-period revenue differs between users so the covariate has variance
@@ -438,7 +427,7 @@ def test_cuped_days_adds_a_cuped_block_to_each_result(capsys, lab) -> None:
         ]
     lab.events_path = lab.log(rows)
     lab.experiment(primary_metric="revenue", cuped_days=7)
-    payload = analyze(capsys, lab, "exp")
+    payload = analyze(lab, "exp")
     (row,) = payload["results"]
     assert 0.0 <= row["cuped"]["variance_reduction"] <= 1.0
     # the plain values stay the raw means: control (6 + 18 + 30) / 3 = 18,
@@ -447,9 +436,7 @@ def test_cuped_days_adds_a_cuped_block_to_each_result(capsys, lab) -> None:
     assert row["treatment"]["value"] == pytest.approx(25.0)
 
 
-def test_users_and_srm_count_exposed_users_even_with_only_nps_metrics(
-    capsys, lab
-) -> None:
+def test_users_and_srm_count_exposed_users_even_with_only_nps_metrics(lab) -> None:
     e = lab.event
     rows = [e("2026-10-01T10:00:00Z", f"c{i}", "exposure", "control") for i in range(3)]
     rows += [
@@ -462,7 +449,7 @@ def test_users_and_srm_count_exposed_users_even_with_only_nps_metrics(
     ]
     lab.events_path = lab.log(rows)
     lab.experiment(primary_metric="nps")
-    payload = analyze(capsys, lab, "exp")
+    payload = analyze(lab, "exp")
     # 3 exposed users per arm, of whom 1 and 2 answered the survey
     assert payload["users"] == {"control": 3, "treatment": 3}
     assert payload["srm"]["p_value"] == pytest.approx(1.0)  # 3 vs 3 on 50/50
@@ -470,13 +457,11 @@ def test_users_and_srm_count_exposed_users_even_with_only_nps_metrics(
     assert result(payload, "nps")["treatment"]["n"] == 2
 
 
-def test_all_over_a_folder_without_experiments_is_not_an_internal_error(
-    capsys, lab
-) -> None:
+def test_all_over_a_folder_without_experiments_is_not_an_internal_error(lab) -> None:
     lab.events_path = lab.log(
         [lab.event("2026-10-01T10:00:00Z", "a", "exposure", "control")]
     )  # the folder holds only metrics.yaml
-    code, out, err = run(capsys, lab, "analyze", "--all")
+    code, out, err = run(lab, "analyze", "--all")
     assert "internal error" not in err
     assert code in (0, 2)
     if code == 0:
@@ -485,14 +470,14 @@ def test_all_over_a_folder_without_experiments_is_not_an_internal_error(
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])
 def test_all_analyses_the_good_configs_and_names_each_bad_one(
-    capsys, cli_lab, fmt: str
+    cli_lab, fmt: str
 ) -> None:
     cli_lab.experiment(id="another", primary_metric="revenue", secondary_metrics=None)
     broken = cli_lab.experiments_dir / "broken.yaml"
     broken.write_text("id: broken\nstart: 2026-02-30\n")
     listed = cli_lab.experiments_dir / "listed.yaml"
     listed.write_text("- a\n- b\n")
-    code, out, err = run(capsys, cli_lab, "analyze", "--all", "--format", fmt)
+    code, out, err = run(cli_lab, "analyze", "--all", "--format", fmt)
     assert code == 2
     assert err.splitlines() == [
         f"error: {broken}:2: start: 2026-02-30 is not a date",
@@ -506,10 +491,10 @@ def test_all_analyses_the_good_configs_and_names_each_bad_one(
         assert "broken" not in out
 
 
-def test_all_reports_the_bad_configs_even_when_the_log_is_bad(capsys, cli_lab) -> None:
+def test_all_reports_the_bad_configs_even_when_the_log_is_bad(cli_lab) -> None:
     (cli_lab.experiments_dir / "broken.yaml").write_text("id: [\n")
     cli_lab.events_path = cli_lab.root / "nowhere.parquet"
-    code, out, err = run(capsys, cli_lab, "analyze", "--all")
+    code, out, err = run(cli_lab, "analyze", "--all")
     assert code == 2
     assert out == ""
     assert [line.split(":")[0] for line in err.splitlines()] == ["error", "error"]
@@ -517,20 +502,20 @@ def test_all_reports_the_bad_configs_even_when_the_log_is_bad(capsys, cli_lab) -
     assert "nowhere.parquet" in err
 
 
-def test_all_with_a_bad_catalog_stops_everything(capsys, cli_lab) -> None:
+def test_all_with_a_bad_catalog_stops_everything(cli_lab) -> None:
     cli_lab.catalog_path.write_text("conversion:\n  type: proportion\n  type: mean\n")
-    code, out, err = run(capsys, cli_lab, "analyze", "--all")
+    code, out, err = run(cli_lab, "analyze", "--all")
     assert code == 2
     assert out == ""
     assert f"{cli_lab.catalog_path}:3: key 'type' given twice (first on line 2)" in err
 
 
-def test_internal_fault_is_one_line_with_a_hint(capsys, cli_lab, monkeypatch) -> None:
+def test_internal_fault_is_one_line_with_a_hint(cli_lab, monkeypatch) -> None:
     def crash(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
     monkeypatch.setattr("cxlab.cli.summarize_all", crash)
-    code, out, err = run(capsys, cli_lab, "analyze", "exp")
+    code, out, err = run(cli_lab, "analyze", "exp")
     assert code == 1
     assert out == ""
     assert err == (
@@ -539,24 +524,22 @@ def test_internal_fault_is_one_line_with_a_hint(capsys, cli_lab, monkeypatch) ->
     )
 
 
-def test_debug_prints_the_traceback_of_an_internal_fault(
-    capsys, cli_lab, monkeypatch
-) -> None:
+def test_debug_prints_the_traceback_of_an_internal_fault(cli_lab, monkeypatch) -> None:
     def crash(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
     monkeypatch.setattr("cxlab.cli.summarize_all", crash)
-    code, _, err = run(capsys, cli_lab, "analyze", "exp", "--debug")
+    code, _, err = run(cli_lab, "analyze", "exp", "--debug")
     assert code == 1
     assert err.startswith("Traceback (most recent call last):")
     assert "ZeroDivisionError" in err
 
 
-def test_a_path_the_system_refuses_exits_2_naming_it(capsys, tmp_path) -> None:
+def test_a_path_the_system_refuses_exits_2_naming_it(tmp_path) -> None:
     out = tmp_path / "not-a-folder"
     out.write_text("")
-    code = main(["sample", "--out", str(out / "events.parquet"), "--users", "1000"])
-    _, err = capsys.readouterr()
+    args = ["--out", str(out / "events.parquet"), "--users", "1000"]
+    code, _, err = run_cli("sample", *args)
     assert code == 2
     assert f"error: {out}: File exists" in err
     assert "Traceback" not in err
@@ -569,19 +552,18 @@ def test_a_path_the_system_refuses_exits_2_naming_it(capsys, tmp_path) -> None:
         (["--seed", "-1"], "--seed must be 0 or more, got -1"),
     ],
 )
-def test_bad_sample_arguments_exit_2(capsys, tmp_path, args, message) -> None:
-    code = main(["sample", "--out", str(tmp_path / "events.parquet"), *args])
-    _, err = capsys.readouterr()
+def test_bad_sample_arguments_exit_2(tmp_path, args, message) -> None:
+    code, _, err = run_cli("sample", "--out", str(tmp_path / "events.parquet"), *args)
     assert code == 2
     assert err == f"error: {message}\n"
 
 
-def test_one_experiment_runs_beside_a_broken_neighbour(capsys, cli_lab) -> None:
+def test_one_experiment_runs_beside_a_broken_neighbour(cli_lab) -> None:
     (cli_lab.experiments_dir / "broken.yaml").write_text("id: [\n")
-    code, out, err = run(capsys, cli_lab, "analyze", "exp")
+    code, out, err = run(cli_lab, "analyze", "exp")
     assert code == 0, err
     assert strict_json(out)["experiment"] == "exp"
     # The broken file itself, asked for by name, is reported with its line.
-    code, out, err = run(capsys, cli_lab, "analyze", "broken")
+    code, out, err = run(cli_lab, "analyze", "broken")
     assert code == 2
     assert "broken.yaml:2: invalid YAML" in err

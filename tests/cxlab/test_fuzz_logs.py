@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxlab.cli import main
-from tests.conftest import Lab
+from tests.conftest import Lab, cli, run_cli
 
 SECONDS_PER_EXAMPLE = 10
 PALETTE = [
@@ -97,17 +96,15 @@ def fuzz_lab(tmp_path_factory) -> Lab:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
-def test_the_valid_log_passes(capsys, fuzz_lab, fmt: str) -> None:
+def test_the_valid_log_passes(fuzz_lab, fmt: str) -> None:
     path = fuzz_lab.root / f"valid.{fmt}"
     path.write_bytes(valid_log(fmt))
     args = ["--events", str(path), "--experiments", str(fuzz_lab.experiments_dir)]
-    assert main(["check", *args]) == 0, capsys.readouterr().err
+    cli("check", *args)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
-def test_a_mutated_log_exits_0_or_2_without_a_traceback(
-    capsys, fuzz_lab, fmt: str
-) -> None:
+def test_a_mutated_log_exits_0_or_2_without_a_traceback(fuzz_lab, fmt: str) -> None:
     path: Path = fuzz_lab.root / f"fuzzed.{fmt}"
     valid = valid_log(fmt)
 
@@ -125,18 +122,12 @@ def test_a_mutated_log_exits_0_or_2_without_a_traceback(
     def run(mutations: list, command: str) -> None:
         path.write_bytes(mutate(valid, mutations))
         args = ["analyze", "exp"] if command == "analyze" else ["check"]
+        experiments = str(fuzz_lab.experiments_dir)
         start = time.perf_counter()
-        code = main(
-            [
-                *args,
-                "--events",
-                str(path),
-                "--experiments",
-                str(fuzz_lab.experiments_dir),
-            ]
+        code, _, err = run_cli(
+            *args, "--events", str(path), "--experiments", experiments
         )
         elapsed = time.perf_counter() - start
-        _, err = capsys.readouterr()
         assert code in (0, 2), err
         assert "Traceback" not in err
         assert not any(ord(ch) < 32 and ch != "\n" for ch in err), repr(err)

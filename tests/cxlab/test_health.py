@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from cxlab.cli import main
+from tests.conftest import run_cli
 
 
 @pytest.fixture
@@ -49,23 +49,13 @@ def health_lab(lab):
     return lab
 
 
-def check(capsys, lab, *args: str) -> tuple[int, str, str]:
-    code = main(
-        [
-            "check",
-            "--events",
-            str(lab.events_path),
-            "--experiments",
-            str(lab.experiments_dir),
-            *args,
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
+def check(lab, *args: str) -> tuple[int, str, str]:
+    events, experiments = str(lab.events_path), str(lab.experiments_dir)
+    return run_cli("check", "--events", events, "--experiments", experiments, *args)
 
 
-def test_check_json_reports_rows_users_and_events_by_type(capsys, health_lab) -> None:
-    code, out, err = check(capsys, health_lab, "--format", "json")
+def test_check_json_reports_rows_users_and_events_by_type(health_lab) -> None:
+    code, out, err = check(health_lab, "--format", "json")
     assert code == 0, err
     report = json.loads(out)
 
@@ -78,10 +68,8 @@ def test_check_json_reports_rows_users_and_events_by_type(capsys, health_lab) ->
     assert by_type == {"exposure": 6, "order": 2, "nps_response": 1, "page_view": 1}
 
 
-def test_check_json_reports_exposures_per_experiment_and_variant(
-    capsys, health_lab
-) -> None:
-    _, out, _ = check(capsys, health_lab, "--format", "json")
+def test_check_json_reports_exposures_per_experiment_and_variant(health_lab) -> None:
+    _, out, _ = check(health_lab, "--format", "json")
     (exp,) = json.loads(out)["experiments"]
 
     assert exp["experiment"] == "exp"
@@ -96,8 +84,8 @@ def test_check_json_reports_exposures_per_experiment_and_variant(
     assert variants == {"control": (2, 2, 1), "treatment": (3, 2, 1)}
 
 
-def test_check_json_counts_set_aside_rows_by_reason(capsys, health_lab) -> None:
-    _, out, _ = check(capsys, health_lab, "--format", "json")
+def test_check_json_counts_set_aside_rows_by_reason(health_lab) -> None:
+    _, out, _ = check(health_lab, "--format", "json")
     assert json.loads(out)["set_aside"] == {
         "exposure_rows_of_other_experiments": 1,
         "exposure_rows_outside_window": 1,
@@ -106,8 +94,8 @@ def test_check_json_counts_set_aside_rows_by_reason(capsys, health_lab) -> None:
     }
 
 
-def test_check_text_report_shows_the_same_figures(capsys, health_lab) -> None:
-    code, out, err = check(capsys, health_lab)
+def test_check_text_report_shows_the_same_figures(health_lab) -> None:
+    code, out, err = check(health_lab)
     assert code == 0, err
     assert str(health_lab.events_path) in out
     assert "rows: 10" in out
@@ -131,10 +119,10 @@ def test_check_text_report_shows_the_same_figures(capsys, health_lab) -> None:
     assert sum(line.strip().startswith("e.g.") for line in tail) == 5
 
 
-def test_check_of_a_bad_log_exits_2_naming_the_problem(capsys, health_lab) -> None:
+def test_check_of_a_bad_log_exits_2_naming_the_problem(health_lab) -> None:
     bad = health_lab.log([health_lab.event("soon", "a", "order", value=1)], "bad.csv")
     health_lab.events_path = bad
-    code, out, err = check(capsys, health_lab)
+    code, out, err = check(health_lab)
     assert code == 2
     assert out == ""
     assert str(bad) in err
@@ -166,7 +154,7 @@ def test_python_m_cxlab_check_runs_as_a_program(health_lab) -> None:
     assert json.loads(done.stdout)["rows"] == 10
 
 
-def test_a_row_set_aside_for_two_experiments_is_counted_once(capsys, lab) -> None:
+def test_a_row_set_aside_for_two_experiments_is_counted_once(lab) -> None:
     e = lab.event
     lab.events_path = lab.log(
         [
@@ -177,7 +165,7 @@ def test_a_row_set_aside_for_two_experiments_is_counted_once(capsys, lab) -> Non
     )
     lab.experiment()
     lab.experiment(id="other", variants=["green", "blue"])
-    code, out, err = check(capsys, lab, "--format", "json")
+    code, out, err = check(lab, "--format", "json")
     assert code == 0, err
     report = json.loads(out)
     assert [x["pre_exposure_events"] for x in report["experiments"]] == [1, 1]
@@ -185,7 +173,7 @@ def test_a_row_set_aside_for_two_experiments_is_counted_once(capsys, lab) -> Non
     assert report["set_aside"]["events_before_first_exposure"] == 1
 
 
-def test_check_with_no_experiment_configs_still_reports_the_log(capsys, lab) -> None:
+def test_check_with_no_experiment_configs_still_reports_the_log(lab) -> None:
     e = lab.event
     lab.events_path = lab.log(
         [
@@ -193,15 +181,15 @@ def test_check_with_no_experiment_configs_still_reports_the_log(capsys, lab) -> 
             e("2026-10-01T11:00:00Z", "a", "page_view"),
         ]
     )  # the folder holds only metrics.yaml
-    code, out, err = check(capsys, lab, "--format", "json")
+    code, out, err = check(lab, "--format", "json")
     assert "internal error" not in err
     assert code == 0
     report = json.loads(out)
     assert (report["rows"], report["users"], report["experiments"]) == (2, 1, [])
 
 
-def test_set_aside_rows_come_with_their_first_examples(capsys, health_lab):
-    code, out, _ = check(capsys, health_lab, "--format", "json")
+def test_set_aside_rows_come_with_their_first_examples(health_lab):
+    code, out, _ = check(health_lab, "--format", "json")
     assert code == 0
     examples = json.loads(out)["set_aside_examples"]
     # d's exposure on 10-07 is outside exp's window; e's exposure is to "ghost".

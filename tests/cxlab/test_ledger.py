@@ -15,10 +15,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
-from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiments
 from cxlab.events import resolve_source
 from cxlab.summaries import at_day, summarize
+from tests.conftest import cli
 from tests.cxlab.test_properties import logs
 
 
@@ -107,7 +107,7 @@ def test_an_exposure_before_the_window_does_not_take_the_users_first_place(
     assert ledger.set_aside["repeat_exposure"] == 1
 
 
-def test_check_json_reports_the_ledger_and_text_shows_it_adding_up(capsys, lab) -> None:
+def test_check_json_reports_the_ledger_and_text_shows_it_adding_up(lab) -> None:
     e = lambda *a, **k: event(lab, *a, **k)  # noqa: E731
     lab.experiment()
     path = lab.log(
@@ -118,16 +118,14 @@ def test_check_json_reports_the_ledger_and_text_shows_it_adding_up(capsys, lab) 
         ]
     )
     args = ["check", "--events", str(path), "--experiments", str(lab.experiments_dir)]
-    assert main([*args, "--format", "json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(cli(*args, "--format", "json"))
     assert report["ledger"]["rows"] == 3
     assert report["ledger"]["used"] == 2
     assert report["ledger"]["set_aside"]["user_never_exposed"] == 1
     assert sum(report["ledger"]["set_aside"].values()) == 1
     assert "set_aside" in report  # the earlier fields stay
 
-    assert main(args) == 0
-    text = capsys.readouterr().out
+    text = cli(*args)
     section = text.split("Ledger:")[1].split("Rows set aside")[0]
     assert "user_never_exposed" in section
     assert "total" in section

@@ -12,11 +12,11 @@ from statsmodels.stats.power import NormalIndPower
 
 from cxlab import charts, planning
 from cxlab.api import summarize_all
-from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.stats.power import sequential_power
+from tests.conftest import cli, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = load_catalog(ROOT / "experiments" / "metrics.yaml")
@@ -210,71 +210,40 @@ def test_latest_experiment_using_the_metric_is_picked() -> None:
 # --- the command line -------------------------------------------------------------
 
 
-def test_cli_plan_with_a_given_baseline_prints_json(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(
-        [
-            "plan",
-            "--metric",
-            "conversion",
-            "--experiments",
-            str(ROOT / "experiments"),
-            "--baseline",
-            "0.12",
-            "--daily-users",
-            "9000",
-            "--format",
-            "json",
-        ]
-    )
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
+def test_cli_plan_with_a_given_baseline_prints_json() -> None:
+    plan = ["plan", "--metric", "conversion", "--baseline", "0.12"]
+    plan += ["--daily-users", "9000", "--experiments", str(ROOT / "experiments")]
+    out = json.loads(cli(*plan, "--format", "json"))
     assert out["fixed"] == {"users_per_arm": 46_047, "total_users": 92_094, "days": 11}
     assert out["baseline"]["sd"] == pytest.approx(math.sqrt(VAR))
     assert out["sentence"].startswith("With 9,000 users a day you need 11 days")
     assert out["weeks"][0]["week"] == 1
 
 
-def test_cli_plan_takes_baseline_and_traffic_from_the_log(
-    tiny: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = main(
-        [
-            "plan",
-            "--metric",
-            "conversion",
-            "--events",
-            str(tiny / "log.csv"),
-            "--experiments",
-            str(tiny / "experiments"),
-            "--format",
-            "json",
-        ]
+def test_cli_plan_takes_baseline_and_traffic_from_the_log(tiny: Path) -> None:
+    plan = ["plan", "--metric", "conversion", "--events", str(tiny / "log.csv")]
+    out = json.loads(
+        cli(*plan, "--experiments", str(tiny / "experiments"), "--format", "json")
     )
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
     assert out["baseline"]["mean"] == pytest.approx(0.25)
     assert out["daily_users"] == pytest.approx(4.0)
     assert "tiny" in out["baseline"]["source"]
 
 
-def test_cli_plan_unknown_metric_exits_2_naming_it(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(
-        ["plan", "--metric", "nope", "--experiments", str(ROOT / "experiments")]
+def test_cli_plan_unknown_metric_exits_2_naming_it() -> None:
+    code, _, err = run_cli(
+        "plan", "--metric", "nope", "--experiments", str(ROOT / "experiments")
     )
     assert code == 2
-    assert "unknown metric 'nope'" in capsys.readouterr().err
+    assert "unknown metric 'nope'" in err
 
 
-def test_cli_plan_without_any_baseline_exits_2(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(["plan", "--metric", "nps", "--experiments", str(ROOT / "experiments")])
+def test_cli_plan_without_any_baseline_exits_2() -> None:
+    code, _, err = run_cli(
+        "plan", "--metric", "nps", "--experiments", str(ROOT / "experiments")
+    )
     assert code == 2
-    assert "no baseline for 'nps'" in capsys.readouterr().err
+    assert "no baseline for 'nps'" in err
 
 
 # --- refusals and feasibility -------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -25,16 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sql_check import every_bucket, write_folder
-from test_sql_engine import EXPERIMENTS, assert_equal_summaries, cli, logs, sql_ready
+from test_sql_engine import EXPERIMENTS, assert_equal_summaries, logs, sql_ready
 
-from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import NPS_RULE, RULES, resolve_source
@@ -49,17 +46,11 @@ from cxlab.sql.spark_engine import (
 )
 from cxlab.sql.values import UnsupportedMetricError
 from cxlab.summaries import summarize
+from tests.conftest import cli, run_cli
 
 spark_test = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
 CONNECT_STARTUP_S = 600  # a shared 2-core machine: starting Spark can take minutes
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def sql_metrics(lab_class, *, cuped: bool) -> list[str]:
@@ -105,7 +96,7 @@ def test_sql_rules_are_the_polars_rules() -> None:
 
 def test_tables_and_uris_are_refused_by_the_local_engines(tmp_path: Path) -> None:
     for engine in ("polars", "duckdb"):
-        code, _, err = run(
+        code, _, err = run_cli(
             "analyze",
             "--all",
             "--events",
@@ -158,7 +149,7 @@ def test_the_cli_names_an_unreachable_server_with_exit_code_2(lab) -> None:
     pytest.importorskip("pyspark")
     lab.experiment()
     url = f"sc://127.0.0.1:{free_port()}"
-    code, out, err = run(
+    code, out, err = run_cli(
         "analyze",
         "exp",
         "--experiments",
@@ -267,6 +258,29 @@ def test_a_catalog_table_gives_the_polars_summaries(spark, lab) -> None:
 
 
 @spark_test
+def test_check_on_a_catalog_table_equals_polars_on_the_same_rows(spark, lab) -> None:
+    """Every ledger bucket (test_sql_check.every_bucket) read as a catalog table.
+
+    The JSON is byte-identical to the polars engine's on the same rows as a file,
+    but for the two fields that name the source: ``source`` (the table, not the
+    file's path) and ``files`` (0: a table is read through the catalog, not from
+    files this process lists).
+    """
+    lab.experiment(secondary_metrics=["revenue", "conversion_2d"])
+    log = lab.log(every_bucket(lab), "events.parquet")
+    spark.read.parquet(str(log)).createOrReplaceTempView("cxlab_every_bucket")
+    args = ["check", "--format", "json", "--experiments", str(lab.experiments_dir)]
+    polars_json = cli(*args, "--events", str(log), "--engine", "polars")
+    assert json.loads(polars_json)["ledger"]["rows"] == 15
+    assert len(json.loads(polars_json)["ledger"]["examples"]) == 8
+    the_file = f'"source": "{log}",\n  "files": 1,\n'
+    the_table = '"source": "table:cxlab_every_bucket",\n  "files": 0,\n'
+    assert polars_json.startswith("{\n  " + the_file)
+    spark_json = cli(*args, "--events", "table:cxlab_every_bucket", "--engine", "spark")
+    assert spark_json == polars_json.replace(the_file, the_table, 1)
+
+
+@spark_test
 def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> None:
     rows = lab_rows(lab)
     rows[3]["value"] = "lots"
@@ -276,7 +290,7 @@ def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> N
         "cxlab_bad_events"
     )
     common = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
-    code, out, err = run(*common, "--events", "table:cxlab_bad_events")
+    code, out, err = run_cli(*common, "--events", "table:cxlab_bad_events")
     assert (code, out) == (2, "")
     assert err.startswith(
         "error: table:cxlab_bad_events: value is not a number: 1 row(s) "
@@ -288,7 +302,7 @@ def test_a_bad_row_of_a_table_is_named_with_its_column_and_rows(spark, lab) -> N
 @spark_test
 def test_a_missing_table_is_named(spark, lab) -> None:
     lab.experiment()
-    code, out, err = run(
+    code, out, err = run_cli(
         "analyze",
         "exp",
         "--experiments",
@@ -310,10 +324,10 @@ def test_a_bad_local_log_gets_the_polars_engines_error(spark, lab) -> None:
     log = lab.log(rows, "events.csv")
     common = ["analyze", "exp", "--experiments", str(lab.experiments_dir)]
     common += ["--events", str(log), "--engine"]
-    polars = run(*common, "polars")
+    polars = run_cli(*common, "polars")
     assert polars[0] == 2
     assert "value is not a number" in polars[2]
-    assert run(*common, "spark") == polars
+    assert run_cli(*common, "spark") == polars
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,14 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_sql_engine import EXPERIMENTS, METRICS, cli, logs
+from test_sql_engine import EXPERIMENTS, METRICS, logs
 
 from cxlab.events import resolve_source
 from cxlab.sample import write_sample
 from cxlab.sql.duckdb_engine import summarize_duckdb
 from cxlab.sql.engines import resolve_engine
 from cxlab.summaries import at_day
+from tests.conftest import cli
 
 SECOND = "exp2"  # a second experiment, 2026-09-29 .. 2026-10-06
 

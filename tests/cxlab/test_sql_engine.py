@@ -9,11 +9,9 @@ the other dialects is rendered and parsed back; the printed DuckDB SQL is run.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import shutil
 import tempfile
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import duckdb
@@ -23,7 +21,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxlab.cli import main
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
@@ -40,6 +37,7 @@ from cxlab.sql.reduction import (
 from cxlab.sql.tables import check_changes, summaries_from_changes
 from cxlab.sql.values import UnsupportedMetricError, sql_cuped, sql_values
 from cxlab.summaries import at_day, summarize
+from tests.conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -80,13 +78,6 @@ def assert_equal_summaries(left, right) -> None:
             assert ((a[c] - b[c]).abs().max() or 0.0) <= REL * scale, (name, c)
     assert left.health == right.health
     assert left.as_of == right.as_of
-
-
-def cli(*args: str) -> str:
-    out = io.StringIO()
-    with redirect_stdout(out):
-        assert main(list(args)) == 0
-    return out.getvalue()
 
 
 def sql_ready(experiments, catalog) -> list:
