@@ -3,13 +3,12 @@
 Bytes are flipped, inserted (control characters, quotes, separators, brackets, a
 byte-order mark, bytes that are never UTF-8, numbers out of range) and deleted.
 Whatever comes out, the CLI exits 0 (still a valid log) or 2 (a named error),
-never 1, never shows a traceback, and answers within a bounded time. The examples
-are derandomized: the same ones every run.
+never 1 and never shows a traceback. The examples are derandomized: the same ones
+every run. (Speed is measured in bench/, never asserted here.)
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 
 from tests.conftest import Lab, cli, run_cli
 
-SECONDS_PER_EXAMPLE = 10
 PALETTE = [
     b"\x00",
     b"\x1b[31m",
@@ -123,14 +121,11 @@ def test_a_mutated_log_exits_0_or_2_without_a_traceback(fuzz_lab, fmt: str) -> N
         path.write_bytes(mutate(valid, mutations))
         args = ["analyze", "exp"] if command == "analyze" else ["check"]
         experiments = str(fuzz_lab.experiments_dir)
-        start = time.perf_counter()
         code, _, err = run_cli(
             *args, "--events", str(path), "--experiments", experiments
         )
-        elapsed = time.perf_counter() - start
         assert code in (0, 2), err
         assert "Traceback" not in err
         assert not any(ord(ch) < 32 and ch != "\n" for ch in err), repr(err)
-        assert elapsed < SECONDS_PER_EXAMPLE
 
     run()

@@ -38,12 +38,8 @@ from cxlab.events import NPS_RULE, RULES, resolve_source
 from cxlab.sql import spark_engine
 from cxlab.sql.checks import sql_rules
 from cxlab.sql.reduction import build_reduction
-from cxlab.sql.spark_engine import (
-    SparkTarget,
-    spark_session,
-    spark_source,
-    summarize_spark,
-)
+from cxlab.sql.spark_engine import spark_session, spark_source, summarize_spark
+from cxlab.sql.target import SparkTarget
 from cxlab.sql.values import UnsupportedMetricError
 from cxlab.summaries import summarize
 from tests.conftest import cli, run_cli
