@@ -1,7 +1,7 @@
 """The first page imports only what it draws: a restarted server answers sooner.
 
 Importing SciPy's stats, integrate and optimize, statsmodels (and pandas with it),
-SQLGlot and the charts cost the first page about two seconds of server CPU before
+SQLGlot and the charts cost the first page 1.5-2 s of server CPU before
 they were imported where used (bench/RESULTS.md, page speed).
 """
 

@@ -16,7 +16,7 @@ def test_uncaught_exceptions_show_no_details_in_the_browser() -> None:
 
 
 def test_the_server_does_not_watch_its_own_code() -> None:
-    # Watching every imported module's file cost about a second of server CPU per
+    # Watching every imported module's file cost 0.3-0.5 s of server CPU per
     # page drawn (bench/RESULTS.md); a deployed server never reloads its code.
     server = tomllib.loads(CONFIG.read_text())["server"]
     assert server["fileWatcherType"] == "none"
