@@ -30,12 +30,27 @@ from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def read_folder(folder: str, configs: tuple[tuple[str, str], ...]) -> studio.Folder:
+    """The folder's configs, parsed once per content (``configs`` keys the cache)."""
+    return studio.read_folder(folder)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def checked_catalog(
+    text: str, folder: str, configs: tuple[tuple[str, str], ...]
+) -> Catalog | ConfigError:
+    """A catalog draft validated against the folder's experiments, once per content."""
+    return studio.validate_catalog_text(text, folder)
+
+
 st.title("Configs")
 folder = cache.experiments_folder()
 audit = editing.audit_file(folder, os.environ.get(editing.AUDIT_ENV))
 if flash := st.session_state.pop("configs_flash", None):
     st.success(flash)
-contents = studio.read_folder(folder)
+contents = read_folder(str(folder), cache.config_hashes(folder))
 for error in contents.errors:
     st.error(sources.scrub(error))
 if contents.catalog is None:
@@ -287,7 +302,7 @@ with exp_tab:
 with metric_tab:
     opened_catalog = ensure_open("metric", folder / CATALOG_FILE, "")
     m_text = st.session_state["configs_metric_text"]
-    m_checked = studio.validate_catalog_text(m_text, folder)
+    m_checked = checked_catalog(m_text, str(folder), cache.config_hashes(folder))
     if isinstance(m_checked, Catalog):
         st.session_state["configs_metric_valid"] = m_checked
     draft_catalog = st.session_state.get("configs_metric_valid", catalog)

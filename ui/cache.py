@@ -79,7 +79,8 @@ def ensure_sample() -> Path:
     return SAMPLE_EVENTS
 
 
-def _config_hashes(folder: Path) -> tuple[tuple[str, str], ...]:
+def config_hashes(folder: Path) -> tuple[tuple[str, str], ...]:
+    """(file, content hash) of every config in ``folder``: what a cache keys on."""
     import hashlib
 
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
@@ -108,7 +109,7 @@ def workspace() -> Workspace:
         events=events,
         fingerprint=source.fingerprint,
         experiments_dir=str(folder),
-        configs=_config_hashes(folder),
+        configs=config_hashes(folder),
         as_of=st.session_state.get(AS_OF_KEY),
         engine=engine,
         spark_url=choice.spark_url if engine == "spark" else "",
