@@ -200,9 +200,11 @@ def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> 
 with browse:
     st.subheader("Experiments")
     st.caption(f"Folder: {sources.shown(folder)}")
-    st.dataframe(studio.experiments_table(contents.experiments), hide_index=True)
+    st.dataframe(
+        studio.experiments_table(contents.experiments).to_arrow(), hide_index=True
+    )
     st.subheader("Metric catalog")
-    st.dataframe(studio.catalog_table(catalog), hide_index=True)
+    st.dataframe(studio.catalog_table(catalog).to_arrow(), hide_index=True)
 
 with exp_tab:
     by_id = {e.id: e for e in contents.experiments}
@@ -291,7 +293,7 @@ with exp_tab:
                     ws.engine,
                     ws.spark_url,
                 )
-                st.dataframe(studio.preview_table(result), hide_index=True)
+                st.dataframe(studio.preview_table(result).to_arrow(), hide_index=True)
                 st.caption(f"Recommendation now: {result.recommendation.reason}")
             except InputError as exc:
                 st.error(sources.scrub(str(exc)))

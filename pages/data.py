@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
@@ -17,6 +18,8 @@ from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 
+# Tables go to st.dataframe as Arrow: Streamlit serialises Arrow as it is, but a
+# Polars frame through pandas, which was 40 % of this page's rerun (py-spy).
 SOURCES = ("Bundled sample", "Path or glob on the server", "Upload a file")
 ENGINE_HELP = (
     "Where the log is reduced to the per-variant sums the statistics read: Polars "
@@ -43,6 +46,12 @@ def show_error(exc: InputError) -> None:
 def _escaped(column: pl.Series) -> pl.Series:
     """Text cells with control characters escaped (they come from the log)."""
     return pl.Series(column.name, [None if v is None else printable(v) for v in column])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def per_day_figure(events: str, fingerprint: tuple) -> go.Figure:
+    """The events-per-day chart, drawn once per log (``fingerprint`` keys it)."""
+    return charts.events_per_day_chart(cache.load_events_per_day(events, fingerprint))
 
 
 def use_sample() -> None:
@@ -179,7 +188,8 @@ with st.expander("Column mapping", expanded=failure is not None):
     snippet = studio.columns_yaml(mapping)
     st.code(snippet or "# the log already uses the contract's names", language="yaml")
     st.dataframe(
-        pl.DataFrame(columns, schema=["column", "type"], orient="row"), hide_index=True
+        pl.DataFrame(columns, schema=["column", "type"], orient="row").to_arrow(),
+        hide_index=True,
     )
 if report is None:
     st.stop()
@@ -197,10 +207,9 @@ if report.first_event and report.last_event:
 
 st.subheader("Events by type")
 left, right = st.columns([1, 2])
-left.dataframe(report.events_by_type, hide_index=True)
+left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
-    per_day = cache.load_events_per_day(ws.events, ws.fingerprint)
-    right.plotly_chart(charts.events_per_day_chart(per_day), key="data_per_day")
+    right.plotly_chart(per_day_figure(ws.events, ws.fingerprint), key="data_per_day")
 except InputError as exc:
     show_error(exc)
 
@@ -212,12 +221,12 @@ for exp in report.experiments:
         f"rows outside the window, {exp.pre_exposure_events:,} pre-exposure events"
     )
     with st.expander(title):
-        st.dataframe(exp.by_variant, hide_index=True)
+        st.dataframe(exp.by_variant.to_arrow(), hide_index=True)
 
 if report.ledger is not None:
     st.subheader("Ledger: every row of the log in one bucket")
     st.dataframe(
-        ledger_table(report.ledger),
+        ledger_table(report.ledger).to_arrow(),
         hide_index=True,
         column_config={"share": st.column_config.NumberColumn(format="percent")},
         key="data_ledger",
@@ -226,7 +235,9 @@ if report.ledger is not None:
         if report.ledger.set_aside.get(reason) and examples.height:
             with st.expander(f"Examples: {reason}"):
                 st.dataframe(
-                    examples.with_columns(pl.col(pl.String).map_batches(_escaped)),
+                    examples.with_columns(
+                        pl.col(pl.String).map_batches(_escaped)
+                    ).to_arrow(),
                     hide_index=True,
                 )
 
@@ -238,8 +249,8 @@ set_aside = pl.DataFrame(
     },
     schema={"reason": pl.String, "rows": pl.Int64},
 )
-st.dataframe(set_aside, hide_index=True)
+st.dataframe(set_aside.to_arrow(), hide_index=True)
 for key, examples in report.set_aside_examples.items():
     if report.set_aside.get(key) and examples.height:
         with st.expander(f"First examples: {SET_ASIDE_LABELS.get(key, key)}"):
-            st.dataframe(examples, hide_index=True)
+            st.dataframe(examples.to_arrow(), hide_index=True)

@@ -154,7 +154,7 @@ if plan.weeks:
     st.subheader("The MDE reached after each week")
     left, right = st.columns([2, 3])
     left.dataframe(
-        planning.weeks_table(plan),
+        planning.weeks_table(plan).to_arrow(),  # Arrow: no pandas round trip
         hide_index=True,
         column_config={
             "fixed_mde": st.column_config.NumberColumn("fixed MDE", format="percent"),

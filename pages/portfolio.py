@@ -106,7 +106,7 @@ if not shown:
     st.stop()
 
 labels = [states[str(row["id"])].label for row in shown]
-st.table(pl.DataFrame(portfolio.executive_rows(shown)), hide_index=True)
+st.table(pl.DataFrame(portfolio.executive_rows(shown)).to_arrow(), hide_index=True)
 st.caption(
     "Each name opens the experiment's results page; the link is shareable. Effect and "
     "interval are those of the decision method in force (NPS in points); experiments "
@@ -117,7 +117,7 @@ st.caption(
 )
 with st.expander("Details: owner, tags, data, why and decision notes"):
     st.dataframe(
-        pl.DataFrame(shown).with_columns(state=pl.Series(labels)),
+        pl.DataFrame(shown).with_columns(state=pl.Series(labels)).to_arrow(),
         hide_index=True,
         key="portfolio_table",
         column_order=[

@@ -153,7 +153,7 @@ forest = cache.figure(
 )
 st.plotly_chart(forest, key="forest")
 with st.expander("Details: every method, raw p-values and expected loss"):
-    st.dataframe(charts.details_frame(result, scale), hide_index=True)
+    st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
     st.caption(
         "Expected loss: the lift given up, on average, if the treatment is shipped "
         "and is in fact worse (relative scale). P-values are adjusted with "
@@ -245,7 +245,7 @@ if is_nps and tabs["NPS answers"].open:
     nps_tab = tabs["NPS answers"]
     nps_tab.plotly_chart(split, key="nps_split")
     nps_tab.dataframe(
-        charts.nps_response_frame(result, metric_id),
+        charts.nps_response_frame(result, metric_id).to_arrow(),
         hide_index=True,
         column_config={
             "response rate": st.column_config.NumberColumn(format="percent"),
@@ -263,12 +263,12 @@ if is_nps and tabs["NPS answers"].open:
         for column, voice in zip(nps_tab.columns(len(voices)), voices, strict=True):
             column.text(voice.variant)
             column.dataframe(
-                verbatims.comment_frame(voice),
+                verbatims.comment_frame(voice).to_arrow(),
                 hide_index=True,
                 key=f"said_{voice.variant}",
             )
             column.dataframe(
-                verbatims.distinct_frame(voice),
+                verbatims.distinct_frame(voice).to_arrow(),
                 hide_index=True,
                 column_config={"z": st.column_config.NumberColumn(format="%.2f")},
                 key=f"words_{voice.variant}",
@@ -357,7 +357,7 @@ if exp.dimensions and detail is None:
     figures.append(seg_fig)
     st.plotly_chart(seg_fig, key="segments")
     with st.expander("Segment table"):
-        st.dataframe(seg, hide_index=True)
+        st.dataframe(seg.to_arrow(), hide_index=True)
 
 st.subheader("Exposures")
 exposures = cache.figure(
