@@ -149,6 +149,13 @@ def test_nps_tab_shows_the_split_and_response_rate_per_arm(
         "passives (7-8)",
         "promoters (9-10)",
     ]
+    # a metric without that tab: the first tab opens, nothing fails
+    at.selectbox(key="results_metric_proactive-shipping-email").select(
+        "contacts_per_order"
+    ).run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["Lift over time", "Per arm", "Posterior"]
+    assert figure(at, "lift")["data"]
 
 
 def test_choosing_another_experiment_updates_the_shareable_url(timeout: int) -> None:
