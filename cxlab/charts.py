@@ -1,24 +1,25 @@
-"""Pure builders of what the pages show: Plotly figures and display tables.
+"""Pure builders of what the pages show: Vega-Lite charts and display tables.
 
 Every function takes engine results (:mod:`cxlab.analysis`, :mod:`cxlab.summaries`
-tables) and returns a ``go.Figure`` or a small Polars frame; nothing here imports
-Streamlit, so tests assert on ``fig.data`` directly. Colours follow the metric's good
-direction: a significant change in the good direction is green, in the bad direction
-red, anything else grey (and everything grey when the experiment's traffic split is
+tables) and returns a chart, a Vega-Lite specification whose data rows carry the
+engine's numbers (https://vega.github.io/vega-lite/docs/spec.html), or a small
+Polars frame; nothing here imports Streamlit, so tests assert on a chart's
+``data["values"]`` directly. Colours follow the metric's good direction: a
+significant change in the good direction is green, in the bad direction red,
+anything else grey (and everything grey when the experiment's traffic split is
 broken, because then no result can be trusted).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import plotly.graph_objects as go
-import plotly.io as pio
 import polars as pl
-from plotly.subplots import make_subplots
 
 from cxlab.analysis import ExperimentResult, MetricResult
 from cxlab.config import MetricDef
@@ -38,22 +39,34 @@ from cxlab.stats.aggregates import NpsStats
 from cxlab.stats.bayesian import BayesianResult
 from cxlab.stats.survival import SurvivalStats, survival_band
 
+Chart = dict[str, Any]
+"""A Vega-Lite specification: what ``st.vega_lite_chart`` draws."""
+
 GOOD = "#1a9850"
 BAD = "#d73027"
 NEUTRAL = "#8c8c8c"
 MUTED = "#c8c8c8"
+INK = "#1f2d3d"
+ZERO = "#444444"
 ARM_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756")
-SEQUENTIAL_BAND = "rgba(76, 120, 168, 0.15)"
-FIXED_BAND = "rgba(245, 133, 24, 0.25)"
-# Every figure's look comes from Plotly's default template: applied when a figure
-# is serialised, it skips the validation that an explicit ``template=`` costs
-# (about 7 ms per figure, more than the rest of a small figure).
-pio.templates.default = "plotly_white"
-LAYOUT = {
-    "margin": {"l": 10, "r": 10, "t": 86, "b": 10},
-    "font": {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13},
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0},
+SEQUENTIAL_NAME = "sequential CI (valid at every look)"
+FIXED_NAME = "fixed CI (valid once, at the end)"
+# Streamlit 1.67 draws Vega-Lite 6; exports render with the same major version.
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
+CONFIG: Chart = {
+    "font": "Inter, Segoe UI, Helvetica, Arial, sans-serif",
+    "title": {"anchor": "start", "fontSize": 15, "fontWeight": 600, "offset": 12},
+    "axis": {
+        "labelFontSize": 12,
+        "labelLimit": 320,
+        "titleFontSize": 13,
+        "gridColor": "#ececec",
+    },
+    "axisQuantitative": {"tickCount": 6},
+    "legend": {"orient": "top", "labelFontSize": 12, "labelLimit": 320},
+    "view": {"stroke": None},
 }
+EXPORT_WIDTH = 1000
 # Plain Unicode (no emoji): every browser font has these; cell_style colours them.
 BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
 AMBER = "#b7791f"
@@ -282,26 +295,110 @@ def _nps_arms(result: ExperimentResult, metric_id: str) -> list[tuple[str, NpsSt
 # --- figures --------------------------------------------------------------------------
 
 
-def _finite(x: float) -> float | None:
+def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def _layout(fig: go.Figure, title: str, **extra: object) -> go.Figure:
-    fig.update_layout(
-        **LAYOUT,
-        title={
-            "text": title,
-            "x": 0,
-            "xref": "paper",
-            "y": 1,
-            "yref": "container",
-            "yanchor": "top",
-            "pad": {"t": 12},
-            "font": {"size": 15},
+def _chart(
+    title: str, rows: Sequence[Mapping[str, object]], height: object, **body: object
+) -> Chart:
+    """A whole chart: its title, its data rows, its size and the shared look."""
+    return {
+        "$schema": SCHEMA,
+        "title": title,
+        "data": {"values": list(rows)},
+        "width": "container",
+        "height": height,
+        "config": CONFIG,
+        **body,
+    }
+
+
+def _zero(channel: str) -> Chart:
+    """A thin line at 0 on ``channel`` (``x`` or ``y``): no change."""
+    return {
+        "data": {"values": [{}]},
+        "mark": {"type": "rule", "color": ZERO, "strokeWidth": 1},
+        "encoding": {channel: {"datum": 0}},
+    }
+
+
+def _legend(names: Sequence[str], colours: Sequence[str]) -> Chart:
+    """A colour scale giving each name its colour, in this order."""
+    return {"domain": list(names), "range": list(colours)}
+
+
+def _arm_colours(n: int) -> list[str]:
+    return [ARM_COLOURS[i % len(ARM_COLOURS)] for i in range(n)]
+
+
+def _whiskers(
+    along: str,
+    measure: Chart,
+    across: Chart,
+    colour: Chart,
+    tooltip: Sequence[Chart],
+    *,
+    shape: str = "circle",
+) -> list[Chart]:
+    """Per row, a rule from ``low`` to ``high`` and a point at ``value``.
+
+    ``along`` is the measure's channel (``x`` or ``y``); ``measure`` its encoding
+    (type, axis, scale) without the field, ``across`` the other channel's.
+    """
+    other = "y" if along == "x" else "x"
+    shared = {other: across, "color": colour, "tooltip": list(tooltip)}
+    return [
+        {
+            "mark": {"type": "rule", "strokeWidth": 2.5},
+            "encoding": {
+                along: {**measure, "field": "low"},
+                f"{along}2": {"field": "high"},
+                **shared,
+            },
         },
-    )
-    fig.update_layout(**extra)
-    return fig
+        {
+            "mark": {"type": "point", "filled": True, "size": 110, "shape": shape},
+            "encoding": {along: {**measure, "field": "value"}, **shared},
+        },
+    ]
+
+
+def _measure(
+    title: str, fmt: str | None, domain: Sequence[float] | None = None
+) -> Chart:
+    """A quantitative axis: its title, d3 tick format and (optional) fixed range."""
+    out: Chart = {"type": "quantitative", "title": title}
+    if fmt:
+        out["axis"] = {"format": fmt}
+    if domain is not None:
+        out["scale"] = {"domain": list(domain), "zero": False}
+    return out
+
+
+DAY: Chart = {
+    "field": "day",
+    "type": "temporal",
+    "scale": {"type": "utc"},
+    "axis": {"format": "%d %b", "title": None},
+}
+
+
+DAY_TIP: Chart = {
+    "field": "day",
+    "type": "temporal",
+    "timeUnit": "utcyearmonthdate",
+    "title": "day",
+    "format": "%d %b %Y",
+}
+
+
+def _day(day: dt.date) -> str:
+    return day.isoformat()
+
+
+def _percent(x: float | None) -> str:
+    return "—" if _finite(x) is None else f"{x * 100:+.1f}%".replace("-", "−")
 
 
 def _row_label(result: ExperimentResult, row: MetricResult) -> str:
@@ -311,16 +408,24 @@ def _row_label(result: ExperimentResult, row: MetricResult) -> str:
     return label
 
 
+END = ("value", "low", "high")  # what an interval's axis must show
+FOREST_NAMES = {
+    "win": "significant, good direction",
+    "loss": "significant, bad direction",
+    "inconclusive": "not significant",
+}
+
+
 def delta_forest(
     result: ExperimentResult, method: Method, *, greyed: bool | None = None
-) -> go.Figure:
+) -> Chart:
     """Every scorecard row's estimate with the method's interval.
 
     Relative lifts share one axis; metrics read in points (NPS) get a panel of
-    their own below, in points. One scatter trace per (panel, verdict), points at
-    the call's estimate with asymmetric error bars to its interval, rows in
-    scorecard order (Primary at the top). Each row's interval is at its own level
-    (after the correction), as in the scorecard.
+    their own below, in points. One data row per scorecard row, in scorecard order
+    (Primary at the top): ``value``, ``low``, ``high`` are the call's estimate and
+    interval, each at its own level (after the correction), as in the scorecard;
+    ``verdict`` names its colour.
 
     Args:
         result: the analysed experiment.
@@ -328,100 +433,74 @@ def delta_forest(
         greyed: draw everything muted; default when the SRM check fails.
 
     Returns:
-        The figure.
+        The chart.
     """
     if greyed is None:
         greyed = not result.srm.ok
-    rows = _scorecard_order(result)
-    panels = [
-        [r for r in rows if not in_points(r.metric)],
-        [r for r in rows if in_points(r.metric)],
-    ]
-    panels = [p for p in panels if p]
-    rows_px = [44 * len(p) + 30 for p in panels]  # rows plus the x-axis labels
-    gap_px = 70  # room for the upper panel's axis title
-    height = max(220, 96 + sum(rows_px) + gap_px * (len(panels) - 1))
-    fig = make_subplots(
-        rows=len(panels),
-        cols=1,
-        row_heights=[h / sum(rows_px) for h in rows_px],
-        vertical_spacing=gap_px / (height - 96) if len(panels) > 1 else 0.0,
-    )
-    names = {
-        "win": "significant, good direction",
-        "loss": "significant, bad direction",
-        "inconclusive": "not significant",
+    prefix = "untrusted: " if greyed else ""
+    rows = []
+    for r in _scorecard_order(result):
+        call = r.calls[method]
+        scale: Scale = "abs" if in_points(r.metric) else "rel"
+        value = call_delta(r, call, scale)
+        low, high = call_ci(r, call, scale)
+        rows.append(
+            {
+                "panel": "points" if scale == "abs" else "relative lift",
+                "label": _row_label(result, r),
+                "verdict": prefix + FOREST_NAMES[call.verdict],
+                "value": _finite(value),
+                "low": _finite(low),
+                "high": _finite(high),
+                "estimate": format_delta(r.metric, value, scale),
+                "interval": f"{level_text(call)} {ci_text(r, call, scale)}",
+            }
+        )
+    names = [prefix + name for name in FOREST_NAMES.values()]
+    colours = [verdict_colour(v, greyed=greyed) for v in FOREST_NAMES]
+    colour = {
+        "field": "verdict",
+        "type": "nominal",
+        "scale": _legend(names, colours),
+        "title": None,
     }
-    shown: set[str] = set()
-    for i, panel in enumerate(panels, start=1):
-        points = in_points(panel[0].metric)
-        labels = [_row_label(result, r) for r in panel]
-        for verdict in ("win", "loss", "inconclusive"):
-            picked = [
-                (label, r.calls[method])
-                for label, r in zip(labels, panel, strict=True)
-                if r.calls[method].verdict == verdict
-            ]
-            if picked:
-                fig.add_trace(
-                    _forest_trace(picked, verdict, names, greyed, points, shown),
-                    row=i,
-                    col=1,
-                )
-                shown.add(verdict)
-        fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=i, col=1)
-        fig.update_yaxes(
-            categoryorder="array", categoryarray=labels[::-1], row=i, col=1
+    tooltip = [
+        {"field": "label", "title": "metric"},
+        {"field": "estimate"},
+        {"field": "interval"},
+    ]
+    panels = []
+    for panel in ("relative lift", "points"):
+        labels = [row["label"] for row in rows if row["panel"] == panel]
+        if not labels:
+            continue
+        across = {"field": "label", "type": "nominal", "sort": labels, "title": None}
+        ends = [row[k] for row in rows if row["panel"] == panel for k in END]
+        measure = _measure(
+            panel,
+            "+.0%" if panel == "relative lift" else None,
+            _settled_range(ends, share=0),
         )
-        fig.update_xaxes(
-            tickformat=None if points else "+.0%",
-            zeroline=False,
-            title="points" if points else "relative lift",
-            row=i,
-            col=1,
+        panels.append(
+            {
+                "width": "container",
+                "height": {"step": 40},
+                "transform": [{"filter": {"field": "panel", "equal": panel}}],
+                "layer": [
+                    _zero("x"),
+                    *_whiskers("x", measure, across, colour, tooltip, shape="diamond"),
+                ],
+            }
         )
-    return _layout(
-        fig,
+    chart = _chart(
         f"Estimates vs control with {method} intervals (each at its level)",
-        height=height,
+        rows,
+        "container",
+        vconcat=panels,
+        spacing=24,
     )
-
-
-def _forest_trace(
-    picked: list[tuple[str, Call]],
-    verdict: str,
-    names: dict[str, str],
-    greyed: bool,
-    points: bool,
-    shown: set[str],
-) -> go.Scatter:
-    colour = verdict_colour(verdict, greyed=greyed)
-    x = [c.abs_delta if points else c.rel_delta for _, c in picked]
-    ci = [c.abs_ci if points else c.rel_ci for _, c in picked]
-    fmt = "+.1f" if points else "+.1%"
-    return go.Scatter(
-        x=x,
-        y=[label for label, _ in picked],
-        mode="markers",
-        name=f"untrusted: {names[verdict]}" if greyed else names[verdict],
-        showlegend=verdict not in shown,
-        legendgroup=verdict,
-        marker={"color": colour, "size": 11, "symbol": "diamond"},
-        error_x={
-            "type": "data",
-            "symmetric": False,
-            "array": [_finite(hi - v) for v, (_, hi) in zip(x, ci, strict=True)],
-            "arrayminus": [_finite(v - lo) for v, (lo, _) in zip(x, ci, strict=True)],
-            "color": colour,
-            "thickness": 2.5,
-            "width": 6,
-        },
-        customdata=[
-            [lo, hi, level_text(c)] for (_, c), (lo, hi) in zip(picked, ci, strict=True)
-        ],
-        hovertemplate=f"%{{y}}<br>estimate %{{x:{fmt}}}<br>%{{customdata[2]}} "
-        f"[%{{customdata[0]:{fmt}}}, %{{customdata[1]:{fmt}}}]<extra></extra>",
-    )
+    del chart["width"], chart["height"]
+    return chart
 
 
 def cumulative_lift(
@@ -429,7 +508,7 @@ def cumulative_lift(
     metric_id: str,
     variant: str | None = None,
     scale: Scale = "rel",
-) -> go.Figure:
+) -> Chart:
     """The estimate as of each day, with the sequential and fixed intervals.
 
     Each day's estimate and intervals are that day's calls (:mod:`cxlab.decision`),
@@ -442,11 +521,11 @@ def cumulative_lift(
         scale: relative (%) or absolute; NPS is always in points.
 
     Returns:
-        The figure: the sequential band (valid at every look), the fixed band (valid
-        only once, at the planned end) and the estimate's line.
+        The chart: one row per day with ``lift``, ``seq_low``/``seq_high`` (the
+        sequential interval, valid at every look) and ``fixed_low``/``fixed_high``
+        (valid only once, at the planned end).
     """
-    days: list[dt.date] = []
-    lift, seq_lo, seq_hi, fix_lo, fix_hi = [], [], [], [], []
+    rows: list[dict[str, object]] = []
     metric: MetricDef | None = None
     for res in history:
         try:
@@ -455,72 +534,74 @@ def cumulative_lift(
             continue
         metric = row.metric
         seq, fix = row.calls["sequential"], row.calls["fixed"]
-        days.append(res.as_of)
-        lift.append(_finite(call_delta(row, seq, scale)))
-        for out, value in zip(
-            (seq_lo, seq_hi, fix_lo, fix_hi),
-            (*call_ci(row, seq, scale), *call_ci(row, fix, scale)),
-            strict=True,
-        ):
-            out.append(_finite(value))
+        lift = call_delta(row, seq, scale)
+        (seq_low, seq_high), (fixed_low, fixed_high) = (
+            call_ci(row, seq, scale),
+            call_ci(row, fix, scale),
+        )
+        rows.append(
+            {
+                "day": _day(res.as_of),
+                "lift": _finite(lift),
+                "seq_low": _finite(seq_low),
+                "seq_high": _finite(seq_high),
+                "fixed_low": _finite(fixed_low),
+                "fixed_high": _finite(fixed_high),
+                "estimate": format_delta(metric, lift, scale),
+            }
+        )
     shown = shown_scale(metric, scale) if metric is not None else scale
-    fig = go.Figure()
-    for lo, hi, colour, name in (
-        (seq_lo, seq_hi, SEQUENTIAL_BAND, "sequential CI (valid at every look)"),
-        (fix_lo, fix_hi, FIXED_BAND, "fixed CI (valid once, at the end)"),
-    ):
-        fig.add_trace(
-            go.Scatter(
-                x=days,
-                y=lo,
-                mode="lines",
-                line={"width": 0},
-                showlegend=False,
-                hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=days,
-                y=hi,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=colour,
-                name=name,
-                hoverinfo="skip",
-            )
-        )
-    fmt = _axis_format(metric, shown)
-    fig.add_trace(
-        go.Scatter(
-            x=days,
-            y=lift,
-            mode="lines",
-            name="relative lift" if shown == "rel" else "difference",
-            line={"color": "#1f2d3d", "width": 2.5},
-            hovertemplate=f"%{{x|%b %d}}: %{{y:{fmt or '+.4g'}}}<extra></extra>",
-        )
-    )
-    fig.add_hline(y=0, line={"color": "#444", "width": 1})
     unit = "points" if metric is not None and in_points(metric) else "difference"
-    return _layout(
-        fig,
+    title = "lift vs control" if shown == "rel" else f"{unit} vs control"
+    columns = ("lift", "fixed_low", "fixed_high", "seq_low", "seq_high")
+    domain = _settled_range(*([r[c] for r in rows] for c in columns))
+    measure = _measure(title, _axis_format(metric, shown), domain)
+    line = "relative lift" if shown == "rel" else "difference"
+    names = [SEQUENTIAL_NAME, FIXED_NAME, line]
+    colour = {"scale": _legend(names, [ARM_COLOURS[0], ARM_COLOURS[1], INK])}
+    bands = [
+        {
+            "mark": {"type": "area", "opacity": opacity, "clip": True},
+            "encoding": {
+                "x": DAY,
+                "y": {**measure, "field": low},
+                "y2": {"field": high},
+                "color": {**colour, "datum": name},
+            },
+        }
+        for name, low, high, opacity in (
+            (SEQUENTIAL_NAME, "seq_low", "seq_high", 0.15),
+            (FIXED_NAME, "fixed_low", "fixed_high", 0.25),
+        )
+    ]
+    return _chart(
         "Cumulative relative lift" if shown == "rel" else "Cumulative difference",
-        yaxis={
-            "tickformat": fmt,
-            "title": "lift vs control" if shown == "rel" else f"{unit} vs control",
-            "range": _settled_range(lift, fix_lo, fix_hi, seq_lo, seq_hi),
-        },
-        height=360,
+        rows,
+        280,
+        layer=[
+            *bands,
+            _zero("y"),
+            {
+                "mark": {"type": "line", "strokeWidth": 2.5, "clip": True},
+                "encoding": {
+                    "x": DAY,
+                    "y": {**measure, "field": "lift"},
+                    "color": {**colour, "datum": line},
+                    "tooltip": [
+                        {**DAY_TIP, "title": "as of"},
+                        {"field": "estimate"},
+                    ],
+                },
+            },
+        ],
     )
 
 
-def novelty_lifts(check: NoveltyCheck, scale: Scale = "rel") -> go.Figure:
+def novelty_lifts(check: NoveltyCheck, scale: Scale = "rel") -> Chart:
     """Does the effect fade? The lift per bucket of days since first exposure.
 
     Each point is the bucket's estimate with its fixed-horizon interval at the
-    experiment's alpha, uncorrected (:mod:`cxlab.novelty`); the hover names the
+    experiment's alpha, uncorrected (:mod:`cxlab.novelty`); the tooltip names the
     users of each arm in the bucket. NPS is in points.
 
     Args:
@@ -528,65 +609,60 @@ def novelty_lifts(check: NoveltyCheck, scale: Scale = "rel") -> go.Figure:
         scale: relative (%) or absolute; NPS is always in points.
 
     Returns:
-        Points with error bars, one per bucket, youngest first.
+        One row per bucket, youngest first: ``value``, ``low``, ``high``.
     """
     metric = check.metric
     shown = shown_scale(metric, scale)
-    labels, values, above, below, hover = [], [], [], [], []
+    rows = []
     for bucket in check.buckets:
         fixed = bucket.fixed
         value = fixed.rel_delta if shown == "rel" else fixed.abs_delta
-        lo, hi = fixed.rel_ci if shown == "rel" else fixed.abs_ci
-        bounded = _finite(value) is not None and _finite(lo) is not None
-        labels.append(bucket.label)
-        values.append(_finite(value))
-        above.append(hi - value if bounded else None)
-        below.append(value - lo if bounded else None)
+        low, high = fixed.rel_ci if shown == "rel" else fixed.abs_ci
+        bounded = _finite(value) is not None and _finite(low) is not None
         interval = (
-            f" [{format_delta(metric, lo, scale)}, {format_delta(metric, hi, scale)}]"
+            f"[{format_delta(metric, low, scale)}, {format_delta(metric, high, scale)}]"
             if bounded
-            else " (no interval)"
+            else "no interval"
         )
-        hover.append(
-            f"{bucket.label}: {format_delta(metric, value, scale)}{interval}<br>"
-            f"users: control {bucket.control_n:,} · {check.variant} "
-            f"{bucket.treatment_n:,}"
+        rows.append(
+            {
+                "bucket": bucket.label,
+                "value": _finite(value),
+                "low": _finite(low) if bounded else None,
+                "high": _finite(high) if bounded else None,
+                "estimate": f"{format_delta(metric, value, scale)} {interval}",
+                "users": f"control {bucket.control_n:,} · {check.variant} "
+                f"{bucket.treatment_n:,}",
+            }
         )
-    fig = go.Figure(
-        go.Scatter(
-            x=labels,
-            y=values,
-            mode="markers",
-            marker={"size": 11, "color": "#1f2d3d"},
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": above,
-                "arrayminus": below,
-                "thickness": 2,
-            },
-            hovertext=hover,
-            hovertemplate="%{hovertext}<extra></extra>",
-            name=check.variant,
-        )
-    )
-    fig.add_hline(y=0, line={"color": "#444", "width": 1})
     unit = "points" if in_points(metric) else "difference"
-    return _layout(
-        fig,
+    measure = _measure(
+        "lift vs control" if shown == "rel" else f"{unit} vs control",
+        _axis_format(metric, shown),
+        _settled_range([r[k] for r in rows for k in END], share=0),
+    )
+    across = {
+        "field": "bucket",
+        "type": "ordinal",
+        "sort": [r["bucket"] for r in rows],
+        "title": "days since the user's first exposure",
+        "axis": {"labelAngle": 0},
+    }
+    tooltip = [
+        {"field": "bucket", "title": "days"},
+        {"field": "estimate"},
+        {"field": "users"},
+    ]
+    return _chart(
         "Does the effect fade?",
-        xaxis={"title": "days since the user's first exposure", "type": "category"},
-        yaxis={
-            "tickformat": _axis_format(metric, shown),
-            "title": "lift vs control" if shown == "rel" else f"{unit} vs control",
-        },
-        height=340,
-        showlegend=False,
+        rows,
+        260,
+        layer=[_zero("y"), *_whiskers("y", measure, across, {"value": INK}, tooltip)],
     )
 
 
 def _axis_format(metric: MetricDef | None, scale: Scale) -> str | None:
-    """Plotly tick format of a delta axis: %, percentage points, or plain."""
+    """d3 tick format of a delta axis: %, percentage points, or plain."""
     if scale == "rel":
         return "+.0%"
     if metric is not None and not in_points(metric):
@@ -611,47 +687,55 @@ def _settled_range(
     return [lo - pad, hi + pad]
 
 
-def arm_values_over_time(
-    history: Sequence[ExperimentResult], metric_id: str
-) -> go.Figure:
-    """The metric's cumulative value per arm as of each day."""
-    series: dict[str, tuple[list[dt.date], list[float | None]]] = {}
+def arm_values_over_time(history: Sequence[ExperimentResult], metric_id: str) -> Chart:
+    """The metric's cumulative value per arm as of each day.
+
+    Returns:
+        One row per (day, arm): ``day``, ``arm``, ``value``.
+    """
+    rows = []
+    arms: list[str] = []
     metric: MetricDef | None = None
     for res in history:
-        rows = [r for r in res.results if r.metric.id == metric_id]
-        if not rows:
+        results = [r for r in res.results if r.metric.id == metric_id]
+        if not results:
             continue
-        metric = rows[0].metric
-        arms = [(res.experiment.control, rows[0].control.value)]
-        arms += [(r.variant, r.treatment.value) for r in rows]
-        for name, value in arms:
-            days, values = series.setdefault(name, ([], []))
-            days.append(res.as_of)
-            values.append(_finite(value))
-    fig = go.Figure()
-    for i, (name, (days, values)) in enumerate(series.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=days,
-                y=values,
-                mode="lines",
-                name=name,
-                line={"color": ARM_COLOURS[i % len(ARM_COLOURS)], "width": 2},
-            )
-        )
-    tickformat = None
+        metric = results[0].metric
+        values = [(res.experiment.control, results[0].control.value)]
+        values += [(r.variant, r.treatment.value) for r in results]
+        for arm, value in values:
+            if arm not in arms:
+                arms.append(arm)
+            rows.append({"day": _day(res.as_of), "arm": arm, "value": _finite(value)})
+    fmt = None
     if (
         metric is not None
         and not in_points(metric)
         and metric.value_format == "percent"
     ):
-        tickformat = ".1%"
+        fmt = ".1%"
     label = metric.label if metric else metric_id
-    return _layout(
-        fig,
+    colours = _arm_colours(len(arms))
+    return _chart(
         f"{label} per arm (cumulative)",
-        yaxis={"tickformat": tickformat, "title": label},
-        height=340,
+        rows,
+        260,
+        mark={"type": "line", "strokeWidth": 2},
+        encoding={
+            "x": DAY,
+            "y": {**_measure(label, fmt), "field": "value", "scale": {"zero": False}},
+            "color": {
+                "field": "arm",
+                "type": "nominal",
+                "scale": _legend(arms, colours),
+                "title": None,
+            },
+            "tooltip": [
+                {**DAY_TIP, "title": "as of"},
+                {"field": "arm"},
+                {"field": "value", "format": fmt or ".4g"},
+            ],
+        },
     )
 
 
@@ -661,80 +745,93 @@ def posterior(
     *,
     title: str = "Posterior of the lift",
     points_per_unit: float | None = None,
-) -> go.Figure:
+) -> Chart:
     """The normal posterior of the lift with P(better) shaded.
 
     Args:
         bayesian: the Bayesian result (``posterior_mean``, ``posterior_sd`` on the
             relative scale, ``prob_beat_control``).
         direction: the metric's good direction, ``increase`` or ``decrease``.
-        title: the figure title.
+        title: the chart title.
         points_per_unit: draw in points instead: the control value, by which the
             relative posterior scales to the absolute one (NPS), as the Bayesian
             block's ``abs_ci`` does.
 
     Returns:
-        The figure; the shaded area is the posterior mass on the good side of 0.
+        One row per grid point: ``lift``, ``density`` and ``good`` (the density on
+        the metric's good side of 0, else None); the shaded area is the posterior
+        mass on the good side.
     """
-    fig = go.Figure()
     unit = points_per_unit or 1.0
     mean, sd = bayesian.posterior_mean * unit, bayesian.posterior_sd * abs(unit)
-    fmt = "+.1f" if points_per_unit else "+.1%"
     if not (math.isfinite(mean) and math.isfinite(sd) and sd > 0):
-        fig.add_annotation(text="not enough data", showarrow=False)
-        return _layout(fig, title, height=300)
+        return _chart(
+            title,
+            [{"text": "not enough data"}],
+            120,
+            mark={"type": "text", "fontSize": 14, "color": NEUTRAL},
+            encoding={"text": {"field": "text"}},
+        )
     lo, hi = min(mean - 4 * sd, -sd), max(mean + 4 * sd, sd)
     n = 201
     xs = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
     if 0 not in xs:
         xs = sorted([*xs, 0.0])
-    # the normal density φ((x − μ)/σ)/σ
-    ys = [math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * SQRT_2PI) for x in xs]
     increase = direction == "increase"
-    good = [
-        (x, y) for x, y in zip(xs, ys, strict=True) if (x >= 0 if increase else x <= 0)
-    ]
-    fig.add_trace(
-        go.Scatter(
-            x=[x for x, _ in good],
-            y=[y for _, y in good],
-            mode="lines",
-            line={"width": 0},
-            fill="tozeroy",
-            fillcolor="rgba(26, 152, 80, 0.35)",
-            name=f"P(better) = {bayesian.prob_beat_control:.1%}",
-            hoverinfo="skip",
-        )
+    rows = []
+    for x in xs:
+        density = math.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * SQRT_2PI)
+        good = x >= 0 if increase else x <= 0  # φ((x − μ)/σ)/σ, the normal density
+        rows.append({"lift": x, "density": density, "good": density if good else None})
+    measure = _measure(
+        "points" if points_per_unit else "relative lift",
+        None if points_per_unit else "+.0%",
     )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            name="posterior density",
-            line={"color": "#1f2d3d", "width": 2},
-            hovertemplate=f"lift %{{x:{fmt}}}<extra></extra>",
-        )
-    )
-    fig.add_vline(x=0, line={"color": "#444", "width": 1})
-    return _layout(
-        fig,
+    shaded = f"P(better) = {bayesian.prob_beat_control:.1%}"
+    colour = {"scale": _legend([shaded, "posterior density"], [GOOD, INK])}
+    density_axis = {
+        "type": "quantitative",
+        "title": "density",
+        "axis": {"labels": False, "ticks": False},
+    }
+    return _chart(
         title,
-        xaxis={
-            "tickformat": None if points_per_unit else "+.0%",
-            "title": "points" if points_per_unit else "relative lift",
-        },
-        yaxis={"showticklabels": False, "title": "density"},
-        height=300,
+        rows,
+        220,
+        layer=[
+            {
+                "mark": {"type": "area", "opacity": 0.35},
+                "encoding": {
+                    "x": {**measure, "field": "lift"},
+                    "y": {**density_axis, "field": "good"},
+                    "color": {**colour, "datum": shaded},
+                },
+            },
+            {
+                "mark": {"type": "line", "strokeWidth": 2},
+                "encoding": {
+                    "x": {**measure, "field": "lift"},
+                    "y": {**density_axis, "field": "density"},
+                    "color": {**colour, "datum": "posterior density"},
+                    "tooltip": [
+                        {
+                            "field": "lift",
+                            "format": "+.1f" if points_per_unit else "+.1%",
+                        }
+                    ],
+                },
+            },
+            _zero("x"),
+        ],
     )
 
 
 def contact_reasons(
     result: ExperimentResult, metric_id: str, variant: str, method: Method
-) -> go.Figure:
+) -> Chart:
     """Why customers contacted us: per category, each arm's rate, sorted by effect.
 
-    The control's rate is a point; the treatment's is its rate with the interval
+    The control's rate is a tick; the treatment's is its rate with the interval
     of the method's call placed on the control's rate (control + the call's
     ``abs_ci``), so what is drawn is the decision layer's interval, at its own
     level after the correction across the metric's categories. Categories are
@@ -746,64 +843,71 @@ def contact_reasons(
         metric_id: a categorical metric.
         variant: the treatment.
         method: whose calls to draw.
+
+    Returns:
+        One row per category: ``control``, and the treatment's ``value`` with
+        ``low``/``high``, its ``colour``.
     """
-    rows = [
+    picked = [
         r
         for r in result.results
         if r.metric.id == metric_id and r.variant == variant and r.category
     ]
-    rows.sort(key=lambda r: _finite(r.calls[method].rel_delta) or 0.0, reverse=True)
-    labels = [str(r.category) for r in rows]
-    calls = [r.calls[method] for r in rows]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[r.control.value for r in rows],
-            y=labels,
-            mode="markers",
-            name=result.experiment.control,
-            marker={"color": NEUTRAL, "size": 10, "symbol": "line-ns-open"},
+    picked.sort(key=lambda r: _finite(r.calls[method].rel_delta) or 0.0, reverse=True)
+    rows = []
+    for r in picked:
+        call = r.calls[method]
+        low, high = (r.control.value + bound for bound in call.abs_ci)
+        rows.append(
+            {
+                "reason": str(r.category),
+                "control": _finite(r.control.value),
+                "value": _finite(r.treatment.value),
+                "low": _finite(low),
+                "high": _finite(high),
+                "colour": verdict_colour(call.verdict),
+                "rates": f"control {r.control.value:.4f} · {variant} "
+                f"{r.treatment.value:.4f} per user",
+                "effect": f"{format_delta(r.metric, call.rel_delta, 'rel')} "
+                f"({level_text(call)})",
+            }
         )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[r.treatment.value for r in rows],
-            y=labels,
-            mode="markers",
-            name=variant,
-            marker={
-                "color": [verdict_colour(c.verdict) for c in calls],
-                "size": 10,
+    across = {
+        "field": "reason",
+        "type": "nominal",
+        "sort": [r["reason"] for r in rows],
+        "title": None,
+    }
+    ends = [r[k] for r in rows for k in ("control", *END)]
+    measure = _measure("events per exposed user", None, _settled_range(ends, share=0))
+    tooltip = [{"field": "reason"}, {"field": "rates"}, {"field": "effect"}]
+    colour = {"field": "colour", "type": "nominal", "scale": None, "legend": None}
+    name = picked[0].metric.label.split(": ")[0] if picked else metric_id
+    return _chart(
+        f"Why customers contacted us: {name}",
+        rows,
+        {"step": 32},
+        layer=[
+            {
+                "mark": {
+                    "type": "tick",
+                    "orient": "vertical",
+                    "color": NEUTRAL,
+                    "thickness": 2,
+                    "size": 18,
+                },
+                "encoding": {
+                    "x": {**measure, "field": "control"},
+                    "y": across,
+                    "tooltip": tooltip,
+                },
             },
-            error_x={
-                "type": "data",
-                "symmetric": False,
-                "array": [
-                    _finite(r.control.value + c.abs_ci[1] - r.treatment.value)
-                    for r, c in zip(rows, calls, strict=True)
-                ],
-                "arrayminus": [
-                    _finite(r.treatment.value - r.control.value - c.abs_ci[0])
-                    for r, c in zip(rows, calls, strict=True)
-                ],
-            },
-            customdata=[
-                [format_delta(r.metric, c.rel_delta, "rel"), level_text(c)]
-                for r, c in zip(rows, calls, strict=True)
-            ],
-            hovertemplate="%{y}: %{x:.4f} per user (%{customdata[0]}, "
-            "%{customdata[1]})<extra></extra>",
-        )
+            *_whiskers("x", measure, across, colour, tooltip),
+        ],
     )
-    fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1])
-    fig.update_xaxes(title="events per exposed user", rangemode="tozero")
-    name = rows[0].metric.label.split(": ")[0] if rows else metric_id
-    return _layout(fig, f"Why customers contacted us: {name}", height=360)
 
 
-def survival_curves(
-    result: ExperimentResult, metric_id: str, variant: str
-) -> go.Figure:
+def survival_curves(result: ExperimentResult, metric_id: str, variant: str) -> Chart:
     """Share still unresolved against hours, per arm, with pointwise bands.
 
     The Kaplan–Meier curves of the control and the treatment up to the metric's
@@ -814,11 +918,16 @@ def survival_curves(
         result: the analysed experiment.
         metric_id: a time-to-event metric.
         variant: the treatment.
+
+    Returns:
+        One row per (arm, step): ``hours``, ``share`` (the curve), ``low``, ``high``.
     """
     row = result.result(metric_id, variant)
-    fig = go.Figure()
-    for k, (arm_id, arm) in enumerate(
-        ((result.experiment.control, row.control), (variant, row.treatment))
+    rows: list[dict[str, object]] = []
+    arms: list[str] = []
+    for arm_id, arm in (
+        (result.experiment.control, row.control),
+        (variant, row.treatment),
     ):
         stats = arm.stats
         if not isinstance(stats, SurvivalStats):
@@ -826,41 +935,68 @@ def survival_curves(
         km = stats.km
         lower, upper = survival_band(km, alpha=result.experiment.alpha)
         inside = km.time <= stats.horizon
-        hours = [0.0, *km.time[inside], stats.horizon]
         curve = [1.0, *km.survival[inside]]
         low, high = [1.0, *lower[inside]], [1.0, *upper[inside]]
-        colour = ARM_COLOURS[k]
-        steps = {"shape": "hv", "width": 0}
-        fig.add_trace(
-            go.Scatter(
-                x=hours, y=[*high, high[-1]], mode="lines", line=steps,
-                showlegend=False, hoverinfo="skip",
+        hours = [0.0, *km.time[inside], stats.horizon]
+        name = f"{arm_id} ({stats.censored:,} of {stats.n:,} still open)"
+        arms.append(name)
+        for i, h in enumerate(hours):
+            j = min(i, len(curve) - 1)  # the last step runs on to the horizon
+            rows.append(
+                {
+                    "arm": name,
+                    "hours": float(h),
+                    "share": float(curve[j]),
+                    "low": float(low[j]),
+                    "high": float(high[j]),
+                }
             )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=hours, y=[*low, low[-1]], mode="lines", line=steps, fill="tonexty",
-                fillcolor=_band_colour(colour), showlegend=False, hoverinfo="skip",
-            )
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=hours,
-                y=[*curve, curve[-1]],
-                mode="lines",
-                line={"shape": "hv", "color": colour},
-                name=f"{arm_id} ({stats.censored:,} of {stats.n:,} still open)",
-                hovertemplate="%{x:.1f} h: %{y:.1%} unresolved<extra></extra>",
-            )
-        )
-    fig.update_xaxes(title="hours since the contact")
-    fig.update_yaxes(title="share still unresolved", tickformat=".0%", range=[0, 1])
-    return _layout(fig, f"{row.metric.label}: share still unresolved", height=380)
-
-
-def _band_colour(hex_colour: str) -> str:
-    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({red}, {green}, {blue}, 0.18)"
+    colour = {
+        "field": "arm",
+        "type": "nominal",
+        "scale": _legend(arms, ARM_COLOURS[: len(arms)]),
+        "title": None,
+    }
+    hours = {
+        "field": "hours",
+        "type": "quantitative",
+        "title": "hours since the contact",
+    }
+    share = {
+        "type": "quantitative",
+        "title": "share still unresolved",
+        "axis": {"format": ".0%"},
+        "scale": {"domain": [0, 1]},
+    }
+    return _chart(
+        f"{row.metric.label}: share still unresolved",
+        rows,
+        300,
+        layer=[
+            {
+                "mark": {"type": "area", "interpolate": "step-after", "opacity": 0.18},
+                "encoding": {
+                    "x": hours,
+                    "y": {**share, "field": "low"},
+                    "y2": {"field": "high"},
+                    "color": {**colour, "legend": None},
+                },
+            },
+            {
+                "mark": {"type": "line", "interpolate": "step-after"},
+                "encoding": {
+                    "x": hours,
+                    "y": {**share, "field": "share"},
+                    "color": colour,
+                    "tooltip": [
+                        {"field": "arm"},
+                        {"field": "hours", "format": ".1f"},
+                        {"field": "share", "title": "unresolved", "format": ".1%"},
+                    ],
+                },
+            },
+        ],
+    )
 
 
 def share_still_open(row: MetricResult) -> dict[str, float]:
@@ -873,43 +1009,88 @@ def share_still_open(row: MetricResult) -> dict[str, float]:
     return out
 
 
-def nps_split(result: ExperimentResult, metric_id: str = "nps") -> go.Figure:
-    """Promoter / passive / detractor shares per arm, as 100% stacked bars."""
+NPS_PARTS = (
+    ("detractors", "detractors (0-6)", BAD),
+    ("passives", "passives (7-8)", "#bdbdbd"),
+    ("promoters", "promoters (9-10)", GOOD),
+)
+
+
+def nps_split(result: ExperimentResult, metric_id: str = "nps") -> Chart:
+    """Promoter / passive / detractor shares per arm, as 100% stacked bars.
+
+    Returns:
+        One row per (arm, part): its ``share``, the bar's ``start`` and ``end``.
+    """
+    rows = []
     arms = _nps_arms(result, metric_id)
-    fig = go.Figure()
-    parts = (
-        ("detractors", "detractors (0-6)", BAD),
-        ("passives", "passives (7-8)", "#bdbdbd"),
-        ("promoters", "promoters (9-10)", GOOD),
-    )
-    names = [name for name, _ in arms]
-    for field, label, colour in parts:
-        shares = [getattr(s, field) / s.n if s.n else 0.0 for _, s in arms]
-        fig.add_trace(
-            go.Bar(
-                x=shares,
-                y=names,
-                orientation="h",
-                name=label,
-                marker={"color": colour},
-                text=[f"{v:.0%}" for v in shares],
-                textposition="inside",
-                hovertemplate="%{y}: %{x:.1%}<extra>" + label + "</extra>",
+    for arm, stats in arms:
+        start = 0.0
+        for field, label, _ in NPS_PARTS:
+            share = getattr(stats, field) / stats.n if stats.n else 0.0
+            rows.append(
+                {
+                    "arm": arm,
+                    "part": label,
+                    "share": share,
+                    "start": start,
+                    "end": start + share,
+                    "middle": start + share / 2,
+                    "text": f"{share:.0%}",
+                }
             )
-        )
-    return _layout(
-        fig,
+            start += share
+    names = [label for _, label, _ in NPS_PARTS]
+    arm_axis = {
+        "field": "arm",
+        "type": "nominal",
+        "sort": [a for a, _ in arms],
+        "title": None,
+    }
+    return _chart(
         "NPS answers per arm",
-        barmode="stack",
-        xaxis={"tickformat": ".0%", "range": [0, 1]},
-        yaxis={"autorange": "reversed"},
-        height=120 + 50 * len(names),
+        rows,
+        {"step": 44},
+        layer=[
+            {
+                "mark": "bar",
+                "encoding": {
+                    "y": arm_axis,
+                    "x": {
+                        "field": "start",
+                        "type": "quantitative",
+                        "title": None,
+                        "axis": {"format": ".0%"},
+                        "scale": {"domain": [0, 1]},
+                    },
+                    "x2": {"field": "end"},
+                    "color": {
+                        "field": "part",
+                        "type": "nominal",
+                        "scale": _legend(names, [c for *_, c in NPS_PARTS]),
+                        "title": None,
+                    },
+                    "tooltip": [
+                        {"field": "arm"},
+                        {"field": "part"},
+                        {"field": "share", "format": ".1%"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "text", "color": "white", "fontWeight": 600},
+                "transform": [{"filter": "datum.share >= 0.04"}],
+                "encoding": {
+                    "y": arm_axis,
+                    "x": {"field": "middle", "type": "quantitative"},
+                    "text": {"field": "text"},
+                },
+            },
+        ],
     )
 
 
-def exposures_per_day(
-    frame: pl.DataFrame, experiment_id: str | None = None
-) -> go.Figure:
+def exposures_per_day(frame: pl.DataFrame, experiment_id: str | None = None) -> Chart:
     """New analysed users per day per arm (``Summaries.exposures`` ``d_users``).
 
     Args:
@@ -917,82 +1098,113 @@ def exposures_per_day(
         experiment_id: keep only this experiment's rows when given.
 
     Returns:
-        A grouped bar chart, one colour per arm.
+        Grouped bars, one colour per arm: rows ``day``, ``arm``, ``users``.
     """
     if experiment_id is not None and "experiment_id" in frame.columns:
         frame = frame.filter(pl.col("experiment_id") == experiment_id)
-    fig = go.Figure()
-    variants = (
+    arms = (
         frame["variant"].unique(maintain_order=True).to_list() if frame.height else []
     )
-    for i, variant in enumerate(variants):
-        rows = frame.filter(pl.col("variant") == variant).sort("day")
-        fig.add_trace(
-            go.Bar(
-                x=rows["day"].to_list(),
-                y=rows["d_users"].to_list(),
-                name=variant,
-                marker={"color": ARM_COLOURS[i % len(ARM_COLOURS)]},
-            )
-        )
-    return _layout(
-        fig, "New users per day", barmode="group", yaxis={"title": "users"}, height=300
-    )
-
-
-def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> go.Figure:
-    """Relative lift per segment with its fixed interval (:mod:`cxlab.segments`)."""
-    fig = go.Figure()
-    if frame.height:
-        labels = [
-            f"{d} = {s}"
-            for d, s in zip(frame["dimension"], frame["segment"], strict=True)
-        ]
-        rel = frame["rel_delta"].to_list()
-        lo = frame["rel_ci_low"].to_list()
-        hi = frame["rel_ci_high"].to_list()
-        fig.add_trace(
-            go.Scatter(
-                x=rel,
-                y=labels,
-                mode="markers",
-                name="segment lift",
-                marker={"color": ARM_COLOURS[0], "size": 10},
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [_finite(h - r) for h, r in zip(hi, rel, strict=True)],
-                    "arrayminus": [
-                        _finite(r - low) for r, low in zip(rel, lo, strict=True)
-                    ],
-                    "color": ARM_COLOURS[0],
-                },
-            )
-        )
-        fig.update_yaxes(categoryorder="array", categoryarray=labels[::-1])
-    fig.add_vline(x=0, line={"color": "#444", "width": 1})
-    bounds = [] if not frame.height else frame["rel_ci_low"].to_list()
-    bounds += [] if not frame.height else frame["rel_ci_high"].to_list()
-    return _layout(
-        fig,
-        f"Lift by segment ({(1 - alpha) * 100:g}% fixed CI, unadjusted)",
-        xaxis={"tickformat": "+.0%", "range": _settled_range(bounds, share=0)},
-        height=max(220, 60 + 36 * frame.height),
-    )
-
-
-def figures_html(figures: Sequence[go.Figure], title: str) -> str:
-    """Several figures in one self-contained HTML page (plotly.js inlined once)."""
-    parts = [
-        fig.to_html(include_plotlyjs=(i == 0), full_html=False)
-        for i, fig in enumerate(figures)
+    rows = [
+        {"day": _day(day), "arm": arm, "users": users}
+        for day, arm, users in frame.sort("day")
+        .select("day", "variant", "d_users")
+        .iter_rows()
     ]
-    body = "\n".join(f"<section>{part}</section>" for part in parts)
+    return _chart(
+        "New users per day",
+        rows,
+        220,
+        mark="bar",
+        encoding={
+            "x": {
+                "field": "day",
+                "timeUnit": "utcyearmonthdate",
+                "type": "ordinal",
+                "axis": {
+                    "format": "%d %b",
+                    "title": None,
+                    "labelAngle": 0,
+                    "labelOverlap": True,
+                },
+            },
+            "xOffset": {"field": "arm", "sort": arms},
+            "y": {"field": "users", "type": "quantitative", "title": "users"},
+            "color": {
+                "field": "arm",
+                "type": "nominal",
+                "scale": _legend(arms, _arm_colours(len(arms))),
+                "title": None,
+            },
+            "tooltip": [DAY_TIP, {"field": "arm"}, {"field": "users", "format": ","}],
+        },
+    )
+
+
+def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> Chart:
+    """Relative lift per segment with its fixed interval (:mod:`cxlab.segments`).
+
+    Returns:
+        One row per segment: ``label``, ``value``, ``low``, ``high``.
+    """
+    rows = [
+        {
+            "label": f"{dimension} = {segment}",
+            "value": _finite(rel),
+            "low": _finite(low),
+            "high": _finite(high),
+            "estimate": f"{_percent(rel)} [{_percent(low)}, {_percent(high)}]",
+        }
+        for dimension, segment, rel, low, high in frame.select(
+            "dimension", "segment", "rel_delta", "rel_ci_low", "rel_ci_high"
+        ).iter_rows()
+    ]
+    bounds = [r[k] for r in rows for k in END]
+    measure = _measure("relative lift", "+.0%", _settled_range(bounds, share=0))
+    across = {
+        "field": "label",
+        "type": "nominal",
+        "sort": [r["label"] for r in rows],
+        "title": None,
+    }
+    tooltip = [{"field": "label", "title": "segment"}, {"field": "estimate"}]
+    return _chart(
+        f"Lift by segment ({(1 - alpha) * 100:g}% fixed CI, unadjusted)",
+        rows,
+        {"step": 32},
+        layer=[
+            _zero("x"),
+            *_whiskers("x", measure, across, {"value": ARM_COLOURS[0]}, tooltip),
+        ],
+    )
+
+
+def figures_html(figures: Sequence[Chart], title: str) -> str:
+    """Several charts in one self-contained HTML page.
+
+    Vega, Vega-Lite and vega-embed are inlined once (vl-convert's bundle), so the
+    page works offline and keeps the charts interactive.
+    """
+    import vl_convert
+
+    divs = "\n".join(f'<section id="chart{i}"></section>' for i in range(len(figures)))
+    specs = json.dumps([_sized(fig, EXPORT_WIDTH) for fig in figures])
+    # "</" would end the script element early inside a chart's text
+    specs = specs.replace("</", "<\\/")
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
-        f'</head><body style="font-family: sans-serif"><h1>{title}</h1>\n{body}\n'
-        "</body></html>"
+        f"<script>{vl_convert.javascript_bundle()}</script></head>"
+        f'<body style="font-family: sans-serif"><h1>{title}</h1>\n{divs}\n'
+        f"<script>{specs}.forEach((spec, i) => vegaEmbed('#chart' + i, spec));"
+        "</script></body></html>"
     )
+
+
+def _sized(fig: Chart, width: int) -> Chart:
+    """The chart at a fixed width (``container`` means nothing off the page)."""
+    if "vconcat" in fig:
+        return {**fig, "vconcat": [{**part, "width": width} for part in fig["vconcat"]]}
+    return {**fig, "width": width}
 
 
 # --- header and health strip texts --------------------------------------------------
@@ -1079,101 +1291,106 @@ def health_items(result: ExperimentResult) -> list[HealthItem]:
     return [srm, multiple, sample, time_left]
 
 
-# --- PNG export (optional: kaleido plus a Chrome/Chromium on the server) ------------
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# --- PNG export (vl-convert: no browser needed) ---------------------------------------
 
 
-def png_export_available() -> bool:
-    """Whether :func:`figure_png` can work here: kaleido installed and a browser.
-
-    Kaleido 1.x renders through a local Chrome or Chromium (``BROWSER_PATH`` or one
-    on ``PATH``); it is never downloaded from here.
-    """
-    import importlib.util
-    import os
-    import shutil
-
-    if importlib.util.find_spec("kaleido") is None:
-        return False
-    return bool(os.environ.get("BROWSER_PATH")) or any(map(shutil.which, BROWSERS))
-
-
-def figure_png(fig: go.Figure, *, width: int = 1100, scale: float = 2) -> bytes:
-    """A figure as PNG bytes (requires :func:`png_export_available`).
+def figure_png(fig: Chart, *, width: int = EXPORT_WIDTH, scale: float = 2) -> bytes:
+    """A chart as PNG bytes, rendered by vl-convert (its own Vega, no browser).
 
     Args:
-        fig: the figure.
-        width: the image width in CSS pixels (the height is the figure's own).
+        fig: the chart.
+        width: the plot width in CSS pixels (the height is the chart's own).
         scale: the pixel ratio (2 = sharp on high-DPI screens and in slides).
 
     Returns:
         The PNG file's bytes.
     """
-    height = fig.layout.height or 400
-    return fig.to_image(format="png", width=width, height=height, scale=scale)
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(_sized(fig, width), scale=scale)
 
 
 # --- planner and data page ----------------------------------------------------------
 
 
-def mde_chart(plan: Plan) -> go.Figure:
+def mde_chart(plan: Plan) -> Chart:
     """The relative MDE after each week (fixed and sequential) against the target.
 
     Args:
         plan: the plan.
 
     Returns:
-        A Plotly figure: one line per method, a dashed line at the target MDE.
+        One row per (week, method): ``week``, ``method``, ``mde``; a dashed rule at
+        the target MDE.
     """
-    weeks = [w.week for w in plan.weeks]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=weeks,
-            y=[w.relative_mde for w in plan.weeks],
-            mode="lines+markers",
-            name="fixed horizon",
-        )
+    fixed, sequential = "fixed horizon", f"sequential (N* = {plan.tuning:,})"
+    rows = [
+        {"week": w.week, "method": method, "mde": _finite(mde)}
+        for w in plan.weeks
+        for method, mde in ((fixed, w.relative_mde), (sequential, w.sequential_mde))
+    ]
+    mde = _measure("minimum detectable effect (relative)", ".1%")
+    target = {"y": {**mde, "datum": plan.relative_mde}}
+    return _chart(
+        "Minimum detectable effect by week",
+        rows,
+        280,
+        layer=[
+            {
+                "mark": {"type": "line", "point": True},
+                "encoding": {
+                    "x": {
+                        "field": "week",
+                        "type": "quantitative",
+                        "title": "weeks running",
+                        "axis": {"tickMinStep": 1, "format": "d"},
+                    },
+                    "y": {**mde, "field": "mde"},
+                    "color": {
+                        "field": "method",
+                        "type": "nominal",
+                        "scale": _legend([fixed, sequential], ARM_COLOURS[:2]),
+                        "title": None,
+                    },
+                    "tooltip": [
+                        {"field": "week"},
+                        {"field": "method"},
+                        {"field": "mde", "format": ".2%"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": [{}]},
+                "mark": {"type": "rule", "strokeDash": [6, 4], "color": ZERO},
+                "encoding": target,
+            },
+            {
+                "data": {"values": [{}]},
+                "mark": {"type": "text", "align": "right", "dy": -8, "x": "width"},
+                "encoding": {
+                    **target,
+                    "text": {"value": f"target {percent_text(plan.relative_mde)}"},
+                },
+            },
+        ],
     )
-    fig.add_trace(
-        go.Scatter(
-            x=weeks,
-            y=[w.sequential_mde for w in plan.weeks],
-            mode="lines+markers",
-            name=f"sequential (N* = {plan.tuning:,})",
-        )
-    )
-    fig.add_hline(
-        y=plan.relative_mde,
-        line_dash="dash",
-        annotation_text=f"target {percent_text(plan.relative_mde)}",
-    )
-    fig.update_layout(
-        xaxis_title="weeks running",
-        yaxis_title="minimum detectable effect (relative)",
-        yaxis_tickformat=".1%",
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.1},
-        height=360,
-    )
-    return fig
 
 
-def events_per_day_chart(per_day: pl.DataFrame) -> go.Figure:
-    """Stacked daily bars of rows by event type."""
-    fig = go.Figure()
-    for event in sorted(set(per_day["event"].to_list()), key=str):
-        part = per_day.filter(pl.col("event") == event)
-        fig.add_trace(
-            go.Bar(x=part["day"].to_list(), y=part["rows"].to_list(), name=str(event))
-        )
-    fig.update_layout(
-        barmode="stack",
-        xaxis_title="day (UTC)",
-        yaxis_title="rows",
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": 1.12},
-        height=340,
+def events_per_day_chart(per_day: pl.DataFrame) -> Chart:
+    """Stacked daily bars of rows by event type: rows ``day``, ``event``, ``rows``."""
+    rows = [
+        {"day": _day(day), "event": str(event), "rows": n}
+        for day, event, n in per_day.select("day", "event", "rows").iter_rows()
+    ]
+    return _chart(
+        "Rows per day by event type",
+        rows,
+        260,
+        mark="bar",
+        encoding={
+            "x": {**DAY, "timeUnit": "utcyearmonthdate", "title": "day (UTC)"},
+            "y": {"field": "rows", "type": "quantitative", "title": "rows"},
+            "color": {"field": "event", "type": "nominal", "title": None},
+            "tooltip": [DAY_TIP, {"field": "event"}, {"field": "rows", "format": ","}],
+        },
     )
-    return fig

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
@@ -49,7 +48,7 @@ def _escaped(column: pl.Series) -> pl.Series:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def per_day_figure(events: str, fingerprint: tuple) -> go.Figure:
+def per_day_figure(events: str, fingerprint: tuple) -> charts.Chart:
     """The events-per-day chart, drawn once per log (``fingerprint`` keys it)."""
     return charts.events_per_day_chart(cache.load_events_per_day(events, fingerprint))
 
@@ -209,7 +208,9 @@ st.subheader("Events by type")
 left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
-    right.plotly_chart(per_day_figure(ws.events, ws.fingerprint), key="data_per_day")
+    right.vega_lite_chart(
+        per_day_figure(ws.events, ws.fingerprint), width="stretch", key="data_per_day"
+    )
 except InputError as exc:
     show_error(exc)
 

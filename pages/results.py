@@ -151,7 +151,7 @@ st.dataframe(
 forest = cache.figure(
     ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
 )
-st.plotly_chart(forest, key="forest")
+st.vega_lite_chart(forest, width="stretch", key="forest")
 with st.expander("Details: every method, raw p-values and expected loss"):
     st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
     st.caption(
@@ -213,21 +213,21 @@ views = [
     *(["NPS answers"] if is_nps else []),
     *voice_tab.get(detail or "", []),
 ]
-# Only the open tab is drawn (a click reruns the page): each Plotly chart costs the
-# browser more than the server (bench/RESULTS.md, page speed).
+# Only the open tab is drawn (a click reruns the page): each chart costs the browser
+# more than the server (bench/RESULTS.md, page speed).
 tabs = dict(
     zip(views, st.tabs(views, key="results_view", on_change="rerun"), strict=True)
 )
 if tabs["Lift over time"].open:
-    tabs["Lift over time"].plotly_chart(lift, key="lift")
+    tabs["Lift over time"].vega_lite_chart(lift, width="stretch", key="lift")
     tabs["Lift over time"].caption(
         "The sequential band is valid at every look; the fixed band only once, at the "
         "planned end: peeking at it inflates false positives."
     )
 if tabs["Per arm"].open:
-    tabs["Per arm"].plotly_chart(per_arm, key="per_arm")
+    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", key="per_arm")
 if tabs["Posterior"].open:
-    tabs["Posterior"].plotly_chart(post, key="posterior")
+    tabs["Posterior"].vega_lite_chart(post, width="stretch", key="posterior")
     tabs["Posterior"].caption(
         f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
         "posterior lies on the metric's good side of zero."
@@ -243,7 +243,7 @@ if is_nps:
     figures.append(split)
 if is_nps and tabs["NPS answers"].open:
     nps_tab = tabs["NPS answers"]
-    nps_tab.plotly_chart(split, key="nps_split")
+    nps_tab.vega_lite_chart(split, width="stretch", key="nps_split")
     nps_tab.dataframe(
         charts.nps_response_frame(result, metric_id).to_arrow(),
         hide_index=True,
@@ -284,7 +284,7 @@ if detail == "categories":
     )
     figures.append(reasons)
     if tabs["Contact reasons"].open:
-        tabs["Contact reasons"].plotly_chart(reasons, key="reasons")
+        tabs["Contact reasons"].vega_lite_chart(reasons, width="stretch", key="reasons")
         mix = [
             c
             for c in result.compositions
@@ -309,7 +309,7 @@ elif detail == "survival":
     )
     figures.append(curves)
     if tabs["Time to event"].open:
-        tabs["Time to event"].plotly_chart(curves, key="survival")
+        tabs["Time to event"].vega_lite_chart(curves, width="stretch", key="survival")
         still_open = charts.share_still_open(row)
         tabs["Time to event"].caption(
             "Still open at the as-of moment (censored, never counted as resolved): "
@@ -332,7 +332,7 @@ else:
         lambda: charts.novelty_lifts(check, scale),
     )
     figures.append(fade)
-    st.plotly_chart(fade, key="novelty")
+    st.vega_lite_chart(fade, width="stretch", key="novelty")
     st.caption(
         "Each point is the lift on the events of that many days after each user's "
         "first exposure (day 1 = its first 24 hours), over the users who had reached "
@@ -355,7 +355,7 @@ if exp.dimensions and detail is None:
         lambda: charts.segment_forest(seg, alpha=exp.alpha),
     )
     figures.append(seg_fig)
-    st.plotly_chart(seg_fig, key="segments")
+    st.vega_lite_chart(seg_fig, width="stretch", key="segments")
     with st.expander("Segment table"):
         st.dataframe(seg.to_arrow(), hide_index=True)
 
@@ -368,7 +368,7 @@ exposures = cache.figure(
     lambda: charts.exposures_per_day(summaries.exposures, exp.id),
 )
 figures.append(exposures)
-st.plotly_chart(exposures, key="exposures")
+st.vega_lite_chart(exposures, width="stretch", key="exposures")
 
 # --- downloads --------------------------------------------------------------------
 st.subheader("Download")
@@ -389,23 +389,17 @@ files[2].download_button(
     file_name=f"{exp.id}-charts.html",
     mime="text/html",
 )
-if charts.png_export_available():
-    names = {
-        "Scorecard lifts": forest,
-        "Lift over time": lift,
-        "Per arm": per_arm,
-        "Posterior": post,
-    }
-    png = st.columns([2, 1], vertical_alignment="bottom")
-    chosen = png[0].selectbox("Chart as PNG", list(names), key="results_png_chart")
-    png[1].download_button(
-        "Chart (PNG)",
-        lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
-        file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
-        mime="image/png",
-    )
-else:
-    st.caption(
-        "PNG export needs kaleido and a Chrome or Chromium on the server; the HTML "
-        "download keeps the charts interactive and works offline."
-    )
+names = {
+    "Scorecard lifts": forest,
+    "Lift over time": lift,
+    "Per arm": per_arm,
+    "Posterior": post,
+}
+png = st.columns([2, 1], vertical_alignment="bottom")
+chosen = png[0].selectbox("Chart as PNG", list(names), key="results_png_chart")
+png[1].download_button(
+    "Chart (PNG)",
+    lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
+    file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
+    mime="image/png",
+)

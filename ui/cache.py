@@ -42,7 +42,7 @@ from cxlab.summaries import Summaries, at_day
 from cxlab.workspace import workspace
 
 if TYPE_CHECKING:
-    import plotly.graph_objects as go
+    from cxlab.charts import Chart
 
 ROOT = workspace()  # the checkout's root, or the folder `cxlab app` was started in
 STORE_ENV = "CXLAB_CACHE_DIR"
@@ -279,14 +279,14 @@ def figure(
     experiment_id: str,
     name: str,
     key: tuple[Hashable, ...],
-    _build: Callable[[], go.Figure],
-) -> go.Figure:
-    """A figure of one experiment, built once per workspace, experiment and ``key``.
+    _build: Callable[[], Chart],
+) -> Chart:
+    """A chart of one experiment, built once per workspace, experiment and ``key``.
 
-    Building a Plotly figure costs 15-25 ms, so a widget change redraws only the
-    figures it changes. ``_build`` is not hashed: the figure must follow from the
-    workspace's cached results of the experiment and ``key`` (the widget values it
-    uses) alone. Figures are shared by reruns and sessions: nothing may mutate them.
+    A widget change rebuilds only the charts it changes. ``_build`` is not hashed:
+    the chart must follow from the workspace's cached results of the experiment and
+    ``key`` (the widget values it uses) alone. Charts are shared by reruns and
+    sessions: nothing may mutate them.
     """
     return _build()
 
