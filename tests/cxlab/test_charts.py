@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,34 +47,50 @@ def email(histories: dict[str, list[ExperimentResult]]) -> ExperimentResult:
     return histories["proactive-shipping-email"][-1]
 
 
-def points(fig) -> dict[str, tuple[float, float, float, str]]:
-    """y label → (x, +error, −error, colour) over every trace of a forest plot."""
-    out = {}
-    for trace in fig.data:
-        for i, label in enumerate(trace.y):
-            out[label] = (
-                trace.x[i],
-                trace.error_x.array[i],
-                trace.error_x.arrayminus[i],
-                trace.marker.color,
-            )
-    return out
+def rows(chart: charts.Chart) -> list[dict]:
+    """The data rows a chart draws."""
+    return chart["data"]["values"]
+
+
+def points(chart: charts.Chart) -> dict[str, tuple[float, float, float, str]]:
+    """Forest label → (estimate, low, high, colour): a row and its legend colour."""
+    layers = [layer for panel in chart["vconcat"] for layer in panel["layer"]]
+    scale = next(
+        layer["encoding"]["color"]["scale"]
+        for layer in layers
+        if "color" in layer.get("encoding", {})
+    )
+    colours = dict(zip(scale["domain"], scale["range"], strict=True))
+    return {
+        r["label"]: (r["value"], r["low"], r["high"], colours[r["verdict"]])
+        for r in rows(chart)
+    }
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_forest_points_are_the_calls_estimate_and_interval(
     email: ExperimentResult, method: str
 ) -> None:
-    drawn = points(charts.delta_forest(email, method))
+    chart = charts.delta_forest(email, method)
+    drawn = points(chart)
     assert len(drawn) == len(email.results)
     for row in email.results:
-        x, plus, minus, _ = drawn[f"{row.metric.label} ({row.role})"]
+        x, low, high, _ = drawn[f"{row.metric.label} ({row.role})"]
         call = row.calls[method]
         in_points = row.metric.id == "nps"  # NPS is drawn in points
         lo, hi = call.abs_ci if in_points else call.rel_ci
         assert x == pytest.approx(call.abs_delta if in_points else call.rel_delta)
-        assert x + plus == pytest.approx(hi)
-        assert x - minus == pytest.approx(lo)
+        assert (low, high) == pytest.approx((lo, hi))
+    # NPS gets a panel of its own, in points; every interval fits its axis.
+    panels = {r["label"]: r["panel"] for r in rows(chart)}
+    assert panels["NPS (secondary)"] == "points"
+    assert list(panels.values()).count("points") == 1
+    for panel in chart["vconcat"]:
+        lo, hi = panel["layer"][-1]["encoding"]["x"]["scale"]["domain"]
+        (name,) = {panel["transform"][0]["filter"]["equal"]}
+        for x, low, high in [v[:3] for k, v in drawn.items() if panels[k] == name]:
+            assert lo < min(x, low)
+            assert max(x, high) < hi
 
 
 def test_scorecard_delta_interval_and_sentence_are_one_set_of_numbers(
@@ -111,8 +129,10 @@ def test_forest_is_all_muted_when_the_traffic_split_is_broken(
 ) -> None:
     carousel = histories["recommendations-carousel"][-1]
     assert not carousel.srm.ok
-    fig = charts.delta_forest(carousel, "sequential")
-    assert {t.marker.color for t in fig.data} == {charts.MUTED}
+    drawn = points(charts.delta_forest(carousel, "sequential"))
+    assert {colour for *_, colour in drawn.values()} == {charts.MUTED}
+    names = {r["verdict"] for r in rows(charts.delta_forest(carousel, "sequential"))}
+    assert all(name.startswith("untrusted: ") for name in names)
 
 
 def test_every_methods_interval_excludes_zero_exactly_when_significant(
@@ -131,43 +151,54 @@ def test_cumulative_lift_draws_every_day_with_both_bands(
     histories: dict[str, list[ExperimentResult]],
 ) -> None:
     history = histories["proactive-shipping-email"]
-    fig = charts.cumulative_lift(history, "contacts_per_order")
-    seq_lo, seq_hi, fix_lo, fix_hi, lift = fig.data
-    assert list(lift.x) == [h.as_of for h in history]
+    days = rows(charts.cumulative_lift(history, "contacts_per_order"))
+    assert [d["day"] for d in days] == [h.as_of.isoformat() for h in history]
     last = history[-1].result("contacts_per_order")
-    assert lift.y[-1] == pytest.approx(last.call.rel_delta)
-    assert (seq_lo.y[-1], seq_hi.y[-1]) == pytest.approx(last.sequential.rel_ci)
-    assert (fix_lo.y[-1], fix_hi.y[-1]) == pytest.approx(last.fixed.rel_ci)
-    assert seq_hi.fill == fix_hi.fill == "tonexty"
+    assert days[-1]["lift"] == pytest.approx(last.call.rel_delta)
+    assert (days[-1]["seq_low"], days[-1]["seq_high"]) == pytest.approx(
+        last.sequential.rel_ci
+    )
+    assert (days[-1]["fixed_low"], days[-1]["fixed_high"]) == pytest.approx(
+        last.fixed.rel_ci
+    )
+    # the sequential band is the wider one: valid at every look
+    assert days[-1]["seq_low"] < days[-1]["fixed_low"]
 
 
 def test_the_absolute_toggle_and_nps_change_the_lift_chart(
     histories: dict[str, list[ExperimentResult]],
 ) -> None:
     history = histories["proactive-shipping-email"]
-    absolute = charts.cumulative_lift(history, "contacts_per_order", scale="abs")
+    absolute = rows(charts.cumulative_lift(history, "contacts_per_order", scale="abs"))
     last = history[-1].result("contacts_per_order")
-    assert absolute.data[-1].y[-1] == pytest.approx(last.call.abs_delta)
-    assert (absolute.data[0].y[-1], absolute.data[1].y[-1]) == pytest.approx(
+    assert absolute[-1]["lift"] == pytest.approx(last.call.abs_delta)
+    assert (absolute[-1]["seq_low"], absolute[-1]["seq_high"]) == pytest.approx(
         last.sequential.abs_ci
     )
     # NPS is in points whatever the toggle: its axis spans points, not ±300%.
     nps = history[-1].result("nps")
     for scale in ("rel", "abs"):
-        fig = charts.cumulative_lift(history, "nps", scale=scale)
-        assert fig.data[-1].y[-1] == pytest.approx(nps.call.abs_delta)
-        assert fig.layout.yaxis.title.text == "points vs control"
+        chart = charts.cumulative_lift(history, "nps", scale=scale)
+        assert rows(chart)[-1]["lift"] == pytest.approx(nps.call.abs_delta)
+        line = chart["layer"][-1]["encoding"]["y"]
+        assert line["title"] == "points vs control"
+        assert "axis" not in line  # plain numbers, no % format
 
 
 def test_arm_values_over_time_has_one_line_per_arm(
     histories: dict[str, list[ExperimentResult]],
 ) -> None:
     history = histories["proactive-shipping-email"]
-    fig = charts.arm_values_over_time(history, "nps")
-    assert [t.name for t in fig.data] == ["control", "proactive_email"]
+    chart = charts.arm_values_over_time(history, "nps")
+    assert chart["encoding"]["color"]["scale"]["domain"] == [
+        "control",
+        "proactive_email",
+    ]
+    last = {r["arm"]: r["value"] for r in rows(chart)[-2:]}
     nps = history[-1].result("nps")
-    assert fig.data[0].y[-1] == pytest.approx(nps.control.value)
-    assert fig.data[1].y[-1] == pytest.approx(nps.treatment.value)
+    assert last["control"] == pytest.approx(nps.control.value)
+    assert last["proactive_email"] == pytest.approx(nps.treatment.value)
+    assert len(rows(chart)) == 2 * len(history)
 
 
 @pytest.mark.parametrize("direction", ["increase", "decrease"])
@@ -175,28 +206,39 @@ def test_posterior_shades_the_probability_of_being_better(
     email: ExperimentResult, direction: str
 ) -> None:
     bayes = email.result("contact_rate").bayesian
-    fig = charts.posterior(bayes, direction)
-    shaded, curve = fig.data
-    area = float(np.trapezoid(shaded.y, shaded.x))
+    grid = rows(charts.posterior(bayes, direction))
+    shaded = [(r["lift"], r["good"]) for r in grid if r["good"] is not None]
+    area = float(np.trapezoid([y for _, y in shaded], [x for x, _ in shaded]))
     mass_up = sps.norm.sf(0, bayes.posterior_mean, bayes.posterior_sd)
     expected = mass_up if direction == "increase" else 1 - mass_up
     assert area == pytest.approx(expected, abs=0.01)
-    assert curve.x[int(np.argmax(curve.y))] == pytest.approx(
-        bayes.posterior_mean, abs=bayes.posterior_sd / 20
+    densities = [r["density"] for r in grid]
+    assert densities == pytest.approx(
+        sps.norm.pdf(
+            [r["lift"] for r in grid], bayes.posterior_mean, bayes.posterior_sd
+        )
     )
 
 
+def test_posterior_without_a_spread_says_so(email: ExperimentResult) -> None:
+    bayes = email.result("contact_rate").bayesian
+    unknown = dataclasses.replace(bayes, posterior_sd=float("nan"))
+    assert rows(charts.posterior(unknown, "increase")) == [{"text": "not enough data"}]
+
+
 def test_nps_split_shares_add_up_per_arm(email: ExperimentResult) -> None:
-    fig = charts.nps_split(email)
-    assert [t.name for t in fig.data] == [
+    split = rows(charts.nps_split(email))
+    assert [r["part"] for r in split[:3]] == [
         "detractors (0-6)",
         "passives (7-8)",
         "promoters (9-10)",
     ]
-    totals = np.sum([t.x for t in fig.data], axis=0)
-    assert totals == pytest.approx([1.0, 1.0])
+    for arm in ("control", "proactive_email"):
+        parts = [r for r in split if r["arm"] == arm]
+        assert sum(r["share"] for r in parts) == pytest.approx(1.0)
+        assert parts[-1]["end"] == pytest.approx(1.0)  # bars stack to 100%
     control = email.result("nps").control.stats
-    assert fig.data[2].x[0] == pytest.approx(control.promoters / control.n)
+    assert split[2]["share"] == pytest.approx(control.promoters / control.n)
     frame = charts.nps_response_frame(email, "nps")
     assert frame["response rate"][0] == pytest.approx(
         control.n / email.users["control"]
@@ -212,9 +254,13 @@ def test_exposures_per_day_sums_new_users_per_arm() -> None:
             "d_users": [10, 12, 5, 4, 99],
         }
     )
-    fig = charts.exposures_per_day(frame, "x")
-    assert [t.name for t in fig.data] == ["a", "b"]
-    assert [sum(t.y) for t in fig.data] == [15, 16]
+    chart = charts.exposures_per_day(frame, "x")
+    assert chart["encoding"]["color"]["scale"]["domain"] == ["a", "b"]
+    by_arm = {
+        arm: sum(r["users"] for r in rows(chart) if r["arm"] == arm) for arm in "ab"
+    }
+    assert by_arm == {"a": 15, "b": 16}
+    assert {r["day"] for r in rows(chart)} == {"2026-09-01", "2026-09-02"}
 
 
 def test_scorecard_frame_switches_columns_with_the_method(
@@ -250,17 +296,27 @@ def test_value_and_delta_formats() -> None:
 
 
 def test_charts_html_is_self_contained(email: ExperimentResult) -> None:
-    page = charts.figures_html([charts.delta_forest(email, "fixed")] * 2, "t")
+    forest = charts.delta_forest(email, "fixed")
+    page = charts.figures_html([forest, charts.nps_split(email)], "t")
     assert page.startswith("<!DOCTYPE html>")
-    assert "<script src=" not in page  # plotly.js is inlined, not fetched
-    assert page.count("Plotly.newPlot") == 2
+    assert "<script src=" not in page  # Vega is inlined, not fetched
+    assert "cdn." not in page
+    specs = json.loads(page[page.rindex("<script>") + 8 : page.rindex(".forEach(")])
+    assert [s["title"] for s in specs] == [forest["title"], "NPS answers per arm"]
+    assert specs[1]["width"] == charts.EXPORT_WIDTH  # "container" means nothing there
+    assert specs[1]["data"] == charts.nps_split(email)["data"]
 
 
-@pytest.mark.skipif(
-    not charts.png_export_available(), reason="kaleido or a Chromium is missing"
-)
-def test_png_export_renders_with_the_local_browser(email: ExperimentResult) -> None:
-    png = charts.figure_png(charts.delta_forest(email, "fixed"), width=600, scale=1)
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    width = int.from_bytes(png[16:20], "big")  # IHDR: width, height as big-endian
-    assert width == 600
+def test_png_export_renders_at_the_asked_width(email: ExperimentResult) -> None:
+    def size(png: bytes) -> tuple[int, int]:
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        # IHDR: width and height as big-endian integers
+        return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+    chart = charts.nps_split(email)
+    narrow = size(charts.figure_png(chart, width=600, scale=1))
+    wide = size(charts.figure_png(chart, width=800, scale=1))
+    sharp = size(charts.figure_png(chart, width=600, scale=2))
+    assert wide[0] - narrow[0] == 200  # the axes and labels keep their room
+    assert wide[1] == narrow[1]
+    assert sharp == (2 * narrow[0], 2 * narrow[1])

@@ -294,19 +294,24 @@ def test_the_chart_draws_each_bucket_with_its_interval_or_none(lab) -> None:
     s = lab.summarize(_fading_log(lab.event), **OCTOBER, primary_metric="conversion")
     exp, catalog = lab.load()
     (check,) = analyze(exp, catalog, s).novelty
-    (points,) = charts.novelty_lifts(check, "rel").data
-    assert list(points.x) == ["day 1", "days 2–7", "days 8–14", "day 15+"]
+    points = charts.novelty_lifts(check, "rel")["data"]["values"]
+    assert [p["bucket"] for p in points] == [
+        "day 1",
+        "days 2–7",
+        "days 8–14",
+        "day 15+",
+    ]
     day1 = check.buckets[0].fixed
-    assert points.y[0] == pytest.approx(2.0)
-    assert points.error_y.array[0] == pytest.approx(day1.rel_ci[1] - 2.0)
-    assert points.error_y.arrayminus[0] == pytest.approx(2.0 - day1.rel_ci[0])
+    assert points[0]["value"] == pytest.approx(2.0)
+    assert (points[0]["low"], points[0]["high"]) == pytest.approx(day1.rel_ci)
     # days 8–14: no orders in either arm, no lift and no interval
-    assert points.y[2] is None
-    assert points.error_y.array[2] is None
-    assert "(no interval)" in points.hovertext[2]
-    assert "users: control 200 · treatment 200" in points.hovertext[0]
-    (absolute,) = charts.novelty_lifts(check, "abs").data
-    assert absolute.y[0] == pytest.approx(0.4)  # 60% − 20%, in the metric's unit
+    assert points[2]["value"] is None
+    assert points[2]["low"] is None
+    assert points[2]["high"] is None
+    assert points[2]["estimate"] == "— no interval"
+    assert points[0]["users"] == "control 200 · treatment 200"
+    absolute = charts.novelty_lifts(check, "abs")["data"]["values"]
+    assert absolute[0]["value"] == pytest.approx(0.4)  # 60% − 20%, in the metric's unit
 
 
 @pytest.mark.parametrize("aggregate", ["count", "sum", "max", "last"])

@@ -154,8 +154,11 @@ def test_weeks_table_and_chart_carry_the_weekly_mde() -> None:
     table = planning.weeks_table(plan)
     assert table["week"].to_list() == [1, 2, 3, 4, 5]
     assert table["fixed_mde"].to_list() == [w.relative_mde for w in plan.weeks]
-    fig = charts.mde_chart(plan)
-    assert list(fig.data[0].y) == [w.relative_mde for w in plan.weeks]
+    drawn = charts.mde_chart(plan)["data"]["values"]
+    fixed = [r["mde"] for r in drawn if r["method"] == "fixed horizon"]
+    sequential = [r["mde"] for r in drawn if r["method"].startswith("sequential")]
+    assert fixed == [w.relative_mde for w in plan.weeks]
+    assert sequential == [w.sequential_mde for w in plan.weeks]
 
 
 # --- baselines from a log -------------------------------------------------------

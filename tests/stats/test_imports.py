@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 STATS_DIR = Path(__file__).resolve().parents[2] / "stats"
-BANNED = {"polars", "streamlit", "yaml", "plotly", "cxlab", "pandas", "pyarrow"}
+BANNED = {"polars", "streamlit", "yaml", "vl_convert", "cxlab", "pandas", "pyarrow"}
 ALLOWED = {"__future__", "math", "numpy", "scipy", "statsmodels", "cxlab.stats"}
 # Standard-library modules used for types and helpers only (no I/O).
 ALLOWED_STDLIB = {"collections", "dataclasses", "functools", "typing"}
