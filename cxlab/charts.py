@@ -418,14 +418,15 @@ FOREST_NAMES = {
 
 def delta_forest(
     result: ExperimentResult, method: Method, *, greyed: bool | None = None
-) -> Chart:
+) -> list[Chart]:
     """Every scorecard row's estimate with the method's interval.
 
-    Relative lifts share one axis; metrics read in points (NPS) get a panel of
-    their own below, in points. One data row per scorecard row, in scorecard order
-    (Primary at the top): ``value``, ``low``, ``high`` are the call's estimate and
-    interval, each at its own level (after the correction), as in the scorecard;
-    ``verdict`` names its colour.
+    Relative lifts share one chart; metrics read in points (NPS) get a chart of
+    their own below, in points (two charts rather than two panels of one: a
+    Vega-Lite concatenation cannot fit its labels into the page's width). One data
+    row per scorecard row, in scorecard order (Primary at the top): ``value``,
+    ``low``, ``high`` are the call's estimate and interval, each at its own level
+    (after the correction), as in the scorecard; ``verdict`` names its colour.
 
     Args:
         result: the analysed experiment.
@@ -433,7 +434,7 @@ def delta_forest(
         greyed: draw everything muted; default when the SRM check fails.
 
     Returns:
-        The chart.
+        The relative lifts' chart, then the points' chart if any metric is in points.
     """
     if greyed is None:
         greyed = not result.srm.ok
@@ -469,38 +470,29 @@ def delta_forest(
         {"field": "estimate"},
         {"field": "interval"},
     ]
-    panels = []
+    title = f"Estimates vs control with {method} intervals (each at its level)"
+    out = []
     for panel in ("relative lift", "points"):
-        labels = [row["label"] for row in rows if row["panel"] == panel]
-        if not labels:
+        shown = [row for row in rows if row["panel"] == panel]
+        if not shown:
             continue
+        labels = [row["label"] for row in shown]
         across = {"field": "label", "type": "nominal", "sort": labels, "title": None}
-        ends = [row[k] for row in rows if row["panel"] == panel for k in END]
         measure = _measure(
             panel,
             "+.0%" if panel == "relative lift" else None,
-            _settled_range(ends, share=0),
+            _settled_range([row[k] for row in shown for k in END], share=0),
         )
-        panels.append(
-            {
-                "width": "container",
-                "height": {"step": 40},
-                "transform": [{"filter": {"field": "panel", "equal": panel}}],
-                "layer": [
-                    _zero("x"),
-                    *_whiskers("x", measure, across, colour, tooltip, shape="diamond"),
-                ],
-            }
+        layers = _whiskers("x", measure, across, colour, tooltip, shape="diamond")
+        out.append(
+            _chart(
+                title if not out else "The same, for metrics read in points",
+                shown,
+                {"step": 40},
+                layer=[_zero("x"), *layers],
+            )
         )
-    chart = _chart(
-        f"Estimates vs control with {method} intervals (each at its level)",
-        rows,
-        "container",
-        vconcat=panels,
-        spacing=24,
-    )
-    del chart["width"], chart["height"]
-    return chart
+    return out
 
 
 def cumulative_lift(
@@ -956,11 +948,13 @@ def survival_curves(result: ExperimentResult, metric_id: str, variant: str) -> C
         "type": "nominal",
         "scale": _legend(arms, ARM_COLOURS[: len(arms)]),
         "title": None,
+        "legend": {"symbolType": "stroke", "symbolOpacity": 1},
     }
     hours = {
         "field": "hours",
         "type": "quantitative",
         "title": "hours since the contact",
+        "scale": {"domain": [0, max((r["hours"] for r in rows), default=1.0)]},
     }
     share = {
         "type": "quantitative",
@@ -979,7 +973,7 @@ def survival_curves(result: ExperimentResult, metric_id: str, variant: str) -> C
                     "x": hours,
                     "y": {**share, "field": "low"},
                     "y2": {"field": "high"},
-                    "color": {**colour, "legend": None},
+                    "color": colour,
                 },
             },
             {
@@ -1390,7 +1384,12 @@ def events_per_day_chart(per_day: pl.DataFrame) -> Chart:
         encoding={
             "x": {**DAY, "timeUnit": "utcyearmonthdate", "title": "day (UTC)"},
             "y": {"field": "rows", "type": "quantitative", "title": "rows"},
-            "color": {"field": "event", "type": "nominal", "title": None},
+            "color": {
+                "field": "event",
+                "type": "nominal",
+                "title": None,
+                "legend": {"columns": 4},
+            },
             "tooltip": [DAY_TIP, {"field": "event"}, {"field": "rows", "format": ","}],
         },
     )

@@ -8,7 +8,7 @@ shrunk lifts are combined multiplicatively with a delta-method interval.
 
 Every verdict, effect and interval here is the decision method's call
 (``MetricResult.call``), the same the experiment's results page shows. This module
-imports neither Plotly nor the charts, so that the home page draws without them.
+does not import the charts, so that the home page draws without them.
 
 A/A tests (an experiment whose treatments are copies of control, run to check the
 assignment and the metrics) carry the tag ``aa-test`` (or ``aa``) in their config;

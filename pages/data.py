@@ -209,7 +209,10 @@ left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
     right.vega_lite_chart(
-        per_day_figure(ws.events, ws.fingerprint), width="stretch", key="data_per_day"
+        per_day_figure(ws.events, ws.fingerprint),
+        width="stretch",
+        theme=None,
+        key="data_per_day",
     )
 except InputError as exc:
     show_error(exc)

@@ -151,7 +151,10 @@ st.dataframe(
 forest = cache.figure(
     ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
 )
-st.vega_lite_chart(forest, width="stretch", key="forest")
+# Charts keep their own look (theme=None), the one their HTML and PNG downloads have:
+# Streamlit's theme shifts stacked bars below the axis.
+for chart, key in zip(forest, ("forest", "forest_points"), strict=False):
+    st.vega_lite_chart(chart, width="stretch", theme=None, key=key)
 with st.expander("Details: every method, raw p-values and expected loss"):
     st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
     st.caption(
@@ -202,7 +205,7 @@ post = cache.figure(
         points_per_unit=row.control.value if in_points(row.metric) else None,
     ),
 )
-figures = [forest, lift, per_arm, post]
+figures = [*forest, lift, per_arm, post]
 is_nps = charts.has_nps_answers(result, metric_id)
 detail = metric_type(row.metric).detail
 voice_tab = {"categories": ["Contact reasons"], "survival": ["Time to event"]}
@@ -219,15 +222,19 @@ tabs = dict(
     zip(views, st.tabs(views, key="results_view", on_change="rerun"), strict=True)
 )
 if tabs["Lift over time"].open:
-    tabs["Lift over time"].vega_lite_chart(lift, width="stretch", key="lift")
+    tabs["Lift over time"].vega_lite_chart(
+        lift, width="stretch", theme=None, key="lift"
+    )
     tabs["Lift over time"].caption(
         "The sequential band is valid at every look; the fixed band only once, at the "
         "planned end: peeking at it inflates false positives."
     )
 if tabs["Per arm"].open:
-    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", key="per_arm")
+    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", theme=None, key="per_arm")
 if tabs["Posterior"].open:
-    tabs["Posterior"].vega_lite_chart(post, width="stretch", key="posterior")
+    tabs["Posterior"].vega_lite_chart(
+        post, width="stretch", theme=None, key="posterior"
+    )
     tabs["Posterior"].caption(
         f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
         "posterior lies on the metric's good side of zero."
@@ -243,7 +250,7 @@ if is_nps:
     figures.append(split)
 if is_nps and tabs["NPS answers"].open:
     nps_tab = tabs["NPS answers"]
-    nps_tab.vega_lite_chart(split, width="stretch", key="nps_split")
+    nps_tab.vega_lite_chart(split, width="stretch", theme=None, key="nps_split")
     nps_tab.dataframe(
         charts.nps_response_frame(result, metric_id).to_arrow(),
         hide_index=True,
@@ -284,7 +291,9 @@ if detail == "categories":
     )
     figures.append(reasons)
     if tabs["Contact reasons"].open:
-        tabs["Contact reasons"].vega_lite_chart(reasons, width="stretch", key="reasons")
+        tabs["Contact reasons"].vega_lite_chart(
+            reasons, width="stretch", theme=None, key="reasons"
+        )
         mix = [
             c
             for c in result.compositions
@@ -309,7 +318,9 @@ elif detail == "survival":
     )
     figures.append(curves)
     if tabs["Time to event"].open:
-        tabs["Time to event"].vega_lite_chart(curves, width="stretch", key="survival")
+        tabs["Time to event"].vega_lite_chart(
+            curves, width="stretch", theme=None, key="survival"
+        )
         still_open = charts.share_still_open(row)
         tabs["Time to event"].caption(
             "Still open at the as-of moment (censored, never counted as resolved): "
@@ -332,7 +343,7 @@ else:
         lambda: charts.novelty_lifts(check, scale),
     )
     figures.append(fade)
-    st.vega_lite_chart(fade, width="stretch", key="novelty")
+    st.vega_lite_chart(fade, width="stretch", theme=None, key="novelty")
     st.caption(
         "Each point is the lift on the events of that many days after each user's "
         "first exposure (day 1 = its first 24 hours), over the users who had reached "
@@ -355,7 +366,7 @@ if exp.dimensions and detail is None:
         lambda: charts.segment_forest(seg, alpha=exp.alpha),
     )
     figures.append(seg_fig)
-    st.vega_lite_chart(seg_fig, width="stretch", key="segments")
+    st.vega_lite_chart(seg_fig, width="stretch", theme=None, key="segments")
     with st.expander("Segment table"):
         st.dataframe(seg.to_arrow(), hide_index=True)
 
@@ -368,7 +379,7 @@ exposures = cache.figure(
     lambda: charts.exposures_per_day(summaries.exposures, exp.id),
 )
 figures.append(exposures)
-st.vega_lite_chart(exposures, width="stretch", key="exposures")
+st.vega_lite_chart(exposures, width="stretch", theme=None, key="exposures")
 
 # --- downloads --------------------------------------------------------------------
 st.subheader("Download")
@@ -390,7 +401,8 @@ files[2].download_button(
     mime="text/html",
 )
 names = {
-    "Scorecard lifts": forest,
+    "Scorecard lifts": forest[0],
+    **({"Scorecard lifts in points": forest[1]} if len(forest) > 1 else {}),
     "Lift over time": lift,
     "Per arm": per_arm,
     "Posterior": post,

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import polars as pl
 import streamlit as st
@@ -41,11 +41,9 @@ from cxlab.states import ExperimentState, experiment_state
 from cxlab.summaries import Summaries, at_day
 from cxlab.workspace import workspace
 
-if TYPE_CHECKING:
-    from cxlab.charts import Chart
-
 ROOT = workspace()  # the checkout's root, or the folder `cxlab app` was started in
 STORE_ENV = "CXLAB_CACHE_DIR"
+Drawn = TypeVar("Drawn")  # a chart, or a list of charts
 SAMPLE_EVENTS = ROOT / "data" / "events.parquet"
 EXPERIMENTS_DIR = ROOT / "experiments"
 
@@ -279,8 +277,8 @@ def figure(
     experiment_id: str,
     name: str,
     key: tuple[Hashable, ...],
-    _build: Callable[[], Chart],
-) -> Chart:
+    _build: Callable[[], Drawn],
+) -> Drawn:
     """A chart of one experiment, built once per workspace, experiment and ``key``.
 
     A widget change rebuilds only the charts it changes. ``_build`` is not hashed:

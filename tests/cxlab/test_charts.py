@@ -52,27 +52,23 @@ def rows(chart: charts.Chart) -> list[dict]:
     return chart["data"]["values"]
 
 
-def points(chart: charts.Chart) -> dict[str, tuple[float, float, float, str]]:
+def points(forest: list[charts.Chart]) -> dict[str, tuple[float, float, float, str]]:
     """Forest label → (estimate, low, high, colour): a row and its legend colour."""
-    layers = [layer for panel in chart["vconcat"] for layer in panel["layer"]]
-    scale = next(
-        layer["encoding"]["color"]["scale"]
-        for layer in layers
-        if "color" in layer.get("encoding", {})
-    )
-    colours = dict(zip(scale["domain"], scale["range"], strict=True))
-    return {
-        r["label"]: (r["value"], r["low"], r["high"], colours[r["verdict"]])
-        for r in rows(chart)
-    }
+    out = {}
+    for chart in forest:
+        scale = chart["layer"][-1]["encoding"]["color"]["scale"]
+        colours = dict(zip(scale["domain"], scale["range"], strict=True))
+        for r in rows(chart):
+            out[r["label"]] = (r["value"], r["low"], r["high"], colours[r["verdict"]])
+    return out
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_forest_points_are_the_calls_estimate_and_interval(
     email: ExperimentResult, method: str
 ) -> None:
-    chart = charts.delta_forest(email, method)
-    drawn = points(chart)
+    forest = charts.delta_forest(email, method)
+    drawn = points(forest)
     assert len(drawn) == len(email.results)
     for row in email.results:
         x, low, high, _ = drawn[f"{row.metric.label} ({row.role})"]
@@ -81,16 +77,15 @@ def test_forest_points_are_the_calls_estimate_and_interval(
         lo, hi = call.abs_ci if in_points else call.rel_ci
         assert x == pytest.approx(call.abs_delta if in_points else call.rel_delta)
         assert (low, high) == pytest.approx((lo, hi))
-    # NPS gets a panel of its own, in points; every interval fits its axis.
-    panels = {r["label"]: r["panel"] for r in rows(chart)}
-    assert panels["NPS (secondary)"] == "points"
-    assert list(panels.values()).count("points") == 1
-    for panel in chart["vconcat"]:
-        lo, hi = panel["layer"][-1]["encoding"]["x"]["scale"]["domain"]
-        (name,) = {panel["transform"][0]["filter"]["equal"]}
-        for x, low, high in [v[:3] for k, v in drawn.items() if panels[k] == name]:
-            assert lo < min(x, low)
-            assert max(x, high) < hi
+    # NPS gets a chart of its own, in points; every interval fits its axis.
+    relative, in_points = forest
+    assert [r["label"] for r in rows(in_points)] == ["NPS (secondary)"]
+    assert rows(relative)[0]["label"] == "Contacts per order (primary)"
+    for chart in forest:
+        lo, hi = chart["layer"][-1]["encoding"]["x"]["scale"]["domain"]
+        for r in rows(chart):
+            assert lo < min(r["value"], r["low"])
+            assert max(r["value"], r["high"]) < hi
 
 
 def test_scorecard_delta_interval_and_sentence_are_one_set_of_numbers(
@@ -131,7 +126,8 @@ def test_forest_is_all_muted_when_the_traffic_split_is_broken(
     assert not carousel.srm.ok
     drawn = points(charts.delta_forest(carousel, "sequential"))
     assert {colour for *_, colour in drawn.values()} == {charts.MUTED}
-    names = {r["verdict"] for r in rows(charts.delta_forest(carousel, "sequential"))}
+    forest = charts.delta_forest(carousel, "sequential")
+    names = {r["verdict"] for chart in forest for r in rows(chart)}
     assert all(name.startswith("untrusted: ") for name in names)
 
 
@@ -296,7 +292,7 @@ def test_value_and_delta_formats() -> None:
 
 
 def test_charts_html_is_self_contained(email: ExperimentResult) -> None:
-    forest = charts.delta_forest(email, "fixed")
+    forest = charts.delta_forest(email, "fixed")[0]
     page = charts.figures_html([forest, charts.nps_split(email)], "t")
     assert page.startswith("<!DOCTYPE html>")
     assert "<script src=" not in page  # Vega is inlined, not fetched
