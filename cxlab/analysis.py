@@ -608,6 +608,23 @@ def _detail_rows(
     )
 
 
+def survival_arm(
+    exp: Experiment,
+    metric: MetricDef,
+    summaries: Summaries,
+    day: dt.date,
+    variant: str,
+) -> SurvivalStats:
+    """One arm's Kaplan–Meier statistics of a time-to-event metric as of ``day``.
+
+    The same statistics the experiment's results use (:func:`_survival_arms`): for
+    the planner's baseline of a time to resolution.
+    """
+    (stats,) = _survival_arms(exp, metric, summaries, [day])[variant]
+    assert isinstance(stats, SurvivalStats)
+    return stats
+
+
 def _survival_arms(
     exp: Experiment, metric: MetricDef, summaries: Summaries, days: Sequence[dt.date]
 ) -> dict[str, list[ArmStats]]:

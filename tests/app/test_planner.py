@@ -106,6 +106,16 @@ def test_a_decrease_metric_is_planned_as_a_drop() -> None:
     assert "5% drop in contacts per order with 80% power" in at.success[0].value
 
 
+def test_every_catalog_metric_plans_from_the_log() -> None:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    for metric_id in CATALOG.ids:
+        at.selectbox(key="planner_metric").set_value(metric_id).run()
+        assert not at.exception, metric_id
+        assert not at.error, (metric_id, [e.value for e in at.error])
+        assert at.caption[1].value.startswith("Baseline: control arm of"), metric_id
+        assert len(at.success) + len(at.warning) == 1, metric_id  # the plan sentence
+
+
 def test_a_broken_log_is_named_and_typed_baselines_still_plan(tmp_path: Path) -> None:
     log = tmp_path / "events.csv"
     log.write_text("timestamp,event\n2026-09-01T10:00:00,order\n")

@@ -11,6 +11,7 @@ import pytest
 from statsmodels.stats.power import NormalIndPower
 
 from cxlab import charts, planning
+from cxlab.analysis import analyze
 from cxlab.api import summarize_all
 from cxlab.config import load_catalog, load_experiment, load_experiments
 from cxlab.errors import InputError
@@ -197,6 +198,39 @@ def test_baseline_comes_from_the_control_arm_of_the_experiment(tiny: Path) -> No
     assert baseline.n == 4
     assert baseline.daily_users == pytest.approx(4.0)  # 8 users over 2 days
     assert baseline.experiment_id == "tiny"
+
+
+def test_a_time_to_resolution_baseline_is_the_results_pages_rmst(tiny: Path) -> None:
+    """Control u1..u3 contact at 10:00 and are resolved 2, 4 and 6 hours later, u4
+    never contacts: all resolved before the 72-hour horizon, so the RMST is the
+    mean time, 4 hours, over the 3 of 4 users who contacted."""
+    (tiny / "experiments" / "tiny.yaml").write_text(
+        "id: tiny\nstart: 2026-09-01\nend: 2026-09-05\nvariants: [control, treat]\n"
+        "primary_metric: time_to_resolution\n"
+    )
+    rows = [f"2026-09-03T10:00:00,u{i},contact,,," for i in (1, 2, 3, 5)]
+    rows += [f"2026-09-03T{10 + h}:00:00,u{i},contact_resolved,,," for i, h in
+             ((1, 2), (2, 4), (3, 6), (5, 1))]  # fmt: skip
+    with (tiny / "log.csv").open("a") as log:
+        log.write("\n".join(rows) + "\n")
+    exp = load_experiment(tiny / "experiments" / "tiny.yaml", CATALOG)
+    metric = CATALOG["time_to_resolution"]
+    summaries = summarize_all(resolve_source(tiny / "log.csv"), [exp], CATALOG)
+    baseline = planning.baseline_from_summaries(metric, exp, summaries["tiny"])
+    assert baseline.mean == pytest.approx(4.0)
+    assert baseline.n == 3
+    assert baseline.population_share == pytest.approx(3 / 4)
+    # the very numbers the results page shows for the control arm
+    (result,) = analyze(exp, CATALOG, summaries["tiny"]).results
+    assert baseline.mean == result.control.value
+    assert baseline.var == result.control.stats.var
+    # and the command line plans it instead of failing
+    plan = ["plan", "--metric", "time_to_resolution", "--events", str(tiny / "log.csv")]
+    out = json.loads(
+        cli(*plan, "--experiments", str(tiny / "experiments"), "--format", "json")
+    )
+    assert out["baseline"]["mean"] == pytest.approx(4.0)
+    assert out["fixed"]["users_per_arm"] > 0
 
 
 def test_latest_experiment_using_the_metric_is_picked() -> None:
