@@ -845,7 +845,7 @@ def contact_reasons(
         for r in result.results
         if r.metric.id == metric_id and r.variant == variant and r.category
     ]
-    picked.sort(key=lambda r: _finite(r.calls[method].rel_delta) or 0.0, reverse=True)
+    picked.sort(key=lambda r: _finite(r.calls[method].rel_delta) or 0.0)
     rows = []
     for r in picked:
         call = r.calls[method]
