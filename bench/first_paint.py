@@ -13,7 +13,8 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 - ``/`` (the portfolio): until the experiments table is drawn and the script run
   has finished (the status widget is gone);
 - a results deep link (``/results?experiment=…``) in a second tab right after:
-  until its charts are drawn;
+  until its first Vega-Lite chart is drawn (vega-embed's ``.marks`` SVG or canvas
+  inside Streamlit's chart element) and the script run has finished;
 - after a 10 s pause (a person reading the portfolio), another experiment's
   results in a third tab.
 
@@ -51,6 +52,7 @@ TIMEOUT_MS = 240_000
 FIRST = "proactive-shipping-email"
 LATER = "free-shipping-threshold"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks'
 
 
 def _free_port() -> int:
@@ -114,7 +116,7 @@ def _results(context: object, url: str, experiment: str) -> float:
     page = context.new_page()
     start = time.perf_counter()
     page.goto(f"{url}/results?experiment={experiment}")
-    _drawn(page, ".js-plotly-plot .main-svg")
+    _drawn(page, CHART_DRAWN)
     return time.perf_counter() - start
 
 

@@ -1,6 +1,6 @@
 """The app in a real browser: headless Chromium against `streamlit run app.py`.
 
-What AppTest cannot see: Plotly charts actually drawn, query-parameter deep links,
+What AppTest cannot see: Vega-Lite charts actually drawn, query-parameter deep links,
 the layout a person sees. Full-page screenshots go to the ignored folder
 build/screenshots/ (so a test run leaves the tree clean), or to the folder named by
 CXLAB_SCREENSHOTS: `CXLAB_SCREENSHOTS=docs/screenshots pytest -m browser` refreshes
@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from cxlab import charts
-
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +28,12 @@ SHOTS = ROOT / os.environ.get("CXLAB_SCREENSHOTS", "build/screenshots")
 STARTUP_S = 120
 PAGE_TIMEOUT_MS = 240_000  # the first page scans the log; 2 shared cores
 ERROR_TEXTS = ("Traceback", "Something went wrong", "StreamlitAPIException", "Error:")
+# A Vega-Lite chart as Streamlit draws it (vega-embed): its marks are an SVG, or a
+# canvas for charts with many data values; both carry the class "marks". Its title
+# is SVG text (Vega's title mark).
+CHART = '[data-testid="stVegaLiteChart"]'
+DRAWN = f"{CHART} .marks"
+TITLE = f"{CHART} .role-title-text text"
 
 
 def free_port() -> int:
@@ -134,7 +138,7 @@ def screenshot(page: object, name: str) -> None:
     )
     width = page.viewport_size["width"]
     page.set_viewport_size({"width": width, "height": min(int(height) + 40, 16_000)})
-    page.wait_for_timeout(1500)  # Plotly relayouts on resize
+    page.wait_for_timeout(1500)  # Vega redraws container-wide charts on resize
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     page.set_viewport_size({"width": width, "height": 900})
 
@@ -171,26 +175,24 @@ def test_results_deep_link_draws_charts_and_switches_method(
     page: object, server: str
 ) -> None:
     open_page(page, f"{server}/results?experiment=proactive-shipping-email", "Download")
-    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.wait_for_selector(DRAWN)
     text = main_text(page)
     assert "Proactive shipping e-mail" in text
     assert "Recommendation: Ship." in text
     assert "Showing the sequential test" in text  # the config's decision
-    assert page.locator(".js-plotly-plot").count() >= 3
+    assert page.locator(DRAWN).count() >= 3
     # the novelty check: its heading, the engine's sentence and its drawn chart
     assert "Does the effect fade?" in text
     assert "No sign of novelty" in text  # contacts per order, the primary metric
-    fade = page.locator(".js-plotly-plot .gtitle", has_text="Does the effect fade?")
+    fade = page.locator(TITLE, has_text="Does the effect fade?")
     assert fade.count() == 1
     assert_no_error_text(page)
     screenshot(page, "results")
 
     # a tab is drawn when clicked (only the open one is sent to the browser)
-    assert page.locator(".js-plotly-plot .gtitle", has_text="Posterior").count() == 0
+    assert page.locator(TITLE, has_text="Posterior").count() == 0
     page.get_by_role("tab", name="Posterior").click(timeout=30_000)
-    page.locator(".js-plotly-plot .gtitle", has_text="Posterior").wait_for(
-        timeout=PAGE_TIMEOUT_MS
-    )
+    page.locator(TITLE, has_text="Posterior").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
 
     switch = page.locator('[data-testid="stButtonGroup"]').first
@@ -203,19 +205,18 @@ def test_results_deep_link_draws_charts_and_switches_method(
     wait_until_idle(page)
     after = main_text(page)
     assert "Showing the bayesian test" in after
-    if charts.png_export_available():  # the PNG is rendered on click
-        png = page.get_by_role("button", name="Chart (PNG)")
-        with page.expect_download(timeout=120_000) as download:
-            png.click()
-        path = download.value.path()
-        assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png = page.get_by_role("button", name="Chart (PNG)")  # rendered on click
+    with page.expect_download(timeout=120_000) as download:
+        png.click()
+    path = download.value.path()
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert after != text
     assert_no_error_text(page)
 
 
 def test_srm_experiment_shows_the_red_banner(page: object, server: str) -> None:
     open_page(page, f"{server}/results?experiment=recommendations-carousel", "Download")
-    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.wait_for_selector(DRAWN)
     assert "Sample-ratio mismatch" in main_text(page)
     assert_no_error_text(page)
     screenshot(page, "results-srm")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -13,6 +15,13 @@ from cxlab.analysis import ExperimentResult
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
 Results = dict[str, ExperimentResult]
+# the charts' titles (cxlab.charts), by which the page's charts are found
+FOREST = "Estimates vs control"
+LIFT = "Cumulative "
+NPS_SPLIT = "NPS answers per arm"
+REASONS = "Why customers contacted us"
+SURVIVAL = "share still unresolved"
+NOVELTY = "Does the effect fade?"
 
 
 def open_results(experiment_id: str, timeout: int) -> AppTest:
@@ -33,9 +42,59 @@ def scorecard(at: AppTest):
     return frame.set_index("metric")
 
 
-def figure(at: AppTest, key: str) -> dict:
-    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
-    return json.loads(chart.proto.spec)
+def drawn(at: AppTest) -> list[dict[str, Any]]:
+    """Every Vega-Lite chart on the page, each spec with its data rows put back.
+
+    Streamlit moves a spec's top-level ``data.values`` onto the element as Arrow
+    IPC bytes (``proto.data``; streamlit/elements/vega_charts.py,
+    ``_marshall_chart_data``); they are read back into ``data["values"]``, one dict
+    per row, as :mod:`cxlab.charts` built them.
+    """
+    specs = []
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        table = pa.ipc.open_stream(element.proto.data.data).read_all()
+        spec["data"] = {"values": table.to_pylist()}
+        specs.append(spec)
+    return specs
+
+
+def titles(at: AppTest) -> list[str]:
+    return [spec["title"] for spec in drawn(at)]
+
+
+def figure(at: AppTest, title: str) -> dict[str, Any]:
+    """The one chart drawn whose title contains ``title``.
+
+    Charts are found by title: a ``key`` given to ``st.vega_lite_chart`` without
+    selections reaches neither the element's id nor the page (Streamlit 1.67).
+    """
+    (spec,) = [s for s in drawn(at) if title in s["title"]]
+    return spec
+
+
+def rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return spec["data"]["values"]
+
+
+def colours(spec: dict[str, Any]) -> dict[str, str]:
+    """The colour each legend name is drawn in: every colour scale's domain → range."""
+    found: dict[str, str] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            colour = node.get("color")
+            if isinstance(colour, dict) and "domain" in colour.get("scale", {}):
+                scale = colour["scale"]
+                found.update(zip(scale["domain"], scale["range"], strict=True))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return found
 
 
 def open_view(at: AppTest, view: str) -> None:
@@ -67,13 +126,16 @@ def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
     assert row["verdict"] == "● win"
     assert row["delta"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
     assert row["delta"].startswith("−")
-    forest = figure(email, "forest")
-    wins = [t for t in forest["data"] if t["name"] == "significant, good direction"]
-    assert len(wins) == 1
-    assert wins[0]["marker"]["color"] == charts.GOOD
-    assert "Contacts per order (primary)" in wins[0]["y"]
-    i = wins[0]["y"].index("Contacts per order (primary)")
-    assert wins[0]["x"][i] == pytest.approx(expected.call.rel_delta)
+    forest = figure(email, FOREST)
+    wins = [r for r in rows(forest) if r["verdict"] == "significant, good direction"]
+    assert {r["label"] for r in wins} == {
+        f"{r.metric.label} ({r.role})"
+        for r in engine_results["proactive-shipping-email"].results
+        if r.call.verdict == "win"
+    }
+    assert colours(forest)["significant, good direction"] == charts.GOOD
+    (drawn_row,) = [r for r in wins if r["label"] == "Contacts per order (primary)"]
+    assert drawn_row["value"] == pytest.approx(expected.call.rel_delta)
 
 
 def test_scorecard_lists_primary_then_secondary_then_guardrails(email: AppTest) -> None:
@@ -121,8 +183,11 @@ def test_sample_ratio_mismatch_shows_a_red_banner_and_greys_verdicts(
     at = open_results("recommendations-carousel", timeout)
     assert any("Sample-ratio mismatch" in e.value for e in at.error)
     assert all(v.startswith("◌ untrusted") for v in scorecard(at)["verdict"])
-    forest = figure(at, "forest")
-    assert {t["marker"]["color"] for t in forest["data"]} == {charts.MUTED}
+    forest = figure(at, FOREST)
+    assert rows(forest)
+    assert all(r["verdict"].startswith("untrusted: ") for r in rows(forest))
+    assert {r["verdict"] for r in rows(forest)} <= set(colours(forest))
+    assert set(colours(forest).values()) == {charts.MUTED}
     assert any("Review" in w.value for w in at.warning)
 
 
@@ -132,9 +197,10 @@ def test_nps_tab_shows_the_split_and_response_rate_per_arm(
     at = open_results("proactive-shipping-email", timeout)
     at.selectbox(key="results_metric_proactive-shipping-email").select("nps").run()
     # only the open tab is drawn: the split waits for its tab
-    assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("-nps_split")]
+    assert any(t.startswith(LIFT) for t in titles(at))
+    assert NPS_SPLIT not in titles(at)
     open_view(at, "NPS answers")
-    assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("-lift")]
+    assert not any(t.startswith(LIFT) for t in titles(at))
     result = engine_results["proactive-shipping-email"]
     nps = result.result("nps")
     frame = next(d.value for d in at.dataframe if "response rate" in d.value.columns)
@@ -143,19 +209,28 @@ def test_nps_tab_shows_the_split_and_response_rate_per_arm(
     assert control["response rate"] == pytest.approx(
         nps.control.n / result.users["control"]
     )
-    split = figure(at, "nps_split")
-    assert [t["name"] for t in split["data"]] == [
-        "detractors (0-6)",
-        "passives (7-8)",
-        "promoters (9-10)",
-    ]
+    split = figure(at, NPS_SPLIT)
+    parts = ["detractors (0-6)", "passives (7-8)", "promoters (9-10)"]
+    assert list(colours(split)) == parts
+    for arm, stats in (
+        ("control", nps.control.stats),
+        ("proactive_email", nps.treatment.stats),
+    ):
+        bars = [r for r in rows(split) if r["arm"] == arm]
+        assert [r["part"] for r in bars] == parts
+        counts = (stats.detractors, stats.passives, stats.promoters)
+        assert [r["share"] for r in bars] == pytest.approx(
+            [c / stats.n for c in counts]
+        )
+        assert bars[0]["start"] == 0.0
+        assert bars[-1]["end"] == pytest.approx(1.0)
     # a metric without that tab: the first tab opens, nothing fails
     at.selectbox(key="results_metric_proactive-shipping-email").select(
         "contacts_per_order"
     ).run()
     assert not at.exception
     assert [t.label for t in at.tabs] == ["Lift over time", "Per arm", "Posterior"]
-    assert figure(at, "lift")["data"]
+    assert rows(figure(at, LIFT))
 
 
 def test_choosing_another_experiment_updates_the_shareable_url(timeout: int) -> None:
@@ -173,8 +248,7 @@ def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
 ) -> None:
     assert any("segment tests" in c.value for c in email.caption)
     labels = {b.label for b in email.get("download_button")}
-    assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)"} <= labels
-    assert ("Chart (PNG)" in labels) == charts.png_export_available()
+    assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)", "Chart (PNG)"} <= labels
 
 
 @pytest.mark.parametrize("metric_id", ["contact_rate", "nps"])
@@ -195,14 +269,16 @@ def test_scorecard_sentence_and_charts_show_one_delta_and_one_interval(
     estimate = call.abs_delta if points else call.rel_delta
     ci = call.abs_ci if points else call.rel_ci
     assert shown["delta"] == charts.format_delta(row.metric, estimate, "rel")
-    forest = figure(at, "forest")
-    drawn = next(t for t in forest["data"] if row.metric.label + " (" in str(t["y"]))
-    i = list(drawn["y"]).index(f"{row.metric.label} ({row.role})")
-    assert drawn["x"][i] == pytest.approx(estimate)
-    assert drawn["x"][i] + drawn["error_x"]["array"][i] == pytest.approx(ci[1])
-    lift = figure(at, "lift")["data"]
-    assert lift[-1]["y"][-1] == pytest.approx(estimate)
-    assert (lift[0]["y"][-1], lift[1]["y"][-1]) == pytest.approx(
+    forest = figure(at, FOREST)
+    (drawn_row,) = [
+        r for r in rows(forest) if r["label"] == f"{row.metric.label} ({row.role})"
+    ]
+    assert drawn_row["panel"] == ("points" if points else "relative lift")
+    assert drawn_row["value"] == pytest.approx(estimate)
+    assert (drawn_row["low"], drawn_row["high"]) == pytest.approx(ci)
+    last = rows(figure(at, LIFT))[-1]
+    assert last["lift"] == pytest.approx(estimate)
+    assert (last["seq_low"], last["seq_high"]) == pytest.approx(
         row.calls["sequential"].abs_ci if points else row.calls["sequential"].rel_ci
     )
 
@@ -215,16 +291,29 @@ def test_contact_reasons_tab_draws_the_calls_intervals_sorted_by_effect(
     at.selectbox(key=key).select("contact_reasons").run()
     open_view(at, "Contact reasons")
     result = engine_results["proactive-shipping-email"]
-    rows = [r for r in result.results if r.metric.id == "contact_reasons"]
-    chart = figure(at, "reasons")
-    control, treatment = chart["data"]
-    # sorted by the call's relative effect: the biggest cut ("where is my order") on top
-    assert control["y"][-1] == "where is my order"
-    by_reason = {r.category: r for r in rows}
-    top = by_reason["where is my order"]
-    call = top.calls[result.experiment.decision]
-    upper = treatment["x"][-1] + treatment["error_x"]["array"][-1]
-    assert upper == pytest.approx(top.control.value + call.abs_ci[1])
+    reasons = [r for r in result.results if r.metric.id == "contact_reasons"]
+    chart = figure(at, REASONS)
+    method = result.experiment.decision
+    # sorted by the call's relative effect: the biggest cut ("where is my order") on
+    # top. Vega-Lite draws a nominal y axis in its explicit sort order, top first.
+    order = sorted(reasons, key=lambda r: r.calls[method].rel_delta)
+    assert order[0].category == "where is my order"
+    (axis,) = {json.dumps(layer["encoding"]["y"]["sort"]) for layer in chart["layer"]}
+    assert json.loads(axis) == [r.category for r in order]
+    drawn_rows = {r["reason"]: r for r in rows(chart)}
+    assert set(drawn_rows) == {r.category for r in reasons}
+    top = order[0]
+    call = top.calls[method]
+    assert drawn_rows["where is my order"]["control"] == pytest.approx(
+        top.control.value
+    )
+    assert drawn_rows["where is my order"]["value"] == pytest.approx(
+        top.treatment.value
+    )
+    assert (
+        drawn_rows["where is my order"]["low"],
+        drawn_rows["where is my order"]["high"],
+    ) == pytest.approx([top.control.value + bound for bound in call.abs_ci])
     assert "χ² =" in " ".join(c.value for c in at.caption)
 
 
@@ -236,11 +325,14 @@ def test_time_to_resolution_tab_draws_two_curves_and_the_share_still_open(
     at.selectbox(key=key).select("time_to_resolution").run()
     open_view(at, "Time to event")
     row = engine_results["help-centre-redesign"].result("time_to_resolution")
-    chart = figure(at, "survival")
-    curves = [t for t in chart["data"] if t.get("name")]
-    assert [t["name"].split(" ")[0] for t in curves] == ["control", "new_help_centre"]
-    assert curves[0]["y"][0] == 1.0
-    assert curves[0]["x"][-1] == 72.0
+    chart = figure(at, SURVIVAL)
+    arms = list(dict.fromkeys(r["arm"] for r in rows(chart)))
+    assert [name.split(" ")[0] for name in arms] == ["control", "new_help_centre"]
+    assert list(colours(chart)) == arms
+    control = [r for r in rows(chart) if r["arm"] == arms[0]]
+    assert control[0]["share"] == 1.0
+    assert control[0]["hours"] == 0.0
+    assert control[-1]["hours"] == 72.0
     share = row.control.stats.censored / row.control.n
     assert f"control {share:.1%}" in " ".join(c.value for c in at.caption)
 
@@ -258,18 +350,17 @@ def test_the_nps_lift_by_exposure_age_is_drawn_in_points_with_its_users(
     # day 1 has fewer than 100 responders per arm: drawn, but not quoted
     assert check.pattern == "too little data"
     assert f"**{check.sentence}**" in [m.value for m in at.markdown]
-    chart = figure(at, "novelty")
-    (points,) = chart["data"]
-    assert points["x"] == [b.label for b in check.buckets]
+    points = rows(figure(at, NOVELTY))
+    assert [p["bucket"] for p in points] == [b.label for b in check.buckets]
     # NPS in points even on the relative scale, each bucket's own interval
-    assert points["y"] == pytest.approx([b.fixed.abs_delta for b in check.buckets])
-    assert points["error_y"]["array"][0] == pytest.approx(
-        check.buckets[0].fixed.abs_ci[1] - check.buckets[0].fixed.abs_delta
+    assert [p["value"] for p in points] == pytest.approx(
+        [b.fixed.abs_delta for b in check.buckets]
     )
     first = check.buckets[0]
+    assert (points[0]["low"], points[0]["high"]) == pytest.approx(first.fixed.abs_ci)
     assert (
-        f"users: control {first.control_n:,} · proactive_email {first.treatment_n:,}"
-        in points["hovertext"][0]
+        points[0]["users"]
+        == f"control {first.control_n:,} · proactive_email {first.treatment_n:,}"
     )
     assert any("no multiplicity correction" in c.value for c in at.caption)
 
@@ -282,11 +373,11 @@ def test_the_novelty_check_follows_the_delta_scale_and_says_where_it_does_not_ap
         "contacts_per_order", "proactive_email"
     )
     assert check is not None
-    assert figure(at, "novelty")["data"][0]["y"] == pytest.approx(
+    assert [p["value"] for p in rows(figure(at, NOVELTY))] == pytest.approx(
         [b.fixed.rel_delta for b in check.buckets]
     )
     at.segmented_control(key="results_scale").set_value("abs").run()
-    assert figure(at, "novelty")["data"][0]["y"] == pytest.approx(
+    assert [p["value"] for p in rows(figure(at, NOVELTY))] == pytest.approx(
         [b.fixed.abs_delta for b in check.buckets]
     )
     key = "results_metric_proactive-shipping-email"
