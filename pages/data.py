@@ -212,7 +212,6 @@ try:
         per_day_figure(ws.events, ws.fingerprint),
         width="stretch",
         theme=None,
-        key="data_per_day",
     )
 except InputError as exc:
     show_error(exc)

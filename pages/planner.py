@@ -163,8 +163,6 @@ if plan.weeks:
             ),
         },
     )
-    right.vega_lite_chart(
-        charts.mde_chart(plan), width="stretch", theme=None, key="planner_chart"
-    )
+    right.vega_lite_chart(charts.mde_chart(plan), width="stretch", theme=None)
 else:
     st.info("Give the users a day to see the duration and the MDE week by week.")

@@ -153,8 +153,8 @@ forest = cache.figure(
 )
 # Charts keep their own look (theme=None), the one their HTML and PNG downloads have:
 # Streamlit's theme shifts stacked bars below the axis.
-for chart, key in zip(forest, ("forest", "forest_points"), strict=False):
-    st.vega_lite_chart(chart, width="stretch", theme=None, key=key)
+for chart in forest:
+    st.vega_lite_chart(chart, width="stretch", theme=None)
 with st.expander("Details: every method, raw p-values and expected loss"):
     st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
     st.caption(
@@ -230,7 +230,7 @@ if tabs["Lift over time"].open:
         "planned end: peeking at it inflates false positives."
     )
 if tabs["Per arm"].open:
-    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", theme=None, key="per_arm")
+    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", theme=None)
 if tabs["Posterior"].open:
     tabs["Posterior"].vega_lite_chart(
         post, width="stretch", theme=None, key="posterior"
@@ -250,7 +250,7 @@ if is_nps:
     figures.append(split)
 if is_nps and tabs["NPS answers"].open:
     nps_tab = tabs["NPS answers"]
-    nps_tab.vega_lite_chart(split, width="stretch", theme=None, key="nps_split")
+    nps_tab.vega_lite_chart(split, width="stretch", theme=None)
     nps_tab.dataframe(
         charts.nps_response_frame(result, metric_id).to_arrow(),
         hide_index=True,
@@ -343,7 +343,7 @@ else:
         lambda: charts.novelty_lifts(check, scale),
     )
     figures.append(fade)
-    st.vega_lite_chart(fade, width="stretch", theme=None, key="novelty")
+    st.vega_lite_chart(fade, width="stretch", theme=None)
     st.caption(
         "Each point is the lift on the events of that many days after each user's "
         "first exposure (day 1 = its first 24 hours), over the users who had reached "
@@ -366,7 +366,7 @@ if exp.dimensions and detail is None:
         lambda: charts.segment_forest(seg, alpha=exp.alpha),
     )
     figures.append(seg_fig)
-    st.vega_lite_chart(seg_fig, width="stretch", theme=None, key="segments")
+    st.vega_lite_chart(seg_fig, width="stretch", theme=None)
     with st.expander("Segment table"):
         st.dataframe(seg.to_arrow(), hide_index=True)
 
@@ -379,7 +379,7 @@ exposures = cache.figure(
     lambda: charts.exposures_per_day(summaries.exposures, exp.id),
 )
 figures.append(exposures)
-st.vega_lite_chart(exposures, width="stretch", theme=None, key="exposures")
+st.vega_lite_chart(exposures, width="stretch", theme=None)
 
 # --- downloads --------------------------------------------------------------------
 st.subheader("Download")

@@ -17,6 +17,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
 Results = dict[str, ExperimentResult]
 # the charts' titles (cxlab.charts), by which the page's charts are found
 FOREST = "Estimates vs control"
+POINTS = "for metrics read in points"  # the forest's second chart
 LIFT = "Cumulative "
 NPS_SPLIT = "NPS answers per arm"
 REASONS = "Why customers contacted us"
@@ -73,6 +74,12 @@ def figure(at: AppTest, title: str) -> dict[str, Any]:
     return spec
 
 
+def forest_rows(at: AppTest) -> list[dict[str, Any]]:
+    """The scorecard's rows as the forest draws them: relative lifts, then points."""
+    relative = rows(figure(at, FOREST))
+    return relative + [r for s in drawn(at) if POINTS in s["title"] for r in rows(s)]
+
+
 def rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return spec["data"]["values"]
 
@@ -127,7 +134,9 @@ def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
     assert row["delta"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
     assert row["delta"].startswith("−")
     forest = figure(email, FOREST)
-    wins = [r for r in rows(forest) if r["verdict"] == "significant, good direction"]
+    wins = [
+        r for r in forest_rows(email) if r["verdict"] == "significant, good direction"
+    ]
     assert {r["label"] for r in wins} == {
         f"{r.metric.label} ({r.role})"
         for r in engine_results["proactive-shipping-email"].results
@@ -184,8 +193,8 @@ def test_sample_ratio_mismatch_shows_a_red_banner_and_greys_verdicts(
     assert any("Sample-ratio mismatch" in e.value for e in at.error)
     assert all(v.startswith("◌ untrusted") for v in scorecard(at)["verdict"])
     forest = figure(at, FOREST)
-    assert rows(forest)
-    assert all(r["verdict"].startswith("untrusted: ") for r in rows(forest))
+    assert forest_rows(at)
+    assert all(r["verdict"].startswith("untrusted: ") for r in forest_rows(at))
     assert {r["verdict"] for r in rows(forest)} <= set(colours(forest))
     assert set(colours(forest).values()) == {charts.MUTED}
     assert any("Review" in w.value for w in at.warning)
@@ -269,9 +278,8 @@ def test_scorecard_sentence_and_charts_show_one_delta_and_one_interval(
     estimate = call.abs_delta if points else call.rel_delta
     ci = call.abs_ci if points else call.rel_ci
     assert shown["delta"] == charts.format_delta(row.metric, estimate, "rel")
-    forest = figure(at, FOREST)
     (drawn_row,) = [
-        r for r in rows(forest) if r["label"] == f"{row.metric.label} ({row.role})"
+        r for r in forest_rows(at) if r["label"] == f"{row.metric.label} ({row.role})"
     ]
     assert drawn_row["panel"] == ("points" if points else "relative lift")
     assert drawn_row["value"] == pytest.approx(estimate)
