@@ -52,7 +52,8 @@ TIMEOUT_MS = 240_000
 FIRST = "proactive-shipping-email"
 LATER = "free-shipping-threshold"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks'
+# A Vega-Lite chart (this code), or a Plotly one (a --before checkout older than it).
+CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks, .js-plotly-plot .main-svg'
 
 
 def _free_port() -> int:

@@ -367,12 +367,16 @@ def _whiskers(
 def _measure(
     title: str, fmt: str | None, domain: Sequence[float] | None = None
 ) -> Chart:
-    """A quantitative axis: its title, d3 tick format and (optional) fixed range."""
+    """A quantitative axis: its title, d3 tick format and (optional) fixed range.
+
+    Vega-Lite scales: https://vega.github.io/vega-lite/docs/scale.html (``clamp``
+    keeps the first days' very wide intervals inside a settled range).
+    """
     out: Chart = {"type": "quantitative", "title": title}
     if fmt:
         out["axis"] = {"format": fmt}
-    if domain is not None:
-        out["scale"] = {"domain": list(domain), "zero": False}
+    if domain is not None:  # exactly this range; what lies beyond is drawn at its edge
+        out["scale"] = {"domain": list(domain), "nice": False, "clamp": True}
     return out
 
 
@@ -553,7 +557,7 @@ def cumulative_lift(
     colour = {"scale": _legend(names, [ARM_COLOURS[0], ARM_COLOURS[1], INK])}
     bands = [
         {
-            "mark": {"type": "area", "opacity": opacity, "clip": True},
+            "mark": {"type": "area", "opacity": opacity},
             "encoding": {
                 "x": DAY,
                 "y": {**measure, "field": low},
@@ -574,7 +578,7 @@ def cumulative_lift(
             *bands,
             _zero("y"),
             {
-                "mark": {"type": "line", "strokeWidth": 2.5, "clip": True},
+                "mark": {"type": "line", "strokeWidth": 2.5},
                 "encoding": {
                     "x": DAY,
                     "y": {**measure, "field": "lift"},
