@@ -1,11 +1,11 @@
 """Power and planning for a catalog metric: users, days and detectable effects.
 
 The engine side of the Planner page and of ``python -m cxlab plan``. The statistics
-come from :mod:`cxlab.stats.power` (statsmodels ``NormalIndPower`` for the fixed-horizon
-test, the normal-mixture confidence sequence for the sequential inflation); this
-module adds what needs the engine: the baseline mean and variance taken from the
-control arm of the latest experiment that used the metric, the observed daily
-traffic, the weekly MDE table and a plain sentence. The chart lives in
+come from :mod:`cxlab.stats.power` (the two-sided z test's power solved exactly for
+the fixed-horizon test, the normal-mixture confidence sequence for the sequential
+inflation); this module adds what needs the engine: the baseline mean and variance
+taken from the control arm of the latest experiment that used the metric, the observed
+daily traffic, the weekly MDE table and a plain sentence. The chart lives in
 :mod:`cxlab.charts`, the JSON and text output in :mod:`cxlab.report`, the
 command line in :mod:`cxlab.cli`.
 """
@@ -351,6 +351,8 @@ def _check_inputs(
         raise InputError(f"alpha must be between 0 and 0.5, got {alpha:g}")
     if not 0 < power < 1:
         raise InputError(f"power must be between 0 and 1, got {power:g}")
+    if not power > alpha:
+        raise InputError(f"power must be above alpha ({alpha:g}), got {power:g}")
     if variants < 2:
         raise InputError(f"variants must be at least 2, got {variants}")
     if tuning < 2:

@@ -3,12 +3,16 @@ and one headless Chromium per test process for the browser tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from cxlab.analysis import ExperimentResult
 from cxlab.api import analyze_folder
@@ -88,3 +92,20 @@ def browser(chromium: str) -> Iterator[object]:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def drawn(at: AppTest) -> list[dict[str, Any]]:
+    """Every Vega-Lite chart on the page, each spec with its data rows put back.
+
+    Streamlit moves a spec's top-level ``data.values`` onto the element as Arrow
+    IPC bytes (``proto.data``; streamlit/elements/vega_charts.py,
+    ``_marshall_chart_data``); they are read back into ``data["values"]``, one dict
+    per row, as :mod:`cxlab.charts` built them.
+    """
+    specs = []
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        table = pa.ipc.open_stream(element.proto.data.data).read_all()
+        spec["data"] = {"values": table.to_pylist()}
+        specs.append(spec)
+    return specs

@@ -172,7 +172,7 @@ def test_portfolio_is_the_home_page_with_links_to_results(
 
 
 def test_results_deep_link_draws_charts_and_switches_method(
-    page: object, server: str
+    page: object, server: str, tmp_path: Path
 ) -> None:
     open_page(page, f"{server}/results?experiment=proactive-shipping-email", "Download")
     page.wait_for_selector(DRAWN)
@@ -212,6 +212,26 @@ def test_results_deep_link_draws_charts_and_switches_method(
     assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert after != text
     assert_no_error_text(page)
+
+    # the charts' HTML download draws every chart with no network at all
+    html = page.get_by_role("button", name="Charts (HTML)")  # rendered on click
+    with page.expect_download(timeout=120_000) as download:
+        html.click()
+    saved = tmp_path / "charts.html"
+    download.value.save_as(saved)
+    offline = page.context.new_page()
+    offline.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort(),
+    )
+    offline.goto(saved.as_uri())
+    sections = saved.read_text().count('<section id="chart')
+    assert sections >= 4  # the forests, lift, per arm and posterior at least
+    offline.wait_for_function(
+        f"() => document.querySelectorAll('.vega-embed .marks').length === {sections}",
+        timeout=60_000,
+    )
+    offline.close()
 
 
 def test_srm_experiment_shows_the_red_banner(page: object, server: str) -> None:

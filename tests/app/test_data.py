@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxlab.ui import cache
+from tests.app.conftest import drawn
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "data.py")
@@ -45,6 +46,20 @@ def test_health_report_shows_the_sample_row_count() -> None:
     assert shown["Users"] == f"{users.item():,}"
     by_type = next(d.value for d in at.dataframe if "event" in d.value.columns)
     assert int(by_type["rows"].sum()) == rows
+    (chart,) = drawn(at)  # rows per day and event type: every row of the log
+    bars = chart["data"]["values"]
+    assert sum(bar["rows"] for bar in bars) == rows
+    per_day = (
+        pl.scan_parquet(sample)
+        .group_by(pl.col("timestamp").dt.date().alias("day"))
+        .agg(pl.len())
+        .sort("day")
+        .collect()
+    )
+    shown = {}
+    for bar in bars:
+        shown[bar["day"]] = shown.get(bar["day"], 0) + bar["rows"]
+    assert shown == {d.isoformat(): n for d, n in per_day.iter_rows()}
     assert at.code[0].value == "# the log already uses the contract's names"
 
 

@@ -13,6 +13,7 @@ from cxlab.api import summarize_all
 from cxlab.config import load_catalog, load_experiments
 from cxlab.events import resolve_source
 from cxlab.ui import cache
+from tests.app.conftest import drawn
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "planner.py")
@@ -97,6 +98,11 @@ def test_sentence_and_table_match_planning_for_the_same_inputs() -> None:
     assert list(table["sequential_mde"]) == pytest.approx(
         expected["sequential_mde"].to_list()
     )
+    (chart,) = drawn(at)  # the weekly MDE, per method, as the table has it
+    weeks = chart["data"]["values"]
+    fixed = [r["mde"] for r in weeks if r["method"] == "fixed horizon"]
+    assert fixed == pytest.approx(expected["fixed_mde"].to_list())
+    assert len(weeks) == 2 * expected.height
 
 
 def test_a_decrease_metric_is_planned_as_a_drop() -> None:

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxlab import charts
 from cxlab.analysis import ExperimentResult
+from tests.app.conftest import drawn
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
 Results = dict[str, ExperimentResult]
@@ -41,23 +41,6 @@ def email(timeout: int, sample_log: Path) -> AppTest:
 def scorecard(at: AppTest):
     frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
     return frame.set_index("metric")
-
-
-def drawn(at: AppTest) -> list[dict[str, Any]]:
-    """Every Vega-Lite chart on the page, each spec with its data rows put back.
-
-    Streamlit moves a spec's top-level ``data.values`` onto the element as Arrow
-    IPC bytes (``proto.data``; streamlit/elements/vega_charts.py,
-    ``_marshall_chart_data``); they are read back into ``data["values"]``, one dict
-    per row, as :mod:`cxlab.charts` built them.
-    """
-    specs = []
-    for element in at.get("vega_lite_chart"):
-        spec = json.loads(element.proto.spec)
-        table = pa.ipc.open_stream(element.proto.data.data).read_all()
-        spec["data"] = {"values": table.to_pylist()}
-        specs.append(spec)
-    return specs
 
 
 def titles(at: AppTest) -> list[str]:

@@ -140,6 +140,7 @@ def test_sentence_without_daily_users_gives_users_only() -> None:
         ({"relative_mde": 0}, "MDE"),
         ({"alpha": 0.7}, "alpha"),
         ({"power": 1.2}, "power"),
+        ({"power": 0.04, "alpha": 0.05}, "power must be above alpha"),
         ({"variants": 1}, "variants"),
         ({"daily_users": -5}, "daily users"),
         ({"daily_users": 1e308}, "daily users"),  # was an OverflowError

@@ -4,11 +4,13 @@ import math
 
 import pytest
 from scipy import stats as sps
+from statsmodels.stats.power import NormalIndPower
 
 from cxlab.stats.power import (
     days_needed,
     mde_by_week,
     minimum_detectable_effect,
+    noncentrality,
     required_users,
     sequential_inflation,
     sequential_power,
@@ -26,6 +28,32 @@ def test_required_users_matches_textbook_formula() -> None:
     plan = required_users(P, VAR, 0.05, alpha=0.05, power=0.8)
     assert plan.users_per_arm == pytest.approx(n, rel=1e-3)  # both-tails vs one-tail
     assert plan.total_users == 2 * plan.users_per_arm
+
+
+@pytest.mark.parametrize("alpha", [0.001, 0.01, 0.05, 0.2, 0.45])
+@pytest.mark.parametrize("power", [0.5, 0.8, 0.9, 0.99])
+def test_noncentrality_has_the_asked_two_sided_power(
+    alpha: float, power: float
+) -> None:
+    lam = noncentrality(alpha, power)
+    z = sps.norm.isf(alpha / 2)
+    # the two-sided z test's power at λ, both tails (statsmodels normal_power)
+    reached = sps.norm.sf(z - lam) + sps.norm.cdf(-z - lam)
+    assert reached == pytest.approx(power, abs=1e-12)
+    # and statsmodels' own solver lands on the same λ = (δ/σ) sqrt(n/2), n = 2, to
+    # its root finder's tolerance (it stops up to a few 1e-6 away)
+    effect = NormalIndPower().solve_power(
+        nobs1=2, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
+    )
+    assert lam == pytest.approx(effect, abs=1e-5)
+
+
+@pytest.mark.parametrize(("alpha", "power"), [(0.05, 0.05), (0.05, 0.01), (0.05, 1.0)])
+def test_noncentrality_needs_a_power_between_alpha_and_one(
+    alpha: float, power: float
+) -> None:
+    with pytest.raises(ValueError, match="between alpha and 1"):
+        noncentrality(alpha, power)
 
 
 def test_bonferroni_over_treatment_arms_needs_more_users() -> None:
