@@ -529,6 +529,25 @@ class _AsOfSteps:
 # --- portfolio page ---------------------------------------------------------------
 
 
+def _open_details(at: AppTest) -> None:
+    """Filters are checked in the details table (owner and tags are only there)."""
+    at.toggle(key="portfolio_details").set_value(True)
+    at.run()
+
+
+def _details_step() -> Step:
+    def values(at: AppTest, n: int) -> list[bool]:
+        return alternate(True, False, at.toggle(key="portfolio_details").value, n)
+
+    def apply(at: AppTest, shown: bool) -> None:
+        at.toggle(key="portfolio_details").set_value(shown)
+
+    def check(at: AppTest, shown: bool) -> str | None:
+        return expect(bool(at.dataframe) == shown, f"details table shown != {shown}")
+
+    return Step("portfolio", "Details toggle", values, apply, check)
+
+
 def _filter_steps(key: str, column: str, label: str) -> Step:
     def values(at: AppTest, n: int) -> list[list[str]]:
         box = at.multiselect(key=key)
@@ -564,6 +583,7 @@ def _filter_steps(key: str, column: str, label: str) -> Step:
         values,
         apply,
         check,
+        setup=_open_details,
         teardown=reset,
     )
 
@@ -591,6 +611,7 @@ def _search_step() -> Step:
         values,
         apply,
         check,
+        setup=_open_details,
         teardown=lambda at: (apply(at, ""), at.run()),
     )
 
@@ -825,6 +846,7 @@ def steps() -> list[Step]:
     """Every widget change measured, page by page, in the order they are made."""
     as_of = _AsOfSteps()
     return [
+        _details_step(),
         _filter_steps("portfolio_status", "status", "Status"),
         _filter_steps("portfolio_owner", "owner", "Owner"),
         _filter_steps("portfolio_tag", "tags", "Tag"),

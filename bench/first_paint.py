@@ -54,6 +54,8 @@ LATER = "free-shipping-threshold"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 # A Vega-Lite chart (this code), or a Plotly one (a --before checkout older than it).
 CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks, .js-plotly-plot .main-svg'
+# The portfolio's table: Markdown (this code), or an st.table (a --before checkout).
+TABLE_DRAWN = '[data-testid="stMarkdownContainer"] table, [data-testid="stTable"]'
 
 
 def _free_port() -> int:
@@ -135,7 +137,7 @@ def one_run(browser: object, store: Path, root: Path) -> Row:
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.goto(url)
-        _drawn(page, '[data-testid="stTable"], [data-testid="stDataFrame"]')
+        _drawn(page, TABLE_DRAWN)
         drawn = time.perf_counter()
         cpu_total = cpu_seconds(pid)
         deep = _results(context, url, FIRST)

@@ -418,6 +418,31 @@ def executive_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, str]]:
     return cells
 
 
+def executive_table(rows: Sequence[dict[str, object]]) -> str:
+    """:func:`executive_rows` as one Markdown pipe table (GitHub Flavored Markdown).
+
+    Every cell is already Markdown with its pipes escaped, so the page draws the
+    table with ``st.markdown``: ``st.table`` would convert it through pandas, whose
+    import cost the first page half a second of server CPU (bench/RESULTS.md).
+
+    Args:
+        rows: rows of :func:`portfolio_rows` (at least one).
+
+    Returns:
+        The table's Markdown: a header row, its delimiter row, one row per input.
+    """
+    cells = executive_rows(rows)
+    head = list(cells[0])
+    lines = [_pipe_row(head), _pipe_row(["---"] * len(head))]
+    lines += [_pipe_row([row[title] for title in head]) for row in cells]
+    return "\n".join(lines)
+
+
+def _pipe_row(cells: Sequence[str]) -> str:
+    """One row of a pipe table; a line break in a cell would end the table."""
+    return "| " + " | ".join(" ".join(c.splitlines()) for c in cells) + " |"
+
+
 # --- headline tiles -------------------------------------------------------------------
 
 

@@ -106,7 +106,7 @@ if not shown:
     st.stop()
 
 labels = [states[str(row["id"])].label for row in shown]
-st.table(pl.DataFrame(portfolio.executive_rows(shown)).to_arrow(), hide_index=True)
+st.markdown(portfolio.executive_table(shown))
 st.caption(
     "Each name opens the experiment's results page; the link is shareable. Effect and "
     "interval are those of the decision method in force (NPS in points); experiments "
@@ -115,7 +115,11 @@ st.caption(
     "analysed users against planned_users; the ETA extrapolates the mean daily new "
     "users of the last 7 days."
 )
-with st.expander("Details: owner, tags, data, why and decision notes"):
+# A toggle, not an expander: an expander's content is sent (and converted through
+# pandas) even while it is closed, which cost the first page half a second.
+if st.toggle(
+    "Details: owner, tags, data, why and decision notes", key="portfolio_details"
+):
     st.dataframe(
         pl.DataFrame(shown).with_columns(state=pl.Series(labels)).to_arrow(),
         hide_index=True,
@@ -149,3 +153,4 @@ with st.expander("Details: owner, tags, data, why and decision notes"):
             "decision note": st.column_config.TextColumn(width="large"),
         },
     )
+cache.warm_import("pandas")  # for the next page's tables and charts

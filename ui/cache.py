@@ -13,7 +13,9 @@ summaries). They are frozen dataclasses and Polars frames; nothing may mutate th
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
+import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +263,22 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
     )
     store.save(store_folder(), name, history)
     return history
+
+
+@st.cache_resource(show_spinner=False)
+def warm_import(module: str) -> threading.Thread:
+    """Import ``module`` on a daemon thread, once per server process.
+
+    The portfolio draws without pandas, but the other pages' tables and charts
+    need it (Streamlit converts their data through pandas): importing it while
+    the reader looks at the first page spares the next page that half second.
+    """
+    thread = threading.Thread(
+        target=importlib.import_module, args=(module,), name=f"import {module}"
+    )
+    thread.daemon = True
+    thread.start()
+    return thread
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

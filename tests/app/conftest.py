@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -109,3 +111,29 @@ def drawn(at: AppTest) -> list[dict[str, Any]]:
         spec["data"] = {"values": table.to_pylist()}
         specs.append(spec)
     return specs
+
+
+def executive_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The portfolio's tables for executives on the page, cell by cell as written.
+
+    The page writes each as a Markdown pipe table
+    (:func:`cxlab.portfolio.executive_table`): a header row, a delimiter row, one
+    row per experiment, cells split at the pipes not escaped by a backslash.
+    """
+    tables = []
+    for element in at.markdown:
+        if not element.value.startswith("| experiment |"):
+            continue
+        head, _delimiter, *rows = [
+            [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+            for line in element.value.splitlines()
+        ]
+        tables.append(pd.DataFrame(rows, columns=head))
+    return tables
+
+
+def portfolio_details(at: AppTest) -> pd.DataFrame:
+    """The portfolio's details table, its toggle switched on (one rerun)."""
+    at.toggle(key="portfolio_details").set_value(True).run()
+    assert not at.exception
+    return at.dataframe[0].value

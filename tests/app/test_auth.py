@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxlab.ui import cache
-from tests.app.conftest import AUTH
+from tests.app.conftest import AUTH, executive_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW = "configs_exp_new_"
@@ -137,6 +137,7 @@ def test_the_app_asks_a_visitor_to_log_in_and_shows_no_page(lab: Path) -> None:
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
     assert "Log in with your company account" in at.markdown[0].value
+    assert not executive_tables(at)
     assert not at.dataframe
 
 
@@ -145,6 +146,7 @@ def test_an_unknown_user_is_refused_with_a_logout_button(lab: Path) -> None:
     assert not at.exception
     assert at.error[0].value.startswith("stranger@other.org has no role in CX Lab.")
     assert [b.label for b in at.button] == ["Log out"]
+    assert not executive_tables(at)
     assert not at.dataframe
 
 

@@ -34,6 +34,7 @@ ERROR_TEXTS = ("Traceback", "Something went wrong", "StreamlitAPIException", "Er
 CHART = '[data-testid="stVegaLiteChart"]'
 DRAWN = f"{CHART} .marks"
 TITLE = f"{CHART} .role-title-text text"
+PORTFOLIO_TABLE = '[data-testid="stMarkdownContainer"] table'  # a Markdown table
 
 
 def free_port() -> int:
@@ -162,7 +163,7 @@ def test_portfolio_is_the_home_page_with_links_to_results(
 ) -> None:
     open_page(page, server, "All experiments")
     assert "Experiment portfolio" in main_text(page)
-    page.wait_for_selector('[data-testid="stTable"]')
+    page.wait_for_selector(PORTFOLIO_TABLE)
     text = main_text(page)
     for tile in ("Running now", "Decided this quarter", "Win rate", "Learning rate"):
         assert tile in text
@@ -275,16 +276,15 @@ def test_portfolio_url_shows_the_essential_columns_without_scrolling(
     open_page(page, f"{server}/portfolio", "All experiments")
     assert "Experiment portfolio" in main_text(page)
     assert "Page not found" not in page.locator("body").inner_text()
-    table = page.locator('[data-testid="stTable"]')
+    table = page.locator(PORTFOLIO_TABLE)
     table.scroll_into_view_if_needed()
     box = table.bounding_box()
     assert box["x"] + box["width"] <= 1440
-    assert page.evaluate(
-        "() => { const t = document.querySelector('[data-testid=\"stTable\"]');"
-        " return t.scrollWidth <= t.clientWidth; }"
+    assert page.evaluate(  # the table fits its column: nothing cut or scrolled
+        "t => t.scrollWidth <= t.parentElement.clientWidth", table.element_handle()
     )
     headers = page.evaluate(
-        "() => [...document.querySelectorAll('[data-testid=\"stTable\"] th')]"
+        f"() => [...document.querySelectorAll('{PORTFOLIO_TABLE} th')]"
         ".map(h => [h.innerText.trim(), h.getBoundingClientRect().right])"
     )
     shown = {name: right for name, right in headers if name}

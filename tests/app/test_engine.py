@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxlab.engine_choice import EngineChoice
 from cxlab.ui import cache
-from tests.app.conftest import AUTH
+from tests.app.conftest import AUTH, portfolio_details
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = "pages/data.py"
@@ -55,7 +55,7 @@ def engine_caption(at: AppTest) -> str:
 
 def shown_numbers(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:
     """The portfolio's tiles and its table, as the page shows them."""
-    return {m.label: m.value for m in at.metric}, at.dataframe[0].value
+    return {m.label: m.value for m in at.metric}, portfolio_details(at)
 
 
 def results_numbers(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:

@@ -163,7 +163,7 @@ def test_cxlab_app_serves_the_dashboard_on_this_machine_only(
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     assert listening_addresses(port) == {"127.0.0.1"}
     open_page(page, url, "All experiments")
-    page.wait_for_selector('[data-testid="stTable"]')  # drawn after the script's end
+    page.wait_for_selector('[data-testid="stMarkdownContainer"] table')
     text = main_text(page)
     assert "Proactive shipping e-mail" in text
     assert "Experiment portfolio" in text

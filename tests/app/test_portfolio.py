@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxlab import charts, portfolio
 from cxlab.analysis import ExperimentResult
+from tests.app.conftest import executive_tables, portfolio_details
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "portfolio.py")
 Results = dict[str, ExperimentResult]
@@ -20,6 +21,7 @@ Results = dict[str, ExperimentResult]
 def page(timeout: int, sample_log: Path) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=timeout).run()
     assert not at.exception
+    portfolio_details(at)  # the details table too
     return at
 
 
@@ -124,7 +126,7 @@ def test_status_filter_keeps_only_matching_rows(
     at = AppTest.from_file(PAGE, default_timeout=timeout).run()
     at.multiselect(key="portfolio_status").set_value(["shipped"])
     at.button[0].click().run()
-    table = at.dataframe[0].value
+    table = portfolio_details(at)
     shipped = {i for i, r in engine_results.items() if r.experiment.status == "shipped"}
     assert set(table["status"]) == {"shipped"}
     assert {link.split("=")[1] for link in table["link"]} == shipped
@@ -145,7 +147,7 @@ def test_an_earlier_as_of_date_shows_the_portfolio_as_it_stood_then(
     at.session_state["as_of"] = dt.date(2026, 10, 5)
     at.run()
     assert not at.exception
-    table = at.dataframe[0].value.set_index("id")
+    table = portfolio_details(at).set_index("id")
     status = table["status"].to_dict()
     # returns-portal-chat starts on 10-12; the shipping e-mail ran 09-07 to 10-18.
     assert status["returns-portal-chat"] == "planned"
@@ -177,7 +179,7 @@ def test_home_is_the_portfolio_with_the_shared_sidebar(timeout: int) -> None:
 def test_names_in_words_link_to_results_beside_the_essential_columns(
     page: AppTest, engine_results: Results
 ) -> None:
-    table = page.table[0].value
+    table = executive_tables(page)[0]
     assert list(table.columns) == [
         "experiment",
         "status",
@@ -202,13 +204,22 @@ def test_names_in_words_link_to_results_beside_the_essential_columns(
     assert "of plan" in chat["progress"]
 
 
+def test_the_details_table_is_drawn_only_once_asked_for(timeout: int) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=timeout).run()
+    assert not at.exception
+    assert len(executive_tables(at)[0]) == 8
+    assert at.toggle(key="portfolio_details").value is False
+    assert not at.dataframe  # not sent (nor converted through pandas) while closed
+    assert len(portfolio_details(at)) == 8
+
+
 def test_a_shipped_experiment_the_engine_calls_review_is_flagged_with_its_note(
     page: AppTest, engine_results: Results
 ) -> None:
     promise = engine_results["delivery-date-promise"]
     assert promise.experiment.status == "shipped"
     assert promise.recommendation.action == "review"
-    table = page.table[0].value.set_index("experiment")
+    table = executive_tables(page)[0].set_index("experiment")
     row = table.loc[
         "[Delivery date promise at checkout](results?experiment=delivery-date-promise)"
     ]
@@ -246,7 +257,7 @@ def test_search_keeps_the_experiments_whose_words_match(timeout: int) -> None:
     at = AppTest.from_file(PAGE, default_timeout=timeout).run()
     at.text_input(key="portfolio_search").set_value("customer-service nps")
     at.button[0].click().run()
-    ids = set(at.dataframe[0].value["id"])
+    ids = set(portfolio_details(at)["id"])
     assert ids == {"click-to-call"}  # tag customer-service, primary metric NPS
     at.text_input(key="portfolio_search").set_value("no such words")
     at.button[0].click().run()
@@ -276,5 +287,5 @@ def test_an_aa_test_decided_this_quarter_is_not_in_the_win_rate(
     assert metric_value(at, "Win rate") == f"{wins / len(decided):.0%}"
     tile = next(m for m in at.metric if m.label == "Win rate")
     assert "left out: 1 this quarter" in tile.help
-    status = at.dataframe[0].value.set_index("id").loc["checkout-aa-test", "status"]
+    status = portfolio_details(at).set_index("id").loc["checkout-aa-test", "status"]
     assert status == "stopped"

@@ -237,24 +237,41 @@ def test_filters_and_search_keep_rows_matching_all_of_them(kwargs, ids) -> None:
     assert [r["id"] for r in portfolio.filter_rows(ROWS, **kwargs)] == ids
 
 
+ROW = {
+    "experiment": "Sale [50%] *now*",
+    "link": "results?experiment=sale",
+    "status_text": "shipped — engine: review (not significant)",
+    "agrees": False,
+    "aa_test": False,
+    "effect": "Conversion: +1.4% [−1.5%, +4.3%]",
+    "verdict": "○ inconclusive",
+    "recommendation": "review",
+    "guardrails": "ok",
+    "health": "● SRM",
+    "progress": 0.5,
+    "users": 1234,
+    "eta": "ended",
+}
+
+
 def test_markdown_cells_escape_names_and_flag_disagreement() -> None:
-    row = {
-        "experiment": "Sale [50%] *now*",
-        "link": "results?experiment=sale",
-        "status_text": "shipped — engine: review (not significant)",
-        "agrees": False,
-        "aa_test": False,
-        "effect": "Conversion: +1.4% [−1.5%, +4.3%]",
-        "verdict": "○ inconclusive",
-        "recommendation": "review",
-        "guardrails": "ok",
-        "health": "● SRM",
-        "progress": 0.5,
-        "users": 1234,
-        "eta": "ended",
-    }
-    cells = portfolio.executive_rows([row])[0]
+    cells = portfolio.executive_rows([ROW])[0]
     assert cells["experiment"] == r"[Sale \[50%\] \*now\*](results?experiment=sale)"
     assert cells["status"].startswith(":orange[⚠ shipped — engine")
     assert cells["health"] == r":red[● SRM]"
     assert cells["progress"] == r"50% of plan \(1,234 users\)"
+
+
+def test_the_executive_table_is_one_markdown_pipe_table_row_per_experiment() -> None:
+    other = ROW | {"experiment": "A | B\nsplit", "agrees": True, "progress": None}
+    lines = portfolio.executive_table([ROW, other]).splitlines()
+    assert lines[0] == (
+        "| experiment | status | primary effect [interval] | verdict | engine says "
+        "| guardrails | health | progress | ETA |"
+    )
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    assert lines[2].startswith(r"| [Sale \[50%\] \*now\*](results?experiment=sale) | ")
+    # A pipe in a name is escaped and a line break would end the table: 3 rows.
+    assert len(lines) == 4
+    assert lines[3].startswith(r"| [A \| B split](results?experiment=sale) | shipped —")
+    assert lines[3].endswith(r"| no plan \(1,234 users\) | ended |")
