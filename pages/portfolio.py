@@ -153,4 +153,4 @@ if st.toggle(
             "decision note": st.column_config.TextColumn(width="large"),
         },
     )
-cache.warm_import("pandas")  # for the next page's tables and charts
+cache.warm_import("pandas.io.formats.style")  # the next page: tables, charts, Styler
