@@ -248,27 +248,23 @@ def _timeline(
     metric: MetricDef,
     control_rows: list[dict[str, float]],
     treatment_rows: list[dict[str, float]],
+    stats: tuple[list[ArmStats], list[ArmStats]],
     *,
     last_only: bool = False,
-    stats: tuple[list[ArmStats], list[ArmStats]] | None = None,
 ) -> list[Look | None]:
     """Every day's look for one metric and treatment, at the experiment's alpha.
 
-    With ``last_only`` only the last look is tested (None for the others): each
-    look's tests depend only on the looks up to it. ``stats`` gives the arms'
-    statistics by day where they do not come from the summary rows (a time to
-    an event).
+    ``stats`` are the arms' statistics by day (:func:`_arms`); the summary rows
+    also give CUPED its pre-period sums. With ``last_only`` only the last look
+    is tested (None for the others): each look's tests depend only on the looks
+    up to it.
     """
     use_cuped = exp.cuped_days > 0 and metrics.metric_type(metric).cuped
     prior_mean = exp.bayes_prior.mean if exp.bayes_prior else 0.0
     prior_sd = exp.bayes_prior.sd if exp.bayes_prior else None
     arms: list[tuple[Arm, Arm, ArmStats, ArmStats, CupedInfo | None]] = []
     for k, (c_row, t_row) in enumerate(zip(control_rows, treatment_rows, strict=True)):
-        if stats is None:
-            c_stats = metrics.arm_stats(metric, c_row)
-            t_stats = metrics.arm_stats(metric, t_row)
-        else:
-            c_stats, t_stats = stats[0][k], stats[1][k]
+        c_stats, t_stats = stats[0][k], stats[1][k]
         cuped = None
         test_c, test_t = c_stats, t_stats
         if use_cuped:
@@ -417,36 +413,37 @@ def analyze_history(
     rows = _rows_by_arm(daily)
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
-        detail = metrics.metric_type(metric).detail
-        if detail == "categories":
+        if metrics.metric_type(metric).detail == "categories":
             by_category, firsts = _category_rows(exp, metric, summaries, rows, days)
+            by_category_arms = {
+                category: _arms(exp, metric, summaries, arm_rows, days)
+                for category, arm_rows in by_category.items()
+            }
             for variant in exp.treatments:
                 for category, arm_rows in by_category.items():
+                    arms = by_category_arms[category]
                     timelines[metric_id, variant, category] = _timeline(
                         exp,
                         metric,
                         arm_rows[exp.control],
                         arm_rows[variant],
+                        (arms[exp.control], arms[variant]),
                         last_only=last_only,
                     )
                 compositions[metric_id, variant] = _compositions(
                     exp, metric, variant, firsts
                 )
             continue
-        control_rows = rows[metric_id, exp.control]
-        arms = (
-            _survival_arms(exp, metric, summaries, days)
-            if detail == "survival"
-            else None
-        )
+        arm_rows = {v: rows[metric_id, v] for v in exp.variant_ids}
+        arms = _arms(exp, metric, summaries, arm_rows, days)
         for variant in exp.treatments:
             timelines[metric_id, variant, None] = _timeline(
                 exp,
                 metric,
-                control_rows,
-                rows[metric_id, variant],
+                arm_rows[exp.control],
+                arm_rows[variant],
+                (arms[exp.control], arms[variant]),
                 last_only=last_only,
-                stats=None if arms is None else (arms[exp.control], arms[variant]),
             )
     health = summaries.health[exp.id]
     provenance = {
@@ -608,21 +605,59 @@ def _detail_rows(
     )
 
 
-def survival_arm(
+def arm_stats_as_of(
     exp: Experiment,
     metric: MetricDef,
     summaries: Summaries,
     day: dt.date,
     variant: str,
-) -> SurvivalStats:
-    """One arm's Kaplan–Meier statistics of a time-to-event metric as of ``day``.
+) -> ArmStats | None:
+    """One arm's statistics of a metric as of ``day``, as the results compute them.
 
-    The same statistics the experiment's results use (:func:`_survival_arms`): for
-    the planner's baseline of a time to resolution.
+    For the planner's baseline: the same :func:`_arms` the experiment's results
+    use, on the one day.
+
+    Args:
+        exp: an experiment that uses the metric.
+        metric: the catalog metric.
+        summaries: summaries that hold the experiment.
+        day: the as-of day.
+        variant: the arm.
+
+    Returns:
+        The arm's statistics, or None when the summaries have no row of it that day.
     """
-    (stats,) = _survival_arms(exp, metric, summaries, [day])[variant]
-    assert isinstance(stats, SurvivalStats)
+    rows = summaries.daily.filter(
+        (pl.col("experiment_id") == exp.id)
+        & (pl.col("metric") == metric.id)
+        & (pl.col("variant") == variant)
+        & (pl.col("day") == day)
+    ).to_dicts()
+    if not rows:
+        return None
+    (stats,) = _arms(exp, metric, summaries, {variant: rows}, [day])[variant]
     return stats
+
+
+def _arms(
+    exp: Experiment,
+    metric: MetricDef,
+    summaries: Summaries,
+    rows: Mapping[str, Sequence[metrics.Row]],
+    days: Sequence[dt.date],
+) -> dict[str, list[ArmStats]]:
+    """Per variant, each day's statistics of a metric, from where its type keeps them.
+
+    A time to an event's are Kaplan–Meier estimates from the survival summaries
+    (:func:`_survival_arms`); every other type's come from its summary rows, one
+    per day (``rows``, by variant), through the metric registry.
+    """
+    if metrics.metric_type(metric).detail == "survival":
+        return _survival_arms(exp, metric, summaries, days)
+    return {
+        variant: [metrics.arm_stats(metric, row) for row in arm_rows]
+        for variant, arm_rows in rows.items()
+    }
 
 
 def _survival_arms(

@@ -28,6 +28,7 @@ from cxlab.decision import (
     Method,
     Scale,
     format_delta,
+    format_lift,
     format_value,
     in_points,
     level_text,
@@ -399,10 +400,6 @@ DAY_TIP: Chart = {
 
 def _day(day: dt.date) -> str:
     return day.isoformat()
-
-
-def _percent(x: float | None) -> str:
-    return "—" if _finite(x) is None else f"{x * 100:+.1f}%".replace("-", "−")
 
 
 def _row_label(result: ExperimentResult, row: MetricResult) -> str:
@@ -1151,7 +1148,7 @@ def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> Chart:
             "value": _finite(rel),
             "low": _finite(low),
             "high": _finite(high),
-            "estimate": f"{_percent(rel)} [{_percent(low)}, {_percent(high)}]",
+            "estimate": f"{format_lift(rel)} [{format_lift(low)}, {format_lift(high)}]",
         }
         for dimension, segment, rel, low, high in frame.select(
             "dimension", "segment", "rel_delta", "rel_ci_low", "rel_ci_high"

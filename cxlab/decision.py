@@ -560,13 +560,24 @@ def shown_scale(metric: MetricDef, scale: Scale) -> Scale:
     return "abs" if in_points(metric) else scale
 
 
-def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
-    """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
+def format_lift(value: float | None) -> str:
+    """A relative delta in % with its sign: ``+1.2%``, ``−0.4%``, ``—`` when missing.
+
+    How :func:`format_delta` shows every relative delta; also for a chart that
+    has lifts but no metric (the segment forest).
+    """
     if value is None or not math.isfinite(value):
         return "—"
+    return f"{value * 100:+.1f}%".replace("-", "−")
+
+
+def format_delta(metric: MetricDef, value: float, scale: Scale) -> str:
+    """A signed delta: relative in %, absolute in the metric's unit (NPS in points)."""
     if shown_scale(metric, scale) == "rel":
-        text = f"{value * 100:+.1f}%"
-    elif in_points(metric):
+        return format_lift(value)
+    if value is None or not math.isfinite(value):
+        return "—"
+    if in_points(metric):
         text = f"{value:+.1f} pts"
     elif metric.value_format == "percent":
         text = f"{value * 100:+.2f} pp"

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from cxlab.analysis import survival_arm
+from cxlab.analysis import arm_stats_as_of
 from cxlab.config import MAX_COUNT, Experiment, MetricDef
 from cxlab.errors import InputError
-from cxlab.metrics import arm_stats, metric_type
-from cxlab.stats.aggregates import ArmStats
+from cxlab.metrics import metric_type
 from cxlab.stats.power import (
     comparison_alpha,
     days_needed,
@@ -297,17 +296,7 @@ def baseline_from_summaries(
         InputError: the control arm has fewer than two units or no variance.
     """
     day = summaries.as_of[experiment.id]
-    stats: ArmStats | None
-    if metric_type(metric).detail == "survival":  # the RMST and its variance
-        stats = survival_arm(experiment, metric, summaries, day, experiment.control)
-    else:
-        rows = summaries.daily.filter(
-            (pl.col("experiment_id") == experiment.id)
-            & (pl.col("metric") == metric.id)
-            & (pl.col("variant") == experiment.control)
-            & (pl.col("day") == day)
-        ).to_dicts()
-        stats = arm_stats(metric, rows[0]) if rows else None
+    stats = arm_stats_as_of(experiment, metric, summaries, day, experiment.control)
     if stats is None or not stats.n >= 2 or not stats.var > 0 or not stats.mean:
         raise InputError(
             f"no baseline for '{metric.id}': the control arm of {experiment.id} "

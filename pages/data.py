@@ -13,6 +13,7 @@ from cxlab.health import SET_ASIDE_LABELS, ledger_table
 from cxlab.sources import UPLOAD_TYPES, check_upload, log_columns, save_upload
 from cxlab.sql.engines import ENGINES
 from cxlab.ui import auth, cache, notices, sources
+from cxlab.ui.drawing import draw
 from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -208,11 +209,7 @@ st.subheader("Events by type")
 left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
-    right.vega_lite_chart(
-        per_day_figure(ws.events, ws.fingerprint),
-        width="stretch",
-        theme=None,
-    )
+    draw(per_day_figure(ws.events, ws.fingerprint), where=right)
 except InputError as exc:
     show_error(exc)
 

@@ -10,6 +10,7 @@ from cxlab import charts, planning
 from cxlab.config import DEFAULT_SEQUENTIAL_TUNING
 from cxlab.errors import InputError
 from cxlab.ui import cache, notices
+from cxlab.ui.drawing import draw
 from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -163,6 +164,6 @@ if plan.weeks:
             ),
         },
     )
-    right.vega_lite_chart(charts.mde_chart(plan), width="stretch", theme=None)
+    draw(charts.mde_chart(plan), where=right)
 else:
     st.info("Give the users a day to see the duration and the MDE week by week.")

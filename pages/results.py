@@ -10,6 +10,7 @@ from cxlab.errors import InputError
 from cxlab.metrics import metric_type
 from cxlab.report import experiment_to_dict, to_csv, to_json
 from cxlab.ui import cache, notices, url_state
+from cxlab.ui.drawing import draw
 from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
@@ -151,10 +152,8 @@ st.dataframe(
 forest = cache.figure(
     ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
 )
-# Charts keep their own look (theme=None), the one their HTML and PNG downloads have:
-# Streamlit's theme shifts stacked bars below the axis.
 for chart in forest:
-    st.vega_lite_chart(chart, width="stretch", theme=None)
+    draw(chart)
 with st.expander("Details: every method, raw p-values and expected loss"):
     st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
     st.caption(
@@ -222,19 +221,15 @@ tabs = dict(
     zip(views, st.tabs(views, key="results_view", on_change="rerun"), strict=True)
 )
 if tabs["Lift over time"].open:
-    tabs["Lift over time"].vega_lite_chart(
-        lift, width="stretch", theme=None, key="lift"
-    )
+    draw(lift, key="lift", where=tabs["Lift over time"])
     tabs["Lift over time"].caption(
         "The sequential band is valid at every look; the fixed band only once, at the "
         "planned end: peeking at it inflates false positives."
     )
 if tabs["Per arm"].open:
-    tabs["Per arm"].vega_lite_chart(per_arm, width="stretch", theme=None)
+    draw(per_arm, where=tabs["Per arm"])
 if tabs["Posterior"].open:
-    tabs["Posterior"].vega_lite_chart(
-        post, width="stretch", theme=None, key="posterior"
-    )
+    draw(post, key="posterior", where=tabs["Posterior"])
     tabs["Posterior"].caption(
         f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
         "posterior lies on the metric's good side of zero."
@@ -250,7 +245,7 @@ if is_nps:
     figures.append(split)
 if is_nps and tabs["NPS answers"].open:
     nps_tab = tabs["NPS answers"]
-    nps_tab.vega_lite_chart(split, width="stretch", theme=None)
+    draw(split, where=nps_tab)
     nps_tab.dataframe(
         charts.nps_response_frame(result, metric_id).to_arrow(),
         hide_index=True,
@@ -291,9 +286,7 @@ if detail == "categories":
     )
     figures.append(reasons)
     if tabs["Contact reasons"].open:
-        tabs["Contact reasons"].vega_lite_chart(
-            reasons, width="stretch", theme=None, key="reasons"
-        )
+        draw(reasons, key="reasons", where=tabs["Contact reasons"])
         mix = [
             c
             for c in result.compositions
@@ -318,9 +311,7 @@ elif detail == "survival":
     )
     figures.append(curves)
     if tabs["Time to event"].open:
-        tabs["Time to event"].vega_lite_chart(
-            curves, width="stretch", theme=None, key="survival"
-        )
+        draw(curves, key="survival", where=tabs["Time to event"])
         still_open = charts.share_still_open(row)
         tabs["Time to event"].caption(
             "Still open at the as-of moment (censored, never counted as resolved): "
@@ -343,7 +334,7 @@ else:
         lambda: charts.novelty_lifts(check, scale),
     )
     figures.append(fade)
-    st.vega_lite_chart(fade, width="stretch", theme=None)
+    draw(fade)
     st.caption(
         "Each point is the lift on the events of that many days after each user's "
         "first exposure (day 1 = its first 24 hours), over the users who had reached "
@@ -366,7 +357,7 @@ if exp.dimensions and detail is None:
         lambda: charts.segment_forest(seg, alpha=exp.alpha),
     )
     figures.append(seg_fig)
-    st.vega_lite_chart(seg_fig, width="stretch", theme=None)
+    draw(seg_fig)
     with st.expander("Segment table"):
         st.dataframe(seg.to_arrow(), hide_index=True)
 
@@ -379,7 +370,7 @@ exposures = cache.figure(
     lambda: charts.exposures_per_day(summaries.exposures, exp.id),
 )
 figures.append(exposures)
-st.vega_lite_chart(exposures, width="stretch", theme=None)
+draw(exposures)
 
 # --- downloads --------------------------------------------------------------------
 st.subheader("Download")
