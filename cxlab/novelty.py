@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -102,6 +103,11 @@ def novelty_checks(
         .group_by("metric", "variant", BUCKET)
         .agg(pl.col("users", metrics.RESPONDERS, *NOVELTY_SUMS).sum())
     )
+    # One row per (metric, variant, bucket): looked up, not filtered, per lift.
+    cells = {
+        (row["metric"], row["variant"], row[BUCKET]): row
+        for row in ([] if upto is None else upto.iter_rows(named=True))
+    }
     out = []
     for metric_id, _ in exp.metric_roles:
         metric = catalog[metric_id]
@@ -114,10 +120,10 @@ def novelty_checks(
                     )
                 )
                 continue
-            rows = upto.filter(pl.col("metric") == metric_id)
+            buckets = sorted({b for m, _, b in cells if m == metric_id})
             lifts = tuple(
-                _lift(metric, rows, b, exp.control, variant, exp.alpha)
-                for b in sorted(set(rows[BUCKET].to_list()))
+                _lift(metric, cells, b, exp.control, variant, exp.alpha)
+                for b in buckets
             )
             pattern, sentence = novelty_pattern(metric, lifts)
             out.append(
@@ -146,20 +152,26 @@ def _not_applicable(metric: MetricDef, no_table: bool) -> str | None:
 
 def _lift(
     metric: MetricDef,
-    rows: pl.DataFrame,
+    cells: Mapping[tuple[str, str, int], Mapping[str, Any]],
     bucket: int,
     control: str,
     variant: str,
     alpha: float,
 ) -> AgeLift:
-    """One bucket's arms (from their summed changes) and their fixed test."""
+    """One bucket's arms and their fixed test.
+
+    ``cells`` hold the summed changes by (metric, variant, bucket); a missing one
+    counts as zero.
+    """
     arms = []
     for name in (control, variant):
-        found = rows.filter((pl.col("variant") == name) & (pl.col(BUCKET) == bucket))
-        sums = {c: float(found[c].sum()) for c in (metrics.RESPONDERS, *NOVELTY_SUMS)}
+        found = cells.get((metric.id, name, bucket), {})
+        sums = {
+            c: float(found.get(c) or 0.0) for c in (metrics.RESPONDERS, *NOVELTY_SUMS)
+        }
         kind = metrics.metric_type(metric)
         n = sums[metrics.RESPONDERS] if kind.population == "responders" else None
-        users = int(found["users"].sum()) if n is None else round(n)
+        users = int(found.get("users") or 0) if n is None else round(n)
         arms.append(metrics.arm_stats(metric, {"n": users, **sums}))
     c, t = arms
     return AgeLift(
