@@ -170,6 +170,11 @@ def test_portfolio_is_the_home_page_with_links_to_results(
     assert "shrunk toward zero" in text
     assert_no_error_text(page)
     screenshot(page, "portfolio")
+    assert page.locator('[data-testid="stDataFrame"]').count() == 0  # not sent yet
+    page.get_by_text("Details: owner, tags, data, why and decision notes").click()
+    page.wait_for_selector('[data-testid="stDataFrame"]')  # drawn on the switch
+    wait_until_idle(page)
+    assert_no_error_text(page)
 
 
 def download_of(page: object, button: str) -> object:
