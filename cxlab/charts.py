@@ -52,6 +52,8 @@ ZERO = "#444444"
 ARM_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756")
 SEQUENTIAL_NAME = "sequential CI (valid at every look)"
 FIXED_NAME = "fixed CI (valid once, at the end)"
+# A layered chart's resolution giving each layer's colour its own legend (_keyed).
+INDEPENDENT_COLOURS = {"scale": {"color": "independent"}}
 # Streamlit 1.67 draws Vega-Lite 6; exports render with the same major version.
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 CONFIG: Chart = {
@@ -329,6 +331,19 @@ def _legend(names: Sequence[str], colours: Sequence[str]) -> Chart:
     return {"domain": list(names), "range": list(colours)}
 
 
+def _keyed(names: Sequence[str], colours: Sequence[str], symbol: str) -> Chart:
+    """A colour channel with a legend of its own, drawing ``symbol``s.
+
+    ``"square"`` for areas, ``"stroke"`` for lines: a layered chart whose marks
+    share one legend draws every entry as a circle, so each kind of mark gets its
+    scale and legend (``resolve=INDEPENDENT_COLOURS``).
+    """
+    legend: Chart = {"symbolType": symbol, "title": None}
+    if symbol == "stroke":
+        legend["symbolStrokeWidth"] = 2.5
+    return {"scale": _legend(names, colours), "legend": legend}
+
+
 def _arm_colours(n: int) -> list[str]:
     return [ARM_COLOURS[i % len(ARM_COLOURS)] for i in range(n)]
 
@@ -550,8 +565,8 @@ def cumulative_lift(
     domain = _settled_range(*([r[c] for r in rows] for c in columns))
     measure = _measure(title, _axis_format(metric, shown), domain)
     line = "relative lift" if shown == "rel" else "difference"
-    names = [SEQUENTIAL_NAME, FIXED_NAME, line]
-    colour = {"scale": _legend(names, [ARM_COLOURS[0], ARM_COLOURS[1], INK])}
+    band_colour = _keyed([SEQUENTIAL_NAME, FIXED_NAME], ARM_COLOURS[:2], "square")
+    line_colour = _keyed([line], [INK], "stroke")
     bands = [
         {
             "mark": {"type": "area", "opacity": opacity},
@@ -559,7 +574,7 @@ def cumulative_lift(
                 "x": DAY,
                 "y": {**measure, "field": low},
                 "y2": {"field": high},
-                "color": {**colour, "datum": name},
+                "color": {**band_colour, "datum": name},
             },
         }
         for name, low, high, opacity in (
@@ -572,14 +587,14 @@ def cumulative_lift(
         rows,
         280,
         layer=[
-            *bands,
+            {"layer": bands},  # one colour scale for both bands
             _zero("y"),
             {
                 "mark": {"type": "line", "strokeWidth": 2.5},
                 "encoding": {
                     "x": DAY,
                     "y": {**measure, "field": "lift"},
-                    "color": {**colour, "datum": line},
+                    "color": {**line_colour, "datum": line},
                     "tooltip": [
                         {**DAY_TIP, "title": "as of"},
                         {"field": "estimate"},
@@ -587,6 +602,7 @@ def cumulative_lift(
                 },
             },
         ],
+        resolve=INDEPENDENT_COLOURS,
     )
 
 
@@ -781,7 +797,7 @@ def posterior(
         None if points_per_unit else "+.0%",
     )
     shaded = f"P(better) = {bayesian.prob_beat_control:.1%}"
-    colour = {"scale": _legend([shaded, "posterior density"], [GOOD, INK])}
+    density_name = "posterior density"
     density_axis = {
         "type": "quantitative",
         "title": "density",
@@ -797,7 +813,7 @@ def posterior(
                 "encoding": {
                     "x": {**measure, "field": "lift"},
                     "y": {**density_axis, "field": "good"},
-                    "color": {**colour, "datum": shaded},
+                    "color": {**_keyed([shaded], [GOOD], "square"), "datum": shaded},
                 },
             },
             {
@@ -805,7 +821,10 @@ def posterior(
                 "encoding": {
                     "x": {**measure, "field": "lift"},
                     "y": {**density_axis, "field": "density"},
-                    "color": {**colour, "datum": "posterior density"},
+                    "color": {
+                        **_keyed([density_name], [INK], "stroke"),
+                        "datum": density_name,
+                    },
                     "tooltip": [
                         {
                             "field": "lift",
@@ -816,6 +835,7 @@ def posterior(
             },
             _zero("x"),
         ],
+        resolve=INDEPENDENT_COLOURS,
     )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.conftest import portfolio_details
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "pages"
 SAMPLE_IDS = sorted(
@@ -51,7 +53,7 @@ def page(name: str, timeout: int, folder: Path | None = None, **state) -> AppTes
 
 
 def frame_with(at: AppTest, column: str):
-    """The first table with ``column`` (the portfolio: link; the scorecard: verdict)."""
+    """The first table with ``column`` (the scorecard's: verdict)."""
     return next((d.value for d in at.dataframe if column in d.value.columns), None)
 
 
@@ -80,7 +82,7 @@ def test_the_portfolio_lists_every_experiment_that_loads(
     broken: Path, timeout: int
 ) -> None:
     at = page("portfolio.py", timeout, broken)
-    table = frame_with(at, "link")
+    table = portfolio_details(at)
     shown = sorted(link.split("=")[1] for link in table["link"])
     broken_ids = {"click-to-call", "checkout-aa-test", "delivery-date-promise"}
     assert shown == sorted({*SAMPLE_IDS, "ghost-test"} - broken_ids)
@@ -170,7 +172,7 @@ def test_the_portfolio_names_experiments_not_started_and_past_the_data(
         f"The as-of date is after the data ends on {LAST_DAY}: the numbers of "
         "returns-portal-chat stand at that day, the last with data."
     ) in [i.value for i in late.info]
-    table = frame_with(late, "link")
+    table = portfolio_details(late)
     states = dict(zip(table["id"], table["state"], strict=True))
     assert states["returns-portal-chat"] == "data ends 26 Oct"
     assert states["click-to-call"] == "ok"  # ended 18 Oct

@@ -161,6 +161,39 @@ def test_cumulative_lift_draws_every_day_with_both_bands(
     assert days[-1]["seq_low"] < days[-1]["fixed_low"]
 
 
+def test_legends_show_areas_as_squares_and_lines_as_strokes_once_each(
+    histories: dict[str, list[ExperimentResult]],
+) -> None:
+    import vl_convert
+
+    history = histories["proactive-shipping-email"]
+    lift = charts.cumulative_lift(history, "contacts_per_order")
+    bayes = history[-1].result("contacts_per_order")
+    post = charts.posterior(bayes.bayesian, bayes.metric.direction)
+    bands, _zero, line = lift["layer"]
+    area, density, _zero = post["layer"]
+    for layer, symbol in [
+        *((band, "square") for band in bands["layer"]),
+        (line, "stroke"),
+        (area, "square"),
+        (density, "stroke"),
+    ]:
+        assert layer["encoding"]["color"]["legend"]["symbolType"] == symbol
+    # Rendered: one legend entry each (a scale per kind of mark, not per layer).
+    for chart, labels in [
+        (lift, (charts.SEQUENTIAL_NAME, charts.FIXED_NAME, "relative lift")),
+        (
+            post,
+            (
+                f"P(better) = {bayes.bayesian.prob_beat_control:.1%}",
+                "posterior density",
+            ),
+        ),
+    ]:
+        svg = vl_convert.vegalite_to_svg(chart | {"width": 600})
+        assert [svg.count(f">{label}<") for label in labels] == [1] * len(labels)
+
+
 def test_the_absolute_toggle_and_nps_change_the_lift_chart(
     histories: dict[str, list[ExperimentResult]],
 ) -> None:
