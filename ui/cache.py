@@ -274,9 +274,11 @@ def warm_import(module: str) -> threading.Thread:
     the reader looks at the first page spares the next page that half second.
     """
     thread = threading.Thread(
-        target=importlib.import_module, args=(module,), name=f"import {module}"
+        target=importlib.import_module,
+        args=(module,),
+        name=f"import {module}",
+        daemon=True,
     )
-    thread.daemon = True
     thread.start()
     return thread
 
