@@ -130,6 +130,8 @@ def test_status_filter_keeps_only_matching_rows(
     shipped = {i for i, r in engine_results.items() if r.experiment.status == "shipped"}
     assert set(table["status"]) == {"shipped"}
     assert {link.split("=")[1] for link in table["link"]} == shipped
+    seen = executive_tables(at)[0]["experiment"]  # the names in words, as links
+    assert {name.rsplit("=", 1)[1].rstrip(")") for name in seen} == shipped
 
 
 def test_bad_events_path_shows_the_named_error_not_a_traceback(timeout: int) -> None:
