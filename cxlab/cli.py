@@ -11,13 +11,12 @@ import datetime as dt
 import importlib
 import json
 import os
-import subprocess
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cxlab.api import DEFAULT_EXPERIMENTS_DIR, catalog_path, results_for, summarize_all
 from cxlab.config import (
@@ -267,7 +266,12 @@ def _sample(args: argparse.Namespace, problems: list[InputError]) -> str:
     return "\n".join([f"wrote {path}", *add_examples(Path.cwd())])
 
 
-def _app(args: argparse.Namespace, problems: list[InputError]) -> str:
+def _app(args: argparse.Namespace, problems: list[InputError]) -> NoReturn:
+    """Become the dashboard's Streamlit server (exec: the same process).
+
+    A signal that stops ``cxlab app`` (Ctrl-C, a service manager's SIGTERM) so
+    reaches the server itself; a child server would outlive its parent.
+    """
     from cxlab import workspace
 
     folder = Path.cwd()
@@ -276,12 +280,13 @@ def _app(args: argparse.Namespace, problems: list[InputError]) -> str:
     script = workspace.app_folder() / "app.py"
     flags = workspace.streamlit_flags(args.address, args.port)
     env = {**os.environ, workspace.WORKSPACE_ENV: str(folder)}
-    code = subprocess.call(
-        [sys.executable, "-m", "streamlit", "run", str(script), *flags], env=env
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(
+        sys.executable,
+        [sys.executable, "-m", "streamlit", "run", str(script), *flags],
+        env,
     )
-    if code != 0:
-        raise InputError(f"the dashboard's server stopped with exit code {code}")
-    return "the dashboard stopped"
 
 
 def _plan(args: argparse.Namespace, problems: list[InputError]) -> str:

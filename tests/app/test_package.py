@@ -152,6 +152,8 @@ def app_server(installed: Path, tmp_path: Path) -> Iterator[tuple[str, int]]:
     command = [installed / "cxlab", "app", "--port", str(port)]
     with running(command, port, tmp_path, tmp_path / "server.log", env=env) as url:
         yield url, port
+    # Stopping `cxlab app` (SIGTERM) stopped its server: nothing is left listening.
+    assert listening_addresses(port) == set()
 
 
 @pytest.mark.browser
