@@ -21,6 +21,7 @@ import pytest
 
 from tests.app.test_browser import (
     PAGE_TIMEOUT_MS,
+    PORTFOLIO_TABLE,
     assert_no_error_text,
     free_port,
     main_text,
@@ -165,7 +166,7 @@ def test_cxlab_app_serves_the_dashboard_on_this_machine_only(
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     assert listening_addresses(port) == {"127.0.0.1"}
     open_page(page, url, "All experiments")
-    page.wait_for_selector('[data-testid="stMarkdownContainer"] table')
+    page.wait_for_selector(PORTFOLIO_TABLE)
     text = main_text(page)
     assert "Proactive shipping e-mail" in text
     assert "Experiment portfolio" in text
