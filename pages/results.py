@@ -374,22 +374,33 @@ draw(exposures)
 
 # --- downloads --------------------------------------------------------------------
 st.subheader("Download")
+# A download changes nothing on the page, so it does not rerun it ("ignore"). The
+# click's own rerun could also lose the file: a run's start empties the session's
+# outgoing queue of all but lifecycle messages (Streamlit 1.67, ForwardMsgQueue.clear),
+# and vl_convert holds the GIL while it renders, so the rerun's start and the PNG's
+# answer woke together; the browser then waited for an answer that never came.
 payload = experiment_to_dict(result)
 files = st.columns(3)
 files[0].download_button(
-    "Results (CSV)", to_csv([payload]), file_name=f"{exp.id}.csv", mime="text/csv"
+    "Results (CSV)",
+    to_csv([payload]),
+    file_name=f"{exp.id}.csv",
+    mime="text/csv",
+    on_click="ignore",
 )
 files[1].download_button(
     "Results (JSON)",
     to_json(payload),
     file_name=f"{exp.id}.json",
     mime="application/json",
+    on_click="ignore",
 )
 files[2].download_button(
     "Charts (HTML)",
     lambda: charts.figures_html(figures, exp.label),  # rendered only when clicked
     file_name=f"{exp.id}-charts.html",
     mime="text/html",
+    on_click="ignore",
 )
 names = {
     "Scorecard lifts": forest[0],
@@ -405,4 +416,5 @@ png[1].download_button(
     lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
     file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
     mime="image/png",
+    on_click="ignore",
 )
