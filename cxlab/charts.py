@@ -36,6 +36,7 @@ from cxlab.decision import (
 )
 from cxlab.novelty import NoveltyCheck
 from cxlab.planning import Plan, percent_text
+from cxlab.rendering import render
 from cxlab.stats.aggregates import NpsStats
 from cxlab.stats.bayesian import BayesianResult
 from cxlab.stats.survival import SurvivalStats, survival_band
@@ -1197,18 +1198,16 @@ def segment_forest(frame: pl.DataFrame, *, alpha: float = 0.05) -> Chart:
 def figures_html(figures: Sequence[Chart], title: str) -> str:
     """Several charts in one self-contained HTML page.
 
-    Vega, Vega-Lite and vega-embed are inlined once (vl-convert's bundle), so the
-    page works offline and keeps the charts interactive.
+    Vega, Vega-Lite and vega-embed are inlined once (vl-convert's bundle, from the
+    export process), so the page works offline and keeps the charts interactive.
     """
-    import vl_convert
-
     divs = "\n".join(f'<section id="chart{i}"></section>' for i in range(len(figures)))
     specs = json.dumps([_sized(fig, EXPORT_WIDTH) for fig in figures])
     # "</" would end the script element early inside a chart's text
     specs = specs.replace("</", "<\\/")
     return (
         f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
-        f"<script>{vl_convert.javascript_bundle()}</script></head>"
+        f"<script>{render('javascript_bundle')}</script></head>"
         f'<body style="font-family: sans-serif"><h1>{title}</h1>\n{divs}\n'
         f"<script>{specs}.forEach((spec, i) => vegaEmbed('#chart' + i, spec));"
         "</script></body></html>"
@@ -1312,6 +1311,8 @@ def health_items(result: ExperimentResult) -> list[HealthItem]:
 def figure_png(fig: Chart, *, width: int = EXPORT_WIDTH, scale: float = 2) -> bytes:
     """A chart as PNG bytes, rendered by vl-convert (its own Vega, no browser).
 
+    The render runs in the export process (:mod:`cxlab.rendering`).
+
     Args:
         fig: the chart.
         width: the plot width in CSS pixels (the height is the chart's own).
@@ -1320,9 +1321,7 @@ def figure_png(fig: Chart, *, width: int = EXPORT_WIDTH, scale: float = 2) -> by
     Returns:
         The PNG file's bytes.
     """
-    import vl_convert
-
-    return vl_convert.vegalite_to_png(_sized(fig, width), scale=scale)
+    return render("vegalite_to_png", _sized(fig, width), scale=scale)
 
 
 # --- planner and data page ----------------------------------------------------------

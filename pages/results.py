@@ -377,8 +377,7 @@ st.subheader("Download")
 # A download changes nothing on the page, so it does not rerun it ("ignore"). The
 # click's own rerun could also lose the file: a run's start empties the session's
 # outgoing queue of all but lifecycle messages (Streamlit 1.67, ForwardMsgQueue.clear),
-# and vl_convert holds the GIL while it renders, so the rerun's start and the PNG's
-# answer woke together; the browser then waited for an answer that never came.
+# and a file's answer queued just before it never reached the browser.
 payload = experiment_to_dict(result)
 files = st.columns(3)
 files[0].download_button(

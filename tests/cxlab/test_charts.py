@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -334,6 +337,41 @@ def test_charts_html_is_self_contained(email: ExperimentResult) -> None:
     assert [s["title"] for s in specs] == [forest["title"], "NPS answers per arm"]
     assert specs[1]["width"] == charts.EXPORT_WIDTH  # "container" means nothing there
     assert specs[1]["data"] == charts.nps_split(email)["data"]
+
+
+def test_an_export_leaves_the_servers_other_threads_running() -> None:
+    # vl-convert keeps the GIL for a whole render: in the server's process every
+    # session would stall until it ends. Rendered in the export process, the
+    # caller's other threads go on meanwhile.
+    points = [{"x": i, "y": (i * 7919) % 1000} for i in range(5000)]
+    chart = {
+        "data": {"values": points},
+        "mark": "point",
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative"},
+            "y": {"field": "y", "type": "quantitative"},
+        },
+    }
+    charts.figure_png(chart)  # the export process is up and has rendered once
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    start = time.perf_counter()
+    png = charts.figure_png(chart, scale=3)
+    end = time.perf_counter()
+    done.set()
+    ticker.join()
+    assert png.startswith(b"\x89PNG")
+    moments = [start, *(t for t in ticks if start < t < end), end]
+    longest = max(b - a for a, b in itertools.pairwise(moments))
+    assert longest < (end - start) / 2  # in-process: one stall as long as the render
 
 
 def test_png_export_renders_at_the_asked_width(email: ExperimentResult) -> None:
