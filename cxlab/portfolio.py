@@ -32,9 +32,11 @@ from cxlab.decision import (
     Call,
     effect_text,
     format_delta,
+    format_lift,
     in_points,
     level_text,
     shown_scale,
+    signed_points,
 )
 from cxlab.stats.shrinkage import (
     combine_additive,
@@ -692,8 +694,7 @@ def describe_impact(effect: CombinedEffect, *, alpha: float = 0.05) -> tuple[str
     """
 
     def fmt(x: float) -> str:
-        text = f"{x:+.1f} pts" if effect.scale == "points" else f"{x * 100:+.1f}%"
-        return text.replace("-", "−")
+        return f"{signed_points(x)} pts" if effect.scale == "points" else format_lift(x)
 
     names = ", ".join(f"{e} ({v})" for e, v, _, _ in effect.contributions)
     level = f"{(1 - alpha) * 100:g}%"
