@@ -21,9 +21,11 @@ import threading
 from typing import Any
 
 WORKER = """
-import pickle, sys
+import os, pickle, sys
+answers = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)  # whatever else is printed goes to stderr, not into the answers
 import vl_convert
-calls, answers = sys.stdin.buffer, sys.stdout.buffer
+calls = sys.stdin.buffer
 while True:
     try:
         function, args, kwargs = pickle.load(calls)
