@@ -94,11 +94,23 @@ def server(sample_log: Path) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
+    """A 1440×900 tab; a request that leaves the machine fails the test (a server
+    without internet access must work as well: no fonts, icons or scripts from
+    elsewhere)."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
+    away: list[str] = []
+    context.on("request", lambda r: away.append(r.url) if leaves(r.url) else None)
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     yield page
     context.close()
+    assert away == []
+
+
+def leaves(url: str) -> bool:
+    """Whether a request goes to another machine."""
+    local = ("http://127.0.0.1:", "http://localhost:", "data:", "blob:", "file:")
+    return not url.startswith(local) and url != "about:blank"
 
 
 def wait_until_idle(page: object) -> None:
