@@ -340,7 +340,6 @@ def _warnings(
     exp: Experiment,
     users: dict[str, int],
     multiple: int,
-    health: ExperimentHealth,
     srm: SrmResult,
     results: Sequence[MetricResult],
 ) -> tuple[str, ...]:
@@ -489,7 +488,7 @@ def analyze_history(
                 results=tuple(results),
                 recommendation=recommend(exp, results, srm.ok, finished),
                 health=health,
-                warnings=_warnings(exp, users, multiple, health, srm, results),
+                warnings=_warnings(exp, users, multiple, srm, results),
                 finished=finished,
                 provenance=provenance,
                 compositions=tuple(c[k] for c in compositions.values()),
@@ -499,6 +498,26 @@ def analyze_history(
             )
         )
     return out
+
+
+def history_until(
+    later: Sequence[ExperimentResult], last: ExperimentResult
+) -> list[ExperimentResult]:
+    """The history as of ``last``'s day, from a history that runs past it.
+
+    Equal to :func:`analyze_history` on the summaries cut at that day (tested):
+    each day's looks depend only on the days up to it (:func:`_timeline`), so the
+    earlier days are ``later``'s. Only the as-of day's own result (``last``,
+    with the exact Bayesian probabilities and the novelty check) and the health
+    counts, which every day of a history carries as of its as-of day, differ.
+
+    Raises:
+        ValueError: ``later`` has no result of ``last``'s day.
+    """
+    if all(r.as_of != last.as_of for r in later):
+        raise ValueError(f"the history does not run through {last.as_of}")
+    earlier = [r for r in later if r.as_of < last.as_of]
+    return [replace(r, health=last.health) for r in earlier] + [last]
 
 
 def _entry(

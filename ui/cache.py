@@ -17,7 +17,7 @@ import importlib
 import os
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +25,7 @@ import polars as pl
 import streamlit as st
 
 from cxlab import store
-from cxlab.analysis import ExperimentResult, analyze_history
+from cxlab.analysis import ExperimentResult, analyze_history, history_until
 from cxlab.api import results_for, summarize_all
 from cxlab.config import (
     CATALOG_FILE,
@@ -251,16 +251,24 @@ def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing…")
 def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
-    """One experiment as it stood at the end of each day (oldest first; on disk)."""
+    """One experiment as it stood at the end of each day (oldest first; on disk).
+
+    As of an earlier day of the experiment's whole history, that history's days
+    up to it: only the as-of day is analysed (:func:`history_until`).
+    """
     name = _results_name("history", ws, experiment_id)
     if (stored := store.load(store_folder(), name)) is not None:
         return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)
-    history = analyze_history(exp, catalog, _summaries(ws)[experiment_id])
-    history = history or results_for(
-        exp, catalog, _summaries(ws)[experiment_id], history=False
-    )
+    summaries = _summaries(ws)[experiment_id]
+    whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
+    if whole is not None and any(r.as_of == ws.as_of for r in whole):
+        last = results_for(exp, catalog, summaries, history=False)[0]
+        history = history_until(whole, last)
+    else:
+        history = analyze_history(exp, catalog, summaries)
+        history = history or results_for(exp, catalog, summaries, history=False)
     store.save(store_folder(), name, history)
     return history
 

@@ -22,12 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxlab import charts
-from cxlab.analysis import ExperimentResult
+from cxlab.analysis import ExperimentResult, history_until
 from cxlab.api import results_for, summarize_all
-from cxlab.config import load_catalog, load_experiments
+from cxlab.config import Catalog, Experiment, load_catalog, load_experiments
 from cxlab.decision import METHODS
 from cxlab.events import resolve_source
 from cxlab.report import csv_rows, experiment_to_dict
+from cxlab.summaries import Summaries, at_day
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKS = ("fixed", "sequential", "bayesian")
@@ -120,15 +121,25 @@ def check_experiment(result: ExperimentResult) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_histories() -> list[list[ExperimentResult]]:
-    sample = ROOT / "data" / "events.parquet"
-    if not sample.is_file():
+def sample() -> tuple[Catalog, list[Experiment], dict[str, Summaries]]:
+    """The bundled sample's catalog, experiments and summaries (one scan)."""
+    events = ROOT / "data" / "events.parquet"
+    if not events.is_file():
         from cxlab.sample import write_sample
 
-        write_sample(sample)
+        write_sample(events)
     catalog = load_catalog(ROOT / "experiments" / "metrics.yaml")
     experiments = load_experiments(ROOT / "experiments", catalog)
-    summaries = summarize_all(resolve_source(sample), experiments, catalog)
+    return (
+        catalog,
+        experiments,
+        summarize_all(resolve_source(events), experiments, catalog),
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_histories(sample) -> list[list[ExperimentResult]]:
+    catalog, experiments, summaries = sample
     return [results_for(e, catalog, summaries[e.id], history=True) for e in experiments]
 
 
@@ -150,6 +161,26 @@ def test_the_issue_examples_now_agree(sample_histories) -> None:
     assert nps.summary.split("(")[1].startswith(f"{(1 - nps.call.alpha) * 100:g}% CI")
     carousel = last["recommendations-carousel"].result("revenue_per_user")
     assert _excludes_zero(list(carousel.call.rel_ci)) == carousel.significant
+
+
+def test_an_earlier_as_of_history_is_the_whole_one_up_to_that_day(
+    sample, sample_histories
+) -> None:
+    """history_until (the results page's as-of day) == analyze --history --as-of."""
+    catalog, experiments, summaries = sample
+    health_moved = 0
+    for exp, whole in zip(experiments, sample_histories, strict=True):
+        for day in (whole[0].as_of, whole[len(whole) // 2].as_of, whole[-1].as_of):
+            cut = at_day(summaries[exp.id], day, catalog)
+            direct = results_for(exp, catalog, cut, history=True)
+            last = results_for(exp, catalog, cut, history=False)[0]
+            assert [experiment_to_dict(r) for r in history_until(whole, last)] == [
+                experiment_to_dict(r) for r in direct
+            ], f"{exp.id} as of {day}"
+            health_moved += direct[0].health != whole[0].health
+    assert health_moved > 0  # the earlier days carry the as-of day's health
+    with pytest.raises(ValueError, match="does not run through"):
+        history_until(sample_histories[0][:1], sample_histories[0][-1])
 
 
 # --- random small experiments ----------------------------------------------------
