@@ -26,7 +26,7 @@ from cxlab.config import (
 )
 from cxlab.events import EventSource, resolve_source
 from cxlab.sql.engines import summarize_with
-from cxlab.summaries import SUM_COLUMNS, Summaries
+from cxlab.summaries import SUM_COLUMNS, Summaries, as_reduced
 
 if TYPE_CHECKING:  # the analysis (scipy) is imported on first use
     from cxlab.analysis import ExperimentResult
@@ -55,10 +55,11 @@ def summarize_all(
     """Summaries for each experiment: one scan per distinct ``columns`` mapping.
 
     ``engine`` names the reduction engine (:mod:`cxlab.sql.engines`); ``spark``
-    where the spark engine runs.
+    where the spark engine runs. The engines see each experiment as reduced
+    (:func:`~cxlab.summaries.as_reduced`): only the fields the summaries depend on.
     """
     groups: dict[tuple, list[Experiment]] = {}
-    for exp in experiments:
+    for exp in map(as_reduced, experiments):
         groups.setdefault(exp.columns, []).append(exp)
     if not groups:
         groups[()] = []

@@ -25,7 +25,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-KEEP = 64  # a log's summaries, its portfolio and each experiment's history, by as-of
+KEEP = 256  # summaries; by as-of day, each experiment's result and opened history
 _ENGINE = Path(__file__).resolve().parent
 _log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from cxlab.events import EventSource, resolve_source
 from cxlab.health import HealthReport, health_report
 from cxlab.sql.engines import resolve_engine, resolve_events
 from cxlab.states import ExperimentState, experiment_state
-from cxlab.summaries import Summaries, at_day
+from cxlab.summaries import Summaries, as_reduced, at_day
 from cxlab.workspace import workspace
 
 ROOT = workspace()  # the checkout's root, or the folder `cxlab app` was started in
@@ -147,25 +147,38 @@ def config_errors(ws: Workspace) -> list[ConfigError]:
 def load_summaries(
     events: str,
     fingerprint: tuple,
-    experiments_dir: str,
-    configs: tuple[tuple[str, str], ...],
+    scan: str,
     engine: str,
     spark_url: str,
+    _catalog: Catalog,
+    _experiments: tuple[Experiment, ...],
 ) -> dict[str, Summaries]:
     """Summaries of every experiment over the log's whole range: the one scan.
 
+    ``scan`` (:func:`scan_inputs`) keys the catalog and the reduced experiments.
     ``engine`` (resolved) runs it, Spark at ``spark_url``. Also kept on disk
     (:mod:`cxlab.store`), so a restarted server reads them back instead of
-    rescanning an unchanged log with unchanged configs on the same engine.
+    rescanning an unchanged log, with configs unchanged in what the scan reads,
+    on the same engine.
     """
-    parts = (events, fingerprint, experiments_dir, configs, engine, spark_url)
-    name = "summaries-" + store.key(*parts)
+    name = "summaries-" + store.key(events, fingerprint, scan, engine, spark_url)
     if (stored := store.load(store_folder(), name)) is not None:
         return stored
-    catalog, experiments = load_configs(experiments_dir, configs)
-    summaries = _summarize(events, experiments, catalog, engine, spark_url)
+    summaries = _summarize(events, list(_experiments), _catalog, engine, spark_url)
     store.save(store_folder(), name, summaries)
     return summaries
+
+
+def scan_inputs(ws: Workspace) -> tuple[str, Catalog, tuple[Experiment, ...]]:
+    """The key of the one scan, its catalog and its experiments as reduced.
+
+    The engines read only part of a config (:func:`~cxlab.summaries.as_reduced`):
+    an edit of the rest (a name, a decision note, alpha) keeps the key, so it
+    re-analyses the experiments without reading the log again.
+    """
+    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
+    reduced = tuple(as_reduced(e) for e in experiments)
+    return store.key(catalog, reduced), catalog, reduced
 
 
 def _summarize(
@@ -193,60 +206,69 @@ def store_folder() -> Path:
 def summaries_at(
     events: str,
     fingerprint: tuple,
-    experiments_dir: str,
-    configs: tuple[tuple[str, str], ...],
+    scan: str,
     as_of: dt.date | None,
     engine: str,
     spark_url: str,
+    _catalog: Catalog,
+    _experiments: tuple[Experiment, ...],
 ) -> dict[str, Summaries]:
     """The cached summaries as of a day, cut from the one scan (no rescan)."""
     full = load_summaries(
-        events, fingerprint, experiments_dir, configs, engine, spark_url
+        events, fingerprint, scan, engine, spark_url, _catalog, _experiments
     )
     if as_of is None:
         return full
-    catalog, _ = load_configs(experiments_dir, configs)
     cut: dict[int, Summaries] = {}  # experiments of one scan share their summaries
     for s in full.values():
         if id(s) not in cut:
-            cut[id(s)] = at_day(s, as_of, catalog)
+            cut[id(s)] = at_day(s, as_of, _catalog)
     return {exp_id: cut[id(s)] for exp_id, s in full.items()}
 
 
 def _summaries(ws: Workspace) -> dict[str, Summaries]:
+    scan, catalog, experiments = scan_inputs(ws)
     return summaries_at(
         ws.events,
         ws.fingerprint,
-        ws.experiments_dir,
-        ws.configs,
+        scan,
         ws.as_of,
         ws.engine,
         ws.spark_url,
+        catalog,
+        experiments,
     )
 
 
-def _results_name(kind: str, ws: Workspace, *parts: Hashable) -> str:
-    """The on-disk name of results analysed from the workspace's summaries.
+def _results_name(kind: str, ws: Workspace, catalog: Catalog, exp: Experiment) -> str:
+    """The on-disk name of results of one experiment analysed from the workspace.
 
-    Keyed on every field of the workspace (log fingerprint, configs, as-of day),
-    the engine's and the statistics' code (:mod:`cxlab.store`), and ``parts``.
+    Keyed on the workspace but for the other configs (the log's fingerprint, the
+    as-of day, the engine), the scan's inputs (:func:`scan_inputs`), the catalog,
+    the experiment's own config, and the engine's and the statistics' code
+    (:mod:`cxlab.store`): an edit of another experiment that the scan does not
+    read leaves them valid.
     """
-    return f"{kind}-" + store.key(ws, *parts, store.statistics_version())
+    own = replace(ws, configs=())
+    parts = (own, scan_inputs(ws)[0], catalog, exp, store.statistics_version())
+    return f"{kind}-" + store.key(*parts)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Analysing…")
 def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
-    """Every experiment as of its as-of day (kept on disk, like the summaries)."""
-    name = _results_name("portfolio", ws)
+    """Every experiment as of its as-of day (each kept on disk, like the summaries)."""
+    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
+    return [_as_of_result(ws, catalog, e) for e in experiments]
+
+
+def _as_of_result(ws: Workspace, catalog: Catalog, exp: Experiment) -> ExperimentResult:
+    """One experiment as of the workspace's day: the portfolio's row (on disk)."""
+    name = _results_name("result", ws, catalog, exp)
     if (stored := store.load(store_folder(), name)) is not None:
         return stored
-    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
-    summaries = _summaries(ws)
-    portfolio = [
-        results_for(e, catalog, summaries[e.id], history=False)[0] for e in experiments
-    ]
-    store.save(store_folder(), name, portfolio)
-    return portfolio
+    result = results_for(exp, catalog, _summaries(ws)[exp.id], history=False)[0]
+    store.save(store_folder(), name, result)
+    return result
 
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing…")
@@ -254,19 +276,18 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
     """One experiment as it stood at the end of each day (oldest first; on disk).
 
     As of an earlier day of the experiment's whole history, that history's days
-    up to it: only the as-of day is analysed (:func:`history_until`).
+    up to it and the as-of result, the portfolio's (:func:`history_until`).
     """
-    name = _results_name("history", ws, experiment_id)
-    if (stored := store.load(store_folder(), name)) is not None:
-        return stored
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)
-    summaries = _summaries(ws)[experiment_id]
+    name = _results_name("history", ws, catalog, exp)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
     whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
     if whole is not None and any(r.as_of == ws.as_of for r in whole):
-        last = results_for(exp, catalog, summaries, history=False)[0]
-        history = history_until(whole, last)
+        history = history_until(whole, _as_of_result(ws, catalog, exp))
     else:
+        summaries = _summaries(ws)[experiment_id]
         history = analyze_history(exp, catalog, summaries)
         history = history or results_for(exp, catalog, summaries, history=False)
     store.save(store_folder(), name, history)

@@ -3,6 +3,7 @@ rescan, no re-analysis, the same numbers."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import app_rerender  # noqa: E402
 
 APP = str(ROOT / "app.py")
 SHIPPING = "proactive-shipping-email"
+AA = "checkout-aa-test"
 
 
 def restarted(timeout: int, experiment: str | None = None) -> AppTest:
@@ -69,7 +71,7 @@ def test_a_restart_draws_the_portfolio_from_the_stored_summaries_and_results(
     assert scans == ["summarize_all"]
     assert analyses.count("results_for") == 8  # the eight bundled experiments
     assert len(list(tmp_path.glob("summaries-*.pickle"))) == 1
-    assert len(list(tmp_path.glob("portfolio-*.pickle"))) == 1
+    assert len(list(tmp_path.glob("result-*.pickle"))) == 8
 
     scans.clear()
     analyses.clear()
@@ -98,3 +100,56 @@ def test_a_restart_draws_a_results_page_from_the_stored_history(
     assert len(second.dataframe) == len(first.dataframe)
     for shown, drawn_before in zip(second.dataframe, first.dataframe, strict=True):
         assert shown.value.equals(drawn_before.value)
+
+
+def test_an_edit_the_scan_does_not_read_re_analyses_only_that_experiment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
+) -> None:
+    """A decision note or alpha changes no summary (cxlab.summaries.as_reduced):
+    the edited experiment is analysed again, the log is not read again, and the
+    other experiments' results are read back; a new end day reads the log again."""
+    monkeypatch.setenv(cache.STORE_ENV, str(tmp_path / "store"))
+    folder = tmp_path / "experiments"
+    shutil.copytree(ROOT / "experiments", folder)
+    scans: list[str] = []
+    analyses: list[str] = []
+    counting(monkeypatch, scans, "summarize_all")
+    counting(monkeypatch, analyses, "results_for", "analyze_history")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.session_state["experiments_dir"] = str(folder)
+
+    def show(page: str, experiment: str | None = None) -> str:
+        """The page's Markdown and captions, drawn as the server would."""
+        analyses.clear()
+        if experiment is not None:
+            at.query_params["experiment"] = experiment
+        at.switch_page(f"pages/{page}.py")
+        with app_rerender.server_like_navigation():
+            at.run()
+        assert not at.exception
+        return " ".join(m.value for m in [*at.markdown, *at.caption])
+
+    show("portfolio")
+    assert scans == ["summarize_all"]
+    assert analyses.count("results_for") == 8
+    shipping = show("results", SHIPPING)
+    assert analyses == ["analyze_history"]
+
+    aa = folder / f"{AA}.yaml"
+    note = "decision_note: No difference"
+    text = aa.read_text().replace("alpha: 0.05", "alpha: 0.01")
+    aa.write_text(text.replace(note, note.replace("No", "Reviewed, no")))
+    show("portfolio")
+    assert scans == ["summarize_all"]  # not read again
+    assert analyses == ["results_for"]  # the edited experiment only
+    shown = show("results", AA)
+    assert "(α = 0.01" in shown
+    assert "Reviewed, no difference" in shown
+    assert show("results", SHIPPING) == shipping
+    assert analyses == []  # its history read back from disk
+
+    aa.write_text(aa.read_text().replace("end: 2026-09-27", "end: 2026-09-20"))
+    assert "1 Sep 2026 – 20 Sep 2026" in show("results", AA)
+    assert scans == ["summarize_all", "summarize_all"]  # the scan reads the end

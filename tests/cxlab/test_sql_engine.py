@@ -8,6 +8,7 @@ the other dialects is rendered and parsed back; the printed DuckDB SQL is run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -21,11 +22,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cxlab.config import load_catalog, load_experiment, load_experiments
+from cxlab.config import (
+    BayesPrior,
+    Experiment,
+    load_catalog,
+    load_experiment,
+    load_experiments,
+)
 from cxlab.errors import InputError
 from cxlab.events import resolve_source
 from cxlab.sample import write_sample
 from cxlab.sql.duckdb_engine import summarize_duckdb
+from cxlab.sql.engines import summarize_with
 from cxlab.sql.reduction import (
     ADDED_COLUMNS,
     DIALECTS,
@@ -36,7 +44,7 @@ from cxlab.sql.reduction import (
 )
 from cxlab.sql.tables import check_changes, summaries_from_changes
 from cxlab.sql.values import UnsupportedMetricError, sql_cuped, sql_values
-from cxlab.summaries import at_day, summarize
+from cxlab.summaries import READ_FIELDS, as_reduced, at_day, summarize
 from tests.conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,6 +143,46 @@ def test_duckdb_engine_equals_polars_on_the_sample(sample: Path) -> None:
     assert polars_summaries.categories["first"].sum() > 100
     assert polars_summaries.survival["users"].abs().sum() > 100
     assert_equal_summaries(polars_summaries, duckdb_summaries)
+
+
+# A value other than the default for every field the reduction does not read.
+UNREAD = {
+    "name": "Renamed",
+    "hypothesis": "Another hypothesis",
+    "owner": "someone-else",
+    "alpha": 0.01,
+    "decision": "bayesian",
+    "status": "shipped",
+    "decision_note": "Shipped after review.",
+    "planned_users": 123_457,
+    "sequential_tuning": 777,
+    "sequential_method": "group",
+    "bayes_prior": BayesPrior(0.01, 0.2),
+    "correction": "bh",
+    "guardrail_margin": 0.02,
+    "tags": ("renamed",),
+    "content_hash": "0123456789abcdef",
+}
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_the_engines_read_only_the_fields_a_reduced_experiment_keeps(
+    sample: Path, engine: str
+) -> None:
+    """So a config edit of any other field (a name, alpha, the decision) can share
+    the scan: the summaries are the same with every such field changed."""
+    names = {f.name for f in dataclasses.fields(Experiment)}
+    assert names - READ_FIELDS == set(UNREAD)  # a new field: say whether it is read
+    catalog = load_catalog(EXPERIMENTS / "metrics.yaml")
+    experiments = load_experiments(EXPERIMENTS, catalog)
+    edited = [dataclasses.replace(e, **UNREAD) for e in experiments]
+    reduced = [as_reduced(e) for e in edited]
+    assert reduced == [as_reduced(e) for e in experiments]
+    source = resolve_source(sample)
+    assert_equal_summaries(
+        summarize_with(engine, source, edited, catalog),
+        summarize_with(engine, source, reduced, catalog),
+    )
 
 
 def test_duckdb_summaries_cut_at_an_earlier_day_equal_a_fresh_scan(sample) -> None:
