@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import polars as pl
 
 from cxlab import metrics
@@ -685,38 +686,35 @@ def _survival_arms(
     """Per variant, each day's Kaplan–Meier statistics of the time to the end event.
 
     The states' counts as of a day are the sum of their daily changes up to it
-    (:mod:`cxlab.summaries.voice`); times are in hours, a time at the horizon
-    without the event (still open, or resolved after the horizon) is censored.
+    (:mod:`cxlab.summaries.voice`), kept running from one day to the next; times
+    are in hours, a time at the horizon without the event (still open, or
+    resolved after the horizon) is censored.
     """
     changes = _detail_rows(summaries.survival, voice.SURVIVAL_SCHEMA, exp, metric)
     horizon = float(metric.horizon_hours or math.nan)
+    day_ends = np.array(days, dtype="datetime64[D]")
     out: dict[str, list[ArmStats]] = {}
     for variant in exp.variant_ids:
-        of_arm = changes.filter(pl.col("variant") == variant)
-        out[variant] = []
-        for day in days:
-            state = (
-                of_arm.filter(pl.col("day") <= day)
-                .group_by("minutes")
-                .agg(
-                    pl.col("users").filter(pl.col("kind") == voice.RESOLVED).sum(),
-                    pl.col("users")
-                    .filter(pl.col("kind") != voice.RESOLVED)
-                    .sum()
-                    .alias("censored"),
-                    pl.col("users")
-                    .filter(pl.col("kind") == voice.OPEN)
-                    .sum()
-                    .alias("open"),
-                )
-            )
+        of_arm = changes.filter(pl.col("variant") == variant).sort("day")
+        minutes, at = np.unique(of_arm["minutes"].to_numpy(), return_inverse=True)
+        kind, users = of_arm["kind"].to_numpy(), of_arm["users"].to_numpy()
+        resolved = np.where(kind == voice.RESOLVED, users, 0)
+        still_open = np.where(kind == voice.OPEN, users, 0)
+        counts = np.zeros((2, len(minutes)), dtype=np.int64)  # events, censorings
+        ends = np.searchsorted(of_arm["day"].to_numpy(), day_ends, side="right")
+        out[variant], done, open_users = [], 0, 0
+        for end in ends:
+            np.add.at(counts[0], at[done:end], resolved[done:end])
+            np.add.at(counts[1], at[done:end], users[done:end] - resolved[done:end])
+            open_users += int(still_open[done:end].sum())
+            done = end
             out[variant].append(
                 survival_stats(
-                    (state["minutes"] / 60).to_numpy(),
-                    state["users"].to_numpy(),
-                    state["censored"].to_numpy(),
+                    minutes / 60,
+                    counts[0],
+                    counts[1],
                     horizon=horizon,
-                    still_open=int(state["open"].sum()),
+                    still_open=open_users,
                 )
             )
     return out
