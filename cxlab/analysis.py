@@ -504,7 +504,7 @@ def analyze_history(
 def history_until(
     later: Sequence[ExperimentResult], last: ExperimentResult
 ) -> list[ExperimentResult]:
-    """The history as of ``last``'s day, from a history that runs past it.
+    """The history as of ``last``'s day, from a history that runs through it.
 
     Equal to :func:`analyze_history` on the summaries cut at that day (tested):
     each day's looks depend only on the days up to it (:func:`_timeline`), so the
