@@ -20,7 +20,6 @@ time that checkout's code the same way.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -38,7 +37,10 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 EDITED = "checkout-aa-test"
 OTHERS = ("click-to-call", "proactive-shipping-email")
-PAGES = (("portfolio", None), *(("results", e) for e in OTHERS))
+PAGES = {  # the row's name: (page, experiment)
+    "portfolio": ("portfolio", None),
+    **{f"results {e}": ("results", e) for e in OTHERS},
+}
 
 
 def _session(folder: Path) -> Callable[[str, str | None], float]:
@@ -75,24 +77,22 @@ def _edits(config: Path) -> list[tuple[str, Callable[[int], None]]]:
 
 def measure(runs: int) -> str:
     """The table of medians and ranges, in Markdown."""
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CXLAB_CACHE_DIR"] = str(Path(tmp) / "store")
+    with app_rerender.empty_store(), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "experiments"
         shutil.copytree(ROOT / "experiments", folder)
         draw = _session(folder)
-        first = {page + (f" {e}" if e else ""): draw(page, e) for page, e in PAGES}
+        first = {name: draw(*shown) for name, shown in PAGES.items()}
         lines = [
             "| edit | page | median s | min–max s |",
             "| --- | --- | ---: | ---: |",
             *(f"| (none: first visit) | {p} | {t:.2f} | |" for p, t in first.items()),
         ]
         for label, edit in _edits(folder / f"{EDITED}.yaml"):
-            times: dict[str, list[float]] = {}
+            times: dict[str, list[float]] = {name: [] for name in PAGES}
             for i in range(runs):
                 edit(i)
-                for page, e in PAGES:
-                    name = page + (f" {e}" if e else "")
-                    times.setdefault(name, []).append(draw(page, e))
+                for name, shown in PAGES.items():
+                    times[name].append(draw(*shown))
             lines += [
                 f"| {label} | {name} | {statistics.median(ts):.2f} "
                 f"| {min(ts):.2f}–{max(ts):.2f} |"

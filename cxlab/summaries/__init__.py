@@ -65,6 +65,7 @@ from cxlab.summaries.tables import (
 )
 
 __all__ = [
+    "READ_FIELDS",
     "STAT_COLUMNS",
     "SUM_COLUMNS",
     "ByDay",
