@@ -3,10 +3,13 @@
     python bench/first_paint.py                  # 5 pairs of servers, print the table
     python bench/first_paint.py --runs 3 --write # and put it into bench/RESULTS.md
     python bench/first_paint.py --before DIR     # interleaved with the code in DIR
+    python bench/first_paint.py --launch streamlit  # `streamlit run app.py` servers
 
-Each run starts a fresh ``streamlit run app.py`` (a new process: cold imports, empty
-memory caches) on the bundled sample log, twice: a restart, whose summaries an
-earlier server stored on disk, and a first start with an empty store. It waits
+Each run starts a fresh server (a new process: cold imports, empty memory caches)
+on the bundled sample log: ``cxlab app``, which analyses the sample before it
+answers (``cxlab.ui.serve``), or ``streamlit run app.py``, which does that work
+for its first visitor. Twice: a restart, whose summaries an earlier server stored
+on disk, and a first start with an empty store. It waits
 until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 1440×900 (started before the server, so its own start-up is not counted):
 
@@ -67,25 +70,25 @@ def _free_port() -> int:
 Row = tuple[float, float, float, float, float, float]
 
 
+def command(launch: str, port: int) -> list[str]:
+    """How a server is started: ``cxlab app`` or ``streamlit run app.py``."""
+    if launch == "app":
+        return [sys.executable, "-m", "cxlab", "app", "--port", str(port)]
+    flags = ["--server.port", str(port), "--server.headless", "true"]
+    return [sys.executable, "-m", "streamlit", "run", "app.py", *flags]
+
+
 @contextlib.contextmanager
-def server(store: Path, root: Path) -> Iterator[tuple[str, float, float, int]]:
-    """A fresh ``streamlit run app.py`` of the checkout ``root`` keeping its
+def server(
+    store: Path, root: Path, launch: str
+) -> Iterator[tuple[str, float, float, int]]:
+    """A fresh server of the checkout ``root`` (:func:`command`) keeping its
     summaries on disk in ``store``; its URL, its launch, the moment it answered,
     its pid."""
     port = _free_port()
     launched = time.perf_counter()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-        ],
+        command(launch, port),
         cwd=root,
         env={**os.environ, "CXLAB_CACHE_DIR": str(store)},
         stdout=subprocess.DEVNULL,
@@ -129,10 +132,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(browser: object, store: Path, root: Path) -> Row:
+def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
     """(first page s from up, from launch, its server CPU s from up, from launch,
     results deep link s, later results s)."""
-    with server(store, root) as (url, launched, up, pid):
+    with server(store, root, launch) as (url, launched, up, pid):
         cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
@@ -172,7 +175,7 @@ def _rows(label: str, rows: list[Row]) -> list[str]:
     ]
 
 
-def measure(runs: int, before: Path | None = None) -> str:
+def measure(runs: int, launch: str, before: Path | None = None) -> str:
     """Run ``runs`` pairs of fresh servers; the Markdown section with the numbers.
 
     Each pair is a *restart* (the summaries stored on disk by an earlier server of
@@ -196,11 +199,13 @@ def measure(runs: int, before: Path | None = None) -> str:
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless"]
         )
         for tree, root in trees.items():  # fills each store; not measured
-            one_run(browser, Path(kept) / f"{tree}-store", root)
+            one_run(browser, Path(kept) / f"{tree}-store", root, launch)
         for i in range(runs):
             for tree, root in trees.items():
-                warm[tree].append(one_run(browser, Path(kept) / f"{tree}-store", root))
-                cold[tree].append(one_run(browser, Path(scratch) / f"{tree}{i}", root))
+                stored = Path(kept) / f"{tree}-store"
+                warm[tree].append(one_run(browser, stored, root, launch))
+                empty = Path(scratch) / f"{tree}{i}"
+                cold[tree].append(one_run(browser, empty, root, launch))
                 for label, row in (
                     ("restart", warm[tree][-1]),
                     ("first", cold[tree][-1]),
@@ -214,9 +219,9 @@ def measure(runs: int, before: Path | None = None) -> str:
     load = " / ".join(
         f"{a:.2f}–{b:.2f}" for a, b in zip(load_before, load_after, strict=True)
     )
-    command = "python bench/first_paint.py --runs " + str(runs)
+    reproduce = f"python bench/first_paint.py --runs {runs} --launch {launch}"
     if before is not None:
-        command += f" --before {before}"
+        reproduce += f" --before {before}"
     rows = [
         line
         for tree in trees
@@ -227,11 +232,12 @@ def measure(runs: int, before: Path | None = None) -> str:
         [
             HEADING,
             "",
-            f"Reproduce: `{command}`. Measured "
+            f"Reproduce: `{reproduce}`. Measured "
             f"{started:%Y-%m-%d %H:%M} UTC, {runs} pairs of fresh servers"
             + (" per checkout" if before is not None else "")
             + f"; load average (1 / 5 / 15 min, before–after) {load}; "
             f"nproc = {os.cpu_count()}.",
+            f"Servers started with `{' '.join(command(launch, 8501)[1:])}`. "
             "A restart finds the summaries (and results) an earlier server stored "
             "(`cxlab.store`); a first start scans the log.",
             "",
@@ -252,13 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write", action="store_true", help="also write bench/RESULTS.md"
     )
     parser.add_argument(
+        "--launch",
+        choices=("app", "streamlit"),
+        default="app",
+        help="start servers with `cxlab app` (default) or `streamlit run app.py`",
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         default=None,
         help="a copy of another commit to interleave with this checkout",
     )
     args = parser.parse_args(argv)
-    text = measure(args.runs, args.before)
+    text = measure(args.runs, args.launch, args.before)
     print(text)
     if args.write:
         write_section(RESULTS, HEADING, text)

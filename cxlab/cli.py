@@ -267,9 +267,10 @@ def _sample(args: argparse.Namespace, problems: list[InputError]) -> str:
 
 
 def _app(args: argparse.Namespace, problems: list[InputError]) -> NoReturn:
-    """Become the dashboard's Streamlit server (exec: the same process).
+    """Become the dashboard's server (exec: the same process).
 
-    A signal that stops ``cxlab app`` (Ctrl-C, a service manager's SIGTERM) so
+    ``cxlab.ui.serve`` analyses the default workspace, then runs Streamlit. A
+    signal that stops ``cxlab app`` (Ctrl-C, a service manager's SIGTERM) so
     reaches the server itself; a child server would outlive its parent.
     """
     from cxlab import workspace
@@ -284,7 +285,7 @@ def _app(args: argparse.Namespace, problems: list[InputError]) -> NoReturn:
     sys.stderr.flush()
     os.execve(
         sys.executable,
-        [sys.executable, "-m", "streamlit", "run", str(script), *flags],
+        [sys.executable, "-m", "cxlab.ui.serve", str(script), *flags],
         env,
     )
 

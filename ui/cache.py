@@ -100,20 +100,38 @@ def workspace() -> Workspace:
     Raises:
         InputError: the chosen log or the configs are unusable.
     """
-    events = st.session_state.get(EVENTS_KEY) or str(ensure_sample())
-    choice = engine_choice()
+    return workspace_of(
+        st.session_state.get(EVENTS_KEY) or str(ensure_sample()),
+        engine_choice(),
+        Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR),
+        st.session_state.get(AS_OF_KEY),
+    )
+
+
+def workspace_of(
+    events: str, choice: EngineChoice, folder: Path, as_of: dt.date | None
+) -> Workspace:
+    """The workspace of a log, an engine setting, a configs folder and a day.
+
+    Raises:
+        InputError: the log is unusable.
+    """
     engine = resolve_engine(choice.engine, events=events)
     source = resolve_events(events, engine)
-    folder = Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR)
     return Workspace(
         events=events,
         fingerprint=source.fingerprint,
         experiments_dir=str(folder),
         configs=config_hashes(folder),
-        as_of=st.session_state.get(AS_OF_KEY),
+        as_of=as_of,
         engine=engine,
         spark_url=choice.spark_url if engine == "spark" else "",
     )
+
+
+def default_workspace() -> Workspace:
+    """What a new session opens on: the sample log, the configs, no as-of day."""
+    return workspace_of(str(SAMPLE_EVENTS), EngineChoice(), EXPERIMENTS_DIR, None)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

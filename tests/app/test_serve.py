@@ -1,0 +1,88 @@
+"""`cxlab app` analyses the sample before it answers (cxlab.ui.serve).
+
+Its first visitor's portfolio is drawn from the server's memory: neither the scan
+of the log nor the analysis runs again for it. A broken config does not stop the
+server: it starts, says so, and the pages show the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app.test_browser import (
+    PAGE_TIMEOUT_MS,
+    PORTFOLIO_TABLE,
+    assert_no_error_text,
+    free_port,
+    main_text,
+    open_page,
+    running,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ROOT / "experiments"
+BARE_MODE_WARNINGS = ("No runtime found", "missing ScriptRunContext")
+
+
+def cxlab_app(store: Path) -> tuple[list[str], int, dict[str, str]]:
+    """The command, port and environment of `python -m cxlab app` keeping its
+    summaries and results in ``store``."""
+    port = free_port()
+    command = [sys.executable, "-m", "cxlab", "app", "--port", str(port)]
+    env = {**os.environ, "CXLAB_CACHE_DIR": str(store), "PYTHONPATH": str(ROOT)}
+    return command, port, env
+
+
+@pytest.fixture
+def prepared(sample_log: Path, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """`cxlab app` in the checkout, answering; its URL, its store, its output."""
+    store, log = tmp_path / "store", tmp_path / "server.log"
+    command, port, env = cxlab_app(store)
+    with running(command, port, ROOT, log, env=env) as url:
+        yield url, store, log.read_text()
+
+
+@pytest.mark.browser
+def test_cxlab_app_answers_with_the_portfolio_already_analysed(
+    prepared: tuple[str, Path, str], sample_log: Path, browser: object
+) -> None:
+    url, store, output = prepared
+    experiments = len(list(EXPERIMENTS.glob("*.yaml"))) - 1  # but metrics.yaml
+    kinds = sorted(p.name.split("-")[0] for p in store.glob("*.pickle"))
+    assert kinds == ["result"] * experiments + ["summaries"]
+    assert f"analysed {experiments} experiments on {sample_log} in " in output
+    assert not [w for w in BARE_MODE_WARNINGS if w in output]
+    for stored in store.glob("*.pickle"):
+        stored.unlink()
+
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    open_page(page, url, "All experiments")
+    page.wait_for_selector(PORTFOLIO_TABLE)
+    assert "Proactive shipping e-mail" in main_text(page)
+    assert_no_error_text(page)
+    assert list(store.glob("*.pickle")) == []  # drawn from memory: nothing redone
+
+
+def test_cxlab_app_starts_on_a_broken_catalog_and_says_why(
+    sample_log: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "team"
+    shutil.copytree(EXPERIMENTS, workspace / "experiments")
+    (workspace / "experiments" / "metrics.yaml").write_text("conversion: [\n")
+    (workspace / "data").mkdir()
+    shutil.copyfile(sample_log, workspace / "data" / "events.parquet")
+    store, log = tmp_path / "store", tmp_path / "server.log"
+    command, port, env = cxlab_app(store)
+    with running(command, port, workspace, log, env=env):
+        output = log.read_text()
+    assert "the dashboard will show this problem: " in output
+    assert "metrics.yaml" in output
+    assert "Traceback" not in output
+    assert list(store.glob("*.pickle")) == []

@@ -1,0 +1,119 @@
+"""``cxlab app``'s server: the first visitor's work done before it answers.
+
+Streamlit runs ``app.py`` only when a browser connects, so the first visitor of a
+fresh server waited for the pages' imports, the scan of the log and the analysis
+of every experiment (bench/RESULTS.md, first page drawn). Here the server's own
+process does that work for the workspace a new session opens on, then becomes
+the Streamlit server: its in-memory caches (and the store on disk) hold that
+portfolio, and ``/_stcore/health`` answers once the first page can be drawn from
+them. A log or config problem does not stop the server: the pages show it.
+
+    python -m cxlab.ui.serve APP_PY [STREAMLIT FLAGS…]   # what `cxlab app` runs
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import NoReturn
+
+from cxlab.errors import InputError
+
+# What app.py and the pages import beyond cxlab.ui.cache (pandas: every table and
+# chart but the portfolio's), so no first visit of a page pays for it.
+PAGE_MODULES = (
+    "cxlab.ui.auth",
+    "cxlab.ui.drawing",
+    "cxlab.ui.navigation",
+    "cxlab.ui.notices",
+    "cxlab.ui.url_state",
+    "cxlab.charts",
+    "cxlab.links",
+    "cxlab.portfolio",
+    "cxlab.report",
+    "cxlab.segments",
+    "cxlab.states",
+    "cxlab.verbatims",
+    "pandas",
+)
+# Streamlit's warnings for its caches used before its runtime exists: expected here.
+BARE_MODE_LOGGERS = (
+    "streamlit.runtime.caching.cache_data_api",
+    "streamlit.runtime.scriptrunner_utils.script_run_context",
+)
+
+
+def prepare() -> list[str]:
+    """Import the pages' modules and analyse the default workspace.
+
+    Returns:
+        What was done, one line each, for whoever started the server.
+    """
+    start = time.perf_counter()
+    lines = []
+    with _bare_mode():
+        from cxlab.ui import cache  # its st.cache_data decorators warn too
+
+        if not cache.SAMPLE_EVENTS.is_file():
+            from cxlab.sample import write_sample
+
+            written = write_sample(cache.SAMPLE_EVENTS)
+            lines.append(f"generated the sample log {written}")
+        for module in PAGE_MODULES:
+            importlib.import_module(module)
+        try:
+            workspace = cache.default_workspace()
+            portfolio = cache.load_portfolio(workspace)
+        except InputError as error:
+            lines.append(f"the dashboard will show this problem: {error}")
+        else:
+            seconds = time.perf_counter() - start
+            lines.append(
+                f"analysed {len(portfolio)} experiments on {workspace.events} "
+                f"in {seconds:.1f} s"
+            )
+    # Streamlit inspects the call stack at its first element (env_util.is_repl);
+    # inspect caches the file of every loaded module on first use: done here.
+    inspect.stack()
+    # What is loaded now lives as long as the server: Streamlit's full collection
+    # after every script run (runner.postScriptGC) then skips it.
+    gc.freeze()
+    return lines
+
+
+@contextlib.contextmanager
+def _bare_mode() -> Iterator[None]:
+    """Streamlit's warnings for its caches used before its runtime exists, muted.
+
+    A filter, not a level: Streamlit resets its loggers' levels when it reads its
+    config, which the first cache call does.
+    """
+    loggers = [logging.getLogger(name) for name in BARE_MODE_LOGGERS]
+    mute = logging.Filter("muted while preparing")  # matches no logger's name
+    for logger in loggers:
+        logger.addFilter(mute)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(mute)
+
+
+def main(argv: list[str]) -> NoReturn:
+    """Prepare, then run ``streamlit run APP_PY FLAGS…`` in this process."""
+    for line in prepare():
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    from streamlit.web import cli
+
+    sys.exit(cli.main(["run", *argv], prog_name="streamlit"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
