@@ -21,6 +21,9 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 - after a 10 s pause (a person reading the portfolio), another experiment's
   results in a third tab.
 
+Each run also times a Streamlit app of one Markdown table the same way (the floor:
+Streamlit's and the browser's own cost, in a first and a second tab).
+
 Times are wall seconds from t0 (first page) or from the tab's navigation (results
 pages), on a machine whose 2 cores are shared with other jobs: read the spread.
 The first page is also timed from the server's launch (the whole wait of whoever
@@ -150,6 +153,27 @@ def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
     return drawn - up, drawn - launched, cpu_total - cpu_up, cpu_total, deep, later
 
 
+def floor_run(browser: object, folder: Path) -> tuple[float, float]:
+    """(drawn s from up, s in a second tab) of a Streamlit app of one Markdown
+    table: what Streamlit and the browser cost before any of CX Lab's work."""
+    (folder / "app.py").write_text(
+        'import streamlit as st\nst.markdown("| a | b |\\n| --- | --- |\\n| 1 | 2 |")\n'
+    )
+    with server(folder, folder, "streamlit") as (url, _, up, _):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.goto(url)
+        _drawn(page, TABLE_DRAWN)
+        first = time.perf_counter() - up
+        second = context.new_page()
+        start = time.perf_counter()
+        second.goto(url)
+        _drawn(second, TABLE_DRAWN)
+        again = time.perf_counter() - start
+        context.close()
+    return first, again
+
+
 def _stats(values: Sequence[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
@@ -190,6 +214,7 @@ def measure(runs: int, launch: str, before: Path | None = None) -> str:
     started = dt.datetime.now(dt.UTC)
     warm: dict[str, list[Row]] = {tree: [] for tree in trees}
     cold: dict[str, list[Row]] = {tree: [] for tree in trees}
+    floor: list[tuple[float, float]] = []
     with (
         sync_playwright() as p,
         tempfile.TemporaryDirectory() as kept,
@@ -201,6 +226,8 @@ def measure(runs: int, launch: str, before: Path | None = None) -> str:
         for tree, root in trees.items():  # fills each store; not measured
             one_run(browser, Path(kept) / f"{tree}-store", root, launch)
         for i in range(runs):
+            floor.append(floor_run(browser, Path(scratch)))
+            print(f"run {i + 1} floor: {floor[-1][0]:.2f}, {floor[-1][1]:.2f}")
             for tree, root in trees.items():
                 stored = Path(kept) / f"{tree}-store"
                 warm[tree].append(one_run(browser, stored, root, launch))
@@ -227,6 +254,14 @@ def measure(runs: int, launch: str, before: Path | None = None) -> str:
         for tree in trees
         for kind, table in (("restart", warm), ("first start", cold))
         for line in _rows(f"{tree} {kind}".strip(), table[tree])
+    ]
+    alone, again = zip(*floor, strict=True)
+    rows += [
+        "| floor: a one-table Streamlit app drawn, from the server being up | "
+        f"{_stats(alone)} | " + ", ".join(f"{x:.1f}" for x in alone) + " |",
+        f"| floor: the same app in a second tab | {_stats(again)} | "
+        + ", ".join(f"{x:.1f}" for x in again)
+        + " |",
     ]
     return "\n".join(
         [

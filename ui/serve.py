@@ -5,8 +5,9 @@ fresh server waited for the pages' imports, the scan of the log and the analysis
 of every experiment (bench/RESULTS.md, first page drawn). Here the server's own
 process does that work for the workspace a new session opens on, then becomes
 the Streamlit server: its in-memory caches (and the store on disk) hold that
-portfolio, and ``/_stcore/health`` answers once the first page can be drawn from
-them. A log or config problem does not stop the server: the pages show it.
+portfolio and every experiment's history, and ``/_stcore/health`` answers once the
+pages can be drawn from them. A log or config problem does not stop the server:
+the pages show it.
 
     python -m cxlab.ui.serve APP_PY [STREAMLIT FLAGS…]   # what `cxlab app` runs
 """
@@ -52,6 +53,9 @@ BARE_MODE_LOGGERS = (
 def prepare() -> list[str]:
     """Import the pages' modules and analyse the default workspace.
 
+    Every experiment as of its day (the portfolio) and at the end of each day
+    (its results page).
+
     Returns:
         What was done, one line each, for whoever started the server.
     """
@@ -70,13 +74,15 @@ def prepare() -> list[str]:
         try:
             workspace = cache.default_workspace()
             portfolio = cache.load_portfolio(workspace)
+            for result in portfolio:  # the results pages
+                cache.load_history(workspace, result.experiment.id)
         except InputError as error:
             lines.append(f"the dashboard will show this problem: {error}")
         else:
             seconds = time.perf_counter() - start
             lines.append(
-                f"analysed {len(portfolio)} experiments on {workspace.events} "
-                f"in {seconds:.1f} s"
+                f"analysed {len(portfolio)} experiments and their daily history "
+                f"on {workspace.events} in {seconds:.1f} s"
             )
     # Streamlit inspects the call stack at its first element (env_util.is_repl);
     # inspect caches the file of every loaded module on first use: done here.

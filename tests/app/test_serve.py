@@ -1,8 +1,9 @@
 """`cxlab app` analyses the sample before it answers (cxlab.ui.serve).
 
-Its first visitor's portfolio is drawn from the server's memory: neither the scan
-of the log nor the analysis runs again for it. A broken config does not stop the
-server: it starts, says so, and the pages show the problem.
+Its first visitor's pages (the portfolio, an experiment's results) are drawn from
+the server's memory: neither the scan of the log nor the analysis runs again. A
+broken config does not stop the server: it starts, says so, and the pages show the
+problem.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def test_cxlab_app_answers_with_the_portfolio_already_analysed(
     url, store, output = prepared
     experiments = len(list(EXPERIMENTS.glob("*.yaml"))) - 1  # but metrics.yaml
     kinds = sorted(p.name.split("-")[0] for p in store.glob("*.pickle"))
-    assert kinds == ["result"] * experiments + ["summaries"]
-    assert f"analysed {experiments} experiments on {sample_log} in " in output
+    assert kinds == ["history"] * experiments + ["result"] * experiments + ["summaries"]
+    assert f"analysed {experiments} experiments and their daily history on " in output
+    assert f" on {sample_log} in " in output
     assert not [w for w in BARE_MODE_WARNINGS if w in output]
     for stored in store.glob("*.pickle"):
         stored.unlink()
@@ -66,6 +68,9 @@ def test_cxlab_app_answers_with_the_portfolio_already_analysed(
     open_page(page, url, "All experiments")
     page.wait_for_selector(PORTFOLIO_TABLE)
     assert "Proactive shipping e-mail" in main_text(page)
+    assert_no_error_text(page)
+    open_page(page, f"{url}/results?experiment=click-to-call", "Download")
+    assert "Click-to-call" in main_text(page)
     assert_no_error_text(page)
     assert list(store.glob("*.pickle")) == []  # drawn from memory: nothing redone
 
