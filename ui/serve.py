@@ -73,6 +73,7 @@ def prepare() -> list[str]:
             importlib.import_module(module)
         try:
             workspace = cache.default_workspace()
+            cache.all_summaries(workspace)  # states, segments, exposures
             portfolio = cache.load_portfolio(workspace)
             for result in portfolio:  # the results pages
                 cache.load_history(workspace, result.experiment.id)

@@ -40,17 +40,26 @@ def cxlab_app(store: Path) -> tuple[list[str], int, dict[str, str]]:
     return command, port, env
 
 
-@pytest.fixture
-def prepared(sample_log: Path, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
-    """`cxlab app` in the checkout, answering; its URL, its store, its output."""
+@pytest.fixture(params=["first start", "restart"])
+def prepared(
+    request: pytest.FixtureRequest, sample_log: Path, tmp_path: Path
+) -> Iterator[tuple[str, Path, str]]:
+    """`cxlab app` in the checkout, answering; its URL, its store, its output.
+
+    A restart finds what an earlier server stored; a first start has an empty store.
+    """
     store, log = tmp_path / "store", tmp_path / "server.log"
+    if request.param == "restart":
+        command, port, env = cxlab_app(store)
+        with running(command, port, ROOT, log, env=env):
+            pass
     command, port, env = cxlab_app(store)
     with running(command, port, ROOT, log, env=env) as url:
         yield url, store, log.read_text()
 
 
 @pytest.mark.browser
-def test_cxlab_app_answers_with_the_portfolio_already_analysed(
+def test_cxlab_app_answers_with_every_page_already_analysed(
     prepared: tuple[str, Path, str], sample_log: Path, browser: object
 ) -> None:
     url, store, output = prepared
