@@ -88,8 +88,10 @@ def prepare() -> list[str]:
     # Streamlit inspects the call stack at its first element (env_util.is_repl);
     # inspect caches the file of every loaded module on first use: done here.
     inspect.stack()
-    # What is loaded now lives as long as the server: Streamlit's full collection
-    # after every script run (runner.postScriptGC) then skips it.
+    # What is loaded now (modules, the default workspace's results) mostly lives as
+    # long as the server: frozen, Streamlit's full collection after every script
+    # run (runner.postScriptGC) skips it instead of walking it each time. Frozen
+    # objects freed later are freed by their reference counts, not by collections.
     gc.freeze()
     return lines
 
@@ -98,8 +100,8 @@ def prepare() -> list[str]:
 def _bare_mode() -> Iterator[None]:
     """Streamlit's warnings for its caches used before its runtime exists, muted.
 
-    A filter, not a level: Streamlit resets its loggers' levels when it reads its
-    config, which the first cache call does.
+    A filter, not a level: Streamlit sets every one of its loggers' levels again
+    each time it parses its config (``streamlit.logger.set_log_level``).
     """
     loggers = [logging.getLogger(name) for name in BARE_MODE_LOGGERS]
     mute = logging.Filter("muted while preparing")  # matches no logger's name
