@@ -116,7 +116,10 @@ def _bare_mode() -> Iterator[None]:
 
 def main(argv: list[str]) -> NoReturn:
     """Prepare, then run ``streamlit run APP_PY FLAGS…`` in this process."""
-    print("analysing the log and every experiment before the server answers…", file=sys.stderr)
+    print(
+        "analysing the log and every experiment before the server answers…",
+        file=sys.stderr,
+    )
     sys.stderr.flush()
     for line in prepare():
         print(line, file=sys.stderr)
