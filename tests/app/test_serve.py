@@ -72,7 +72,8 @@ def test_cxlab_app_answers_with_every_page_already_analysed(
     for stored in store.glob("*.pickle"):
         stored.unlink()
 
-    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     open_page(page, url, "All experiments")
     page.wait_for_selector(PORTFOLIO_TABLE)
@@ -81,6 +82,7 @@ def test_cxlab_app_answers_with_every_page_already_analysed(
     open_page(page, f"{url}/results?experiment=click-to-call", "Download")
     assert "Click-to-call" in main_text(page)
     assert_no_error_text(page)
+    context.close()
     assert list(store.glob("*.pickle")) == []  # drawn from memory: nothing redone
 
 
@@ -96,7 +98,10 @@ def test_cxlab_app_starts_on_a_broken_catalog_and_says_why(
     command, port, env = cxlab_app(store)
     with running(command, port, workspace, log, env=env):
         output = log.read_text()
-    assert "the dashboard will show this problem: " in output
-    assert "metrics.yaml" in output
+    problem = "the dashboard will show this problem: "
+    assert (
+        f"{problem}{workspace / 'experiments' / 'metrics.yaml'}:2: invalid YAML"
+        in output
+    )
     assert "Traceback" not in output
     assert list(store.glob("*.pickle")) == []
