@@ -64,19 +64,6 @@ tiles[3].metric(
 for line in states_summary(list(states.values())):
     st.info(line, icon=":material/info:")
 
-st.subheader("Estimated combined effect of shipped experiments")
-impact_cols = st.columns(len(portfolio.IMPACT_METRICS))
-for col, metric_id in zip(impact_cols, portfolio.IMPACT_METRICS, strict=True):
-    effect = portfolio.shipped_impact(results, metric_id)
-    with col:
-        if effect is None:
-            st.metric(metric_id, "—", border=True)
-            st.caption("No shipped experiment measured this metric.")
-            continue
-        value, caption = portfolio.describe_impact(effect)
-        st.metric(effect.label, value, border=True)
-        st.caption(caption)
-
 st.subheader("All experiments")
 rows = portfolio.portfolio_rows(results, cache.all_summaries(ws), ws.as_of)
 with st.form("portfolio_filters", border=False):
@@ -103,54 +90,69 @@ shown = portfolio.filter_rows(
 )
 if not shown:
     st.info("No experiment matches these filters.")
-    st.stop()
-
-labels = [states[str(row["id"])].label for row in shown]
-st.markdown(portfolio.executive_table(shown))
-st.caption(
-    "Each name opens the experiment's results page; the link is shareable. Effect and "
-    "interval are those of the decision method in force (NPS in points); experiments "
-    "marked SRM have a broken traffic split, so their results are not trustworthy. "
-    "⚠: the status disagrees with the engine's recommendation. Progress counts "
-    "analysed users against planned_users; the ETA extrapolates the mean daily new "
-    "users of the last 7 days."
-)
-# A toggle, not an expander: an expander's content is sent (and converted through
-# pandas) even while it is closed, which cost the first page half a second.
-if st.toggle(
-    "Details: owner, tags, data, why and decision notes", key="portfolio_details"
-):
-    st.dataframe(
-        pl.DataFrame(shown).with_columns(state=pl.Series(labels)).to_arrow(),
-        hide_index=True,
-        key="portfolio_table",
-        column_order=[
-            "link",
-            "status",
-            "owner",
-            "tags",
-            "state",
-            "days",
-            "users",
-            "primary metric",
-            "level",
-            "method",
-            "reason",
-            "decision note",
-        ],
-        column_config={
-            "link": st.column_config.LinkColumn(
-                "experiment", display_text=r"results\?experiment=([^&#]*)"
-            ),
-            "state": st.column_config.TextColumn(
-                "data",
-                help="ok · not started (as-of before the start) · no exposures "
-                "(nobody entered it) · data ends … (the as-of date is after the "
-                "log's last day)",
-            ),
-            "users": st.column_config.NumberColumn("users", format="localized"),
-            "reason": st.column_config.TextColumn("why (engine)", width="large"),
-            "decision note": st.column_config.TextColumn(width="large"),
-        },
+else:
+    labels = [states[str(row["id"])].label for row in shown]
+    st.markdown(portfolio.executive_table(shown))
+    st.caption(
+        "Each name opens the experiment's results page in a new tab; the link is "
+        "shareable. Effect and interval are those of the decision method in force "
+        "(NPS in points); experiments marked SRM have a broken traffic split, so "
+        "their results are not trustworthy. ⚠: the status disagrees with the "
+        "engine's recommendation. Progress counts analysed users against "
+        "planned_users; the ETA extrapolates the mean daily new users of the last "
+        "7 days."
     )
+    # A toggle, not an expander: an expander's content is sent (and converted through
+    # pandas) even while it is closed, which cost the first page half a second.
+    if st.toggle(
+        "Details: owner, tags, data, why and decision notes", key="portfolio_details"
+    ):
+        st.dataframe(
+            pl.DataFrame(shown).with_columns(state=pl.Series(labels)).to_arrow(),
+            hide_index=True,
+            key="portfolio_table",
+            column_order=[
+                "link",
+                "status",
+                "owner",
+                "tags",
+                "state",
+                "days",
+                "users",
+                "primary metric",
+                "level",
+                "method",
+                "reason",
+                "decision note",
+            ],
+            column_config={
+                "link": st.column_config.LinkColumn(
+                    "experiment", display_text=r"results\?experiment=([^&#]*)"
+                ),
+                "state": st.column_config.TextColumn(
+                    "data",
+                    help="ok · not started (as-of before the start) · no exposures "
+                    "(nobody entered it) · data ends … (the as-of date is after the "
+                    "log's last day)",
+                ),
+                "users": st.column_config.NumberColumn("users", format="localized"),
+                "reason": st.column_config.TextColumn("why (engine)", width="large"),
+                "decision note": st.column_config.TextColumn(width="large"),
+            },
+        )
+
+
+st.subheader("Estimated combined effect of shipped experiments")
+impact_cols = st.columns(len(portfolio.IMPACT_METRICS))
+for col, metric_id in zip(impact_cols, portfolio.IMPACT_METRICS, strict=True):
+    effect = portfolio.shipped_impact(results, metric_id)
+    with col:
+        if effect is None:
+            st.metric(metric_id, "—", border=True)
+            st.caption("No shipped experiment measured this metric.")
+            continue
+        value, caption = portfolio.describe_impact(effect)
+        st.metric(effect.label, value, border=True)
+        st.caption(caption)
+
 cache.warm_import("pandas.io.formats.style")  # the next page: tables, charts, Styler

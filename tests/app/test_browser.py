@@ -298,9 +298,16 @@ def test_portfolio_url_shows_the_essential_columns_without_scrolling(
     assert "Experiment portfolio" in main_text(page)
     assert "Page not found" not in page.locator("body").inner_text()
     table = page.locator(PORTFOLIO_TABLE)
-    table.scroll_into_view_if_needed()
     box = table.bounding_box()
     assert box["x"] + box["width"] <= 1440
+    # Names in words, above the fold of a 1440×900 window: nothing scrolled.
+    names = page.locator(f"{PORTFOLIO_TABLE} td:first-child a")
+    first = names.first.bounding_box()
+    assert first["y"] + first["height"] <= 900
+    assert names.first.inner_text() == "Checkout A/A test"
+    assert page.evaluate(
+        "() => [...document.querySelectorAll('*')].every(e => !e.scrollTop)"
+    )
     assert page.evaluate(  # the table fits its column: nothing cut or scrolled
         "t => t.scrollWidth <= t.parentElement.clientWidth", table.element_handle()
     )
