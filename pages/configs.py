@@ -284,15 +284,7 @@ with exp_tab:
         if st.button("Preview on the current log", key="configs_preview"):
             try:
                 ws = cache.workspace()
-                result = cache.load_preview(
-                    ws.events,
-                    ws.fingerprint,
-                    checked,
-                    catalog,
-                    ws.as_of,
-                    ws.engine,
-                    ws.spark_url,
-                )
+                result = cache.preview(ws, checked, catalog)
                 st.dataframe(studio.preview_table(result).to_arrow(), hide_index=True)
                 st.caption(f"Recommendation now: {result.recommendation.reason}")
             except InputError as exc:

@@ -387,6 +387,30 @@ def experiments_folder() -> Path:
     return Path(st.session_state.get("experiments_dir") or EXPERIMENTS_DIR)
 
 
+def preview(ws: Workspace, draft: Experiment, catalog: Catalog) -> ExperimentResult:
+    """An unsaved experiment analysed on the workspace's log.
+
+    A draft that the scan reads as it reads one of the workspace's experiments
+    (they differ only outside :data:`~cxlab.summaries.READ_FIELDS`: a name, an
+    owner, alpha, the decision method) is analysed on the summaries already
+    scanned (:func:`_scanned_preview`); any other is scanned alone
+    (:func:`load_preview`).
+    """
+    _, scanned, reduced = scan_inputs(ws)
+    if catalog == scanned and as_reduced(draft) in reduced:
+        return _scanned_preview(ws, draft)
+    return load_preview(
+        ws.events, ws.fingerprint, draft, catalog, ws.as_of, ws.engine, ws.spark_url
+    )
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the preview on the log…")
+def _scanned_preview(ws: Workspace, draft: Experiment) -> ExperimentResult:
+    """A draft analysed on the workspace's summaries (no scan of its own)."""
+    catalog = scan_inputs(ws)[1]
+    return results_for(draft, catalog, _summaries(ws)[draft.id], history=False)[0]
+
+
 @st.cache_data(max_entries=16, show_spinner="Running the preview on the log…")
 def load_preview(
     events: str,
@@ -397,7 +421,7 @@ def load_preview(
     engine: str,
     spark_url: str,
 ) -> ExperimentResult:
-    """An unsaved experiment analysed on the log by the chosen engine.
+    """An unsaved experiment scanned alone and analysed by the chosen engine.
 
     ``fingerprint`` keys the cache.
     """

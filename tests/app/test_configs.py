@@ -6,10 +6,14 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from cxlab import api, studio
 from cxlab.config import load_catalog, load_experiment
+from cxlab.events import resolve_source
 from cxlab.sample import write_sample
 from cxlab.ui import cache
 
@@ -226,6 +230,56 @@ def test_preview_runs_the_unsaved_experiment_on_the_current_log(
     preview = at.dataframe[-1].value
     assert set(preview["metric"]) >= {"Contacts per order", "NPS"}
     assert set(preview["variant"]) == {"proactive_email"}
+
+
+def test_a_preview_of_an_edit_the_scan_does_not_read_reuses_the_scanned_log(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An owner or alpha edit is previewed on the workspace's summaries (one scan
+    of every experiment, shared with the other pages), with the numbers of a scan
+    of the draft alone; a new end day is scanned alone."""
+    events = write_sample(tmp_path / "small.parquet", n_users=4000)
+    scans: list[int] = []
+    summarize_all = cache.summarize_all
+
+    def counted(source: object, experiments: list, *args: object, **kw: object):
+        scans.append(len(experiments))
+        return summarize_all(source, experiments, *args, **kw)
+
+    monkeypatch.setattr(cache, "summarize_all", counted)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = page(folder, events)
+    at.selectbox(key="configs_exp_base").set_value("proactive-shipping-email").run()
+
+    def preview(text: str) -> pd.DataFrame:
+        at.text_area(key="configs_exp_text").set_value(text).run()
+        at.button(key="configs_preview").click().run()
+        assert not at.exception
+        assert not at.error
+        return at.dataframe[-1].value
+
+    saved = at.text_area(key="configs_exp_text").value
+    edited = saved.replace("owner: delivery-experience", "owner: someone-else")
+    edited = edited.replace("alpha: 0.05", "alpha: 0.01")
+    assert edited.count("someone-else") == 1
+    assert "alpha: 0.01" in edited
+    shown = preview(edited)
+    experiments = len(list(folder.glob("*.yaml"))) - 1
+    assert scans == [experiments]  # the workspace's scan, not the draft's own
+    catalog = load_catalog(folder / "metrics.yaml")
+    file_name = "proactive-shipping-email.yaml"
+    draft = studio.validate_experiment_text(edited, folder, catalog, file_name)
+    alone = api.summarize_all(resolve_source(events), [draft], catalog)[draft.id]
+    expected = api.results_for(draft, catalog, alone, history=False)[0]
+    # Summed with the other experiments' rows or alone: the same to rounding.
+    pd.testing.assert_frame_equal(
+        shown, studio.preview_table(expected).to_pandas(), check_exact=False, rtol=1e-12
+    )
+    preview(edited.replace("owner: someone-else", "owner: a-third"))
+    assert scans == [experiments]  # no scan
+    preview(edited.replace("end: 2026-10-18", "end: 2026-10-11"))
+    assert scans == [experiments, 1]  # the end day is read by the scan: alone
 
 
 def test_a_broken_config_in_the_folder_is_named_and_the_rest_still_works(
