@@ -18,7 +18,9 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 - a results deep link (``/results?experiment=…``) in a second tab right after:
   until its first Vega-Lite chart is drawn (vega-embed's ``.marks`` SVG or canvas
   inside Streamlit's chart element) and the script run has finished;
-- after a 10 s pause (a person reading the portfolio), another experiment's
+- in that tab, the other experiment chosen in the page's experiment box: the
+  same app, no new tab (until its title, its first chart and the end of the run);
+- after a 10 s pause (a person reading the portfolio), that other experiment's
   results in a third tab.
 
 Each run also times a Streamlit app of one Markdown table the same way (the floor:
@@ -57,6 +59,7 @@ CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 240_000
 FIRST = "proactive-shipping-email"
 LATER = "free-shipping-threshold"
+LATER_NAME = "Free-shipping threshold"  # its name in experiments/
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 # A Vega-Lite chart (this code), or a Plotly one (a --before checkout older than it).
 CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks, .js-plotly-plot .main-svg'
@@ -70,7 +73,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-Row = tuple[float, float, float, float, float, float]
+Row = tuple[float, float, float, float, float, float, float]
 
 
 def command(launch: str, port: int) -> list[str]:
@@ -121,10 +124,23 @@ def _drawn(page: object, selector: str) -> None:
     page.wait_for_function(IDLE, timeout=TIMEOUT_MS)
 
 
-def _results(context: object, url: str, experiment: str) -> float:
+def _results(context: object, url: str, experiment: str) -> tuple[object, float]:
+    """A new tab on an experiment's results page; the tab and its seconds."""
     page = context.new_page()
     start = time.perf_counter()
     page.goto(f"{url}/results?experiment={experiment}")
+    _drawn(page, CHART_DRAWN)
+    return page, time.perf_counter() - start
+
+
+def _switched(page: object, name: str) -> float:
+    """Seconds until the results page shows experiment ``name`` once it is chosen
+    in the page's experiment box (a rerun in the same tab)."""
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    option = page.get_by_role("option").filter(has_text=name).first
+    start = time.perf_counter()
+    option.click()
+    page.wait_for_selector(f'[data-testid="stMain"] h1:has-text("{name}")')
     _drawn(page, CHART_DRAWN)
     return time.perf_counter() - start
 
@@ -137,7 +153,7 @@ def cpu_seconds(pid: int) -> float:
 
 def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
     """(first page s from up, from launch, its server CPU s from up, from launch,
-    results deep link s, later results s)."""
+    results deep link s, another experiment chosen in it s, later results s)."""
     with server(store, root, launch) as (url, launched, up, pid):
         cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -146,11 +162,20 @@ def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
         _drawn(page, TABLE_DRAWN)
         drawn = time.perf_counter()
         cpu_total = cpu_seconds(pid)
-        deep = _results(context, url, FIRST)
+        tab, deep = _results(context, url, FIRST)
+        switched = _switched(tab, LATER_NAME)
         page.wait_for_timeout(10_000)
-        later = _results(context, url, LATER)
+        later = _results(context, url, LATER)[1]
         context.close()
-    return drawn - up, drawn - launched, cpu_total - cpu_up, cpu_total, deep, later
+    return (
+        drawn - up,
+        drawn - launched,
+        cpu_total - cpu_up,
+        cpu_total,
+        deep,
+        switched,
+        later,
+    )
 
 
 def floor_run(browser: object, folder: Path) -> tuple[float, float]:
@@ -179,7 +204,7 @@ def _stats(values: Sequence[float]) -> str:
 
 
 def _rows(label: str, rows: list[Row]) -> list[str]:
-    first, whole, cpu, cpu_whole, deep, later = zip(*rows, strict=True)
+    first, whole, cpu, cpu_whole, deep, switched, later = zip(*rows, strict=True)
     return [
         f"| {label}: portfolio (`/`) drawn, from the server being up | "
         f"{_stats(first)} | " + ", ".join(f"{x:.1f}" for x in first) + " |",
@@ -193,7 +218,9 @@ def _rows(label: str, rows: list[Row]) -> list[str]:
         f"| {label}: results deep link ({FIRST}) right after | {_stats(deep)} | "
         + ", ".join(f"{x:.1f}" for x in deep)
         + " |",
-        f"| {label}: results of {LATER}, 10 s later | {_stats(later)} | "
+        f"| {label}: {LATER} chosen in that page's experiment box (same tab) | "
+        f"{_stats(switched)} | " + ", ".join(f"{x:.1f}" for x in switched) + " |",
+        f"| {label}: results of {LATER} in a new tab, 10 s later | {_stats(later)} | "
         + ", ".join(f"{x:.1f}" for x in later)
         + " |",
     ]
