@@ -49,10 +49,10 @@ st.title("Configs")
 folder = cache.experiments_folder()
 audit = editing.audit_file(folder, os.environ.get(editing.AUDIT_ENV))
 if flash := st.session_state.pop("configs_flash", None):
-    st.success(flash)
+    st.success(flash, icon=":material/check_circle:")
 contents = read_folder(str(folder), cache.config_hashes(folder))
 for error in contents.errors:
-    st.error(sources.scrub(error))
+    st.error(sources.scrub(error), icon=":material/error:")
 if contents.catalog is None:
     st.stop()
 catalog = contents.catalog
@@ -144,7 +144,7 @@ def apply_form(kind: str, prefix: str, values: Any, edit: Any, *args: Any) -> No
     try:
         text = edit(*args)
     except InputError as exc:
-        st.error(sources.scrub(str(exc)))
+        st.error(sources.scrub(str(exc)), icon=":material/error:")
         return
     st.session_state[f"configs_{kind}_text"] = text
     st.session_state[f"configs_{kind}_basis"] = (prefix, text, values)
@@ -157,10 +157,13 @@ def yaml_editor(kind: str, checked: Any, file_name: str) -> None:
     text = st.text_area(label, key=f"configs_{kind}_text", height=560)
     st.session_state[f"configs_{kind}_draft"] = text  # outlives leaving the page
     if isinstance(checked, ConfigError):
-        st.error(sources.scrub(str(checked)))
+        st.error(sources.scrub(str(checked)), icon=":material/error:")
         st.caption("The form catches up with YAML edits once the YAML is valid.")
     elif checked is not None:
-        st.success(f"Valid — would be saved as {sources.shown(folder / file_name)}")
+        st.success(
+            f"Valid — would be saved as {sources.shown(folder / file_name)}",
+            icon=":material/check_circle:",
+        )
 
 
 def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> bool:
@@ -183,14 +186,14 @@ def save_panel(kind: str, opened: editing.Opened, text: str, file_name: str) -> 
             audit=audit,
         )
     except editing.ChangedOnDiskError as exc:
-        st.error(sources.scrub(str(exc)))
+        st.error(sources.scrub(str(exc)), icon=":material/error:")
         st.caption("The other change: the file as you opened it → as it is now")
         other = editing.other_change(opened, studio.target_path(folder, file_name))
         st.code(other or "no change", language="diff")
         st.button("Reload", key=f"configs_{kind}_reload", on_click=reload, args=(kind,))
         return False
     except InputError as exc:
-        st.error(sources.scrub(str(exc)))
+        st.error(sources.scrub(str(exc)), icon=":material/error:")
         return False
     st.session_state.pop(f"configs_{kind}_opened")
     st.session_state["configs_flash"] = f"Saved {sources.shown(folder / file_name)}"
@@ -279,7 +282,10 @@ with exp_tab:
     with right:
         yaml_editor("exp", checked, file_name)
         if checked is None:
-            st.info("Fill in the form or write the YAML: it is checked as you go.")
+            st.info(
+                "Fill in the form or write the YAML: it is checked as you go.",
+                icon=":material/info:",
+            )
     if valid:
         if st.button("Preview on the current log", key="configs_preview"):
             try:
@@ -288,7 +294,7 @@ with exp_tab:
                 st.dataframe(studio.preview_table(result).to_arrow(), hide_index=True)
                 st.caption(f"Recommendation now: {result.recommendation.reason}")
             except InputError as exc:
-                st.error(sources.scrub(str(exc)))
+                st.error(sources.scrub(str(exc)), icon=":material/error:")
         if save_panel("exp", opened, text, file_name):
             st.session_state["configs_exp_pick"] = checked.id
             st.rerun()
@@ -355,7 +361,7 @@ with audit_tab:
     entries = editing.read_audit(audit)
     st.caption(f"Every save, latest first ({sources.shown(audit)}, append-only)")
     if not entries:
-        st.info("No config has been saved from CX Lab yet.")
+        st.info("No config has been saved from CX Lab yet.", icon=":material/info:")
     for entry in entries:
         title = f"{entry.time} · {entry.user} · {entry.file}"
         with st.expander(printable(title)):

@@ -38,7 +38,7 @@ SPARK_HELP = (
 def show_error(exc: InputError) -> None:
     """The engine's named error, with the first offending rows when it has them."""
     headline, rows = studio.error_parts(exc)
-    st.error(sources.scrub(headline))
+    st.error(sources.scrub(headline), icon=":material/error:")
     if rows:
         st.code(rows, language=None)
 

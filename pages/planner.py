@@ -25,7 +25,7 @@ try:
     catalog, experiments = cache.load_configs(ws.experiments_dir, ws.configs)
     notices.config_errors(cache.config_errors(ws))
 except InputError as exc:
-    st.error(str(exc))
+    st.error(str(exc), icon=":material/error:")
     st.stop()
 
 a, b = st.columns(2)
@@ -41,7 +41,7 @@ try:
     summaries = cache.all_summaries(ws)
     using = planning.healthy_experiments_using(metric_id, experiments, summaries)
 except InputError as exc:
-    st.warning(f"No baseline from the log; type one. {exc}")
+    st.warning(f"No baseline from the log; type one. {exc}", icon=":material/warning:")
     using = []
 if using:
     exp_id = b.selectbox(
@@ -55,7 +55,9 @@ if using:
     try:
         baseline = planning.baseline_from_summaries(metric, exp, summaries[exp.id])
     except InputError as exc:
-        st.warning(f"No baseline from the log; type one. {exc}")
+        st.warning(
+            f"No baseline from the log; type one. {exc}", icon=":material/warning:"
+        )
 else:
     b.info(
         "No experiment without a sample-ratio mismatch uses this metric yet: type "
@@ -130,7 +132,7 @@ try:
         baseline_source=baseline.source if baseline else "given",
     )
 except InputError as exc:
-    st.error(str(exc))
+    st.error(str(exc), icon=":material/error:")
     st.stop()
 
 box = st.success if plan.feasible else st.warning
@@ -166,4 +168,7 @@ if plan.weeks:
     )
     draw(charts.mde_chart(plan), where=right)
 else:
-    st.info("Give the users a day to see the duration and the MDE week by week.")
+    st.info(
+        "Give the users a day to see the duration and the MDE week by week.",
+        icon=":material/info:",
+    )

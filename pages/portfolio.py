@@ -25,7 +25,10 @@ except InputError as exc:
     st.stop()
 
 if not results:
-    st.info("No experiments configured yet: add one on the Configs page.")
+    st.info(
+        "No experiments configured yet: add one on the Configs page.",
+        icon=":material/info:",
+    )
     st.stop()
 
 today = ws.as_of or max(r.as_of for r in results)
@@ -89,7 +92,7 @@ shown = portfolio.filter_rows(
     rows, statuses=statuses, owners=owners, tags=tags, text=text
 )
 if not shown:
-    st.info("No experiment matches these filters.")
+    st.info("No experiment matches these filters.", icon=":material/info:")
 else:
     labels = [states[str(row["id"])].label for row in shown]
     st.markdown(portfolio.executive_table(shown))

@@ -31,13 +31,19 @@ except InputError as exc:
     st.error(f"**The input has a problem.** {exc}", icon=":material/warning:")
     st.stop()
 if not by_id:
-    st.info("No experiments configured yet: add one on the Configs page.")
+    st.info(
+        "No experiments configured yet: add one on the Configs page.",
+        icon=":material/info:",
+    )
     st.stop()
 
 
 wanted = url_state.from_url("experiment")
 if wanted is not None and wanted not in by_id:
-    st.error(f"Unknown experiment id `{links.shown(wanted)}`. The experiments are:")
+    st.error(
+        f"Unknown experiment id `{links.shown(wanted)}`. The experiments are:",
+        icon=":material/error:",
+    )
     st.markdown(
         "\n".join(f"- [{e.label}](results?experiment={i})" for i, e in by_id.items())
     )

@@ -99,11 +99,15 @@ def gate() -> None:
     try:
         load_roles(roles_file())
     except ConfigError as exc:
-        st.error(f"The roles file is broken, so nobody can be let in: {exc}")
+        st.error(
+            f"The roles file is broken, so nobody can be let in: {exc}",
+            icon=":material/error:",
+        )
     else:
         st.error(
             f"{st.user.get('email') or 'This account'} has no role in CX Lab. "
-            "Ask an admin to add your address or domain to the roles file."
+            "Ask an admin to add your address or domain to the roles file.",
+            icon=":material/error:",
         )
     st.button("Log out", on_click=st.logout, key="auth_logout_refused")
     st.stop()
@@ -120,7 +124,10 @@ def sidebar_status() -> None:
         if address in LOOPBACK:
             st.caption(f":material/lock_open: {text} only.")
         else:
-            st.warning(f"{text}: anyone who reaches it can edit. Add a login (README).")
+            st.warning(
+                f"{text}: anyone who reaches it can edit. Add a login (README).",
+                icon=":material/warning:",
+            )
         return
     st.caption(f":material/person: {st.user.get('email')} · **{current_role()}**")
     st.button("Log out", on_click=st.logout, key="auth_logout")

@@ -9,6 +9,7 @@ chart): a background thread does, for the next page.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -95,3 +96,63 @@ def test_the_portfolio_leaves_pandas_to_a_background_import(
     importer, imported = done.stdout.strip().splitlines()[-1].split("|")
     assert importer == "import pandas.io.formats.style"  # not the script's thread
     assert imported == "True"
+
+
+# Every page in one session; which alerts were drawn, and was the catalog loaded.
+VISIT_PAGES = """
+import sys
+from streamlit.testing.v1 import AppTest
+
+at = AppTest.from_file("app.py", default_timeout=300).run()
+alerts = 0
+for page in ("results", "configs", "data", "planner", "portfolio"):
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, (page, at.exception)
+    alerts += len([*at.success, *at.info, *at.warning, *at.error])
+print(alerts, "streamlit.emojis" in sys.modules, sep="|")
+"""
+ALERTS = ("success", "info", "warning", "error")
+
+
+def test_no_page_loads_streamlits_emoji_catalog(
+    tmp_path: Path, sample_log: Path
+) -> None:
+    """No alert makes Streamlit search its text for a leading emoji.
+
+    Streamlit does that for an alert without an icon whose text is not ASCII
+    ("Valid — would be saved…"); the first search in a process loads and compiles
+    its emoji catalog: 120 ms of the Configs page's first visit.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", VISIT_PAGES],
+        cwd=ROOT,
+        env={**os.environ, "CXLAB_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    alerts, loaded = done.stdout.strip().splitlines()[-1].split("|")
+    assert int(alerts) >= 4  # the results, Configs (3) and planner pages show some
+    assert loaded == "False"
+
+
+def test_every_alert_names_its_icon() -> None:
+    """The alerts the visit above does not reach (errors, refusals) too."""
+    files = [
+        ROOT / "app.py",
+        *(ROOT / "ui").glob("*.py"),
+        *(ROOT / "pages").glob("*.py"),
+    ]
+    bare = [
+        f"{path.name}:{node.lineno}"
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ALERTS
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "st"
+        and not any(k.arg == "icon" for k in node.keywords)
+    ]
+    assert len(files) > 10
+    assert bare == []
