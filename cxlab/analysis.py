@@ -195,7 +195,7 @@ class ExperimentResult:
     finished: bool
     provenance: dict[str, str] = field(default_factory=dict)
     compositions: tuple[Composition, ...] = ()
-    novelty: tuple[NoveltyCheck, ...] = ()  # the as-of day's only (cxlab.novelty)
+    novelty: tuple[NoveltyCheck, ...] = ()  # the as-of day's details (with_details)
 
     def result(self, metric_id: str, variant: str | None = None) -> MetricResult:
         """The scorecard row of a metric (and treatment, default the first)."""
@@ -205,7 +205,7 @@ class ExperimentResult:
         raise KeyError((metric_id, variant))
 
     def novelty_check(self, metric_id: str, variant: str) -> NoveltyCheck | None:
-        """A metric's and treatment's novelty check (None on a day before as-of)."""
+        """A metric's and treatment's novelty check (None without the details)."""
         found = [
             c for c in self.novelty if c.metric.id == metric_id and c.variant == variant
         ]
@@ -385,7 +385,12 @@ def _rows_by_arm(daily: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
 
 
 def analyze_history(
-    exp: Experiment, catalog: Catalog, summaries: Summaries, *, last_only: bool = False
+    exp: Experiment,
+    catalog: Catalog,
+    summaries: Summaries,
+    *,
+    last_only: bool = False,
+    details: bool = True,
 ) -> list[ExperimentResult]:
     """The experiment as it stood at the end of each day from its start to as-of.
 
@@ -395,6 +400,7 @@ def analyze_history(
         summaries: the log's summaries (must include this experiment).
         last_only: build only the as-of day's result (the timelines are computed
             in full either way, for the running sequential tests).
+        details: give the as-of day's result its details (:func:`with_details`).
 
     Returns:
         One result per day, oldest first (empty when as-of is before the start).
@@ -468,7 +474,6 @@ def analyze_history(
                 look,
                 decided,
                 users,
-                with_beta_binomial=k == len(days) - 1,
                 category=category,
                 cap=_cap(summaries, exp.id, entry.metric, day),
             )
@@ -493,12 +498,68 @@ def analyze_history(
                 finished=finished,
                 provenance=provenance,
                 compositions=tuple(c[k] for c in compositions.values()),
-                novelty=novelty_checks(exp, catalog, summaries, day)
-                if k == len(days) - 1
-                else (),
             )
         )
+    if details:
+        out[-1] = with_details(out[-1], catalog, summaries)
     return out
+
+
+def with_details(
+    result: ExperimentResult, catalog: Catalog, summaries: Summaries
+) -> ExperimentResult:
+    """The as-of result with the details only the results page and reports show.
+
+    The exact Beta-binomial probability and expected loss of each proportion
+    (:func:`cxlab.stats.bayesian.beta_binomial_prob_better`) and the novelty checks
+    (:func:`cxlab.novelty.novelty_checks`). No verdict, recommendation or headline
+    number depends on them, so the portfolio's rows go without (a quarter of an
+    as-of day's analysis). ``summaries`` are those the result was analysed from.
+    """
+    return replace(
+        result,
+        results=tuple(
+            replace(r, beta_binomial=_beta_binomial(r.metric, r.control, r.treatment))
+            for r in result.results
+        ),
+        novelty=novelty_checks(result.experiment, catalog, summaries, result.as_of),
+    )
+
+
+def day_of_history(
+    history: Sequence[ExperimentResult], catalog: Catalog, summaries: Summaries
+) -> ExperimentResult | None:
+    """The as-of result without details, read off a history that runs through it.
+
+    ``summaries`` are the history's cut at the as-of day (:func:`at_day`). Equal
+    to :func:`analyze_history` on them with ``last_only`` and no ``details``
+    (tested on every day of the sample): each day's looks depend only on the days
+    up to it (:func:`_timeline`), and the health counts are taken from
+    ``summaries``. None when the history has no such day, or when a categorical
+    metric has met fewer categories by then than in the whole history: its rows
+    and its correction family are those of the categories met (:func:`_entry`).
+    """
+    if not history:
+        return None
+    exp = history[0].experiment
+    found = [r for r in history if r.as_of == summaries.as_of.get(exp.id)]
+    if not found:
+        return None
+    result = found[0]
+    for metric_id, _ in exp.metric_roles:
+        metric = catalog[metric_id]
+        if metrics.metric_type(metric).detail != "categories":
+            continue
+        met = _detail_rows(summaries.categories, voice.CATEGORY_SCHEMA, exp, metric)
+        shown = {r.category for r in result.results if r.metric.id == metric_id}
+        if set(met["category"].to_list()) != shown:
+            return None
+    return replace(
+        result,
+        health=summaries.health[exp.id],
+        results=tuple(replace(r, beta_binomial=None) for r in result.results),
+        novelty=(),
+    )
 
 
 def history_until(
@@ -727,7 +788,6 @@ def _result(
     decided: Decided,
     users: dict[str, int],
     *,
-    with_beta_binomial: bool,
     category: str | None = None,
     cap: Cap | None = None,
 ) -> MetricResult:
@@ -764,9 +824,6 @@ def _result(
         summary=decided.summary,
         cuped=look.cuped,
         reason=look.tests.fixed.reason,
-        beta_binomial=_beta_binomial(entry.metric, look)
-        if with_beta_binomial
-        else None,
         non_inferiority=decided.non_inferiority,
         response=response,
         category=category,
@@ -820,9 +877,11 @@ def response_check(
     )
 
 
-def _beta_binomial(metric: MetricDef, look: Look) -> tuple[float, float] | None:
+def _beta_binomial(
+    metric: MetricDef, control: Arm, treatment: Arm
+) -> tuple[float, float] | None:
     """Exact Beta(1,1)-binomial P(better) and expected loss, for proportions."""
-    c, t = look.control.stats, look.treatment.stats
+    c, t = control.stats, treatment.stats
     if not isinstance(c, ProportionStats) or not isinstance(t, ProportionStats):
         return None
     if c.n == 0 or t.n == 0:

@@ -98,16 +98,30 @@ def _zero_summaries(
 
 
 def results_for(
-    exp: Experiment, catalog: Catalog, summaries: Summaries, *, history: bool
+    exp: Experiment,
+    catalog: Catalog,
+    summaries: Summaries,
+    *,
+    history: bool,
+    details: bool = True,
 ) -> list[ExperimentResult]:
-    """The as-of result (a one-element list) or the whole daily history."""
+    """The as-of result (a one-element list) or the whole daily history.
+
+    ``details``: the as-of result's details (:func:`cxlab.analysis.with_details`).
+    """
     from cxlab.analysis import analyze_history
 
-    results = analyze_history(exp, catalog, summaries, last_only=not history)
+    results = analyze_history(
+        exp, catalog, summaries, last_only=not history, details=details
+    )
     if results or history:
         return results
     return analyze_history(
-        exp, catalog, _zero_summaries(exp, catalog, summaries), last_only=True
+        exp,
+        catalog,
+        _zero_summaries(exp, catalog, summaries),
+        last_only=True,
+        details=details,
     )
 
 

@@ -13,6 +13,7 @@ summaries). They are frozen dataclasses and Polars frames; nothing may mutate th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import os
 import threading
@@ -25,7 +26,13 @@ import polars as pl
 import streamlit as st
 
 from cxlab import store
-from cxlab.analysis import ExperimentResult, analyze_history, history_until
+from cxlab.analysis import (
+    ExperimentResult,
+    analyze_history,
+    day_of_history,
+    history_until,
+    with_details,
+)
 from cxlab.api import results_for, summarize_all
 from cxlab.config import (
     CATALOG_FILE,
@@ -54,6 +61,10 @@ EVENTS_KEY = "events_path"
 AS_OF_KEY = "as_of"
 EXPERIMENT_KEY = "experiment_id"
 ENGINE_KEY = "engine_choice"  # an EngineChoice, set by an admin on the Data page
+
+# The on-disk names of the whole histories (no as-of day) load_history has given
+# in this process: an as-of day's portfolio rows are read off them.
+_HAD: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,19 @@ def scan_inputs(ws: Workspace) -> tuple[str, Catalog, tuple[Experiment, ...]]:
     an edit of the rest (a name, a decision note, alpha) keeps the key, so it
     re-analyses the experiments without reading the log again.
     """
-    catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
+    return _scan_inputs(ws.experiments_dir, ws.configs)
+
+
+@functools.lru_cache(maxsize=16)
+def _scan_inputs(
+    experiments_dir: str, configs: tuple[tuple[str, str], ...]
+) -> tuple[str, Catalog, tuple[Experiment, ...]]:
+    """:func:`scan_inputs` of a folder's content (``configs`` keys it).
+
+    A plain memo, shared like the caches of resources: a page asks for it once
+    per experiment (1 ms each through ``load_folder``'s copies).
+    """
+    catalog, experiments = load_configs(experiments_dir, configs)
     reduced = tuple(as_reduced(e) for e in experiments)
     return store.key(catalog, reduced), catalog, reduced
 
@@ -274,17 +297,46 @@ def _results_name(kind: str, ws: Workspace, catalog: Catalog, exp: Experiment) -
 
 @st.cache_resource(max_entries=8, show_spinner="Analysing…")
 def load_portfolio(ws: Workspace) -> list[ExperimentResult]:
-    """Every experiment as of its as-of day (each kept on disk, like the summaries)."""
+    """Every experiment as of its as-of day (each kept on disk, like the summaries).
+
+    Without the as-of details (:func:`~cxlab.analysis.with_details`): the
+    portfolio shows none of them.
+    """
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
-    return [_as_of_result(ws, catalog, e) for e in experiments]
+    return [_as_of_row(ws, catalog, e) for e in experiments]
+
+
+def _as_of_row(ws: Workspace, catalog: Catalog, exp: Experiment) -> ExperimentResult:
+    """One experiment as of the workspace's day, without details: the portfolio's.
+
+    Read off the experiment's whole history when this process has it (as
+    ``cxlab app`` has every one, :mod:`cxlab.ui.serve`), else analysed.
+    """
+    name = _results_name("row", ws, catalog, exp)
+    if (stored := store.load(store_folder(), name)) is not None:
+        return stored
+    summaries = _summaries(ws)[exp.id]
+    whole = replace(ws, as_of=None)
+    row = None
+    if ws.as_of is not None and _results_name("history", whole, catalog, exp) in _HAD:
+        row = day_of_history(load_history(whole, exp.id), catalog, summaries)
+    if row is None:
+        row = results_for(exp, catalog, summaries, history=False, details=False)[0]
+    store.save(store_folder(), name, row)
+    return row
 
 
 def _as_of_result(ws: Workspace, catalog: Catalog, exp: Experiment) -> ExperimentResult:
-    """One experiment as of the workspace's day: the portfolio's row (on disk)."""
+    """The portfolio's row with its details: the results page's as-of day (on disk).
+
+    Equal to the as-of result analysed with them (tested). Only for a day the
+    experiment has data by, as :func:`load_history` asks.
+    """
     name = _results_name("result", ws, catalog, exp)
     if (stored := store.load(store_folder(), name)) is not None:
         return stored
-    result = results_for(exp, catalog, _summaries(ws)[exp.id], history=False)[0]
+    row = _as_of_row(ws, catalog, exp)
+    result = with_details(row, catalog, _summaries(ws)[exp.id])
     store.save(store_folder(), name, result)
     return result
 
@@ -299,17 +351,24 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)
     name = _results_name("history", ws, catalog, exp)
-    if (stored := store.load(store_folder(), name)) is not None:
-        return stored
+    history = store.load(store_folder(), name)
+    if history is None:
+        history = _history(ws, catalog, exp)
+        store.save(store_folder(), name, history)
+    if ws.as_of is None:
+        _HAD.add(name)
+    return history
+
+
+def _history(
+    ws: Workspace, catalog: Catalog, exp: Experiment
+) -> list[ExperimentResult]:
     whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
     if whole is not None and any(r.as_of == ws.as_of for r in whole):
-        history = history_until(whole, _as_of_result(ws, catalog, exp))
-    else:
-        summaries = _summaries(ws)[experiment_id]
-        history = analyze_history(exp, catalog, summaries)
-        history = history or results_for(exp, catalog, summaries, history=False)
-    store.save(store_folder(), name, history)
-    return history
+        return history_until(whole, _as_of_result(ws, catalog, exp))
+    summaries = _summaries(ws)[exp.id]
+    history = analyze_history(exp, catalog, summaries)
+    return history or results_for(exp, catalog, summaries, history=False)
 
 
 @st.cache_resource(show_spinner=False)

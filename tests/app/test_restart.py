@@ -3,6 +3,7 @@ rescan, no re-analysis, the same numbers."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sys
 from collections.abc import Callable
@@ -71,7 +72,7 @@ def test_a_restart_draws_the_portfolio_from_the_stored_summaries_and_results(
     assert scans == ["summarize_all"]
     assert analyses.count("results_for") == 8  # the eight bundled experiments
     assert len(list(tmp_path.glob("summaries-*.pickle"))) == 1
-    assert len(list(tmp_path.glob("result-*.pickle"))) == 8
+    assert len(list(tmp_path.glob("row-*.pickle"))) == 8
 
     scans.clear()
     analyses.clear()
@@ -153,3 +154,47 @@ def test_an_edit_the_scan_does_not_read_re_analyses_only_that_experiment(
     aa.write_text(aa.read_text().replace("end: 2026-09-27", "end: 2026-09-20"))
     assert "1 Sep 2026 – 20 Sep 2026" in show("results", AA)
     assert scans == ["summarize_all", "summarize_all"]  # the scan reads the end
+
+
+def test_an_as_of_day_reads_the_portfolio_off_the_histories_the_server_has(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
+) -> None:
+    """``cxlab app`` has every whole history before it answers: a new as-of day's
+    rows are read off them (cxlab.analysis.day_of_history), not analysed, and the
+    portfolio shows exactly what it shows when they are analysed."""
+    day = dt.date(2026, 10, 10)
+    monkeypatch.setattr(cache, "_HAD", set())
+    analyses: list[str] = []
+    counting(monkeypatch, analyses, "results_for")
+
+    def portfolio_as_of(store: Path, *, prepared: bool) -> AppTest:
+        monkeypatch.setenv(cache.STORE_ENV, str(store))
+        at = restarted(timeout)
+        if prepared:  # what cxlab.ui.serve.prepare does
+            ws = cache.default_workspace()
+            for result in cache.load_portfolio(ws):
+                cache.load_history(ws, result.experiment.id)
+        analyses.clear()
+        at.date_input(key=cache.AS_OF_KEY).set_value(day)
+        with app_rerender.server_like_navigation():
+            at.run()
+        assert not at.exception
+        return at
+
+    analysed = portfolio_as_of(tmp_path / "analysed", prepared=False)
+    assert analyses.count("results_for") == 8
+    read = portfolio_as_of(tmp_path / "read", prepared=True)
+    ws = cache.default_workspace()
+    outside = [  # experiments whose history does not run through the day
+        exp_id
+        for exp_id in (r.experiment.id for r in cache.load_portfolio(ws))
+        if day not in {r.as_of for r in cache.load_history(ws, exp_id)}
+    ]
+    assert 0 < len(outside) < 8
+    assert analyses.count("results_for") == len(outside)
+    assert executive_tables(read)[0].equals(executive_tables(analysed)[0])
+    assert f"{day:%d %b %Y}" in read.caption[0].value
+    for element in ("metric", "caption", "info", "markdown"):
+        assert [e.value for e in getattr(read, element)] == [
+            e.value for e in getattr(analysed, element)
+        ], element

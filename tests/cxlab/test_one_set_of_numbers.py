@@ -22,7 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxlab import charts
-from cxlab.analysis import ExperimentResult, history_until
+from cxlab.analysis import (
+    ExperimentResult,
+    day_of_history,
+    history_until,
+    with_details,
+)
 from cxlab.api import results_for, summarize_all
 from cxlab.config import Catalog, Experiment, load_catalog, load_experiments
 from cxlab.decision import METHODS
@@ -181,6 +186,47 @@ def test_an_earlier_as_of_history_is_the_whole_one_up_to_that_day(
     assert health_moved > 0  # the earlier days carry the as-of day's health
     with pytest.raises(ValueError, match="does not run through"):
         history_until(sample_histories[0][:1], sample_histories[0][-1])
+
+
+def test_the_portfolios_row_with_its_details_is_the_as_of_result(
+    sample, sample_histories
+) -> None:
+    """The portfolio analyses without the details; the results page adds them."""
+    catalog, experiments, summaries = sample
+    detailed = set()
+    for exp, whole in zip(experiments, sample_histories, strict=True):
+        for day in (whole[0].as_of, whole[len(whole) // 2].as_of, whole[-1].as_of):
+            cut = at_day(summaries[exp.id], day, catalog)
+            row = results_for(exp, catalog, cut, history=False, details=False)[0]
+            full = results_for(exp, catalog, cut, history=False)[0]
+            assert row.novelty == ()
+            assert all(r.beta_binomial is None for r in row.results)
+            # repr: every field, NaN included, each float to its last digit
+            assert repr(with_details(row, catalog, cut)) == repr(full), exp.id
+            detailed |= {"novelty"} if full.novelty else set()
+            if any(r.beta_binomial for r in full.results):
+                detailed.add("beta_binomial")
+    assert detailed == {"novelty", "beta_binomial"}
+
+
+def test_every_day_of_a_history_is_that_days_as_of_row(
+    sample, sample_histories
+) -> None:
+    """day_of_history (the portfolio's row off a history) == analysed at that day."""
+    catalog, experiments, summaries = sample
+    not_read: list[tuple[str, dt.date]] = []
+    for exp, whole in zip(experiments, sample_histories, strict=True):
+        for day in (r.as_of for r in whole):
+            cut = at_day(summaries[exp.id], day, catalog)
+            row = day_of_history(whole, catalog, cut)
+            if row is None:
+                not_read.append((exp.id, day))
+                continue
+            assert repr(row) == repr(
+                results_for(exp, catalog, cut, history=False, details=False)[0]
+            ), f"{exp.id} as of {day}"
+    # Its first day had met one contact reason of those the whole history has.
+    assert not_read == [("proactive-shipping-email", dt.date(2026, 9, 7))]
 
 
 # --- random small experiments ----------------------------------------------------
