@@ -65,7 +65,7 @@ def test_cxlab_app_answers_with_every_page_already_analysed(
     url, store, output = prepared
     experiments = len(list(EXPERIMENTS.glob("*.yaml"))) - 1  # but metrics.yaml
     kinds = sorted(p.name.split("-")[0] for p in store.glob("*.pickle"))
-    assert kinds == ["history"] * experiments + ["result"] * experiments + ["summaries"]
+    assert kinds == ["history"] * experiments + ["row"] * experiments + ["summaries"]
     assert f"analysed {experiments} experiments and their daily history on " in output
     assert f" on {sample_log} in " in output
     assert not [w for w in BARE_MODE_WARNINGS if w in output]
