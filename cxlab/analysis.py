@@ -567,11 +567,12 @@ def history_until(
 ) -> list[ExperimentResult]:
     """The history as of ``last``'s day, from a history that runs through it.
 
-    Equal to :func:`analyze_history` on the summaries cut at that day (tested):
-    each day's looks depend only on the days up to it (:func:`_timeline`), so the
-    earlier days are ``later``'s. Only the as-of day's own result (``last``,
-    with the exact Bayesian probabilities and the novelty check) and the health
-    counts, which every day of a history carries as of its as-of day, differ.
+    Equal to :func:`analyze_history` on the summaries cut at that day when that
+    day's row can be read off ``later`` (:func:`day_of_history`; tested): each
+    day's looks depend only on the days up to it (:func:`_timeline`), so the
+    earlier days are ``later``'s. Only the as-of day's own result (``last``, with
+    its details) and the health counts, which every day of a history carries as
+    of its as-of day, differ.
 
     Raises:
         ValueError: ``later`` has no result of ``last``'s day.

@@ -363,10 +363,16 @@ def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
 def _history(
     ws: Workspace, catalog: Catalog, exp: Experiment
 ) -> list[ExperimentResult]:
-    whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
-    if whole is not None and any(r.as_of == ws.as_of for r in whole):
-        return history_until(whole, _as_of_result(ws, catalog, exp))
+    """The history as of the workspace's day: read off the whole one when it can be.
+
+    It can when its as-of row can (:func:`~cxlab.analysis.day_of_history`): the
+    whole history runs through the day and a categorical metric has met the same
+    categories by then.
+    """
     summaries = _summaries(ws)[exp.id]
+    whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
+    if whole is not None and day_of_history(whole, catalog, summaries) is not None:
+        return history_until(whole, _as_of_result(ws, catalog, exp))
     history = analyze_history(exp, catalog, summaries)
     return history or results_for(exp, catalog, summaries, history=False)
 

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from scipy.stats import chi2_contingency
 
+from cxlab.analysis import day_of_history, history_until, with_details
 from cxlab.api import results_for
 from cxlab.metrics import TYPES
 from cxlab.report import csv_rows, experiment_to_dict, to_table
@@ -152,6 +153,37 @@ def test_an_earlier_as_of_day_equals_a_fresh_scan(lab, voice_log) -> None:
         cut = at_day(full, day, catalog)
         assert cut.categories.equals(fresh.categories), day
         assert cut.survival.equals(fresh.survival), day
+
+
+def test_an_as_of_day_reads_off_the_whole_history_once_every_reason_is_met(
+    lab, voice_log
+) -> None:
+    """Reasons met later make an earlier day's rows and correction family differ.
+
+    As of 10-01 only "late" was met, as of 10-02 and 10-03 "late" and "billing";
+    the whole history (to 10-05) also has "(none)", met on 10-04. So its days
+    before 10-04 are not what an analysis as of those days gives, and the as-of
+    day's history and row must be analysed then (cxlab.ui.cache does).
+    """
+    full = lab.summarize(voice_log, **FIELDS)
+    exp, catalog = lab.load()
+    whole = results_for(exp, catalog, full, history=True)
+    read_off = []
+    for day in (r.as_of for r in whole):
+        cut = at_day(full, day, catalog)
+        direct = [
+            experiment_to_dict(r) for r in results_for(exp, catalog, cut, history=True)
+        ]
+        last = results_for(exp, catalog, cut, history=False)[0]
+        until = [experiment_to_dict(r) for r in history_until(whole, last)]
+        row = day_of_history(whole, catalog, cut)
+        if row is None:
+            assert until != direct or day == whole[0].as_of, day
+            continue
+        read_off.append(day)
+        assert until == direct, day
+        assert repr(with_details(row, catalog, cut)) == repr(last), day
+    assert read_off == [dt.date(2026, 10, 4), dt.date(2026, 10, 5)]
 
 
 def test_a_contact_open_at_the_as_of_day_is_censored_there(lab, voice_log) -> None:
