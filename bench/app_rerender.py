@@ -475,7 +475,10 @@ def _new_days(at: AppTest, n: int, offset: int = 0) -> list[dt.date]:
 
 
 def _portfolio_as_of_step() -> Step:
-    """A new as-of day on the portfolio: every experiment analysed at that day.
+    """A new as-of day on the portfolio: every experiment's numbers at that day.
+
+    Read off the whole histories where the server has them (``cxlab app``), else
+    analysed (``cxlab.ui.cache``).
 
     Days offset by 2 from the results page's, so neither row reuses the other's
     analyses (the cut summaries of a day may be shared: about 10 ms).
@@ -492,7 +495,7 @@ def _portfolio_as_of_step() -> Step:
 
     return Step(
         "portfolio",
-        "as-of date: a new earlier day (every experiment re-analysed)",
+        "as-of date: a new earlier day (every experiment as of it)",
         lambda at, n: _new_days(at, n, offset=2),
         _set_as_of,
         shown,
