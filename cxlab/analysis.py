@@ -513,8 +513,9 @@ def with_details(
     The exact Beta-binomial probability and expected loss of each proportion
     (:func:`cxlab.stats.bayesian.beta_binomial_prob_better`) and the novelty checks
     (:func:`cxlab.novelty.novelty_checks`). No verdict, recommendation or headline
-    number depends on them, so the portfolio's rows go without (a quarter of an
-    as-of day's analysis). ``summaries`` are those the result was analysed from.
+    number depends on them, so the portfolio's rows go without (about a third of
+    an as-of day's analysis on the sample). ``summaries`` are those the result was
+    analysed from.
     """
     return replace(
         result,
@@ -531,7 +532,8 @@ def day_of_history(
 ) -> ExperimentResult | None:
     """The as-of result without details, read off a history that runs through it.
 
-    ``summaries`` are the history's cut at the as-of day (:func:`at_day`). Equal
+    ``summaries`` are the history's cut at the as-of day
+    (:func:`cxlab.summaries.at_day`). Equal
     to :func:`analyze_history` on them with ``last_only`` and no ``details``
     (tested on every day of the sample): each day's looks depend only on the days
     up to it (:func:`_timeline`), and the health counts are taken from
