@@ -82,18 +82,23 @@ print(importers[0], "pandas" in sys.modules, sep="|")
 """
 
 
-def test_the_portfolio_leaves_pandas_to_a_background_import(
-    tmp_path: Path, sample_log: Path
-) -> None:
+def printed(script: str, store: Path) -> list[str]:
+    """The last line ``script`` prints in a fresh process, split at "|"."""
     done = subprocess.run(
-        [sys.executable, "-c", WATCH_PANDAS],
+        [sys.executable, "-c", script],
         cwd=ROOT,
-        env={**os.environ, "CXLAB_CACHE_DIR": str(tmp_path)},
+        env={**os.environ, "CXLAB_CACHE_DIR": str(store)},
         capture_output=True,
         text=True,
         check=True,
     )
-    importer, imported = done.stdout.strip().splitlines()[-1].split("|")
+    return done.stdout.strip().splitlines()[-1].split("|")
+
+
+def test_the_portfolio_leaves_pandas_to_a_background_import(
+    tmp_path: Path, sample_log: Path
+) -> None:
+    importer, imported = printed(WATCH_PANDAS, tmp_path)
     assert importer == "import pandas.io.formats.style"  # not the script's thread
     assert imported == "True"
 
@@ -123,15 +128,7 @@ def test_no_page_loads_streamlits_emoji_catalog(
     ("Valid — would be saved…"); the first search in a process loads and compiles
     its emoji catalog: 120 ms of the Configs page's first visit.
     """
-    done = subprocess.run(
-        [sys.executable, "-c", VISIT_PAGES],
-        cwd=ROOT,
-        env={**os.environ, "CXLAB_CACHE_DIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    alerts, loaded = done.stdout.strip().splitlines()[-1].split("|")
+    alerts, loaded = printed(VISIT_PAGES, tmp_path)
     assert int(alerts) >= 4  # the results, Configs (3) and planner pages show some
     assert loaded == "False"
 
