@@ -203,7 +203,8 @@ def test_the_portfolios_row_with_its_details_is_the_as_of_result(
             assert all(r.beta_binomial is None for r in row.results)
             # repr: every field, NaN included, each float to its last digit
             assert repr(with_details(row, catalog, cut)) == repr(full), exp.id
-            detailed |= {"novelty"} if full.novelty else set()
+            if full.novelty:
+                detailed.add("novelty")
             if any(r.beta_binomial for r in full.results):
                 detailed.add("beta_binomial")
     assert detailed == {"novelty", "beta_binomial"}
