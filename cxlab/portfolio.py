@@ -160,7 +160,8 @@ class Progress:
         share: users / planned (None without a plan).
         eta: the day the plan is reached at ``daily`` (running and short of it).
         text: the ETA in words: a day (``"12 Nov 2026"``), ``"reached"``,
-            ``"no plan"``, ``"no traffic"``, or ``"ended"`` (not running).
+            ``"no plan"``, ``"no traffic"``, ``"starts 14 Nov 2026"`` (planned)
+            or ``"ended"``.
     """
 
     users: int
@@ -217,7 +218,10 @@ def progress_of(result: ExperimentResult, daily: float) -> Progress:
     planned = result.experiment.planned_users
     share = users / planned if planned else None
     eta = None
-    if status_of(result) != "running":
+    status = status_of(result)
+    if status == "planned":
+        text = f"starts {result.experiment.start:%d %b %Y}"
+    elif status != "running":
         text = "ended"
     elif planned is None:
         text = "no plan"

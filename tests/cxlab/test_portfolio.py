@@ -184,6 +184,15 @@ def test_eta_says_why_there_is_no_day(users, planned, daily, status, text) -> No
     assert progress.share == (None if planned is None else users / planned)
 
 
+def test_a_planned_experiment_says_when_it_starts() -> None:
+    result = running(0, 10_000)
+    result.experiment.start = dt.date(2026, 10, 22)  # after the as-of day, 10-20
+    progress = portfolio.progress_of(result, daily=0)
+    assert portfolio.status_of(result) == "planned"
+    assert progress.text == "starts 22 Oct 2026"
+    assert progress.eta is None
+
+
 def test_a_shipped_experiment_the_engine_would_not_ship_is_flagged() -> None:
     result = experiment(
         "s", "shipped", [row("conversion", "t", "primary", "inconclusive", 0.01, 0.02)]
