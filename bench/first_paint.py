@@ -204,25 +204,20 @@ def _stats(values: Sequence[float]) -> str:
 
 
 def _rows(label: str, rows: list[Row]) -> list[str]:
-    first, whole, cpu, cpu_whole, deep, switched, later = zip(*rows, strict=True)
+    whats = (
+        "portfolio (`/`) drawn, from the server being up",
+        "portfolio (`/`) drawn, from the server's launch",
+        "server CPU (user + sys) for that first page",
+        "server CPU from its launch to that first page",
+        f"results deep link ({FIRST}) right after",
+        f"{LATER} chosen in that page's experiment box (same tab)",
+        f"results of {LATER} in a new tab, 10 s later",
+    )
     return [
-        f"| {label}: portfolio (`/`) drawn, from the server being up | "
-        f"{_stats(first)} | " + ", ".join(f"{x:.1f}" for x in first) + " |",
-        f"| {label}: portfolio (`/`) drawn, from the server's launch | "
-        f"{_stats(whole)} | " + ", ".join(f"{x:.1f}" for x in whole) + " |",
-        f"| {label}: server CPU (user + sys) for that first page | {_stats(cpu)} | "
-        + ", ".join(f"{x:.1f}" for x in cpu)
-        + " |",
-        f"| {label}: server CPU from its launch to that first page | "
-        f"{_stats(cpu_whole)} | " + ", ".join(f"{x:.1f}" for x in cpu_whole) + " |",
-        f"| {label}: results deep link ({FIRST}) right after | {_stats(deep)} | "
-        + ", ".join(f"{x:.1f}" for x in deep)
-        + " |",
-        f"| {label}: {LATER} chosen in that page's experiment box (same tab) | "
-        f"{_stats(switched)} | " + ", ".join(f"{x:.1f}" for x in switched) + " |",
-        f"| {label}: results of {LATER} in a new tab, 10 s later | {_stats(later)} | "
-        + ", ".join(f"{x:.1f}" for x in later)
-        + " |",
+        f"| {label}: {what} | {_stats(column)} | "
+        + ", ".join(f"{x:.1f}" for x in column)
+        + " |"
+        for what, column in zip(whats, zip(*rows, strict=True), strict=True)
     ]
 
 

@@ -552,9 +552,8 @@ def day_of_history(
         metric = catalog[metric_id]
         if metrics.metric_type(metric).detail != "categories":
             continue
-        met = _detail_rows(summaries.categories, voice.CATEGORY_SCHEMA, exp, metric)
         shown = {r.category for r in result.results if r.metric.id == metric_id}
-        if set(met["category"].to_list()) != shown:
+        if set(_categories(_category_changes(exp, metric, summaries))) != shown:
             return None
     return replace(
         result,
@@ -612,8 +611,8 @@ def _category_rows(
     cumulate the category's daily changes. Also each day's count of users by
     their first category, per variant (columns: variant, category, day, first).
     """
-    changes = _detail_rows(summaries.categories, voice.CATEGORY_SCHEMA, exp, metric)
-    categories = sorted(set(changes["category"].to_list()))
+    changes = _category_changes(exp, metric, summaries)
+    categories = _categories(changes)
     grid = (
         pl.DataFrame({"day": list(days)}, schema={"day": pl.Date})
         .join(pl.DataFrame({"variant": list(exp.variant_ids)}), how="cross")
@@ -642,6 +641,18 @@ def _category_rows(
             )
         ]
     return by_category, cumulative.select("variant", "category", "day", "first")
+
+
+def _category_changes(
+    exp: Experiment, metric: MetricDef, summaries: Summaries
+) -> pl.DataFrame:
+    """A categorical metric's daily changes per category and variant."""
+    return _detail_rows(summaries.categories, voice.CATEGORY_SCHEMA, exp, metric)
+
+
+def _categories(changes: pl.DataFrame) -> list[str]:
+    """The categories met in a categorical metric's changes, sorted."""
+    return sorted(set(changes["category"].to_list()))
 
 
 def _compositions(
