@@ -403,9 +403,19 @@ def _set_scale(at: AppTest, scale: str) -> None:
     at.segmented_control(key="results_scale").set_value(scale)
 
 
+def _scorecard_column(at: AppTest, title: str) -> list[str]:
+    """A column of the scorecard's pipe table (``cxlab.charts.scorecard_table``)."""
+    table = next(m.value for m in at.markdown if m.value.startswith("| role |"))
+    head, _delimiter, *rows = [
+        [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        for line in table.splitlines()
+    ]
+    return [row[head.index(title)] for row in rows]
+
+
 def _scale_shown(at: AppTest, scale: str) -> str | None:
-    frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    relative = all(str(v).endswith(("%", " pts")) for v in frame["delta"])  # NPS: pts
+    deltas = _scorecard_column(at, "delta")
+    relative = all(v.endswith(("%", " pts")) for v in deltas)  # NPS: pts
     return expect(
         at.segmented_control(key="results_scale").value == scale
         and relative == (scale == "rel"),

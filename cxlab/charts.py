@@ -34,6 +34,7 @@ from cxlab.decision import (
     level_text,
     shown_scale,
 )
+from cxlab.markdown import coloured, escaped, pipe_table
 from cxlab.novelty import NoveltyCheck
 from cxlab.planning import Plan, percent_text
 from cxlab.rendering import render
@@ -71,7 +72,7 @@ CONFIG: Chart = {
     "view": {"stroke": None},
 }
 EXPORT_WIDTH = 1000
-# Plain Unicode (no emoji): every browser font has these; cell_style colours them.
+# Plain Unicode (no emoji): every browser font has these; badge_colour colours them.
 BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
 AMBER = "#b7791f"
 
@@ -85,28 +86,16 @@ def verdict_colour(verdict: str, *, greyed: bool = False) -> str:
     return {"win": GOOD, "loss": BAD}.get(verdict, NEUTRAL)
 
 
-def cell_style(text: object) -> str:
-    """CSS for a table cell from its badge text: green good, red bad, amber check."""
+def badge_colour(text: object) -> str | None:
+    """Streamlit's Markdown colour of a verdict badge.
+
+    Green a win, red a loss, grey inconclusive or untrusted: the forest's colours
+    (:func:`verdict_colour`).
+    """
     value = str(text)
-    if value in ("ship", "roll back"):
-        return f"color: {GOOD if value == 'ship' else BAD}; font-weight: 600"
     if value.startswith(("◌", "○")):
-        return f"color: {NEUTRAL}"
-    if value.startswith("●"):
-        if " win" in value or value.endswith(" ok"):
-            return f"color: {GOOD}; font-weight: 600"
-        if " loss" in value or "SRM" in value:
-            return f"color: {BAD}; font-weight: 600"
-        return f"color: {AMBER}; font-weight: 600"
-    if value.startswith("harmed") or value.startswith("invalid"):
-        return f"color: {BAD}"
-    return ""
-
-
-def styled(frame: pl.DataFrame, columns: Sequence[str]) -> object:
-    """A pandas Styler colouring the badge ``columns`` with :func:`cell_style`."""
-    present = [c for c in columns if c in frame.columns]
-    return frame.to_pandas().style.map(cell_style, subset=present)
+        return "gray"
+    return {BADGES["win"]: "green", BADGES["loss"]: "red"}.get(value)
 
 
 # --- formatting -----------------------------------------------------------------------
@@ -212,6 +201,30 @@ def scorecard_frame(
         if result.experiment.guardrail_margin is not None:
             rows[-1]["guardrail safe"] = safety_text(row)
     return pl.DataFrame(rows)
+
+
+def scorecard_table(frame: pl.DataFrame) -> str:
+    """:func:`scorecard_frame` as a Markdown pipe table, verdicts coloured.
+
+    A scorecard has a few rows: as text it is read whole, without a grid's scroll
+    bars, and a results page opened in a new tab draws without starting a data
+    grid (bench/RESULTS.md, page speed). With one treatment, its name titles the
+    treatment's column instead of repeating on every row.
+    """
+    (only, *others) = frame["variant"].unique(maintain_order=True)
+    if not others and only not in frame.columns:
+        frame = frame.drop("variant").rename({"treatment": only})
+    return pipe_table(
+        [
+            {
+                title: coloured(value, badge_colour(value))
+                if title == "verdict"
+                else escaped(value)
+                for title, value in row.items()
+            }
+            for row in frame.iter_rows(named=True)
+        ]
+    )
 
 
 def safety_text(row: MetricResult) -> str:

@@ -38,6 +38,7 @@ from cxlab.decision import (
     shown_scale,
     signed_points,
 )
+from cxlab.markdown import coloured, escaped, pipe_table
 from cxlab.stats.shrinkage import (
     combine_additive,
     combine_multiplicative,
@@ -365,18 +366,8 @@ def portfolio_rows(
     return rows
 
 
-MARKDOWN_SPECIAL = "\\`*_[]()<>#|~:$"
 COLOURS = {"win": "green", "loss": "red", "ship": "green", "roll back": "red"}
 HEALTH_COLOURS = {"● ok": "green", "● check": "orange", "● SRM": "red"}
-
-
-def _md(text: object) -> str:
-    """Plain text made safe inside Markdown (no links, styles or directives)."""
-    return "".join(f"\\{c}" if c in MARKDOWN_SPECIAL else c for c in str(text))
-
-
-def _coloured(text: str, colour: str | None) -> str:
-    return f":{colour}[{_md(text)}]" if colour else _md(text)
 
 
 def executive_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, str]]:
@@ -396,7 +387,7 @@ def executive_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, str]]:
     for row in rows:
         verdict = str(row["verdict"]).split()[-1]
         action = str(row["recommendation"])
-        status = _md(row["status_text"])
+        status = escaped(row["status_text"])
         if row["aa_test"]:
             status += " (A/A test)"
         if not row["agrees"]:
@@ -405,20 +396,20 @@ def executive_rows(rows: Sequence[dict[str, object]]) -> list[dict[str, str]]:
         planned = "no plan" if share is None else f"{share:.0%} of plan"
         cells.append(
             {
-                "experiment": f"[{_md(row['experiment'])}]({row['link']})",
+                "experiment": f"[{escaped(row['experiment'])}]({row['link']})",
                 "status": status,
-                "primary effect [interval]": _md(row["effect"]),
-                "verdict": _coloured(str(row["verdict"]), COLOURS.get(verdict)),
-                "engine says": _coloured(action, COLOURS.get(action)),
-                "guardrails": _coloured(
+                "primary effect [interval]": escaped(row["effect"]),
+                "verdict": coloured(str(row["verdict"]), COLOURS.get(verdict)),
+                "engine says": coloured(action, COLOURS.get(action)),
+                "guardrails": coloured(
                     str(row["guardrails"]),
                     "red" if str(row["guardrails"]).startswith("harmed") else None,
                 ),
-                "health": _coloured(
+                "health": coloured(
                     str(row["health"]), HEALTH_COLOURS.get(str(row["health"]))
                 ),
-                "progress": _md(f"{planned} ({row['users']:,} users)"),
-                "ETA": _md(row["eta"]),
+                "progress": escaped(f"{planned} ({row['users']:,} users)"),
+                "ETA": escaped(row["eta"]),
             }
         )
     return cells
@@ -437,16 +428,7 @@ def executive_table(rows: Sequence[dict[str, object]]) -> str:
     Returns:
         The table's Markdown: a header row, its delimiter row, one row per input.
     """
-    cells = executive_rows(rows)
-    head = list(cells[0])
-    lines = [_pipe_row(head), _pipe_row(["---"] * len(head))]
-    lines += [_pipe_row([row[title] for title in head]) for row in cells]
-    return "\n".join(lines)
-
-
-def _pipe_row(cells: Sequence[str]) -> str:
-    """One row of a pipe table; a line break in a cell would end the table."""
-    return "| " + " | ".join(" ".join(c.splitlines()) for c in cells) + " |"
+    return pipe_table(executive_rows(rows))
 
 
 # --- headline tiles -------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from cxlab import charts, links, segments, verbatims
@@ -15,6 +17,7 @@ from cxlab.ui.navigation import ensure_app_navigation
 
 ensure_app_navigation()
 
+NOVELTY = "Does the effect fade?"
 ACTIONS = {
     "ship": (st.success, "Ship", ":material/rocket_launch:"),
     "roll_back": (st.error, "Roll back", ":material/undo:"),
@@ -150,19 +153,22 @@ st.caption(
     "result is significant. NPS is in points. Green = significant in the metric's "
     "good direction."
 )
-st.dataframe(
-    charts.styled(charts.scorecard_frame(result, method, scale), ["verdict"]),
-    hide_index=True,
-    key="scorecard",
-)
+st.markdown(charts.scorecard_table(charts.scorecard_frame(result, method, scale)))
 forest = cache.figure(
     ws, exp.id, "forest", (method,), lambda: charts.delta_forest(result, method)
 )
 for chart in forest:
     draw(chart)
-with st.expander("Details: every method, raw p-values and expected loss"):
-    st.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
-    st.caption(
+# Drawn only while open (a click reruns the page): a closed expander's table would
+# still make a new tab start a data grid (bench/RESULTS.md, page speed).
+details = st.expander(
+    "Details: every method, raw p-values and expected loss",
+    key="results_details",
+    on_change="rerun",
+)
+if details.open:
+    details.dataframe(charts.details_frame(result, scale).to_arrow(), hide_index=True)
+    details.caption(
         "Expected loss: the lift given up, on average, if the treatment is shipped "
         "and is in fact worse (relative scale). P-values are adjusted with "
         f"{exp.correction} across treatments and non-guardrail metrics; each "
@@ -185,6 +191,9 @@ row = result.result(metric_id, variant)
 st.markdown(f"**{row.summary}**")
 if cap := charts.cap_text(row, result.as_of):
     st.caption(cap)
+check = result.novelty_check(metric_id, variant)
+fading = check.sentence if check else "No novelty check."
+st.markdown(f"*{NOVELTY}* {fading}")
 lift = cache.figure(
     ws,
     exp.id,
@@ -214,12 +223,18 @@ figures = [*forest, lift, per_arm, post]
 is_nps = charts.has_nps_answers(result, metric_id)
 detail = metric_type(row.metric).detail
 voice_tab = {"categories": ["Contact reasons"], "survival": ["Time to event"]}
+has_segments = bool(exp.dimensions) and detail is None
+segment_table = functools.partial(
+    segments.segment_results, summaries.by_dimension, exp, row.metric, variant
+)
 views = [
     "Lift over time",
     "Per arm",
     "Posterior",
     *(["NPS answers"] if is_nps else []),
     *voice_tab.get(detail or "", []),
+    NOVELTY,
+    *(["Segments"] if has_segments else []),
 ]
 # Only the open tab is drawn (a click reruns the page): each chart costs the browser
 # more than the server (bench/RESULTS.md, page speed).
@@ -325,13 +340,7 @@ elif detail == "survival":
             + ". Bands: pointwise, at the experiment's alpha."
         )
 
-# --- novelty check ----------------------------------------------------------------
-st.subheader("Does the effect fade?")
-check = result.novelty_check(metric_id, variant)
-if check is None or not check.buckets:
-    st.info(check.sentence if check else "No novelty check.", icon=":material/info:")
-else:
-    st.markdown(f"**{check.sentence}**")
+if check is not None and check.buckets:
     fade = cache.figure(
         ws,
         exp.id,
@@ -340,32 +349,35 @@ else:
         lambda: charts.novelty_lifts(check, scale),
     )
     figures.append(fade)
-    draw(fade)
-    st.caption(
-        "Each point is the lift on the events of that many days after each user's "
-        "first exposure (day 1 = its first 24 hours), over the users who had reached "
-        "that age by the as-of day (NPS: who answered then); hover for the users. "
-        f"Fixed-horizon intervals at α = {check.alpha:g} with no multiplicity "
-        "correction: a diagnostic, not a decision. The effect is said to fade (or "
-        "grow) when the day-1 interval and the latest one do not overlap."
-    )
+if tabs[NOVELTY].open:
+    if check is None or not check.buckets:
+        tabs[NOVELTY].info(fading, icon=":material/info:")
+    else:
+        draw(fade, where=tabs[NOVELTY])
+        tabs[NOVELTY].caption(
+            "Each point is the lift on the events of that many days after each "
+            "user's first exposure (day 1 = its first 24 hours), over the users who "
+            "had reached that age by the as-of day (NPS: who answered then); hover "
+            f"for the users. Fixed-horizon intervals at α = {check.alpha:g} with no "
+            "multiplicity correction: a diagnostic, not a decision. The effect is "
+            "said to fade (or grow) when the day-1 interval and the latest one do not "
+            "overlap."
+        )
 
-# --- segments and exposures ------------------------------------------------------
-if exp.dimensions and detail is None:
-    st.subheader("Segments")
-    seg = segments.segment_results(summaries.by_dimension, exp, row.metric, variant)
-    st.caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
+if has_segments:
     seg_fig = cache.figure(
         ws,
         exp.id,
         "segments",
         (metric_id, variant),
-        lambda: charts.segment_forest(seg, alpha=exp.alpha),
+        lambda: charts.segment_forest(segment_table(), alpha=exp.alpha),
     )
     figures.append(seg_fig)
-    draw(seg_fig)
-    with st.expander("Segment table"):
-        st.dataframe(seg.to_arrow(), hide_index=True)
+if has_segments and tabs["Segments"].open:
+    seg = segment_table()
+    tabs["Segments"].caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
+    draw(seg_fig, where=tabs["Segments"])
+    tabs["Segments"].dataframe(seg.to_arrow(), hide_index=True)
 
 st.subheader("Exposures")
 exposures = cache.figure(

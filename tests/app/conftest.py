@@ -113,16 +113,13 @@ def drawn(at: AppTest) -> list[dict[str, Any]]:
     return specs
 
 
-def executive_tables(at: AppTest) -> list[pd.DataFrame]:
-    """The portfolio's tables for executives on the page, cell by cell as written.
-
-    The page writes each as a Markdown pipe table
-    (:func:`cxlab.portfolio.executive_table`): a header row, a delimiter row, one
-    row per experiment, cells split at the pipes not escaped by a backslash.
-    """
+def pipe_tables(at: AppTest, first: str) -> list[pd.DataFrame]:
+    """The Markdown pipe tables on the page whose first column is ``first``, cell by
+    cell as written: a header row, a delimiter row, then the rows, cells split at
+    the pipes not escaped by a backslash (:func:`cxlab.markdown.pipe_table`)."""
     tables = []
     for element in at.markdown:
-        if not element.value.startswith("| experiment |"):
+        if not element.value.startswith(f"| {first} |"):
             continue
         head, _delimiter, *rows = [
             [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
@@ -130,6 +127,23 @@ def executive_tables(at: AppTest) -> list[pd.DataFrame]:
         ]
         tables.append(pd.DataFrame(rows, columns=head))
     return tables
+
+
+def executive_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The portfolio's tables (:func:`cxlab.portfolio.executive_table`)."""
+    return pipe_tables(at, "experiment")
+
+
+def plain(cell: str) -> str:
+    """A table cell's text as a reader sees it: its colour and escapes taken off."""
+    coloured = re.fullmatch(r":[a-z]+\[(.*)\]", cell)
+    return re.sub(r"\\(.)", r"\1", coloured.group(1) if coloured else cell)
+
+
+def scorecard_shown(at: AppTest) -> pd.DataFrame | None:
+    """The results page's scorecard (:func:`cxlab.charts.scorecard_table`) as text."""
+    tables = pipe_tables(at, "role")
+    return tables[0].map(plain) if tables else None
 
 
 def portfolio_details(at: AppTest) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxlab.engine_choice import EngineChoice
 from cxlab.ui import cache
-from tests.app.conftest import AUTH, portfolio_details
+from tests.app.conftest import AUTH, portfolio_details, scorecard_shown
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = "pages/data.py"
@@ -63,8 +63,7 @@ def results_numbers(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:
     at.session_state[cache.EXPERIMENT_KEY] = "proactive-shipping-email"
     at.switch_page("pages/results.py").run()
     assert not at.exception
-    card = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    return {m.label: m.value for m in at.metric}, card
+    return {m.label: m.value for m in at.metric}, scorecard_shown(at)
 
 
 def test_an_admin_switches_to_duckdb_and_the_same_numbers_are_shown(

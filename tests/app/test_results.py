@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from cxlab import charts
 from cxlab.analysis import ExperimentResult
-from tests.app.conftest import drawn
+from tests.app.conftest import drawn, scorecard_shown
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "results.py")
 Results = dict[str, ExperimentResult]
@@ -39,8 +39,7 @@ def email(timeout: int, sample_log: Path) -> AppTest:
 
 
 def scorecard(at: AppTest):
-    frame = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    return frame.set_index("metric")
+    return scorecard_shown(at).set_index("metric")
 
 
 def titles(at: AppTest) -> list[str]:
@@ -221,7 +220,13 @@ def test_nps_tab_shows_the_split_and_response_rate_per_arm(
         "contacts_per_order"
     ).run()
     assert not at.exception
-    assert [t.label for t in at.tabs] == ["Lift over time", "Per arm", "Posterior"]
+    assert [t.label for t in at.tabs] == [
+        "Lift over time",
+        "Per arm",
+        "Posterior",
+        NOVELTY,
+        "Segments",
+    ]
     assert rows(figure(at, LIFT))
 
 
@@ -236,9 +241,16 @@ def test_choosing_another_experiment_updates_the_shareable_url(timeout: int) -> 
 
 
 def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
-    email: AppTest,
+    email: AppTest, timeout: int
 ) -> None:
-    assert any("segment tests" in c.value for c in email.caption)
+    at = open_results("proactive-shipping-email", timeout)
+    assert not any("segment tests" in c.value for c in at.caption)  # tab closed
+    assert not [s for s in drawn(at) if "Lift by segment" in s["title"]]
+    open_view(at, "Segments")
+    assert any("segment tests" in c.value for c in at.caption)
+    (segment_rows,) = [rows(s) for s in drawn(at) if "Lift by segment" in s["title"]]
+    table = next(d.value for d in at.dataframe if "segment" in d.value.columns)
+    assert len(segment_rows) == len(table) > 1
     buttons = email.get("download_button")
     labels = {b.label for b in buttons}
     assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)", "Chart (PNG)"} <= labels
@@ -343,7 +355,9 @@ def test_the_nps_lift_by_exposure_age_is_drawn_in_points_with_its_users(
     assert check is not None
     # day 1 has fewer than 100 responders per arm: drawn, but not quoted
     assert check.pattern == "too little data"
-    assert f"**{check.sentence}**" in [m.value for m in at.markdown]
+    assert f"*{NOVELTY}* {check.sentence}" in [m.value for m in at.markdown]
+    assert not [s for s in drawn(at) if NOVELTY in s["title"]]  # its tab is closed
+    open_view(at, NOVELTY)
     points = rows(figure(at, NOVELTY))
     assert [p["bucket"] for p in points] == [b.label for b in check.buckets]
     # NPS in points even on the relative scale, each bucket's own interval
@@ -367,6 +381,7 @@ def test_the_novelty_check_follows_the_delta_scale_and_says_where_it_does_not_ap
         "contacts_per_order", "proactive_email"
     )
     assert check is not None
+    open_view(at, NOVELTY)
     assert [p["value"] for p in rows(figure(at, NOVELTY))] == pytest.approx(
         [b.fixed.rel_delta for b in check.buckets]
     )
@@ -376,7 +391,7 @@ def test_the_novelty_check_follows_the_delta_scale_and_says_where_it_does_not_ap
     )
     key = "results_metric_proactive-shipping-email"
     at.selectbox(key=key).select("contact_reasons").run()
-    assert any("does not apply to categorical" in i.value for i in at.info)
+    assert any("does not apply to categorical" in m.value for m in at.markdown)
 
 
 def test_a_capped_mean_states_its_cap_beside_the_metric(lab, timeout: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import portfolio_details
+from tests.app.conftest import portfolio_details, scorecard_shown
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ROOT / "pages"
@@ -50,11 +50,6 @@ def page(name: str, timeout: int, folder: Path | None = None, **state) -> AppTes
     at.run()
     assert not at.exception
     return at
-
-
-def frame_with(at: AppTest, column: str):
-    """The first table with ``column`` (the scorecard's: verdict)."""
-    return next((d.value for d in at.dataframe if column in d.value.columns), None)
 
 
 def banner(at: AppTest) -> str:
@@ -103,7 +98,7 @@ def test_results_of_a_healthy_experiment_still_render_beside_a_broken_one(
         "results.py", timeout, broken, query={"experiment": "proactive-shipping-email"}
     )
     assert at.title[0].value == "Proactive shipping e-mail"
-    assert frame_with(at, "verdict").shape[0] > 0
+    assert scorecard_shown(at).shape[0] > 0
     assert "click-to-call" not in at.selectbox(key="results_experiment").options
 
 
@@ -119,7 +114,7 @@ def test_an_experiment_without_exposures_says_so_instead_of_results(
         "start on 12 Oct 2026 and 26 Oct 2026. Check that the log's exposure rows "
         "carry experiment_id 'ghost-test' and its variants."
     ]
-    assert frame_with(at, "verdict") is None
+    assert scorecard_shown(at) is None
     assert not [m for m in at.markdown if "Traffic split" in m.value]
 
 
@@ -135,7 +130,7 @@ def test_an_as_of_before_the_start_is_not_started(timeout: int, sample_log) -> N
         "Not started yet: click-to-call starts on 14 Sep 2026, after the as-of "
         "date 01 Sep 2026."
     )
-    assert frame_with(at, "verdict") is None
+    assert scorecard_shown(at) is None
     assert not at.success  # no recommendation box
 
 
@@ -154,7 +149,7 @@ def test_an_as_of_after_the_data_names_the_last_day_and_keeps_the_results(
         f"on {LAST_DAY}, so these numbers are those of that day and nothing after "
         "it is known."
     ]
-    assert frame_with(at, "verdict").shape[0] > 0
+    assert scorecard_shown(at).shape[0] > 0
 
 
 def test_the_portfolio_names_experiments_not_started_and_past_the_data(

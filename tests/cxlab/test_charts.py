@@ -308,8 +308,33 @@ def test_scorecard_frame_switches_columns_with_the_method(
     contacts = seq.row(0, named=True)
     assert contacts["metric"] == "Contacts per order"
     assert contacts["verdict"] == "● win"
-    assert charts.cell_style(contacts["verdict"]).startswith(f"color: {charts.GOOD}")
+    assert charts.badge_colour(contacts["verdict"]) == "green"
     assert bayes.filter(pl.col("metric") == "NPS")["delta"][0].endswith(" pts")
+
+
+def test_scorecard_table_is_the_frame_as_markdown_its_verdicts_coloured() -> None:
+    frame = pl.DataFrame(
+        {
+            "role": ["Primary", "Secondary"],
+            "metric": ["Contacts | order", "NPS"],
+            "variant": ["email", "email"],
+            "control": ["0.46", "34.3"],
+            "treatment": ["0.41", "38.7"],
+            "verdict": ["● win", "○ inconclusive"],
+        }
+    )
+    assert charts.scorecard_table(frame).splitlines() == [
+        "| role | metric | control | email | verdict |",
+        "| --- | --- | --- | --- | --- |",
+        "| Primary | Contacts \\| order | 0.46 | 0.41 | :green[● win] |",
+        "| Secondary | NPS | 34.3 | 38.7 | :gray[○ inconclusive] |",
+    ]
+    two = pl.concat([frame, frame.with_columns(variant=pl.lit("sms"))])
+    lines = charts.scorecard_table(two).splitlines()
+    assert lines[0] == "| role | metric | variant | control | treatment | verdict |"
+    assert [line.split(" | ")[2] for line in lines[2:]] == ["email"] * 2 + ["sms"] * 2
+    assert charts.badge_colour("● loss") == "red"
+    assert charts.badge_colour("◌ untrusted (win)") == "gray"
 
 
 def test_value_and_delta_formats() -> None:
