@@ -158,4 +158,4 @@ for col, metric_id in zip(impact_cols, portfolio.IMPACT_METRICS, strict=True):
         st.metric(effect.label, value, border=True)
         st.caption(caption)
 
-cache.warm_import("pandas.io.formats.style")  # the next page: tables, charts, Styler
+cache.warm_import("pandas")  # the next page: its tables and charts

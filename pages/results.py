@@ -340,6 +340,7 @@ elif detail == "survival":
             + ". Bands: pointwise, at the experiment's alpha."
         )
 
+# --- novelty and segments: tabs of the metric in depth ---------------------------
 if check is not None and check.buckets:
     fade = cache.figure(
         ws,
@@ -379,6 +380,7 @@ if has_segments and tabs["Segments"].open:
     draw(seg_fig, where=tabs["Segments"])
     tabs["Segments"].dataframe(seg.to_arrow(), hide_index=True)
 
+# --- exposures ----------------------------------------------------------------------
 st.subheader("Exposures")
 exposures = cache.figure(
     ws,

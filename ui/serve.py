@@ -26,8 +26,8 @@ from typing import NoReturn
 
 from cxlab.errors import InputError
 
-# What app.py and the pages import beyond cxlab.ui.cache (pandas and its Styler:
-# every table and chart but the portfolio's), so no first visit of a page pays
+# What app.py and the pages import beyond cxlab.ui.cache (pandas: every table and
+# chart but the portfolio's), so no first visit of a page pays
 # for it and the portfolio's background import (cache.warm_import) finds it done.
 PAGE_MODULES = (
     "cxlab.ui.auth",
@@ -42,7 +42,7 @@ PAGE_MODULES = (
     "cxlab.segments",
     "cxlab.states",
     "cxlab.verbatims",
-    "pandas.io.formats.style",
+    "pandas",
 )
 # Streamlit's warnings for its caches used before its runtime exists: expected here.
 BARE_MODE_LOGGERS = (
