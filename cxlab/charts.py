@@ -74,7 +74,6 @@ CONFIG: Chart = {
 EXPORT_WIDTH = 1000
 # Plain Unicode (no emoji): every browser font has these; badge_colour colours them.
 BADGES = {"win": "● win", "loss": "● loss", "inconclusive": "○ inconclusive"}
-AMBER = "#b7791f"
 
 SQRT_2PI = math.sqrt(2 * math.pi)
 
