@@ -450,6 +450,41 @@ def _view_shown(at: AppTest, view: str) -> str | None:
     )
 
 
+def _chart_titled(part: str) -> Callable[[AppTest], bool]:
+    def drawn(at: AppTest) -> bool:
+        charts = at.get("vega_lite_chart")
+        return any(part in json.loads(c.proto.spec)["title"] for c in charts)
+
+    return drawn
+
+
+# boxes drawn only while open, and whether each one's content is drawn
+BOXES: dict[str, Callable[[AppTest], bool]] = {
+    "results_details": lambda at: bool(at.dataframe),
+    "results_exposures": _chart_titled("New users per day"),
+    "results_downloads": lambda at: bool(at.get("download_button")),
+}
+
+
+def _boxes(at: AppTest, n: int) -> list[tuple[str, bool]]:
+    """Open each box in turn and close it again."""
+    moves = [(key, is_open) for key in BOXES for is_open in (True, False)]
+    return [moves[i % len(moves)] for i in range(n)]
+
+
+def _set_box(at: AppTest, move: tuple[str, bool]) -> None:
+    key, is_open = move
+    at.session_state[key] = is_open  # what a click on the expander sets
+
+
+def _box_shown(at: AppTest, move: tuple[str, bool]) -> str | None:
+    key, is_open = move
+    return expect(
+        BOXES[key](at) == is_open,
+        f"{key}: {'open' if is_open else 'closed'}, its content not so",
+    )
+
+
 def _metric_shown(at: AppTest, metric: str) -> str | None:
     labels = [t.label for t in at.tabs]
     return expect(
@@ -924,6 +959,14 @@ def steps() -> list[Step]:
             _views,
             _set_view,
             _view_shown,
+            setup=_open_experiment(EMAIL),
+        ),
+        Step(
+            "results",
+            "open or close a box drawn only while open (details, exposures, downloads)",
+            _boxes,
+            _set_box,
+            _box_shown,
             setup=_open_experiment(EMAIL),
         ),
         Step(

@@ -183,7 +183,12 @@ picks = st.columns(2)
 metric_id = picks[0].selectbox(
     "Metric", metric_ids, format_func=labels.get, key=widget_keys["metric"]
 )
-variant = picks[1].selectbox("Treatment", exp.treatments, key=widget_keys["variant"])
+if len(exp.treatments) > 1:
+    variant = picks[1].selectbox(
+        "Treatment", exp.treatments, key=widget_keys["variant"]
+    )
+else:  # one treatment: nothing to choose (a box costs a new tab 0.15 s)
+    (variant,) = exp.treatments
 url_state.to_url(
     {"method": method, "scale": scale, "metric": metric_id, "variant": variant}
 )
@@ -381,7 +386,14 @@ if has_segments and tabs["Segments"].open:
     tabs["Segments"].dataframe(seg.to_arrow(), hide_index=True)
 
 # --- exposures ----------------------------------------------------------------------
-st.subheader("Exposures")
+# Drawn only while open, like the details and the downloads: the health strip above
+# already says whether the split is sound (bench/RESULTS.md, page speed).
+traffic = st.expander(
+    "Exposures: new users per day and arm",
+    icon=":material/group:",
+    key="results_exposures",
+    on_change="rerun",
+)
 exposures = cache.figure(
     ws,
     exp.id,
@@ -390,50 +402,59 @@ exposures = cache.figure(
     lambda: charts.exposures_per_day(summaries.exposures, exp.id),
 )
 figures.append(exposures)
-draw(exposures)
+if traffic.open:
+    draw(exposures, where=traffic)
 
 # --- downloads --------------------------------------------------------------------
-st.subheader("Download")
+# Drawn only while open, like the details: four buttons and a box would cost a new
+# tab about 0.3 s (bench/RESULTS.md, page speed).
 # A download changes nothing on the page, so it does not rerun it ("ignore"). The
 # click's own rerun could also lose the file: a run's start empties the session's
 # outgoing queue of all but lifecycle messages (Streamlit 1.67, ForwardMsgQueue.clear),
 # and a file's answer queued just before it never reached the browser.
-payload = experiment_to_dict(result)
-files = st.columns(3)
-files[0].download_button(
-    "Results (CSV)",
-    to_csv([payload]),
-    file_name=f"{exp.id}.csv",
-    mime="text/csv",
-    on_click="ignore",
+downloads = st.expander(
+    "Download: results (CSV, JSON) and charts (HTML, PNG)",
+    icon=":material/download:",
+    key="results_downloads",
+    on_change="rerun",
 )
-files[1].download_button(
-    "Results (JSON)",
-    to_json(payload),
-    file_name=f"{exp.id}.json",
-    mime="application/json",
-    on_click="ignore",
-)
-files[2].download_button(
-    "Charts (HTML)",
-    lambda: charts.figures_html(figures, exp.label),  # rendered only when clicked
-    file_name=f"{exp.id}-charts.html",
-    mime="text/html",
-    on_click="ignore",
-)
-names = {
-    "Scorecard lifts": forest[0],
-    **({"Scorecard lifts in points": forest[1]} if len(forest) > 1 else {}),
-    "Lift over time": lift,
-    "Per arm": per_arm,
-    "Posterior": post,
-}
-png = st.columns([2, 1], vertical_alignment="bottom")
-chosen = png[0].selectbox("Chart as PNG", list(names), key="results_png_chart")
-png[1].download_button(
-    "Chart (PNG)",
-    lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
-    file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
-    mime="image/png",
-    on_click="ignore",
-)
+if downloads.open:
+    payload = experiment_to_dict(result)
+    files = downloads.columns(3)
+    files[0].download_button(
+        "Results (CSV)",
+        to_csv([payload]),
+        file_name=f"{exp.id}.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
+    files[1].download_button(
+        "Results (JSON)",
+        to_json(payload),
+        file_name=f"{exp.id}.json",
+        mime="application/json",
+        on_click="ignore",
+    )
+    files[2].download_button(
+        "Charts (HTML)",
+        lambda: charts.figures_html(figures, exp.label),  # rendered only when clicked
+        file_name=f"{exp.id}-charts.html",
+        mime="text/html",
+        on_click="ignore",
+    )
+    names = {
+        "Scorecard lifts": forest[0],
+        **({"Scorecard lifts in points": forest[1]} if len(forest) > 1 else {}),
+        "Lift over time": lift,
+        "Per arm": per_arm,
+        "Posterior": post,
+    }
+    png = downloads.columns([2, 1], vertical_alignment="bottom")
+    chosen = png[0].selectbox("Chart as PNG", list(names), key="results_png_chart")
+    png[1].download_button(
+        "Chart (PNG)",
+        lambda: charts.figure_png(names[chosen]),  # rendered only when clicked
+        file_name=f"{exp.id}-{chosen.lower().replace(' ', '-')}.png",
+        mime="image/png",
+        on_click="ignore",
+    )

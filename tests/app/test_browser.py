@@ -247,6 +247,14 @@ def test_results_deep_link_draws_charts_and_switches_method(
     page.get_by_text("Details: every method, raw p-values and expected loss").click()
     page.wait_for_selector('[data-testid="stDataFrame"]', timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
+    # so are the exposures and the downloads
+    assert page.locator('[data-testid="stDownloadButton"]').count() == 0
+    page.get_by_text("Exposures: new users per day and arm").click()
+    page.locator(TITLE, has_text="New users per day").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
+    page.get_by_text("Download: results (CSV, JSON) and charts (HTML, PNG)").click()
+    page.get_by_role("button", name="Chart (PNG)").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_idle(page)
 
     switch = page.locator('[data-testid="stButtonGroup"]').first
     switch.get_by_text("Bayesian", exact=True).click(timeout=30_000)

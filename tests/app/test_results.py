@@ -93,6 +93,13 @@ def open_view(at: AppTest, view: str) -> None:
     assert not at.exception
 
 
+def open_box(at: AppTest, key: str) -> None:
+    """Open an expander drawn only while open (its click reruns the page)."""
+    at.session_state[key] = True
+    at.run()
+    assert not at.exception
+
+
 def test_deep_link_opens_the_experiment(email: AppTest) -> None:
     assert email.title[0].value == "Proactive shipping e-mail"
     assert email.selectbox(key="results_experiment").value == "proactive-shipping-email"
@@ -241,7 +248,7 @@ def test_choosing_another_experiment_updates_the_shareable_url(timeout: int) -> 
 
 
 def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
-    email: AppTest, timeout: int
+    timeout: int,
 ) -> None:
     at = open_results("proactive-shipping-email", timeout)
     assert not any("segment tests" in c.value for c in at.caption)  # tab closed
@@ -251,11 +258,31 @@ def test_segments_carry_a_multiple_comparisons_note_and_downloads_exist(
     (segment_rows,) = [rows(s) for s in drawn(at) if "Lift by segment" in s["title"]]
     table = next(d.value for d in at.dataframe if "segment" in d.value.columns)
     assert len(segment_rows) == len(table) > 1
-    buttons = email.get("download_button")
+    assert not at.get("download_button")  # drawn when their expander is opened
+    open_box(at, "results_downloads")
+    buttons = at.get("download_button")
     labels = {b.label for b in buttons}
     assert {"Results (CSV)", "Results (JSON)", "Charts (HTML)", "Chart (PNG)"} <= labels
     # a download reruns nothing: a rerun's start could drop the file's answer
     assert all(b.proto.ignore_rerun for b in buttons)
+
+
+def test_exposures_per_day_are_drawn_when_their_box_is_opened(timeout: int) -> None:
+    at = open_results("free-shipping-threshold", timeout)
+    assert not [t for t in titles(at) if t == "New users per day"]
+    open_box(at, "results_exposures")
+    arms = {r["arm"] for r in rows(figure(at, "New users per day"))}
+    assert arms == {"control", "threshold_25", "threshold_35"}
+
+
+def test_a_treatment_is_chosen_only_when_there_are_several(timeout: int) -> None:
+    email = open_results("proactive-shipping-email", timeout)
+    assert [b.label for b in email.selectbox] == ["Experiment", "Metric"]
+    three = open_results("free-shipping-threshold", timeout)
+    assert three.selectbox(key="results_variant_free-shipping-threshold").options == [
+        "threshold_25",
+        "threshold_35",
+    ]
 
 
 @pytest.mark.parametrize("metric_id", ["contact_rate", "nps"])
