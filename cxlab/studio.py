@@ -369,7 +369,11 @@ def _key_line(text: str, key: str) -> int | None:
 
 
 def validate_experiment_text(
-    text: str, folder: Path | str, catalog: Catalog, file_name: str = NEW_FILE
+    text: str,
+    folder: Path | str,
+    catalog: Catalog,
+    file_name: str = NEW_FILE,
+    ids: Mapping[str, str] | None = None,
 ) -> Experiment | ConfigError:
     """Validate experiment YAML exactly as the loader reads a file.
 
@@ -383,6 +387,8 @@ def validate_experiment_text(
         folder: the experiments folder the file is meant for.
         catalog: the metric catalog.
         file_name: the target file's name.
+        ids: :func:`experiment_ids` of the folder, when the caller keeps them (a
+            page validating as one types); read from the folder otherwise.
 
     Returns:
         The parsed experiment, or the first :class:`ConfigError` (returned, not
@@ -404,20 +410,29 @@ def validate_experiment_text(
         check_id(exp.id)
     except InputError as exc:
         return ConfigError(target, _key_line(text, "id"), str(exc))
-    for other in experiment_files(folder):
-        if other.name == file_name:
-            continue
-        try:
-            other_id = load_experiment(other, catalog).id
-        except ConfigError:
-            continue  # a broken neighbour is reported where it is browsed
-        if other_id == exp.id:
+    taken = experiment_ids(folder, catalog) if ids is None else ids
+    for other, other_id in taken.items():
+        if other != file_name and other_id == exp.id:
             return ConfigError(
                 target,
                 _key_line(text, "id"),
-                f"experiment id '{exp.id}' is already used by {other}",
+                f"experiment id '{exp.id}' is already used by {Path(folder) / other}",
             )
     return dataclasses.replace(exp, source=str(target))
+
+
+def experiment_ids(folder: Path | str, catalog: Catalog) -> dict[str, str]:
+    """The id of each experiment file of a folder that loads, by file name.
+
+    A broken file is left out: it is reported where the folder is browsed.
+    """
+    ids = {}
+    for path in experiment_files(folder):
+        try:
+            ids[path.name] = load_experiment(path, catalog).id
+        except ConfigError:
+            continue
+    return ids
 
 
 @dataclass(frozen=True)

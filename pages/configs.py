@@ -45,6 +45,15 @@ def checked_catalog(
     return studio.validate_catalog_text(text, folder)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def experiment_ids(
+    folder: str, configs: tuple[tuple[str, str], ...], _catalog: Catalog
+) -> dict[str, str]:
+    """Each experiment file's id, read once per content: a draft is validated against
+    them as one types (``configs`` keys the cache, and decides the catalog)."""
+    return studio.experiment_ids(folder, _catalog)
+
+
 st.title("Configs")
 folder = cache.experiments_folder()
 audit = editing.audit_file(folder, os.environ.get(editing.AUDIT_ENV))
@@ -228,7 +237,10 @@ with exp_tab:
         except InputError as exc:
             checked = ConfigError(folder, None, str(exc))
         else:
-            checked = studio.validate_experiment_text(text, folder, catalog, file_name)
+            ids = experiment_ids(str(folder), cache.config_hashes(folder), catalog)
+            checked = studio.validate_experiment_text(
+                text, folder, catalog, file_name, ids
+            )
     prefix = f"configs_exp_{base.id if base else 'new'}_"
     valid = isinstance(checked, Experiment)
     parsed = studio.form_from_experiment(checked) if valid else None

@@ -189,9 +189,20 @@ def test_weights_not_summing_to_one_are_named_at_the_variants_line(
 def test_an_id_already_used_by_another_file_is_refused(folder: Path) -> None:
     exp = EXPERIMENTS[0]
     text = studio.experiment_yaml(studio.form_from_experiment(exp))
+    own = Path(exp.source).name
     error = studio.validate_experiment_text(text, folder, CATALOG, "copy.yaml")
     assert isinstance(error, ConfigError)
-    assert f"experiment id '{exp.id}' is already used by" in str(error)
+    assert str(error) == (
+        f"{folder / 'copy.yaml'}:{text.splitlines().index(f'id: {exp.id}') + 1}: "
+        f"experiment id '{exp.id}' is already used by {folder / own}"
+    )
+    # the ids a page keeps (read once per folder content) give the same answers
+    ids = studio.experiment_ids(folder, CATALOG)
+    assert ids == {Path(e.source).name: e.id for e in EXPERIMENTS}
+    kept = studio.validate_experiment_text(text, folder, CATALOG, "copy.yaml", ids)
+    assert str(kept) == str(error)
+    same_file = studio.validate_experiment_text(text, folder, CATALOG, own, ids)
+    assert isinstance(same_file, Experiment) and same_file.id == exp.id
     assert error.line == 1
 
 
