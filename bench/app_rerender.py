@@ -42,7 +42,6 @@ import contextlib
 import datetime as dt
 import functools
 import importlib
-import json
 import os
 import platform
 import re
@@ -441,8 +440,13 @@ def _set_view(at: AppTest, view: str) -> None:
     at.session_state[VIEW_KEY] = view  # what a click on the tab sets
 
 
+def _chart_titles(at: AppTest) -> list[str]:
+    """The titles of the charts drawn: their pictures' text (cxlab.ui.drawing)."""
+    return [image.alt for element in at.get("image") for image in element.proto.imgs]
+
+
 def _view_shown(at: AppTest, view: str) -> str | None:
-    titles = [json.loads(c.proto.spec)["title"] for c in at.get("vega_lite_chart")]
+    titles = _chart_titles(at)
     drawn = {v for v, part in VIEW_CHARTS.items() if any(part in t for t in titles)}
     return expect(
         drawn == {view},
@@ -452,8 +456,7 @@ def _view_shown(at: AppTest, view: str) -> str | None:
 
 def _chart_titled(part: str) -> Callable[[AppTest], bool]:
     def drawn(at: AppTest) -> bool:
-        charts = at.get("vega_lite_chart")
-        return any(part in json.loads(c.proto.spec)["title"] for c in charts)
+        return any(part in title for title in _chart_titles(at))
 
     return drawn
 

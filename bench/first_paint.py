@@ -16,8 +16,8 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
 - ``/`` (the portfolio): until the experiments table is drawn and the script run
   has finished (the status widget is gone);
 - a results deep link (``/results?experiment=…``) in a second tab right after:
-  until its first Vega-Lite chart is drawn (vega-embed's ``.marks`` SVG or canvas
-  inside Streamlit's chart element) and the script run has finished;
+  until its first chart is drawn (a picture made on the server; in an older
+  checkout, vega-embed's ``.marks``) and the script run has finished;
 - in that tab, the other experiment chosen in the page's experiment box: the
   same app, no new tab (until its title, its first chart and the end of the run);
 - after a 10 s pause (a person reading the portfolio), that other experiment's
@@ -61,8 +61,12 @@ FIRST = "proactive-shipping-email"
 LATER = "free-shipping-threshold"
 LATER_NAME = "Free-shipping threshold"  # its name in experiments/
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-# A Vega-Lite chart (this code), or a Plotly one (a --before checkout older than it).
-CHART_DRAWN = '[data-testid="stVegaLiteChart"] .marks, .js-plotly-plot .main-svg'
+# A chart: a picture made on the server (this code), or a Vega-Lite or Plotly chart
+# drawn in the browser (a --before checkout older than it).
+CHART_DRAWN = (
+    '[data-testid="stImage"] img[src^="data:image/svg+xml"], '
+    '[data-testid="stVegaLiteChart"] .marks, .js-plotly-plot .main-svg'
+)
 # The portfolio's table: Markdown (this code), or an st.table (a --before checkout).
 TABLE_DRAWN = '[data-testid="stMarkdownContainer"] table, [data-testid="stTable"]'
 

@@ -13,6 +13,7 @@ broken, because then no result can be trusted).
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ from cxlab.stats.bayesian import BayesianResult
 from cxlab.stats.survival import SurvivalStats, survival_band
 
 Chart = dict[str, Any]
-"""A Vega-Lite specification: what ``st.vega_lite_chart`` draws."""
+"""A Vega-Lite specification: what the pages draw (:func:`figure_svg`)."""
 
 GOOD = "#1a9850"
 BAD = "#d73027"
@@ -56,10 +57,13 @@ SEQUENTIAL_NAME = "sequential CI (valid at every look)"
 FIXED_NAME = "fixed CI (valid once, at the end)"
 # A layered chart's resolution giving each layer's colour its own legend (_keyed).
 INDEPENDENT_COLOURS = {"scale": {"color": "independent"}}
-# Streamlit 1.67 draws Vega-Lite 6; exports render with the same major version.
+# vl-convert 1.9 renders Vega-Lite 6, as the HTML download's bundle does.
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 CONFIG: Chart = {
-    "font": "Inter, Segoe UI, Helvetica, Arial, sans-serif",
+    # vl-convert measures text in Liberation Sans (a font of its own); the others
+    # have the same widths, so a browser drawing a picture's text (figure_svg)
+    # with any of them draws it where it was measured.
+    "font": "Liberation Sans, Arimo, Arial, Helvetica, sans-serif",
     "title": {"anchor": "start", "fontSize": 15, "fontWeight": 600, "offset": 12},
     "axis": {
         "labelFontSize": 12,
@@ -1317,7 +1321,33 @@ def health_items(result: ExperimentResult) -> list[HealthItem]:
     return [srm, multiple, sample, time_left]
 
 
-# --- PNG export (vl-convert: no browser needed) ---------------------------------------
+# --- pictures and PNG export (vl-convert: no browser needed) --------------------------
+
+SPEC_METADATA = '<metadata id="vega-lite-spec">'
+
+
+def figure_svg(fig: Chart, *, width: int) -> str:
+    """A chart as an SVG picture ``width`` CSS pixels wide, holding its own spec.
+
+    vl-convert renders it (in the export process, :mod:`cxlab.rendering`); the
+    plot is sized so that the whole picture, labels and legend included, is
+    ``width`` wide (Vega-Lite's ``fit-x`` autosize). The Vega-Lite spec, data rows
+    included, goes into the picture's ``<metadata>`` as JSON: a saved picture can
+    be opened again in the Vega editor, and what a page drew can be read back.
+
+    Args:
+        fig: the chart.
+        width: the picture's width in CSS pixels.
+
+    Returns:
+        The SVG document (no script, no external reference).
+    """
+    fit = {"type": "fit-x", "contains": "padding"}
+    fitted = {**fig, "width": width, "autosize": fit}
+    svg: str = render("vegalite_to_svg", fitted)
+    head, _, body = svg.partition(">")  # the <svg …> tag, then its content
+    spec = html.escape(json.dumps(fig), quote=False)
+    return f"{head}>{SPEC_METADATA}{spec}</metadata>{body}"
 
 
 def figure_png(fig: Chart, *, width: int = EXPORT_WIDTH, scale: float = 2) -> bytes:

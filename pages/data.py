@@ -209,7 +209,7 @@ st.subheader("Events by type")
 left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
-    draw(per_day_figure(ws.events, ws.fingerprint), where=right)
+    draw(per_day_figure(ws.events, ws.fingerprint), where=right, share=2 / 3)
 except InputError as exc:
     show_error(exc)
 

@@ -166,7 +166,7 @@ if plan.weeks:
             ),
         },
     )
-    draw(charts.mde_chart(plan), where=right)
+    draw(charts.mde_chart(plan), where=right, share=3 / 5)
 else:
     st.info(
         "Give the users a day to see the duration and the MDE week by week.",

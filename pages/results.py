@@ -247,7 +247,7 @@ tabs = dict(
     zip(views, st.tabs(views, key="results_view", on_change="rerun"), strict=True)
 )
 if tabs["Lift over time"].open:
-    draw(lift, key="lift", where=tabs["Lift over time"])
+    draw(lift, where=tabs["Lift over time"])
     tabs["Lift over time"].caption(
         "The sequential band is valid at every look; the fixed band only once, at the "
         "planned end: peeking at it inflates false positives."
@@ -255,7 +255,7 @@ if tabs["Lift over time"].open:
 if tabs["Per arm"].open:
     draw(per_arm, where=tabs["Per arm"])
 if tabs["Posterior"].open:
-    draw(post, key="posterior", where=tabs["Posterior"])
+    draw(post, where=tabs["Posterior"])
     tabs["Posterior"].caption(
         f"P(better) = {row.bayesian.prob_beat_control:.1%}: the shaded share of the "
         "posterior lies on the metric's good side of zero."
@@ -312,7 +312,7 @@ if detail == "categories":
     )
     figures.append(reasons)
     if tabs["Contact reasons"].open:
-        draw(reasons, key="reasons", where=tabs["Contact reasons"])
+        draw(reasons, where=tabs["Contact reasons"])
         mix = [
             c
             for c in result.compositions
@@ -337,7 +337,7 @@ elif detail == "survival":
     )
     figures.append(curves)
     if tabs["Time to event"].open:
-        draw(curves, key="survival", where=tabs["Time to event"])
+        draw(curves, where=tabs["Time to event"])
         still_open = charts.share_still_open(row)
         tabs["Time to event"].caption(
             "Still open at the as-of moment (censored, never counted as resolved): "
@@ -363,8 +363,10 @@ if tabs[NOVELTY].open:
         tabs[NOVELTY].caption(
             "Each point is the lift on the events of that many days after each "
             "user's first exposure (day 1 = its first 24 hours), over the users who "
-            "had reached that age by the as-of day (NPS: who answered then); hover "
-            f"for the users. Fixed-horizon intervals at α = {check.alpha:g} with no "
+            "had reached that age by the as-of day (NPS: who answered then). Users, "
+            "by days since the first exposure: "
+            + "; ".join(f"{r['bucket']}: {r['users']}" for r in fade["data"]["values"])
+            + f". Fixed-horizon intervals at α = {check.alpha:g} with no "
             "multiplicity correction: a diagnostic, not a decision. The effect is "
             "said to fade (or grow) when the day-1 interval and the latest one do not "
             "overlap."

@@ -1,29 +1,49 @@
-"""How the pages draw a chart of :mod:`cxlab.charts` (a Vega-Lite spec)."""
+"""How the pages draw a chart of :mod:`cxlab.charts`: as a picture made on the server.
+
+A Vega-Lite element would make each new tab load and run Vega's code in the browser,
+about 0.6 s of a results page's 2.5 s on the reference machine (bench/RESULTS.md,
+page speed); a picture costs the tab almost nothing. What a picture gives up is
+hover: the numbers are in the tables and sentences beside each chart, and the
+charts' HTML download keeps them interactive.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from cxlab import charts
+
+# The main column's width at 1440 px (wide layout, sidebar open). A picture is
+# drawn at its own width, or narrower (scaled) when its column is narrower.
+PAGE_WIDTH = 980
+
 
 def draw(
     chart: Mapping[str, Any],
     *,
-    key: str | None = None,
     where: DeltaGenerator | None = None,
+    share: float = 1.0,
 ) -> None:
-    """Draw a chart across the width of ``where`` (the page's main area by default).
+    """Draw a chart as a picture (:func:`cxlab.charts.figure_svg`).
+
+    The chart's title is the picture's text alternative.
 
     Args:
         chart: the Vega-Lite spec, as :mod:`cxlab.charts` builds it.
-        key: the element's key, passed on to Streamlit.
-        where: a column, tab or container to draw in.
+        where: a column, tab or container to draw in (the page's main area by
+            default).
+        share: the share of the page's width that ``where`` spans.
     """
-    # Charts keep their own look (theme=None), the one their HTML and PNG downloads
-    # have: Streamlit's theme shifts stacked bars below the axis.
-    (st if where is None else where).vega_lite_chart(
-        chart, width="stretch", theme=None, key=key
-    )
+    picture = _picture(json.dumps(chart), round(PAGE_WIDTH * share))
+    (st if where is None else where).image(picture, width="content", alt=chart["title"])
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _picture(spec: str, width: int) -> str:
+    """The picture of a chart (its spec as JSON text), rendered once per server."""
+    return charts.figure_svg(json.loads(spec), width=width)

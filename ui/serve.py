@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import NoReturn
 
+from cxlab import rendering
 from cxlab.errors import InputError
 
 # What app.py and the pages import beyond cxlab.ui.cache (pandas: every table and
@@ -70,6 +71,7 @@ def prepare() -> list[str]:
 
             written = write_sample(cache.SAMPLE_EVENTS)
             lines.append(f"generated the sample log {written}")
+        rendering.start()  # the pages' first chart pictures need not wait for it
         for module in PAGE_MODULES:
             importlib.import_module(module)
         try:

@@ -3,6 +3,8 @@ and one headless Chromium per test process for the browser tests."""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
 import re
@@ -12,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxlab.analysis import ExperimentResult
 from cxlab.api import analyze_folder
+from cxlab.charts import SPEC_METADATA
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "events.parquet"
@@ -97,19 +99,24 @@ def browser(chromium: str) -> Iterator[object]:
 
 
 def drawn(at: AppTest) -> list[dict[str, Any]]:
-    """Every Vega-Lite chart on the page, each spec with its data rows put back.
+    """Every chart on the page, each the Vega-Lite spec its picture was drawn from.
 
-    Streamlit moves a spec's top-level ``data.values`` onto the element as Arrow
-    IPC bytes (``proto.data``; streamlit/elements/vega_charts.py,
-    ``_marshall_chart_data``); they are read back into ``data["values"]``, one dict
-    per row, as :mod:`cxlab.charts` built them.
+    A page draws a chart as an SVG picture (an ``st.image`` of a ``data:`` URL)
+    holding its spec, data rows included, as JSON in its ``<metadata>``
+    (:func:`cxlab.charts.figure_svg`); the picture's text alternative is the
+    chart's title.
     """
     specs = []
-    for element in at.get("vega_lite_chart"):
-        spec = json.loads(element.proto.spec)
-        table = pa.ipc.open_stream(element.proto.data.data).read_all()
-        spec["data"] = {"values": table.to_pylist()}
-        specs.append(spec)
+    for element in at.get("image"):
+        for image in element.proto.imgs:
+            head, _, data = image.url.partition(",")
+            assert head == "data:image/svg+xml;base64", head
+            svg = base64.b64decode(data).decode()
+            found = re.search(f"{re.escape(SPEC_METADATA)}(.*?)</metadata>", svg, re.S)
+            assert found is not None, "a picture without its spec"
+            spec = json.loads(html.unescape(found[1]))
+            assert image.alt == spec["title"]
+            specs.append(spec)
     return specs
 
 

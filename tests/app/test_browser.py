@@ -28,13 +28,15 @@ SHOTS = ROOT / os.environ.get("CXLAB_SCREENSHOTS", "build/screenshots")
 STARTUP_S = 120
 PAGE_TIMEOUT_MS = 240_000  # the first page scans the log; 2 shared cores
 ERROR_TEXTS = ("Traceback", "Something went wrong", "StreamlitAPIException", "Error:")
-# A Vega-Lite chart as Streamlit draws it (vega-embed): its marks are an SVG, or a
-# canvas for charts with many data values; both carry the class "marks". Its title
-# is SVG text (Vega's title mark).
-CHART = '[data-testid="stVegaLiteChart"]'
-DRAWN = f"{CHART} .marks"
-TITLE = f"{CHART} .role-title-text text"
+# A chart as the pages draw it: an SVG picture (a data: URL) whose text alternative
+# is the chart's title (cxlab.ui.drawing).
+DRAWN = '[data-testid="stImage"] img[src^="data:image/svg+xml"]'
 PORTFOLIO_TABLE = '[data-testid="stMarkdownContainer"] table'  # a Markdown table
+
+
+def chart(page: object, title: str) -> object:
+    """The charts drawn whose title starts with ``title``."""
+    return page.locator(f'{DRAWN}[alt^="{title}"]')
 
 
 def free_port() -> int:
@@ -234,14 +236,12 @@ def test_results_deep_link_draws_charts_and_switches_method(
     screenshot(page, "results")
 
     # a tab is drawn when clicked (only the open one is sent to the browser)
-    assert page.locator(TITLE, has_text="Posterior").count() == 0
+    assert chart(page, "Posterior").count() == 0
     page.get_by_role("tab", name="Posterior").click(timeout=30_000)
-    page.locator(TITLE, has_text="Posterior").wait_for(timeout=PAGE_TIMEOUT_MS)
+    chart(page, "Posterior").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     page.get_by_role("tab", name="Does the effect fade?").click(timeout=30_000)
-    page.locator(TITLE, has_text="Does the effect fade?").wait_for(
-        timeout=PAGE_TIMEOUT_MS
-    )
+    chart(page, "Does the effect fade?").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     # the details are sent when their expander is opened
     page.get_by_text("Details: every method, raw p-values and expected loss").click()
@@ -250,7 +250,7 @@ def test_results_deep_link_draws_charts_and_switches_method(
     # so are the exposures and the downloads
     assert page.locator('[data-testid="stDownloadButton"]').count() == 0
     page.get_by_text("Exposures: new users per day and arm").click()
-    page.locator(TITLE, has_text="New users per day").wait_for(timeout=PAGE_TIMEOUT_MS)
+    chart(page, "New users per day").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_idle(page)
     page.get_by_text("Download: results (CSV, JSON) and charts (HTML, PNG)").click()
     page.get_by_role("button", name="Chart (PNG)").wait_for(timeout=PAGE_TIMEOUT_MS)

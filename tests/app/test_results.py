@@ -49,8 +49,7 @@ def titles(at: AppTest) -> list[str]:
 def figure(at: AppTest, title: str) -> dict[str, Any]:
     """The one chart drawn whose title contains ``title``.
 
-    Charts are found by title: a ``key`` given to ``st.vega_lite_chart`` without
-    selections reaches neither the element's id nor the page (Streamlit 1.67).
+    ``st.image`` has no key: a chart is known by its title (its picture's text).
     """
     (spec,) = [s for s in drawn(at) if title in s["title"]]
     return spec

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import itertools
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -412,3 +414,22 @@ def test_png_export_renders_at_the_asked_width(email: ExperimentResult) -> None:
     assert wide[0] - narrow[0] == 200  # the axes and labels keep their room
     assert wide[1] == narrow[1]
     assert sharp == (2 * narrow[0], 2 * narrow[1])
+
+
+def test_a_picture_is_as_wide_as_asked_and_holds_its_spec(
+    email: ExperimentResult,
+) -> None:
+    forest = charts.delta_forest(email, "fixed")[0]  # long labels beside the plot
+    tricky = {**forest, "title": 'Lift < 0 & "</metadata><script>alert(1)</script>'}
+    for chart, width in [(forest, 980), (tricky, 600)]:
+        svg = charts.figure_svg(chart, width=width)
+        head = svg[: svg.index(">")]
+        assert f'width="{width}"' in head
+        assert f'viewBox="0 0 {width} ' in head
+        spec = svg.split(charts.SPEC_METADATA, 1)[1].split("</metadata>", 1)[0]
+        assert json.loads(html.unescape(spec)) == chart
+        assert svg.count("</metadata>") == 1
+        assert "<script" not in svg
+        assert "http://" not in svg.replace('"http://www.w3.org/', "")
+        fonts = set(re.findall(r'font-family="([^"]*)"', svg))
+        assert fonts == {charts.CONFIG["font"]}  # the font vl-convert measured
