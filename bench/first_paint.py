@@ -20,6 +20,10 @@ until ``/_stcore/health`` answers (t0), then opens, in headless Chromium at
   checkout, vega-embed's ``.marks``) and the script run has finished;
 - in that tab, the other experiment chosen in the page's experiment box: the
   same app, no new tab (until its title, its first chart and the end of the run);
+  then, in the same tab, its decision method switched to Bayesian, then its second
+  metric chosen under "Metric in depth" (each until a chart shows something new,
+  every chart is drawn and the run is over: widget changes as a person sees them,
+  server and browser together, each a first view on a fresh server);
 - after a 10 s pause (a person reading the portfolio), that other experiment's
   results in a third tab.
 
@@ -47,7 +51,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from results_md import write_section
@@ -77,7 +81,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-Row = tuple[float, float, float, float, float, float, float]
+Row = tuple[float, float, float, float, float, float, float, float, float]
 
 
 def command(launch: str, port: int) -> list[str]:
@@ -149,6 +153,51 @@ def _switched(page: object, name: str) -> float:
     return time.perf_counter() - start
 
 
+# What the page's charts show: each picture's (or Vega chart's) source, in order.
+CHARTS_SHOWN = """() => [...document.querySelectorAll(
+  '[data-testid="stMain"] [data-testid="stImage"] img, '
+  + '[data-testid="stMain"] [data-testid="stVegaLiteChart"] .marks'
+)].map(e => e.tagName === "IMG" ? e.src : e.innerHTML).join("|")"""
+# Every chart on the page drawn: pictures loaded, Vega charts with their marks.
+CHARTS_READY = """() => [...document.querySelectorAll(
+  '[data-testid="stMain"] [data-testid="stVegaLiteChart"]'
+)].every(e => e.querySelector(".marks")) && [...document.querySelectorAll(
+  '[data-testid="stMain"] [data-testid="stImage"] img'
+)].every(i => i.complete)"""
+
+
+def _redrawn(page: object, change: Callable[[], None]) -> float:
+    """Seconds from a widget change to its run's end with a chart drawn anew."""
+    before = page.evaluate(CHARTS_SHOWN)
+    start = time.perf_counter()
+    change()
+    page.wait_for_function(
+        f"b => ({CHARTS_SHOWN})() !== b && ({IDLE})() && ({CHARTS_READY})()",
+        arg=before,
+        timeout=TIMEOUT_MS,
+        polling=10,
+    )
+    return time.perf_counter() - start
+
+
+def _method_switched(page: object) -> float:
+    """Seconds until the scorecard shows another method (the segmented control)."""
+    switch = page.locator('[data-testid="stButtonGroup"]').first
+    return _redrawn(page, switch.get_by_text("Bayesian", exact=True).click)
+
+
+def _metric_switched(page: object) -> float:
+    """Seconds until "Metric in depth" shows the box's second metric."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Metric")
+    options = page.get_by_role("option")
+    for _ in range(20):  # a click right after a rerun may not open the list yet
+        box.locator("input").click()
+        page.wait_for_timeout(250)
+        if options.count() > 1:
+            break
+    return _redrawn(page, options.nth(1).click)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -157,7 +206,8 @@ def cpu_seconds(pid: int) -> float:
 
 def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
     """(first page s from up, from launch, its server CPU s from up, from launch,
-    results deep link s, another experiment chosen in it s, later results s)."""
+    results deep link s, another experiment chosen in it s, then its method and its
+    metric switched s, later results s)."""
     with server(store, root, launch) as (url, launched, up, pid):
         cpu_up = cpu_seconds(pid)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -168,6 +218,8 @@ def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
         cpu_total = cpu_seconds(pid)
         tab, deep = _results(context, url, FIRST)
         switched = _switched(tab, LATER_NAME)
+        method = _method_switched(tab)
+        metric = _metric_switched(tab)
         page.wait_for_timeout(10_000)
         later = _results(context, url, LATER)[1]
         context.close()
@@ -178,6 +230,8 @@ def one_run(browser: object, store: Path, root: Path, launch: str) -> Row:
         cpu_total,
         deep,
         switched,
+        method,
+        metric,
         later,
     )
 
@@ -215,6 +269,8 @@ def _rows(label: str, rows: list[Row]) -> list[str]:
         "server CPU from its launch to that first page",
         f"results deep link ({FIRST}) right after",
         f"{LATER} chosen in that page's experiment box (same tab)",
+        "then its decision method switched to Bayesian (same tab)",
+        "then its second metric chosen under Metric in depth (same tab)",
         f"results of {LATER} in a new tab, 10 s later",
     )
     return [

@@ -3,9 +3,9 @@
 vl-convert keeps the GIL for the whole of a call: measured here, a 2,000-point PNG
 held it 0.27 s, the first inlined Vega bundle 1.5 s. In the dashboard's process
 every session's script and the server's websocket would stall that long whenever
-a chart was drawn or exported. One worker process, started by the first call (or
-by :func:`start`) and kept, renders instead; the caller waits for its own answer
-only, one call at a time.
+a chart was drawn or exported. One worker process, started by the first call and
+kept, renders instead; the caller waits for its own answer only, one call at a
+time.
 
 The worker is a plain ``python -P -c`` child reading pickled calls on its stdin and
 writing pickled answers on its stdout (multiprocessing's spawn would run the
@@ -46,16 +46,6 @@ _worker: subprocess.Popen[bytes] | None = None
 
 class RenderError(RuntimeError):
     """vl-convert refused a chart, or the export process ended."""
-
-
-def start() -> None:
-    """Start the worker in the background.
-
-    Its first call pays vl-convert's start (about 0.9 s here), which a page's first
-    picture would otherwise wait for.
-    """
-    first = ("vegalite_to_svg", {"mark": "point"})  # starts vl-convert's JavaScript
-    threading.Thread(target=render, args=first, daemon=True).start()
 
 
 def render(function: str, *args: Any, **kwargs: Any) -> Any:

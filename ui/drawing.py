@@ -9,6 +9,7 @@ charts' HTML download keeps them interactive.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -39,11 +40,20 @@ def draw(
             default).
         share: the share of the page's width that ``where`` spans.
     """
-    picture = _picture(json.dumps(chart), round(PAGE_WIDTH * share))
-    (st if where is None else where).image(picture, width="content", alt=chart["title"])
+    (st if where is None else where).image(
+        picture(chart, share), width="content", alt=chart["title"]
+    )
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
+def picture(chart: Mapping[str, Any], share: float = 1.0) -> str:
+    """The chart's SVG picture for ``share`` of the page's width.
+
+    Made once per server process; any thread may ask (``cxlab app`` makes the
+    results pages' first pictures ahead, :func:`cxlab.ui.serve.draw_first_views`).
+    """
+    return _picture(json.dumps(chart), round(PAGE_WIDTH * share))
+
+
+@functools.lru_cache(maxsize=512)
 def _picture(spec: str, width: int) -> str:
-    """The picture of a chart (its spec as JSON text), rendered once per server."""
     return charts.figure_svg(json.loads(spec), width=width)

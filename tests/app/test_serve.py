@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from tests.app.conftest import drawn
 from tests.app.test_browser import (
     PAGE_TIMEOUT_MS,
     PORTFOLIO_TABLE,
@@ -105,3 +107,33 @@ def test_cxlab_app_starts_on_a_broken_catalog_and_says_why(
     )
     assert "Traceback" not in output
     assert list(store.glob("*.pickle")) == []
+
+
+def test_each_results_page_opens_on_pictures_made_ahead(
+    sample_log: Path, timeout: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxlab import charts
+    from cxlab.ui import cache, drawing, serve
+
+    drawing._picture.cache_clear()  # what earlier tests of this process drew
+    serve.draw_first_views(cache.default_workspace())
+    made = drawing._picture.cache_info().currsize
+    rendered: list[str] = []
+    render = charts.render
+
+    def counted(function: str, *args: object, **kwargs: object) -> object:
+        rendered.append(function)
+        return render(function, *args, **kwargs)
+
+    monkeypatch.setattr(charts, "render", counted)
+    shown = 0
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        if path.name == "metrics.yaml":
+            continue
+        at = AppTest.from_file(str(ROOT / "pages" / "results.py"))
+        at.query_params["experiment"] = path.stem
+        at.run(timeout=timeout)
+        assert not at.exception
+        shown += len(drawn(at))
+    assert shown == made  # every picture shown was made ahead, and no other one
+    assert rendered == []
