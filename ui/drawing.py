@@ -48,8 +48,8 @@ def draw(
 def picture(chart: Mapping[str, Any], share: float = 1.0) -> str:
     """The chart's SVG picture for ``share`` of the page's width.
 
-    Made once per server process; any thread may ask (``cxlab app`` makes the
-    results pages' first pictures ahead, :func:`cxlab.ui.serve.draw_first_views`).
+    Made once per server process (``cxlab app`` makes the results pages' first
+    pictures before it answers, :func:`cxlab.ui.serve.draw_first_views`).
     """
     return _picture(json.dumps(chart), round(PAGE_WIDTH * share))
 

@@ -20,12 +20,12 @@ import importlib
 import inspect
 import logging
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 from cxlab.errors import InputError
+from cxlab.rendering import RenderError
 
 if TYPE_CHECKING:
     from cxlab.ui.cache import Workspace
@@ -59,7 +59,9 @@ def prepare() -> list[str]:
     """Import the pages' modules and analyse the default workspace.
 
     Every experiment as of its day (the portfolio) and at the end of each day
-    (its results page).
+    (its results page); then the charts each results page opens on. Drawn here,
+    not in a thread once the server answers: rendering them beside the first
+    page slowed it by about 1 s (bench/RESULTS.md, pictures).
 
     Returns:
         What was done, one line each, for whoever started the server.
@@ -82,10 +84,6 @@ def prepare() -> list[str]:
             portfolio = cache.load_portfolio(workspace)
             for result in portfolio:  # the results pages
                 cache.load_history(workspace, result.experiment.id)
-            ahead = threading.Thread(
-                target=draw_first_views, args=(workspace,), daemon=True
-            )
-            ahead.start()  # while the server starts and answers
         except InputError as error:
             lines.append(f"the dashboard will show this problem: {error}")
         else:
@@ -94,6 +92,17 @@ def prepare() -> list[str]:
                 f"analysed {len(portfolio)} experiments and their daily history "
                 f"on {workspace.events} in {seconds:.1f} s"
             )
+            start = time.perf_counter()
+            try:
+                pictures = draw_first_views(workspace)
+            except RenderError as error:  # the page that draws it will say so too
+                lines.append(f"a results page's chart could not be drawn: {error}")
+            else:
+                seconds = time.perf_counter() - start
+                lines.append(
+                    f"drew the {pictures} charts the results pages open on "
+                    f"in {seconds:.1f} s"
+                )
     # Streamlit inspects the call stack at its first element (env_util.is_repl);
     # inspect caches the file of every loaded module on first use: done here.
     inspect.stack()
@@ -105,25 +114,32 @@ def prepare() -> list[str]:
     return lines
 
 
-def draw_first_views(ws: Workspace) -> None:
-    """Make the pictures each results page shows first, ahead of its first visitor.
+def draw_first_views(ws: Workspace) -> int:
+    """Make the pictures each results page opens on, ahead of its first visitor.
 
     As pages/results.py draws them when opened: the forest of the decision method,
     the first metric's relative lift for the first treatment (tested).
+
+    Returns:
+        How many pictures there are.
     """
     from cxlab import charts
     from cxlab.ui import cache, drawing
 
+    made = 0
     for experiment in cache.load_configs(ws.experiments_dir, ws.configs)[1]:
         history = cache.load_history(ws, experiment.id)
         if not history:
             continue
         result = history[-1]
-        for chart in charts.delta_forest(result, experiment.decision):
-            drawing.picture(chart)
         metric = result.results[0].metric.id
-        lift = charts.cumulative_lift(history, metric, experiment.treatments[0], "rel")
-        drawing.picture(lift)
+        for chart in [
+            *charts.delta_forest(result, experiment.decision),
+            charts.cumulative_lift(history, metric, experiment.treatments[0], "rel"),
+        ]:
+            drawing.picture(chart)
+            made += 1
+    return made
 
 
 @contextlib.contextmanager

@@ -70,6 +70,7 @@ def test_cxlab_app_answers_with_every_page_already_analysed(
     assert kinds == ["history"] * experiments + ["row"] * experiments + ["summaries"]
     assert f"analysed {experiments} experiments and their daily history on " in output
     assert f" on {sample_log} in " in output
+    assert "charts the results pages open on in " in output
     assert not [w for w in BARE_MODE_WARNINGS if w in output]
     for stored in store.glob("*.pickle"):
         stored.unlink()
