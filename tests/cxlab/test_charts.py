@@ -136,6 +136,26 @@ def test_forest_is_all_muted_when_the_traffic_split_is_broken(
     assert all(name.startswith("untrusted: ") for name in names)
 
 
+def test_a_long_metric_name_is_cut_on_the_forest_not_by_vega(
+    email: ExperimentResult,
+) -> None:
+    row = email.result("contacts_per_order")
+    long_name = "Contacts per order within fourteen days of the first delivery attempt"
+    metric = dataclasses.replace(row.metric, name=long_name)
+    renamed = dataclasses.replace(
+        email,
+        results=[dataclasses.replace(row, metric=metric), *email.results[1:]],
+    )
+    forest = charts.delta_forest(renamed, "sequential")[0]
+    label = rows(forest)[0]["label"]
+    assert label == "Contacts per order within fourteen days of the… (primary)"
+    assert charts.LABEL_CHARS == 48  # 47 characters, less the space, then "…"
+    y = forest["layer"][1]["encoding"]["y"]
+    assert y["sort"][0] == label
+    assert y["axis"]["labelLimit"] == 0  # no limit for Vega to measure against
+    assert rows(forest)[1]["label"] == "Contact rate (secondary)"  # short: whole
+
+
 def test_every_methods_interval_excludes_zero_exactly_when_significant(
     email: ExperimentResult,
 ) -> None:
