@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from cxlab.errors import InputError
-from cxlab.ui import auth, cache, notices, sources, url_state
+from cxlab.ui import auth, cache, drawing, notices, sources, url_state
 
 # The browser tab's icon, a flask drawn here: a Material icon as the favicon is
 # fetched from fonts.gstatic.com, which a server without internet access never
@@ -90,15 +90,16 @@ with st.sidebar:
     notices.link_problems([link_problem] if link_problem else [])
 url_state.keep_as_of()
 
-try:
-    page.run()
-except InputError as exc:
-    message = sources.scrub(str(exc))
-    st.error(f"**The input has a problem.** {message}", icon=":material/warning:")
-except Exception:  # the friendly box; the traceback goes to the server's log only
-    logging.getLogger("cxlab.app").exception("page %s failed", page.title)
-    st.error(
-        "Something went wrong while drawing this page. The server's log has the "
-        "details for the CX Lab maintainers; the other pages still work.",
-        icon=":material/error:",
-    )
+with drawing.pictures():  # made while the page runs, shown when it has run
+    try:
+        page.run()
+    except InputError as exc:
+        message = sources.scrub(str(exc))
+        st.error(f"**The input has a problem.** {message}", icon=":material/warning:")
+    except Exception:  # the friendly box; the traceback goes to the server's log
+        logging.getLogger("cxlab.app").exception("page %s failed", page.title)
+        st.error(
+            "Something went wrong while drawing this page. The server's log has "
+            "the details for the CX Lab maintainers; the other pages still work.",
+            icon=":material/error:",
+        )

@@ -1,13 +1,14 @@
-"""Charts rendered by vl-convert in a process of their own (pictures, exports).
+"""Charts rendered by vl-convert in processes of their own (pictures, exports).
 
 vl-convert keeps the GIL for the whole of a call: measured here, a 2,000-point PNG
 held it 0.27 s, the first inlined Vega bundle 1.5 s. In the dashboard's process
 every session's script and the server's websocket would stall that long whenever
-a chart was drawn or exported. One worker process, started by the first call and
-kept, renders instead; the caller waits for its own answer only, one call at a
-time.
+a chart was drawn or exported. ``WORKERS`` worker processes, each started by the
+first call that finds no idle one and kept, render instead: two charts at once,
+while the caller's thread waits for its own answer only (the pages' pictures,
+:mod:`cxlab.ui.drawing`, are made two at a time while the page's script goes on).
 
-The worker is a plain ``python -P -c`` child reading pickled calls on its stdin and
+A worker is a plain ``python -P -c`` child reading pickled calls on its stdin and
 writing pickled answers on its stdout (multiprocessing's spawn would run the
 caller's main script again in it). It imports only vl-convert and ends when its
 stdin closes, that is when the process that started it ends.
@@ -16,9 +17,9 @@ stdin closes, that is when the process that started it ends.
 from __future__ import annotations
 
 import pickle
+import queue
 import subprocess
 import sys
-import threading
 from typing import Any
 
 WORKER = """
@@ -40,8 +41,14 @@ while True:
     answers.flush()
 """
 
-_lock = threading.Lock()
-_worker: subprocess.Popen[bytes] | None = None
+# Two: a results page opens on two or three pictures, and the machines it is
+# measured on have two cores (one for the page's script, one for the pictures).
+WORKERS = 2
+# The workers, None for one not started (or ended), the idle ones here: last in,
+# first out, so a lone user's pictures go to the worker whose Vega is warm.
+_workers: queue.LifoQueue[subprocess.Popen[bytes] | None] = queue.LifoQueue()
+for _ in range(WORKERS):
+    _workers.put(None)
 
 
 class RenderError(RuntimeError):
@@ -49,27 +56,31 @@ class RenderError(RuntimeError):
 
 
 def render(function: str, *args: Any, **kwargs: Any) -> Any:
-    """``vl_convert.<function>(*args, **kwargs)``, run in the export process.
+    """``vl_convert.<function>(*args, **kwargs)``, run in an idle worker.
+
+    Waits for a worker when every one is busy.
 
     Raises:
         RenderError: vl-convert's error, or the worker ended (the next call starts
             a new one).
     """
-    global _worker
-    with _lock:
-        if _worker is None or _worker.poll() is not None:
-            _worker = subprocess.Popen(
+    worker = _workers.get()
+    try:
+        if worker is None or worker.poll() is not None:
+            worker = subprocess.Popen(
                 [sys.executable, "-P", "-c", WORKER],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
-        try:
-            ok, answer = _ask(_worker, (function, args, kwargs))
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
-            _worker.kill()
-            _worker.wait()
-            _worker = None
-            raise RenderError(f"the chart export process ended ({exc!r})") from exc
+        ok, answer = _ask(worker, (function, args, kwargs))
+    except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+        worker = None
+        raise RenderError(f"the chart export process ended ({exc!r})") from exc
+    finally:
+        _workers.put(worker)
     if not ok:
         raise RenderError(answer)
     return answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cxlab import charts, studio
+from cxlab import studio
 from cxlab.engine_choice import choose_engine, default_spark_url
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
@@ -46,12 +46,6 @@ def show_error(exc: InputError) -> None:
 def _escaped(column: pl.Series) -> pl.Series:
     """Text cells with control characters escaped (they come from the log)."""
     return pl.Series(column.name, [None if v is None else printable(v) for v in column])
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def per_day_figure(events: str, fingerprint: tuple) -> charts.Chart:
-    """The events-per-day chart, drawn once per log (``fingerprint`` keys it)."""
-    return charts.events_per_day_chart(cache.load_events_per_day(events, fingerprint))
 
 
 def use_sample() -> None:
@@ -209,7 +203,8 @@ st.subheader("Events by type")
 left, right = st.columns([1, 2])
 left.dataframe(report.events_by_type.to_arrow(), hide_index=True)
 try:
-    draw(per_day_figure(ws.events, ws.fingerprint), where=right, share=2 / 3)
+    per_day = cache.events_per_day_figure(ws.events, ws.fingerprint)
+    draw(per_day, where=right, share=2 / 3)
 except InputError as exc:
     show_error(exc)
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import polars as pl
 import streamlit as st
@@ -500,3 +500,11 @@ def load_events_per_day(events: str, fingerprint: tuple) -> pl.DataFrame:
     from cxlab.studio import events_per_day
 
     return events_per_day(resolve_source(events))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def events_per_day_figure(events: str, fingerprint: tuple) -> dict[str, Any]:
+    """The Data page's events-per-day chart (a Vega-Lite spec), built once per log."""
+    from cxlab.charts import events_per_day_chart
+
+    return events_per_day_chart(load_events_per_day(events, fingerprint))

@@ -100,7 +100,7 @@ def prepare() -> list[str]:
             else:
                 seconds = time.perf_counter() - start
                 lines.append(
-                    f"drew the {pictures} charts the results pages open on "
+                    f"drew the {pictures} charts the Data and results pages open on "
                     f"in {seconds:.1f} s"
                 )
     # Streamlit inspects the call stack at its first element (env_util.is_repl);
@@ -115,10 +115,11 @@ def prepare() -> list[str]:
 
 
 def draw_first_views(ws: Workspace) -> int:
-    """Make the pictures each results page opens on, ahead of its first visitor.
+    """Make the pictures the Data page and each results page open on, ahead.
 
-    As pages/results.py draws them when opened: the forest of the decision method,
-    the first metric's relative lift for the first treatment (tested).
+    As pages/data.py draws its chart of events per day (in two thirds of the page's
+    width) and pages/results.py draws them when opened: the forest of the decision
+    method, the first metric's relative lift for the first treatment (tested).
 
     Returns:
         How many pictures there are.
@@ -126,20 +127,25 @@ def draw_first_views(ws: Workspace) -> int:
     from cxlab import charts
     from cxlab.ui import cache, drawing
 
-    made = 0
+    per_day = cache.events_per_day_figure(ws.events, ws.fingerprint)
+    made = [drawing.start(per_day, 2 / 3)]
     for experiment in cache.load_configs(ws.experiments_dir, ws.configs)[1]:
         history = cache.load_history(ws, experiment.id)
         if not history:
             continue
         result = history[-1]
         metric = result.results[0].metric.id
-        for chart in [
-            *charts.delta_forest(result, experiment.decision),
-            charts.cumulative_lift(history, metric, experiment.treatments[0], "rel"),
-        ]:
-            drawing.picture(chart)
-            made += 1
-    return made
+        treatment = experiment.treatments[0]
+        made += [
+            drawing.start(chart)
+            for chart in [
+                *charts.delta_forest(result, experiment.decision),
+                charts.cumulative_lift(history, metric, treatment, "rel"),
+            ]
+        ]
+    for picture in made:  # two at a time (cxlab.rendering.WORKERS)
+        picture.result()
+    return len(made)
 
 
 @contextlib.contextmanager

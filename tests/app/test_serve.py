@@ -70,7 +70,7 @@ def test_cxlab_app_answers_with_every_page_already_analysed(
     assert kinds == ["history"] * experiments + ["row"] * experiments + ["summaries"]
     assert f"analysed {experiments} experiments and their daily history on " in output
     assert f" on {sample_log} in " in output
-    assert "charts the results pages open on in " in output
+    assert "charts the Data and results pages open on in " in output
     assert not [w for w in BARE_MODE_WARNINGS if w in output]
     for stored in store.glob("*.pickle"):
         stored.unlink()
@@ -110,15 +110,15 @@ def test_cxlab_app_starts_on_a_broken_catalog_and_says_why(
     assert list(store.glob("*.pickle")) == []
 
 
-def test_each_results_page_opens_on_pictures_made_ahead(
+def test_the_data_and_results_pages_open_on_pictures_made_ahead(
     sample_log: Path, timeout: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cxlab import charts
     from cxlab.ui import cache, drawing, serve
 
-    drawing._picture.cache_clear()  # what earlier tests of this process drew
-    serve.draw_first_views(cache.default_workspace())
-    made = drawing._picture.cache_info().currsize
+    drawing._made.clear()  # what earlier tests of this process drew
+    made = serve.draw_first_views(cache.default_workspace())
+    assert len(drawing._made) == made
     rendered: list[str] = []
     render = charts.render
 
@@ -127,7 +127,10 @@ def test_each_results_page_opens_on_pictures_made_ahead(
         return render(function, *args, **kwargs)
 
     monkeypatch.setattr(charts, "render", counted)
-    shown = 0
+    data = AppTest.from_file(str(ROOT / "pages" / "data.py")).run(timeout=timeout)
+    assert not data.exception
+    shown = len(drawn(data))
+    assert shown == 1
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         if path.name == "metrics.yaml":
             continue
