@@ -103,6 +103,36 @@ def test_a_restart_draws_a_results_page_from_the_stored_history(
         assert shown.value.equals(drawn_before.value)
 
 
+def test_an_earlier_day_s_history_is_read_off_the_stored_one_not_stored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
+) -> None:
+    monkeypatch.setenv(cache.STORE_ENV, str(tmp_path))
+    analyses: list[str] = []
+    counting(monkeypatch, analyses, "results_for", "analyze_history")
+
+    def as_of(day: dt.date | None) -> AppTest:
+        at = restarted(timeout, SHIPPING)
+        at.date_input(key=cache.AS_OF_KEY).set_value(day)
+        with app_rerender.server_like_navigation():
+            at.run()
+        assert not at.exception
+        return at
+
+    as_of(None)
+    assert analyses == ["analyze_history"]
+    whole = cache.load_history(cache.default_workspace(), SHIPPING)
+    day = whole[-8].as_of
+    analyses.clear()
+    first = as_of(day)
+    assert f"as of {day:%d %b %Y}" in " ".join(m.value for m in first.markdown)
+    assert analyses == []  # the whole history's first days
+    assert len(list(tmp_path.glob("history-*.pickle"))) == 1  # the whole one only
+
+    second = as_of(day)  # a restart: the whole history read back, the day read off
+    assert analyses == []
+    assert [m.value for m in second.markdown] == [m.value for m in first.markdown]
+
+
 def test_an_edit_the_scan_does_not_read_re_analyses_only_that_experiment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
 ) -> None:
