@@ -372,19 +372,19 @@ if tabs[NOVELTY].open:
             "overlap."
         )
 
-if has_segments:
-    seg_fig = cache.figure(
-        ws,
-        exp.id,
-        "segments",
-        (metric_id, variant),
-        lambda: charts.segment_forest(segment_table(), alpha=exp.alpha),
-    )
-    figures.append(seg_fig)
+# Built only when shown or downloaded: the segments' tests take about 30 ms.
+segment_figure = functools.partial(
+    cache.figure,
+    ws,
+    exp.id,
+    "segments",
+    (metric_id, variant),
+    lambda: charts.segment_forest(segment_table(), alpha=exp.alpha),
+)
 if has_segments and tabs["Segments"].open:
     seg = segment_table()
     tabs["Segments"].caption(segments.comparisons_note(seg.height, exp.alpha, "holm"))
-    draw(seg_fig, where=tabs["Segments"])
+    draw(segment_figure(), where=tabs["Segments"])
     tabs["Segments"].dataframe(seg.to_arrow(), hide_index=True)
 
 # --- exposures ----------------------------------------------------------------------
@@ -439,7 +439,9 @@ if downloads.open:
     )
     files[2].download_button(
         "Charts (HTML)",
-        lambda: charts.figures_html(figures, exp.label),  # rendered only when clicked
+        lambda: charts.figures_html(  # rendered only when clicked
+            [*figures, *([segment_figure()] if has_segments else [])], exp.label
+        ),
         file_name=f"{exp.id}-charts.html",
         mime="text/html",
         on_click="ignore",
