@@ -28,7 +28,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
-from cxlab import charts, rendering
+from cxlab import rendering
 from cxlab.rendering import RenderError
 
 # The main column's width at 1440 px (wide layout, sidebar open). A picture is
@@ -125,7 +125,9 @@ def start(chart: Mapping[str, Any], share: float = 1.0) -> Future[str]:
 
 
 def _make(spec: str, width: int) -> str:
-    return charts.figure_svg(json.loads(spec), width=width)
+    from cxlab.charts import figure_svg  # not for the portfolio (app.py imports this)
+
+    return figure_svg(json.loads(spec), width=width)
 
 
 def _show(slot: DeltaGenerator, made: Future[str], title: str) -> None:

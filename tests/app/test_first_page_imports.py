@@ -21,6 +21,7 @@ FIRST_PAGE = [
     "cxlab.errors",
     "cxlab.ui.auth",
     "cxlab.ui.cache",
+    "cxlab.ui.drawing",
     "cxlab.ui.notices",
     "cxlab.ui.sources",
     "cxlab.ui.url_state",
