@@ -29,7 +29,6 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from cxlab import rendering
-from cxlab.rendering import RenderError
 
 # The main column's width at 1440 px (wide layout, sidebar open). A picture is
 # drawn at its own width, or narrower (scaled) when its column is narrower.
@@ -97,15 +96,6 @@ def pictures() -> Iterator[None]:
         _show(slot, made, title)
 
 
-def picture(chart: Mapping[str, Any], share: float = 1.0) -> str:
-    """The chart's SVG picture for ``share`` of the page's width, made now.
-
-    Raises:
-        RenderError: vl-convert could not draw it.
-    """
-    return start(chart, share).result()
-
-
 def start(chart: Mapping[str, Any], share: float = 1.0) -> Future[str]:
     """The chart's picture for ``share`` of the page's width, made or being made.
 
@@ -131,11 +121,15 @@ def _make(spec: str, width: int) -> str:
 
 
 def _show(slot: DeltaGenerator, made: Future[str], title: str) -> None:
-    """The picture in its slot, or a sentence saying it could not be drawn."""
+    """The picture in its slot, or a sentence saying it could not be drawn.
+
+    Shown after the page's own error handling (app.py): no failure of a picture
+    may reach the page as a traceback.
+    """
     try:
         svg = made.result()
-    except RenderError as error:
-        _log.error("the chart %r could not be drawn: %s", title, error)
+    except Exception as error:  # RenderError, or a bug: the log has it
+        _log.error("the chart %r could not be drawn", title, exc_info=error)
         slot.warning(
             f"The chart “{title}” could not be drawn; the server's log says why.",
             icon=":material/broken_image:",
