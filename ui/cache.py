@@ -343,10 +343,11 @@ def _as_of_result(ws: Workspace, catalog: Catalog, exp: Experiment) -> Experimen
 
 @st.cache_resource(max_entries=32, show_spinner="Analysing…")
 def load_history(ws: Workspace, experiment_id: str) -> list[ExperimentResult]:
-    """One experiment as it stood at the end of each day (oldest first; on disk).
+    """One experiment as it stood at the end of each day (oldest first).
 
     As of an earlier day of the experiment's whole history, that history's days
-    up to it and the as-of result, the portfolio's (:func:`history_until`).
+    up to it and the as-of result, the portfolio's (:func:`history_until`). An
+    analysed history is kept on disk, the others are read off it again.
     """
     catalog, experiments = load_configs(ws.experiments_dir, ws.configs)
     exp = next(e for e in experiments if e.id == experiment_id)

@@ -59,9 +59,9 @@ def prepare() -> list[str]:
     """Import the pages' modules and analyse the default workspace.
 
     Every experiment as of its day (the portfolio) and at the end of each day
-    (its results page); then the charts each results page opens on. Drawn here,
-    not in a thread once the server answers: rendering them beside the first
-    page slowed it by about 1 s (bench/RESULTS.md, pictures).
+    (its results page); then the charts the Data page and each results page open
+    on. Drawn here, not in a thread once the server answers: rendering them beside
+    the first page slowed it by about 1 s (bench/RESULTS.md, pictures).
 
     Returns:
         What was done, one line each, for whoever started the server.
