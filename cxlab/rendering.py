@@ -42,8 +42,8 @@ while True:
 """
 
 # Two: a new view of a results page needs two or three new pictures, and on the
-# two cores it is measured on a new as-of day's three took 198 ms two at a time
-# against 266 ms one after another (bench/RESULTS.md, chart pictures).
+# two cores it is measured on a new as-of day's three took 178 ms two at a time
+# against 220 ms one after another (bench/RESULTS.md, chart pictures).
 WORKERS = 2
 # The workers, None for one not started (or ended), the idle ones here: last in,
 # first out, so a lone user's pictures go to the worker whose Vega is warm.

@@ -6,10 +6,11 @@ page speed); a picture costs the tab almost nothing. What a picture gives up is
 hover: the numbers are in the tables and sentences beside each chart, and the
 charts' HTML download keeps them interactive.
 
-A picture takes vl-convert 50–120 ms to make (bench/RESULTS.md, chart pictures). Inside
-:func:`pictures` (app.py runs every page in it) a page's pictures are made while its
-script goes on, two at a time (:data:`cxlab.rendering.WORKERS`), and shown where
-:func:`draw` was called once the script has run. Made pictures are kept.
+A picture takes vl-convert 40–90 ms to make (medians by kind of chart,
+bench/RESULTS.md, chart pictures). Inside :func:`pictures` (app.py runs every page
+in it) a page's pictures are made while its script goes on, two at a time
+(:data:`cxlab.rendering.WORKERS`), and shown where :func:`draw` was called once the
+script has run. Made pictures are kept.
 """
 
 from __future__ import annotations
