@@ -49,12 +49,12 @@ from cxlab.config import load_catalog, load_experiments  # noqa: E402
 from cxlab.decision import METHODS, in_points  # noqa: E402
 from cxlab.events import resolve_source  # noqa: E402
 from cxlab.studio import events_per_day  # noqa: E402
+from cxlab.ui.drawing import PAGE_WIDTH  # noqa: E402
 
 SAMPLE = ROOT / "data" / "events.parquet"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Chart pictures: what each costs the server"
 COMMAND = "python bench/pictures.py"
-PAGE_WIDTH = 980  # cxlab.ui.drawing.PAGE_WIDTH (the import would start Streamlit)
 AS_OF_EXPERIMENT = "proactive-shipping-email"
 
 

@@ -41,7 +41,7 @@ _painters = ThreadPoolExecutor(rendering.WORKERS, thread_name_prefix="cxlab-pict
 _made: OrderedDict[tuple[str, int], Future[str]] = OrderedDict()
 _made_lock = threading.Lock()
 # Inside pictures(): where each picture of this script run goes, in order.
-_Slot = tuple[DeltaGenerator, "Future[str]", str]
+_Slot = tuple[DeltaGenerator, Future[str], str]
 _pending: contextvars.ContextVar[list[_Slot] | None] = contextvars.ContextVar(
     "cxlab_pictures", default=None
 )

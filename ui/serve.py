@@ -96,7 +96,7 @@ def prepare() -> list[str]:
             try:
                 pictures = draw_first_views(workspace)
             except RenderError as error:  # the page that draws it will say so too
-                lines.append(f"a results page's chart could not be drawn: {error}")
+                lines.append(f"a chart the pages open on could not be drawn: {error}")
             else:
                 seconds = time.perf_counter() - start
                 lines.append(
