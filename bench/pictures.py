@@ -9,20 +9,22 @@ on first use) and ``experiments/``, the charts the pages draw as pictures
 page's width): every experiment's forests for each method and, for its first
 treatment, the lift over time, the values per arm and the posterior of each of its
 metrics; the Data page's events per day. Each picture is made ``--rounds`` times in
-the export processes (:mod:`cxlab.rendering`, warmed by one round first); a row is
-the median and max per kind of chart.
+the pictures' workers (:mod:`cxlab.rendering`, warmed by one round first), and as
+often in workers that see the system's fonts, as before 2026-12-04; a row is the
+median and max per kind of chart.
 
 Then a new as-of day of proactive-shipping-email on the results page, the view whose
 pictures are all new at once: its decision method's forests and its first metric's
 lift, made one after another in one worker, and all started at once in the
-:data:`cxlab.rendering.WORKERS` workers as ``cxlab.ui.drawing.start`` does (days
-alternated between the two ways, each picture new to both; one more day first,
-untimed, so that both workers are warm).
+pictures' workers (:data:`cxlab.rendering.WORKERS`) as ``cxlab.ui.drawing.start``
+does (days alternated between the two ways, each picture new to both; one more day
+first, untimed, so that both workers are warm).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -30,9 +32,10 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from results_md import write_section
 
@@ -56,6 +59,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 HEADING = "## Chart pictures: what each costs the server"
 COMMAND = "python bench/pictures.py"
 AS_OF_EXPERIMENT = "proactive-shipping-email"
+FONTS: tuple[rendering.Fonts, ...] = ("own", "system")
 
 
 def histories() -> dict[str, list[ExperimentResult]]:
@@ -120,17 +124,43 @@ def _ms(seconds: float) -> float:
     return seconds * 1000
 
 
+@contextlib.contextmanager
+def made_with(fonts: rendering.Fonts) -> Iterator[None]:
+    """``figure_svg``'s pictures made by the workers with ``fonts``.
+
+    The pages' are made with ``"own"``; ``"system"`` is how they were made before.
+    """
+    original, chosen = charts.render, fonts
+
+    def render(function: str, *args: Any, fonts: str, **kwargs: Any) -> Any:
+        return original(function, *args, fonts=chosen, **kwargs)
+
+    charts.render = render
+    try:
+        yield
+    finally:
+        charts.render = original
+
+
 def per_kind(
     drawn: list[tuple[str, charts.Chart, int]], rounds: int
-) -> dict[str, list[float]]:
-    """Each picture made ``rounds`` times after a warm-up round: ms by kind."""
-    times: dict[str, list[float]] = defaultdict(list)
+) -> dict[rendering.Fonts, dict[str, list[float]]]:
+    """Each picture made ``rounds`` times after a warm-up round: ms by fonts, kind.
+
+    Each round makes every picture with the pages' fonts and with the system's,
+    in turn (alternating which goes first).
+    """
+    times: dict[rendering.Fonts, dict[str, list[float]]] = {
+        fonts: defaultdict(list) for fonts in FONTS
+    }
     for round_ in range(rounds + 1):
-        for kind, chart, width in drawn:
-            start = time.perf_counter()
-            charts.figure_svg(chart, width=width)
-            if round_:
-                times[kind].append(_ms(time.perf_counter() - start))
+        for fonts in FONTS if round_ % 2 == 0 else reversed(FONTS):
+            with made_with(fonts):
+                for kind, chart, width in drawn:
+                    start = time.perf_counter()
+                    charts.figure_svg(chart, width=width)
+                    if round_:
+                        times[fonts][kind].append(_ms(time.perf_counter() - start))
     return times
 
 
@@ -139,12 +169,13 @@ def as_of_views(history: list[ExperimentResult], days: int) -> dict[str, list[fl
     result = history[-1]
     metric = result.results[0].metric.id
     variant = result.experiment.treatments[0]
-    pool = ThreadPoolExecutor(rendering.WORKERS)
+    workers = rendering.WORKERS["own"]
+    pool = ThreadPoolExecutor(workers)
     ways: dict[str, Callable[[list[charts.Chart]], object]] = {
         "one after another, one worker": lambda view: [
             charts.figure_svg(c, width=PAGE_WIDTH) for c in view
         ],
-        f"all at once, {rendering.WORKERS} workers": lambda view: [
+        f"all at once, {workers} workers": lambda view: [
             f.result()
             for f in [pool.submit(charts.figure_svg, c, width=PAGE_WIDTH) for c in view]
         ],
@@ -165,7 +196,7 @@ def as_of_views(history: list[ExperimentResult], days: int) -> dict[str, list[fl
 
 
 def section(
-    kinds: dict[str, list[float]],
+    kinds: dict[rendering.Fonts, dict[str, list[float]]],
     views: dict[str, list[float]],
     pictures: int,
     rounds: int,
@@ -182,18 +213,22 @@ def section(
         f"{platform.python_version()}, vl-convert {vl_convert.__version__}.",
         "",
         f"The {pictures} pictures the pages draw on the bundled sample "
-        "(`cxlab.charts.figure_svg` at the page's width, in the export processes, "
-        f"warm): each made {rounds} times; median and max by kind of chart. Every "
-        "one is made once per server process and kept (`cxlab.ui.drawing`); these "
-        "are the costs of a first view.",
+        "(`cxlab.charts.figure_svg` at the page's width, in the pictures' workers "
+        f"of `cxlab.rendering`, warm): each made {rounds} times; median and max by "
+        "kind of chart. Every one is made once per server process and kept "
+        "(`cxlab.ui.drawing`); these are the costs of a first view. *System fonts*: "
+        "the same pictures made by workers that see the system's fonts too, as they "
+        "were before 2026-12-04 (their text measured in the system's copy of "
+        "Liberation Sans, read from its file each time); rounds alternate between "
+        "the two.",
         "",
-        "| chart | pictures | median ms | max ms |",
-        "| --- | ---: | ---: | ---: |",
+        "| chart | pictures | median ms | max ms | median ms, system fonts |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for kind, times in kinds.items():
+    for kind, times in kinds["own"].items():
         lines.append(
             f"| {kind} | {len(times) // rounds} | {statistics.median(times):.0f} | "
-            f"{max(times):.0f} |"
+            f"{max(times):.0f} | {statistics.median(kinds['system'][kind]):.0f} |"
         )
     lines += [
         "",

@@ -1349,7 +1349,7 @@ SPEC_METADATA = '<metadata id="vega-lite-spec">'
 def figure_svg(fig: Chart, *, width: int) -> str:
     """A chart as an SVG picture ``width`` CSS pixels wide, holding its own spec.
 
-    vl-convert renders it (in the export process, :mod:`cxlab.rendering`); the
+    vl-convert renders it (in a pictures worker, :mod:`cxlab.rendering`); the
     plot is sized so that the whole picture, labels and legend included, is
     ``width`` wide (Vega-Lite's ``fit-x`` autosize). The Vega-Lite spec, data rows
     included, goes into the picture's ``<metadata>`` as JSON: a saved picture can
@@ -1364,7 +1364,7 @@ def figure_svg(fig: Chart, *, width: int) -> str:
     """
     fit = {"type": "fit-x", "contains": "padding"}
     fitted = {**fig, "width": width, "autosize": fit}
-    svg: str = render("vegalite_to_svg", fitted)
+    svg: str = render("vegalite_to_svg", fitted, fonts="own")
     head, _, body = svg.partition(">")  # the <svg …> tag, then its content
     spec = html.escape(json.dumps(fig), quote=False)
     return f"{head}>{SPEC_METADATA}{spec}</metadata>{body}"

@@ -8,9 +8,9 @@ charts' HTML download keeps them interactive.
 
 A picture takes vl-convert 40–90 ms to make (medians by kind of chart,
 bench/RESULTS.md, chart pictures). Inside :func:`pictures` (app.py runs every page
-in it) a page's pictures are made while its script goes on, two at a time
-(:data:`cxlab.rendering.WORKERS`), and shown where :func:`draw` was called once the
-script has run. Made pictures are kept.
+in it) a page's pictures are made while its script goes on, two at a time (the
+pictures' workers, :data:`cxlab.rendering.WORKERS`), and shown where :func:`draw`
+was called once the script has run. Made pictures are kept.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ from cxlab import rendering
 PAGE_WIDTH = 980
 KEPT = 512  # pictures kept per server process, the least recently shown dropped
 
-_painters = ThreadPoolExecutor(rendering.WORKERS, thread_name_prefix="cxlab-picture")
+_painters = ThreadPoolExecutor(
+    rendering.WORKERS["own"], thread_name_prefix="cxlab-picture"
+)
 # (the chart's JSON, the width) -> the picture, made or being made
 _made: OrderedDict[tuple[str, int], Future[str]] = OrderedDict()
 _made_lock = threading.Lock()
