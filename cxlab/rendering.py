@@ -58,8 +58,8 @@ Fonts = Literal["own", "system"]
 # The fonts of the pictures' workers: vl-convert's own Liberation Sans only.
 OWN_FONTS = {"FONTCONFIG_FILE": str(Path(__file__).with_name("own-fonts.conf"))}
 # Pictures: a new view of a results page needs two or three new pictures, and on
-# the two cores it is measured on a new as-of day's three took 178 ms two at a time
-# against 220 ms one after another (bench/RESULTS.md, chart pictures). Exports are
+# the two cores it is measured on a new as-of day's three took 70 ms two at a time
+# against 80 ms one after another (bench/RESULTS.md, chart pictures). Exports are
 # made one at a time, when a download is clicked.
 WORKERS: dict[Fonts, int] = {"own": 2, "system": 1}
 # The workers of each kind, None for one not started (or ended), the idle ones

@@ -6,7 +6,7 @@ page speed); a picture costs the tab almost nothing. What a picture gives up is
 hover: the numbers are in the tables and sentences beside each chart, and the
 charts' HTML download keeps them interactive.
 
-A picture takes vl-convert 40–90 ms to make (medians by kind of chart,
+A picture takes vl-convert 20–50 ms to make (medians by kind of chart,
 bench/RESULTS.md, chart pictures). Inside :func:`pictures` (app.py runs every page
 in it) a page's pictures are made while its script goes on, two at a time (the
 pictures' workers, :data:`cxlab.rendering.WORKERS`), and shown where :func:`draw`
