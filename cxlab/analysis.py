@@ -533,13 +533,13 @@ def day_of_history(
     """The as-of result without details, read off a history that runs through it.
 
     ``summaries`` are the history's cut at the as-of day
-    (:func:`cxlab.summaries.at_day`). Equal
-    to :func:`analyze_history` on them with ``last_only`` and no ``details``
-    (tested on every day of the sample): each day's looks depend only on the days
-    up to it (:func:`_timeline`), and the health counts are taken from
-    ``summaries``. None when the history has no such day, or when a categorical
-    metric has met fewer categories by then than in the whole history: its rows
-    and its correction family are those of the categories met (:func:`_entry`).
+    (:func:`cxlab.summaries.at_day`). Equal to :func:`analyze_history` on them with
+    ``last_only`` and no ``details`` (tested on every day of the sample): each day's
+    looks depend only on the days up to it (:func:`_timeline`), and the health
+    counts are taken from ``summaries``. None when the history has no such day, or
+    when a categorical metric has met fewer categories by then than in the whole
+    history: its rows and its correction family are those of the categories met
+    (:func:`_entry`).
     """
     if not history:
         return None

@@ -219,11 +219,17 @@ def scorecard_table(frame: pl.DataFrame) -> str:
     A scorecard has a few rows: as text it is read whole, without a grid's scroll
     bars, and a results page opened in a new tab draws without starting a data
     grid (bench/RESULTS.md, page speed). With one treatment, its name titles the
-    treatment's column instead of repeating on every row.
+    treatment's column instead of repeating on every row. A metric's good direction
+    is its arrow beside its name, not a column: a column fewer keeps the table of a
+    three-arm experiment within the page's width (tests/app/test_browser.py).
     """
     (only, *others) = frame["variant"].unique(maintain_order=True)
     if not others and only not in frame.columns:
         frame = frame.drop("variant").rename({"treatment": only})
+    if "good direction" in frame.columns:  # "↑ higher" or "↓ lower": its arrow
+        arrow = pl.col("good direction").str.head(1)
+        frame = frame.with_columns(metric=pl.format("{} {}", "metric", arrow))
+        frame = frame.drop("good direction")
     return pipe_table(
         [
             {

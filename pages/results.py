@@ -150,8 +150,8 @@ st.caption(
     f"after the {exp.correction} correction within its family (the primary and "
     "secondary results together; a metric with one result per category across its "
     "categories; guardrails alone), so an interval excludes 0 exactly when the "
-    "result is significant. NPS is in points. Green = significant in the metric's "
-    "good direction."
+    "result is significant. NPS is in points. ↑ / ↓ after a metric: higher / lower "
+    "is better; green = significant in that good direction."
 )
 st.markdown(charts.scorecard_table(charts.scorecard_frame(result, method, scale)))
 forest = cache.figure(

@@ -148,9 +148,16 @@ def plain(cell: str) -> str:
 
 
 def scorecard_shown(at: AppTest) -> pd.DataFrame | None:
-    """The results page's scorecard (:func:`cxlab.charts.scorecard_table`) as text."""
+    """The results page's scorecard (:func:`cxlab.charts.scorecard_table`) as text,
+    the arrow after each metric's name (its good direction) a column of its own."""
     tables = pipe_tables(at, "role")
-    return tables[0].map(plain) if tables else None
+    if not tables:
+        return None
+    table = tables[0].map(plain)
+    table[["metric", "good direction"]] = table["metric"].str.rsplit(
+        " ", n=1, expand=True
+    )
+    return table
 
 
 def portfolio_details(at: AppTest) -> pd.DataFrame:

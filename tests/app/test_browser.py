@@ -358,6 +358,10 @@ def test_results_deep_link_with_every_parameter_sets_the_widgets(
     assert "Free-shipping threshold" in text
     assert "Showing the bayesian test" in text
     assert "as of 20 Oct 2026" in text
+    scorecard = page.locator("table", has_text="verdict").first
+    assert page.evaluate(  # two treatments, absolute deltas: it still fits
+        "t => t.scrollWidth <= t.parentElement.clientWidth", scorecard.element_handle()
+    )
     boxes = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]')
     selected = [
         box.text_content()

@@ -119,6 +119,8 @@ def test_contacts_per_order_is_a_win_with_a_negative_lift_coloured_good(
     row = scorecard(email).loc["Contacts per order"]
     assert row["role"] == "Primary"
     assert row["verdict"] == "● win"
+    assert row["good direction"] == "↓"  # fewer contacts are better
+    assert scorecard(email).loc["Conversion", "good direction"] == "↑"
     assert row["delta"] == f"{expected.call.rel_delta * 100:+.1f}%".replace("-", "−")
     assert row["delta"].startswith("−")
     forest = figure(email, FOREST)

@@ -355,6 +355,13 @@ def test_scorecard_table_is_the_frame_as_markdown_its_verdicts_coloured() -> Non
     lines = charts.scorecard_table(two).splitlines()
     assert lines[0] == "| role | metric | variant | control | treatment | verdict |"
     assert [line.split(" | ")[2] for line in lines[2:]] == ["email"] * 2 + ["sms"] * 2
+    directed = frame.with_columns(pl.Series("good direction", ["↓ lower", "↑ higher"]))
+    assert charts.scorecard_table(directed).splitlines() == [  # arrows, no column
+        "| role | metric | control | email | verdict |",
+        "| --- | --- | --- | --- | --- |",
+        "| Primary | Contacts \\| order ↓ | 0.46 | 0.41 | :green[● win] |",
+        "| Secondary | NPS ↑ | 34.3 | 38.7 | :gray[○ inconclusive] |",
+    ]
     assert charts.badge_colour("● loss") == "red"
     assert charts.badge_colour("◌ untrusted (win)") == "gray"
 
