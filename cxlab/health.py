@@ -17,12 +17,6 @@ from cxlab.config import Experiment
 from cxlab.events import EventSource
 from cxlab.summaries import RowLedger, Summaries
 
-SET_ASIDE_LABELS = {
-    "exposure_rows_of_other_experiments": "exposure rows of unconfigured experiments",
-    "exposure_rows_outside_window": "exposure rows outside their experiment's window",
-    "events_of_users_in_no_analysed_experiment": "rows of users in no experiment",
-    "events_before_first_exposure": "outcome events before first exposure",
-}
 LEDGER_LABELS = {
     "unknown_experiment": "exposure to an experiment with no config",
     "exposure_outside_window": "exposure outside the experiment's window",

@@ -17,7 +17,7 @@ from typing import Any
 
 from cxlab.analysis import Arm, ExperimentResult, MetricResult
 from cxlab.errors import printable
-from cxlab.health import SET_ASIDE_LABELS, HealthReport, ledger_table
+from cxlab.health import HealthReport, ledger_table
 from cxlab.planning import Plan, percent_text, plan_sentence
 from cxlab.stats.aggregates import NpsStats
 from cxlab.stats.survival import SurvivalStats
@@ -493,12 +493,6 @@ def health_text(report: HealthReport) -> str:
             examples = report.ledger.examples.get(row["bucket"])
             if row["rows"] and examples is not None and examples.height:
                 lines += [f"      e.g. {_example(r)}" for r in examples.to_dicts()]
-    lines += ["", "Rows set aside (not analysed), by reason:"]
-    for key, count in report.set_aside.items():
-        lines.append(f"  {SET_ASIDE_LABELS.get(key, key):<58} {count:>12,}")
-        examples = report.set_aside_examples.get(key)
-        if count and examples is not None and examples.height:
-            lines += [f"      e.g. {_example(row)}" for row in examples.to_dicts()]
     return "\n".join(lines) + "\n"
 
 

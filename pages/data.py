@@ -9,7 +9,7 @@ from cxlab import studio
 from cxlab.engine_choice import choose_engine, default_spark_url
 from cxlab.errors import InputError, printable
 from cxlab.events import resolve_source
-from cxlab.health import SET_ASIDE_LABELS, ledger_table
+from cxlab.health import ledger_table
 from cxlab.sources import UPLOAD_TYPES, check_upload, log_columns, save_upload
 from cxlab.sql.engines import ENGINES
 from cxlab.ui import auth, cache, notices, sources
@@ -235,17 +235,3 @@ if report.ledger is not None:
                     ).to_arrow(),
                     hide_index=True,
                 )
-
-st.subheader("Rows set aside (not analysed), by reason")
-set_aside = pl.DataFrame(
-    {
-        "reason": [SET_ASIDE_LABELS.get(k, k) for k in report.set_aside],
-        "rows": list(report.set_aside.values()),
-    },
-    schema={"reason": pl.String, "rows": pl.Int64},
-)
-st.dataframe(set_aside.to_arrow(), hide_index=True)
-for key, examples in report.set_aside_examples.items():
-    if report.set_aside.get(key) and examples.height:
-        with st.expander(f"First examples: {SET_ASIDE_LABELS.get(key, key)}"):
-            st.dataframe(examples.to_arrow(), hide_index=True)
