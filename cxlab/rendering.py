@@ -19,10 +19,11 @@ of the system's from its file anew each time it uses it (fontdb's ``Source::File
 and one of vl-convert's own from memory. The system's Liberation Sans comes first
 when both are there, and a picture then takes about twice as long
 (bench/RESULTS.md, chart pictures). So the pictures' workers (``"own"``) see none
-of the system's fonts (``own-fonts.conf``): a browser draws a picture's text, and
-needs from the server only the widths, in Liberation Sans. An export drawn on the
-server, a PNG, gets a worker with every font of the system's (``"system"``), for
-text in other scripts.
+of the system's fonts (``own-fonts.conf``, read by vl-convert's font database on
+Linux; elsewhere it scans the system's folders all the same): a browser draws a
+picture's text, and needs from the server only the widths, in Liberation Sans. An
+export drawn on the server, a PNG, gets a worker with every font of the system's
+(``"system"``), for text in other scripts.
 """
 
 from __future__ import annotations
