@@ -61,6 +61,11 @@ def test_health_report_shows_the_sample_row_count() -> None:
         shown[bar["day"]] = shown.get(bar["day"], 0) + bar["rows"]
     assert shown == {d.isoformat(): n for d, n in per_day.iter_rows()}
     assert at.code[0].value == "# the log already uses the contract's names"
+    # one account of where the rows went, adding up to the log's rows
+    ledger = next(d.value for d in at.dataframe if "bucket" in d.value.columns)
+    counts = dict(zip(ledger["bucket"], ledger["rows"], strict=True))
+    assert counts.pop("total") == rows == sum(counts.values())
+    assert [h.value for h in at.subheader if "set aside" in h.value.lower()] == []
 
 
 def test_broken_log_set_as_the_path_shows_the_engine_message_naming_the_column(
