@@ -534,17 +534,26 @@ def day_of_history(
 
     ``summaries`` are the history's cut at the as-of day
     (:func:`cxlab.summaries.at_day`). Equal to :func:`analyze_history` on them with
-    ``last_only`` and no ``details`` (tested on every day of the sample): each day's
-    looks depend only on the days up to it (:func:`_timeline`), and the health
-    counts are taken from ``summaries``. None when the history has no such day, or
-    when a categorical metric has met fewer categories by then than in the whole
-    history: its rows and its correction family are those of the categories met
+    ``last_only`` and no ``details`` (tested on every day of the sample and on random
+    experiments): each day's looks depend only on the days up to it
+    (:func:`_timeline`), and the health counts are taken from ``summaries``. A day
+    after the end of an experiment whose history runs to its end is that last day,
+    dated as of the later day: no row counts after the end (CONTRACT §1,
+    ``after_window``) and no time to an event is censored later
+    (:mod:`cxlab.summaries.voice`). None when the history has no such day, or when a
+    categorical metric has met fewer categories by then than in the whole history:
+    its rows and its correction family are those of the categories met
     (:func:`_entry`).
     """
     if not history:
         return None
     exp = history[0].experiment
-    found = [r for r in history if r.as_of == summaries.as_of.get(exp.id)]
+    day = summaries.as_of.get(exp.id)
+    last = history[-1]
+    if day is not None and exp.end is not None and day > last.as_of >= exp.end:
+        found = [replace(last, as_of=day)]
+    else:
+        found = [r for r in history if r.as_of == day]
     if not found:
         return None
     result = found[0]

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from cxlab.ui import cache
-from tests.app.conftest import executive_tables
+from tests.app.conftest import executive_tables, scorecard_shown
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -133,6 +133,28 @@ def test_an_earlier_day_s_history_is_read_off_the_stored_one_not_stored(
     assert [m.value for m in second.markdown] == [m.value for m in first.markdown]
 
 
+def test_a_day_after_the_experiment_s_end_shows_its_last_day_s_numbers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
+) -> None:
+    """Its whole history runs to its end (18 Oct): a later day is analysed, not
+    read off that history, and shows the same numbers under the later date."""
+    monkeypatch.setenv(cache.STORE_ENV, str(tmp_path))
+
+    def as_of(day: dt.date | None) -> AppTest:
+        at = restarted(timeout, SHIPPING)
+        at.date_input(key=cache.AS_OF_KEY).set_value(day)
+        with app_rerender.server_like_navigation():
+            at.run()
+        assert not at.exception
+        return at
+
+    whole, later = as_of(None), as_of(dt.date(2026, 10, 22))
+    assert "as of 18 Oct 2026" in " ".join(m.value for m in whole.markdown)
+    assert "as of 22 Oct 2026" in " ".join(m.value for m in later.markdown)
+    assert scorecard_shown(later).equals(scorecard_shown(whole))
+    assert later.success[0].value == whole.success[0].value  # Ship, and why
+
+
 def test_an_edit_the_scan_does_not_read_re_analyses_only_that_experiment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
 ) -> None:
@@ -215,13 +237,13 @@ def test_an_as_of_day_reads_the_portfolio_off_the_histories_the_server_has(
     assert analyses.count("results_for") == 8
     read = portfolio_as_of(tmp_path / "read", prepared=True)
     ws = cache.default_workspace()
-    outside = [  # experiments whose history does not run through the day
-        exp_id
-        for exp_id in (r.experiment.id for r in cache.load_portfolio(ws))
-        if day not in {r.as_of for r in cache.load_history(ws, exp_id)}
+    histories = [
+        cache.load_history(ws, r.experiment.id) for r in cache.load_portfolio(ws)
     ]
-    assert 0 < len(outside) < 8
-    assert analyses.count("results_for") == len(outside)
+    not_yet = [h for h in histories if day < h[0].as_of]  # started after the day
+    ended = [h for h in histories if h[-1].as_of < day]  # ended: read off too
+    assert (len(not_yet), len(ended)) == (1, 1)
+    assert analyses.count("results_for") == len(not_yet)
     assert executive_tables(read)[0].equals(executive_tables(analysed)[0])
     assert f"{day:%d %b %Y}" in read.caption[0].value
     for element in ("metric", "caption", "info", "markdown"):

@@ -230,6 +230,28 @@ def test_every_day_of_a_history_is_that_days_as_of_row(
     assert not_read == [("proactive-shipping-email", dt.date(2026, 9, 7))]
 
 
+def test_a_day_after_an_experiment_s_end_is_its_last_day_read_off(
+    sample, sample_histories
+) -> None:
+    """The portfolio as of a day after an experiment ended: no new analysis."""
+    catalog, experiments, summaries = sample
+    ended = 0
+    for exp, whole in zip(experiments, sample_histories, strict=True):
+        if exp.end is None or whole[-1].as_of < exp.end:
+            continue  # running: its history ends at the log's last day
+        ended += 1
+        for later in (1, 8):
+            day = exp.end + dt.timedelta(days=later)
+            cut = at_day(summaries[exp.id], day, catalog)
+            row = day_of_history(whole, catalog, cut)
+            assert row is not None, f"{exp.id} as of {day}"
+            assert row.as_of == day
+            assert repr(row) == repr(
+                results_for(exp, catalog, cut, history=False, details=False)[0]
+            ), f"{exp.id} as of {day}"
+    assert ended == 7  # a group-sequential one (click-to-call) among them
+
+
 # --- random small experiments ----------------------------------------------------
 
 CONFIGS = st.fixed_dictionaries(
@@ -340,3 +362,15 @@ def test_random_experiments_keep_every_invariant_on_every_day(make_lab, config):
     assert history
     for result in history:
         check_experiment(result)
+    # Days after its end (2026-10-05) are its last day's numbers, read off.
+    assert history[-1].as_of == experiments[0].end
+    for later in (1, 3):
+        day = experiments[0].end + dt.timedelta(days=later)
+        cut = at_day(summaries["exp"], day, catalog)
+        row = day_of_history(history, catalog, cut)
+        assert row is not None
+        assert row.as_of == day
+        (analysed,) = results_for(
+            experiments[0], catalog, cut, history=False, details=False
+        )
+        assert repr(row) == repr(analysed)
