@@ -103,6 +103,16 @@ def test_a_restart_draws_a_results_page_from_the_stored_history(
         assert shown.value.equals(drawn_before.value)
 
 
+def shipping_as_of(timeout: int, day: dt.date | None) -> AppTest:
+    """The shipping e-mail's results page as of ``day``, after a restart."""
+    at = restarted(timeout, SHIPPING)
+    at.date_input(key=cache.AS_OF_KEY).set_value(day)
+    with app_rerender.server_like_navigation():
+        at.run()
+    assert not at.exception
+    return at
+
+
 def test_an_earlier_day_s_history_is_read_off_the_stored_one_not_stored(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, timeout: int, sample_log: Path
 ) -> None:
@@ -110,25 +120,18 @@ def test_an_earlier_day_s_history_is_read_off_the_stored_one_not_stored(
     analyses: list[str] = []
     counting(monkeypatch, analyses, "results_for", "analyze_history")
 
-    def as_of(day: dt.date | None) -> AppTest:
-        at = restarted(timeout, SHIPPING)
-        at.date_input(key=cache.AS_OF_KEY).set_value(day)
-        with app_rerender.server_like_navigation():
-            at.run()
-        assert not at.exception
-        return at
-
-    as_of(None)
+    shipping_as_of(timeout, None)
     assert analyses == ["analyze_history"]
     whole = cache.load_history(cache.default_workspace(), SHIPPING)
     day = whole[-8].as_of
     analyses.clear()
-    first = as_of(day)
+    first = shipping_as_of(timeout, day)
     assert f"as of {day:%d %b %Y}" in " ".join(m.value for m in first.markdown)
     assert analyses == []  # the whole history's first days
     assert len(list(tmp_path.glob("history-*.pickle"))) == 1  # the whole one only
 
-    second = as_of(day)  # a restart: the whole history read back, the day read off
+    # A restart: the whole history read back, the day read off.
+    second = shipping_as_of(timeout, day)
     assert analyses == []
     assert [m.value for m in second.markdown] == [m.value for m in first.markdown]
 
@@ -139,16 +142,12 @@ def test_a_day_after_the_experiment_s_end_shows_its_last_day_s_numbers(
     """Its whole history runs to its end (18 Oct): a later day is analysed, not
     read off that history, and shows the same numbers under the later date."""
     monkeypatch.setenv(cache.STORE_ENV, str(tmp_path))
-
-    def as_of(day: dt.date | None) -> AppTest:
-        at = restarted(timeout, SHIPPING)
-        at.date_input(key=cache.AS_OF_KEY).set_value(day)
-        with app_rerender.server_like_navigation():
-            at.run()
-        assert not at.exception
-        return at
-
-    whole, later = as_of(None), as_of(dt.date(2026, 10, 22))
+    analyses: list[str] = []
+    counting(monkeypatch, analyses, "analyze_history")
+    whole = shipping_as_of(timeout, None)
+    analyses.clear()
+    later = shipping_as_of(timeout, dt.date(2026, 10, 22))
+    assert analyses == ["analyze_history"]
     assert "as of 18 Oct 2026" in " ".join(m.value for m in whole.markdown)
     assert "as of 22 Oct 2026" in " ".join(m.value for m in later.markdown)
     assert scorecard_shown(later).equals(scorecard_shown(whole))
