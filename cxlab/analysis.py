@@ -549,9 +549,8 @@ def day_of_history(
         return None
     exp = history[0].experiment
     day = summaries.as_of.get(exp.id)
-    last = history[-1]
-    if day is not None and exp.end is not None and day > last.as_of >= exp.end:
-        found = [replace(last, as_of=day)]
+    if day is not None and _after_its_end(history, day):
+        found = [replace(history[-1], as_of=day)]
     else:
         found = [r for r in history if r.as_of == day]
     if not found:
@@ -564,9 +563,19 @@ def day_of_history(
         shown = {r.category for r in result.results if r.metric.id == metric_id}
         if set(_categories(_category_changes(exp, metric, summaries))) != shown:
             return None
+    return replace(_without_details(result), health=summaries.health[exp.id])
+
+
+def _after_its_end(history: Sequence[ExperimentResult], day: dt.date) -> bool:
+    """Whether ``day`` is after the end of an experiment whose history reaches it."""
+    end = history[-1].experiment.end
+    return end is not None and day > history[-1].as_of >= end
+
+
+def _without_details(result: ExperimentResult) -> ExperimentResult:
+    """A result as a day of a history that is not its as-of day carries it."""
     return replace(
         result,
-        health=summaries.health[exp.id],
         results=tuple(replace(r, beta_binomial=None) for r in result.results),
         novelty=(),
     )
@@ -582,14 +591,22 @@ def history_until(
     day's looks depend only on the days up to it (:func:`_timeline`), so the
     earlier days are ``later``'s. Only the as-of day's own result (``last``, with
     its details) and the health counts, which every day of a history carries as
-    of its as-of day, differ.
+    of its as-of day, differ. A day after the end of the experiment ``later``
+    reaches follows its last day, and so does every day in between: each is that
+    last day, without its details, dated as of itself.
 
     Raises:
         ValueError: ``later`` has no result of ``last``'s day.
     """
-    if all(r.as_of != last.as_of for r in later):
-        raise ValueError(f"the history does not run through {last.as_of}")
     earlier = [r for r in later if r.as_of < last.as_of]
+    if later and _after_its_end(later, last.as_of):
+        quiet = _without_details(later[-1])
+        days = range(1, (last.as_of - quiet.as_of).days)
+        earlier[-1:] = [quiet] + [
+            replace(quiet, as_of=quiet.as_of + dt.timedelta(days=k)) for k in days
+        ]
+    elif all(r.as_of != last.as_of for r in later):
+        raise ValueError(f"the history does not run through {last.as_of}")
     return [replace(r, health=last.health) for r in earlier] + [last]
 
 

@@ -365,19 +365,15 @@ def _history(
 ) -> list[ExperimentResult]:
     """The history as of the workspace's day: read off the whole one when it can be.
 
-    It can when the whole history runs through the day and its as-of row can be
-    read off (:func:`~cxlab.analysis.day_of_history`: a categorical metric has met
-    the same categories by then); a day after an ended experiment's end is
-    analysed. Only an analysed history is stored as ``name``: one read off takes
-    less time to read off again than to store (20–40 ms on the sample).
+    It can when its as-of row can (:func:`~cxlab.analysis.day_of_history`): the
+    whole history runs through the day, or to the experiment's end before it, and a
+    categorical metric has met the same categories by then. Only an analysed
+    history is stored as ``name``: one read off takes less time to read off again
+    than to store (20–40 ms on the sample).
     """
     summaries = _summaries(ws)[exp.id]
     whole = None if ws.as_of is None else load_history(replace(ws, as_of=None), exp.id)
-    if (
-        whole
-        and whole[-1].as_of >= summaries.as_of[exp.id]
-        and day_of_history(whole, catalog, summaries) is not None
-    ):
+    if whole is not None and day_of_history(whole, catalog, summaries) is not None:
         return history_until(whole, _as_of_result(ws, catalog, exp))
     history = analyze_history(exp, catalog, summaries)
     history = history or results_for(exp, catalog, summaries, history=False)

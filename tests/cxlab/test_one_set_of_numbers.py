@@ -175,12 +175,16 @@ def test_an_earlier_as_of_history_is_the_whole_one_up_to_that_day(
     catalog, experiments, summaries = sample
     health_moved = 0
     for exp, whole in zip(experiments, sample_histories, strict=True):
-        for day in (whole[0].as_of, whole[len(whole) // 2].as_of, whole[-1].as_of):
+        days = [whole[0].as_of, whole[len(whole) // 2].as_of, whole[-1].as_of]
+        if exp.end is not None and whole[-1].as_of >= exp.end:  # ended: days after
+            days += [exp.end + dt.timedelta(days=k) for k in (1, 4)]
+        for day in days:
             cut = at_day(summaries[exp.id], day, catalog)
             direct = results_for(exp, catalog, cut, history=True)
             last = results_for(exp, catalog, cut, history=False)[0]
-            assert [experiment_to_dict(r) for r in history_until(whole, last)] == [
-                experiment_to_dict(r) for r in direct
+            # repr: every field, the details included, each float to its last digit
+            assert [repr(r) for r in history_until(whole, last)] == [
+                repr(r) for r in direct
             ], f"{exp.id} as of {day}"
             health_moved += direct[0].health != whole[0].health
     assert health_moved > 0  # the earlier days carry the as-of day's health
